@@ -1,0 +1,3 @@
+module github.com/auditstream/auditstream/services/auditctl
+
+go 1.26.0

@@ -1,0 +1,3 @@
+module github.com/auditstream/auditstream/services/devstack
+
+go 1.26.0
