@@ -1,0 +1,288 @@
+package ingest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
+	"github.com/auditstream/auditstream/proto/auditevent"
+	"go.uber.org/zap"
+)
+
+const (
+	mediaJSON   = "application/json"
+	mediaNDJSON = "application/x-ndjson"
+)
+
+// handleEvents is POST /v1/events: one JSON event, a JSON array of events, or
+// NDJSON, optionally gzip-compressed.
+func (s *Service) handleEvents(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	code := s.serveEvents(w, r)
+	s.metrics.requests.WithLabelValues("http", strconv.Itoa(code)).Inc()
+	s.metrics.requestLatency.WithLabelValues("http").Observe(time.Since(start).Seconds())
+}
+
+func (s *Service) serveEvents(w http.ResponseWriter, r *http.Request) int {
+	p, why := s.auth.authenticate(r.Header)
+	if p == nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="auditstream"`)
+		s.metrics.rejected.WithLabelValues("unauthorized").Inc()
+		return writeError(w, &apiError{status: http.StatusUnauthorized, code: "unauthorized", message: why})
+	}
+	media, err := mediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		return writeError(w, &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", message: err.Error()})
+	}
+	limits := s.cfg.Limits
+	maxBody := int64(limits.MaxBodyBytes)
+	if r.ContentLength > maxBody {
+		s.metrics.rejected.WithLabelValues(auditevent.ReasonTooLarge).Inc()
+		return writeError(w, tooLarge(fmt.Sprintf("body of %d bytes is over the %d byte limit", r.ContentLength, maxBody)))
+	}
+	reserve := maxBody
+	if r.ContentLength > 0 && r.Header.Get("Content-Encoding") == "" {
+		reserve = r.ContentLength
+	}
+	if !s.inflight.TryAcquire(reserve) {
+		s.metrics.rejected.WithLabelValues("overloaded").Inc()
+		return writeError(w, &apiError{status: http.StatusServiceUnavailable, code: "overloaded", message: "too many bytes in flight; nothing was written, retry shortly", retryAfter: time.Second})
+	}
+	s.metrics.inflightBytes.Add(float64(reserve))
+	defer func() {
+		s.inflight.Release(reserve)
+		s.metrics.inflightBytes.Sub(float64(reserve))
+	}()
+
+	body, aerr := readBody(w, r, maxBody)
+	if aerr != nil {
+		if aerr.status == http.StatusRequestEntityTooLarge {
+			s.metrics.rejected.WithLabelValues(auditevent.ReasonTooLarge).Inc()
+		}
+		return writeError(w, aerr)
+	}
+	var events []*auditlogv1.AuditEvent
+	if media == mediaNDJSON {
+		events, aerr = parseNDJSON(body, limits)
+	} else {
+		events, aerr = parseJSON(body, limits)
+	}
+	if aerr != nil {
+		for _, d := range aerr.details {
+			s.metrics.rejected.WithLabelValues(d.Reason).Inc()
+		}
+		return writeError(w, aerr)
+	}
+	ids, aerr := s.publish(r.Context(), p, events)
+	if aerr != nil {
+		return writeError(w, aerr)
+	}
+	return writeJSON(w, http.StatusAccepted, struct {
+		IDs []string `json:"ids"`
+	}{ids})
+}
+
+func mediaType(header string) (string, error) {
+	if header == "" {
+		return "", errors.New("Content-Type is required: application/json (one event or an array) or application/x-ndjson")
+	}
+	mt, _, err := mime.ParseMediaType(header)
+	if err != nil {
+		return "", fmt.Errorf("Content-Type %q cannot be parsed", truncate(header))
+	}
+	switch mt {
+	case mediaJSON:
+		return mediaJSON, nil
+	case mediaNDJSON, "application/jsonl", "application/x-jsonlines":
+		return mediaNDJSON, nil
+	}
+	return "", fmt.Errorf("Content-Type %q is not supported: use application/json (one event or an array) or application/x-ndjson", truncate(mt))
+}
+
+// readBody reads at most max bytes of the (decompressed) body.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, *apiError) {
+	var src io.Reader = http.MaxBytesReader(w, r.Body, max)
+	switch enc := r.Header.Get("Content-Encoding"); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(src)
+		if err != nil {
+			return nil, &apiError{status: http.StatusBadRequest, code: "malformed_body", message: "Content-Encoding is gzip but the body is not gzip: " + err.Error()}
+		}
+		defer zr.Close()
+		// bound the decompressed size too: a small bomb must not fill memory
+		src = io.LimitReader(zr, max+1)
+	default:
+		return nil, &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", message: fmt.Sprintf("Content-Encoding %q is not supported: use gzip or none", truncate(enc))}
+	}
+	body, err := io.ReadAll(src)
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxErr) || int64(len(body)) > max:
+		return nil, tooLarge(fmt.Sprintf("body is over the %d byte limit", max))
+	case err != nil:
+		return nil, &apiError{status: http.StatusBadRequest, code: "malformed_body", message: "read body: " + err.Error()}
+	}
+	return body, nil
+}
+
+func tooLarge(msg string) *apiError {
+	return &apiError{status: http.StatusRequestEntityTooLarge, code: "payload_too_large", message: msg + "; nothing was written"}
+}
+
+// eventParser decodes events one at a time and collects every error, so a
+// producer learns about all bad events of a request at once.
+type eventParser struct {
+	limits Limits
+	events []*auditlogv1.AuditEvent
+	errs   []*auditevent.FieldError
+	bad    int
+	large  bool
+}
+
+func (ep *eventParser) add(i int, raw []byte) {
+	if int64(len(raw)) > int64(ep.limits.MaxEventBytes) {
+		ep.large = true
+		ep.fail(&auditevent.FieldError{Index: i, Reason: auditevent.ReasonTooLarge, Message: fmt.Sprintf("event is %d bytes; the limit is %d", len(raw), ep.limits.MaxEventBytes)})
+		return
+	}
+	ev, err := auditevent.DecodeJSON(raw, auditevent.DecodeOptions{DisallowUnknownFields: true})
+	if err != nil {
+		var fe *auditevent.FieldError
+		if !errors.As(err, &fe) {
+			fe = &auditevent.FieldError{Reason: auditevent.ReasonMalformedJSON, Message: err.Error()}
+		}
+		ep.fail(fe.AtIndex(i))
+		return
+	}
+	ep.events = append(ep.events, ev)
+}
+
+func (ep *eventParser) fail(fe *auditevent.FieldError) {
+	ep.bad++
+	if len(ep.errs) < maxErrorDetails {
+		ep.errs = append(ep.errs, fe)
+	}
+}
+
+func (ep *eventParser) result(total int) ([]*auditlogv1.AuditEvent, *apiError) {
+	if total == 0 {
+		return nil, &apiError{status: http.StatusBadRequest, code: "invalid_events", message: "the request holds no events", details: []*auditevent.FieldError{{Index: -1, Reason: auditevent.ReasonRequired, Message: "at least one event is required"}}}
+	}
+	if total > ep.limits.MaxEvents {
+		return nil, tooLarge(fmt.Sprintf("the request holds more than %d events", ep.limits.MaxEvents))
+	}
+	if ep.bad == 0 {
+		return ep.events, nil
+	}
+	status, code := http.StatusBadRequest, "invalid_events"
+	if ep.large {
+		status, code = http.StatusRequestEntityTooLarge, "payload_too_large"
+	}
+	return nil, &apiError{status: status, code: code, message: fmt.Sprintf("%d of %d events are invalid; nothing was written", ep.bad, total), details: ep.errs}
+}
+
+func parseJSON(body []byte, limits Limits) ([]*auditlogv1.AuditEvent, *apiError) {
+	ep := &eventParser{limits: limits}
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return ep.result(0)
+	}
+	switch trimmed[0] {
+	case '{':
+		ep.add(0, trimmed)
+		return ep.result(1)
+	case '[':
+	default:
+		return nil, malformed(-1, "body must be a JSON object or an array of objects (or NDJSON with Content-Type application/x-ndjson)")
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	if _, err := dec.Token(); err != nil {
+		return nil, malformed(-1, "malformed JSON array: "+err.Error())
+	}
+	n := 0
+	for ; dec.More(); n++ {
+		if n >= limits.MaxEvents {
+			return ep.result(n + 1)
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, malformed(n, "malformed JSON: "+err.Error())
+		}
+		ep.add(n, raw)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, malformed(n, "malformed JSON array: "+err.Error())
+	}
+	if dec.More() || dec.InputOffset() != int64(len(trimmed)) {
+		return nil, malformed(-1, "unexpected data after the JSON array")
+	}
+	return ep.result(n)
+}
+
+func parseNDJSON(body []byte, limits Limits) ([]*auditlogv1.AuditEvent, *apiError) {
+	ep := &eventParser{limits: limits}
+	n := 0
+	for line := range bytes.SplitSeq(body, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		if n >= limits.MaxEvents {
+			return ep.result(n + 1)
+		}
+		ep.add(n, line)
+		n++
+	}
+	return ep.result(n)
+}
+
+func malformed(index int, msg string) *apiError {
+	return &apiError{status: http.StatusBadRequest, code: "invalid_events", message: msg + "; nothing was written",
+		details: []*auditevent.FieldError{{Index: index, Reason: auditevent.ReasonMalformedJSON, Message: msg}}}
+}
+
+type errorBody struct {
+	Error struct {
+		Code    string                   `json:"code"`
+		Message string                   `json:"message"`
+		Details []*auditevent.FieldError `json:"details,omitempty"`
+	} `json:"error"`
+	Written []string `json:"written,omitempty"`
+	Failed  []string `json:"failed,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, e *apiError) int {
+	var b errorBody
+	b.Error.Code, b.Error.Message, b.Error.Details = e.code, e.message, e.details
+	b.Written, b.Failed = e.written, e.failed
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(e.retryAfter.Seconds(), 1))))
+	}
+	return writeJSON(w, e.status, b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) int {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		zap.L().Debug("write response", zap.Error(err))
+	}
+	return status
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}

@@ -1,0 +1,165 @@
+// Package kafka builds franz-go clients from configuration (brokers, TLS,
+// SASL, client id), plugs zap logging and Prometheus metrics into them, and
+// creates the auditstream topics when they are missing.
+package kafka
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/auditstream/auditstream/services/internal/config"
+)
+
+// Config is the `kafka` section shared by every service.
+type Config struct {
+	// Brokers are seed brokers as host:port.
+	Brokers  []string   `yaml:"brokers"`
+	ClientID string     `yaml:"client_id"`
+	TLS      TLSConfig  `yaml:"tls"`
+	SASL     SASLConfig `yaml:"sasl"`
+	// DialTimeout bounds each connection attempt.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// RequestTimeout bounds how long a produce waits for acknowledgement
+	// before the write is reported failed.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	Topics         Topics        `yaml:"topics"`
+}
+
+// TLSConfig enables TLS to the brokers.
+type TLSConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// CAFile verifies the brokers; empty uses the system roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile enable mutual TLS.
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// SASLConfig authenticates to the brokers.
+type SASLConfig struct {
+	// Mechanism is "", plain, scram-sha-256 or scram-sha-512.
+	Mechanism string        `yaml:"mechanism"`
+	Username  string        `yaml:"username"`
+	Password  config.Secret `yaml:"password"`
+}
+
+// Topics names the topics and how bootstrap creates them.
+type Topics struct {
+	Events     TopicSpec `yaml:"events"`
+	DeadLetter TopicSpec `yaml:"dead_letter"`
+	// Bootstrap creates missing topics at start-up. Turn it off where the
+	// service's credentials may not create topics.
+	Bootstrap bool `yaml:"bootstrap"`
+}
+
+// TopicSpec is one topic and the settings bootstrap creates it with.
+type TopicSpec struct {
+	Name       string `yaml:"name"`
+	Partitions int32  `yaml:"partitions"`
+	// ReplicationFactor -1 takes the broker default.
+	ReplicationFactor int16 `yaml:"replication_factor"`
+	// Retention is retention.ms; 0 takes the broker default.
+	Retention time.Duration `yaml:"retention"`
+}
+
+// Default returns settings for a local broker and production topic sizes.
+func Default(clientID string) Config {
+	return Config{
+		Brokers:        []string{"127.0.0.1:9092"},
+		ClientID:       clientID,
+		DialTimeout:    10 * time.Second,
+		RequestTimeout: 10 * time.Second,
+		Topics: Topics{
+			Events:     TopicSpec{Name: "audit.events", Partitions: 12, ReplicationFactor: -1, Retention: 7 * 24 * time.Hour},
+			DeadLetter: TopicSpec{Name: "audit.events.dlq", Partitions: 3, ReplicationFactor: -1, Retention: 30 * 24 * time.Hour},
+			Bootstrap:  true,
+		},
+	}
+}
+
+// Validate reports every problem in the section.
+func (c Config) Validate() error {
+	var errs config.Errors
+	if len(c.Brokers) == 0 {
+		errs.Addf("brokers", "at least one broker is required")
+	}
+	for _, b := range c.Brokers {
+		if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+			errs.Addf("brokers", "%q is not host:port", b)
+		}
+	}
+	if c.ClientID == "" {
+		errs.Addf("client_id", "must not be empty")
+	}
+	if c.DialTimeout <= 0 {
+		errs.Addf("dial_timeout", "must be positive")
+	}
+	if c.RequestTimeout <= 0 {
+		errs.Addf("request_timeout", "must be positive")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs.Addf("tls", "cert_file and key_file go together")
+	}
+	if !c.TLS.Enabled && (c.TLS.CAFile != "" || c.TLS.CertFile != "") {
+		errs.Addf("tls.enabled", "must be true when TLS files are set")
+	}
+	switch strings.ToLower(c.SASL.Mechanism) {
+	case "":
+		if c.SASL.Username != "" || c.SASL.Password.IsSet() {
+			errs.Addf("sasl.mechanism", "is required when a username or password is set")
+		}
+	case "plain", "scram-sha-256", "scram-sha-512":
+		if c.SASL.Username == "" {
+			errs.Addf("sasl.username", "is required for %s", c.SASL.Mechanism)
+		}
+		if !c.SASL.Password.IsSet() {
+			errs.Addf("sasl.password", "is required for %s", c.SASL.Mechanism)
+		}
+	default:
+		errs.Addf("sasl.mechanism", "%q is not plain, scram-sha-256 or scram-sha-512", c.SASL.Mechanism)
+	}
+	errs.Add("topics.events", c.Topics.Events.Validate())
+	errs.Add("topics.dead_letter", c.Topics.DeadLetter.Validate())
+	if c.Topics.Events.Name != "" && c.Topics.Events.Name == c.Topics.DeadLetter.Name {
+		errs.Addf("topics.dead_letter.name", "must differ from topics.events.name")
+	}
+	return errs.Err()
+}
+
+// Validate reports every problem in one topic's settings.
+func (t TopicSpec) Validate() error {
+	var errs config.Errors
+	if !validTopicName(t.Name) {
+		errs.Addf("name", "%q is not a Kafka topic name (1-249 of [a-zA-Z0-9._-])", t.Name)
+	}
+	if t.Partitions < 1 {
+		errs.Addf("partitions", "must be at least 1")
+	}
+	if t.ReplicationFactor == 0 || t.ReplicationFactor < -1 {
+		errs.Addf("replication_factor", "must be -1 (broker default) or at least 1")
+	}
+	if t.Retention < 0 {
+		errs.Addf("retention", "must not be negative")
+	}
+	return errs.Err()
+}
+
+func validTopicName(name string) bool {
+	if name == "" || len(name) > 249 || name == "." || name == ".." {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s SASLConfig) String() string {
+	return fmt.Sprintf("sasl(%s user=%s password=%s)", s.Mechanism, s.Username, s.Password.Source())
+}
