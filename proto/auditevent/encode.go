@@ -11,7 +11,7 @@ import (
 // EncodeJSON writes the event in its JSON form (the seed's kebab-case shape).
 // Empty fields are left out, so decoding and encoding again gives equal JSON.
 func EncodeJSON(ev *auditlogv1.AuditEvent) []byte {
-	return AppendJSON(make([]byte, 0, 1024), ev)
+	return AppendJSON(make([]byte, 0, 2048), ev)
 }
 
 // AppendJSON is EncodeJSON appending to dst; hot paths reuse dst.

@@ -12,6 +12,7 @@ const (
 	ReasonRequired       = "required"
 	ReasonBadTimestamp   = "bad_timestamp"
 	ReasonBadID          = "bad_id"
+	ReasonBadAccountID   = "bad_account_id"
 	ReasonTooLarge       = "too_large"
 	ReasonBadVersion     = "unsupported_schema_version"
 	ReasonBadProtobuf    = "malformed_protobuf"

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -87,7 +90,7 @@ func DecodeJSON(data []byte, opts DecodeOptions) (*auditlogv1.AuditEvent, error)
 	if !utf8.Valid(data) {
 		return nil, &FieldError{Index: -1, Reason: ReasonInvalidUTF8, Message: fmt.Sprintf("event is not valid UTF-8 (first bad byte at offset %d)", firstInvalidUTF8(data))}
 	}
-	trimmed := bytes.TrimSpace(data)
+	trimmed := bytes.Trim(data, jsonSpace)
 	if len(trimmed) == 0 {
 		return nil, &FieldError{Index: -1, Reason: ReasonMalformedJSON, Message: "event is empty"}
 	}
@@ -100,15 +103,20 @@ func DecodeJSON(data []byte, opts DecodeOptions) (*auditlogv1.AuditEvent, error)
 		dec.DisallowUnknownFields()
 	}
 	if err := dec.Decode(&je); err != nil {
-		return nil, jsonFieldError(err)
+		return nil, jsonFieldError(err, trimmed)
 	}
-	if dec.More() {
-		return nil, &FieldError{Index: -1, Reason: ReasonMalformedJSON, Message: "unexpected data after the event object"}
+	// Decoder.More is not enough here: it reports no more data before a
+	// stray '}' or ']', so check the bytes after the object instead.
+	if rest := trimmed[dec.InputOffset():]; len(bytes.TrimLeft(rest, jsonSpace)) > 0 {
+		return nil, &FieldError{Index: -1, Reason: ReasonMalformedJSON, Message: fmt.Sprintf("unexpected data after the event object at offset %d", dec.InputOffset())}
 	}
 	return je.toProto()
 }
 
-func jsonFieldError(err error) *FieldError {
+// jsonSpace is the whitespace JSON allows between tokens.
+const jsonSpace = " \t\r\n"
+
+func jsonFieldError(err error, data []byte) *FieldError {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
@@ -126,10 +134,79 @@ func jsonFieldError(err error) *FieldError {
 	}
 	msg := strings.TrimPrefix(err.Error(), "json: ")
 	if name, ok := strings.CutPrefix(msg, "unknown field "); ok {
-		name = strings.Trim(name, `"`)
+		// encoding/json names only the key; find its path in the event.
+		if path, found := unknownFieldPath(data, eventSchema(), ""); found {
+			name = path
+		} else if n, err := strconv.Unquote(name); err == nil {
+			name = n
+		}
 		return &FieldError{Index: -1, Field: name, Reason: ReasonUnknownField, Message: fmt.Sprintf("unknown field %q (see docs/record-format.md for the schema)", name)}
 	}
 	return &FieldError{Index: -1, Reason: ReasonMalformedJSON, Message: "malformed JSON: " + msg}
+}
+
+// schemaNode lists the JSON keys of one object of the event's JSON form;
+// a nil child is a value the walk does not descend into.
+type schemaNode map[string]schemaNode
+
+// eventSchema is the key tree of jsonEvent, read from its struct tags.
+var eventSchema = sync.OnceValue(func() schemaNode { return schemaOf(reflect.TypeFor[jsonEvent]()) })
+
+func schemaOf(t reflect.Type) schemaNode {
+	node := schemaNode{}
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		var child schemaNode
+		if ft := f.Type; ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct {
+			child = schemaOf(ft.Elem())
+		}
+		node[name] = child
+	}
+	return node
+}
+
+// unknownFieldPath returns the path of the first key in the JSON object data
+// that node does not know, matching keys the way encoding/json does (ASCII
+// case-insensitively). It runs only after a strict decode failed, on input
+// encoding/json has already found well-formed.
+func unknownFieldPath(data []byte, node schemaNode, prefix string) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return "", false
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		key, _ := tok.(string)
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return "", false
+		}
+		name, child, known := node.lookup(key)
+		if !known {
+			return prefix + key, true
+		}
+		if child != nil {
+			if path, found := unknownFieldPath(value, child, prefix+name+"."); found {
+				return path, true
+			}
+		}
+	}
+	return "", false
+}
+
+func (n schemaNode) lookup(key string) (string, schemaNode, bool) {
+	if child, ok := n[key]; ok {
+		return key, child, true
+	}
+	for name, child := range n {
+		if strings.EqualFold(name, key) {
+			return name, child, true
+		}
+	}
+	return "", nil, false
 }
 
 func jsonKind(goKind string) string {
@@ -206,10 +283,13 @@ func ParseTimestamp(s string) (time.Time, error) {
 			return time.Time{}, fmt.Errorf("timestamp %q is not RFC 3339 (for example 2024-02-16T12:58:38.577846 or 2024-02-16T12:58:38.577Z)", truncate(s, 64))
 		}
 	}
+	// Check the year in UTC: an offset can move a time at the edge of the
+	// range out of it, where it could not be written back.
+	t = t.UTC()
 	if t.Year() < 1 || t.Year() > 9999 {
-		return time.Time{}, fmt.Errorf("timestamp %q is outside years 0001-9999", truncate(s, 64))
+		return time.Time{}, fmt.Errorf("timestamp %q is outside years 0001-9999 UTC", truncate(s, 64))
 	}
-	return t.UTC(), nil
+	return t, nil
 }
 
 // FormatTimestamp writes t the way the seed does: UTC without a zone suffix,

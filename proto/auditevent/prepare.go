@@ -17,8 +17,9 @@ const SchemaVersion = 1
 // Limits that hold whatever a deployment configures: they keep one event
 // small enough for every destination (EventBridge takes 256 KB an entry).
 const (
-	MaxIDLength    = 128
-	MaxExtraFields = 64
+	MaxIDLength        = 128
+	MaxAccountIDLength = 128
+	MaxExtraFields     = 64
 )
 
 // AccountID returns the account that owns the event, or "".
@@ -72,7 +73,27 @@ func Validate(ev *auditlogv1.AuditEvent) error {
 			return &FieldError{Index: -1, Field: "extra", Reason: ReasonRequired, Message: "extra attribute names must not be empty"}
 		}
 	}
-	return checkUTF8(ev)
+	if err := checkUTF8(ev); err != nil {
+		return err
+	}
+	if !validAccountID(AccountID(ev)) {
+		return &FieldError{Index: -1, Field: "target.context.account.id", Reason: ReasonBadAccountID, Message: fmt.Sprintf("target.context.account.id must be 1-%d characters of [A-Za-z0-9._:-] and not . or ..: it keys Kafka records, archive paths and routes", MaxAccountIDLength)}
+	}
+	return nil
+}
+
+// validAccountID keeps account ids safe to use as path segments and keys.
+func validAccountID(s string) bool {
+	if len(s) > MaxAccountIDLength || s == "." || s == ".." {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func isControlOrSpace(r rune) bool { return r <= ' ' || r == 0x7f }

@@ -70,10 +70,22 @@ func DecodeRecord(rec *kgo.Record) (*auditlogv1.AuditEvent, error) {
 		return nil, err
 	}
 	MaskEvent(ev)
+	if ev.Id == "" {
+		// Producers publishing directly may leave the id out. Derive it from
+		// the record's place in the log so every consumer, and every re-run
+		// of an archive window, gives the event the same id.
+		ev.Id = RecordID(rec)
+	}
 	if err := Validate(ev); err != nil {
 		return nil, err
 	}
 	return ev, nil
+}
+
+// RecordID is the id of an event that arrived without one: its topic,
+// partition and offset, which never change.
+func RecordID(rec *kgo.Record) string {
+	return fmt.Sprintf("kafka:%s:%d:%d", rec.Topic, rec.Partition, rec.Offset)
 }
 
 // EventTime returns the event's timestamp, or the record's when it has none.

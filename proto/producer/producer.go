@@ -14,8 +14,8 @@ import (
 	"sync"
 	"time"
 
-	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/proto/auditevent"
+	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
