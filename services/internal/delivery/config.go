@@ -1,0 +1,101 @@
+package delivery
+
+import (
+	"time"
+
+	"github.com/auditstream/auditstream/services/internal/config"
+	"github.com/auditstream/auditstream/services/internal/kafka"
+)
+
+// Config is the `delivery` section of a forwarder.
+type Config struct {
+	// Group is the consumer group; one per forwarder.
+	Group string `yaml:"group"`
+	// RetryTopic holds this forwarder's parked events. The forwarder's own
+	// group reads it back when each event is due.
+	RetryTopic kafka.TopicSpec `yaml:"retry_topic"`
+	Batch      BatchPolicy     `yaml:"batch"`
+	Backoff    Backoff         `yaml:"backoff"`
+	// RetryBudget is how long a batch is retried in place before its events
+	// are parked, so one failing connection never holds up the others.
+	RetryBudget time.Duration `yaml:"retry_budget"`
+	// ParkDelay is how long a parked event waits before it is tried again.
+	ParkDelay time.Duration `yaml:"park_delay"`
+	// MaxAge is how long an event may stay parked before it is dead-lettered.
+	MaxAge time.Duration `yaml:"max_age"`
+	// UnhealthyProbe is how often a connection marked unhealthy is tried with
+	// real events; between probes its events are parked at once.
+	UnhealthyProbe time.Duration `yaml:"unhealthy_probe"`
+	// MaxInflightBytes caps the polled records not yet finished; fetching
+	// waits beyond it, so memory is set by configuration, not by backlog.
+	MaxInflightBytes config.ByteSize `yaml:"max_inflight_bytes"`
+	// MaxConnectionBytes caps what one connection may hold queued; past it
+	// the connection's new events are parked rather than stalling the rest.
+	MaxConnectionBytes config.ByteSize `yaml:"max_connection_bytes"`
+	// MaxRetryHeldBytes caps parked records read back early and waiting for
+	// their due time; past it the retry topic is paused.
+	MaxRetryHeldBytes config.ByteSize `yaml:"max_retry_held_bytes"`
+	// CommitInterval is how often finished offsets are committed.
+	CommitInterval time.Duration `yaml:"commit_interval"`
+	// RevokeTimeout bounds the flush before partitions are handed over in a
+	// rebalance; keep it under the group's rebalance timeout.
+	RevokeTimeout time.Duration `yaml:"revoke_timeout"`
+	// SendTimeout bounds one WriteBatch call.
+	SendTimeout time.Duration `yaml:"send_timeout"`
+}
+
+// DefaultConfig returns the defaults for a forwarder named name
+// (e.g. "datadog"): group auditstream-<name>, retry topic
+// audit.events.retry.<name>.
+func DefaultConfig(name string) Config {
+	return Config{
+		Group:              "auditstream-" + name,
+		RetryTopic:         kafka.TopicSpec{Name: "audit.events.retry." + name, Partitions: 6, ReplicationFactor: -1, Retention: 8 * 24 * time.Hour},
+		Batch:              BatchPolicy{Count: 500, Bytes: 4 << 20, Period: 200 * time.Millisecond},
+		Backoff:            DefaultBackoff(),
+		RetryBudget:        30 * time.Second,
+		ParkDelay:          time.Minute,
+		MaxAge:             7 * 24 * time.Hour,
+		UnhealthyProbe:     30 * time.Second,
+		MaxInflightBytes:   64 << 20,
+		MaxConnectionBytes: 16 << 20,
+		MaxRetryHeldBytes:  16 << 20,
+		CommitInterval:     time.Second,
+		RevokeTimeout:      20 * time.Second,
+		SendTimeout:        30 * time.Second,
+	}
+}
+
+// Validate reports every problem in the section.
+func (c Config) Validate() error {
+	var errs config.Errors
+	if c.Group == "" {
+		errs.Addf("group", "must not be empty")
+	}
+	errs.Add("retry_topic", c.RetryTopic.Validate())
+	errs.Add("batch", c.Batch.Validate())
+	errs.Add("backoff", c.Backoff.Validate())
+	positive := []struct {
+		name string
+		d    time.Duration
+	}{{"retry_budget", c.RetryBudget}, {"park_delay", c.ParkDelay}, {"max_age", c.MaxAge}, {"unhealthy_probe", c.UnhealthyProbe},
+		{"commit_interval", c.CommitInterval}, {"revoke_timeout", c.RevokeTimeout}, {"send_timeout", c.SendTimeout}}
+	for _, p := range positive {
+		if p.d <= 0 {
+			errs.Addf(p.name, "must be positive")
+		}
+	}
+	if c.MaxAge > 0 && c.MaxAge < c.ParkDelay {
+		errs.Addf("max_age", "must be at least park_delay")
+	}
+	if c.MaxInflightBytes <= 0 {
+		errs.Addf("max_inflight_bytes", "must be positive")
+	}
+	if c.MaxConnectionBytes <= 0 || c.MaxConnectionBytes > c.MaxInflightBytes {
+		errs.Addf("max_connection_bytes", "must be positive and at most max_inflight_bytes")
+	}
+	if c.MaxRetryHeldBytes <= 0 {
+		errs.Addf("max_retry_held_bytes", "must be positive")
+	}
+	return errs.Err()
+}

@@ -1,0 +1,324 @@
+package delivery
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+)
+
+// parkState is what a parked record carries in its headers.
+type parkState struct {
+	connection  string
+	attempt     int
+	due         time.Time
+	firstFailed time.Time
+	srcTopic    string
+	srcPart     int32
+	srcOffset   int64
+}
+
+// source returns where the record first entered the pipeline.
+func source(t *tracked, ps *parkState) (string, int32, int64) {
+	if ps != nil {
+		return ps.srcTopic, ps.srcPart, ps.srcOffset
+	}
+	return t.rec.Topic, t.rec.Partition, t.rec.Offset
+}
+
+// sourceView is the record as it was on its source topic, so that an event
+// without an id gets the same derived id however often it is parked.
+func sourceView(t *tracked, ps *parkState) *kgo.Record {
+	if ps == nil {
+		return t.rec
+	}
+	v := *t.rec
+	v.Topic, v.Partition, v.Offset = ps.srcTopic, ps.srcPart, ps.srcOffset
+	return &v
+}
+
+// passHeaders keeps the producer's headers (content-type, schema-version,
+// tracing) and drops the runtime's own, which are written anew.
+func passHeaders(rec *kgo.Record, extra int) []kgo.RecordHeader {
+	out := make([]kgo.RecordHeader, 0, len(rec.Headers)+extra)
+	for _, h := range rec.Headers {
+		if !strings.HasPrefix(h.Key, headerPrefix) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func header(k, v string) kgo.RecordHeader { return kgo.RecordHeader{Key: k, Value: []byte(v)} }
+
+// park writes the job's record to the retry topic, due after ParkDelay, and
+// finishes the job once Kafka has it. Past MaxAge it is dead-lettered.
+func (r *Runtime) park(j *job, reason string) {
+	now := r.now()
+	st := parkState{connection: j.conn, attempt: 1, firstFailed: now}
+	st.srcTopic, st.srcPart, st.srcOffset = source(j.t, j.parked)
+	if j.parked != nil {
+		st.attempt = j.parked.attempt + 1
+		st.firstFailed = j.parked.firstFailed
+	}
+	if now.Sub(st.firstFailed) > r.cfg.MaxAge {
+		r.deadLetterParked(j.t, j.parked, j.conn, reasonMaxAge, fmt.Errorf("still failing after %d attempts since %s", st.attempt-1, st.firstFailed.UTC().Format(time.RFC3339)))
+		return
+	}
+	st.due = now.Add(r.cfg.ParkDelay)
+	rec := &kgo.Record{
+		Topic: r.cfg.RetryTopic.Name,
+		Key:   j.t.rec.Key,
+		Value: j.t.rec.Value,
+		Headers: append(passHeaders(j.t.rec, 8),
+			header(HeaderConnection, st.connection),
+			header(HeaderAttempt, strconv.Itoa(st.attempt)),
+			header(HeaderDue, st.due.UTC().Format(time.RFC3339Nano)),
+			header(HeaderFirstFailed, st.firstFailed.UTC().Format(time.RFC3339Nano)),
+			header(HeaderSourceTopic, st.srcTopic),
+			header(HeaderSourcePartition, strconv.Itoa(int(st.srcPart))),
+			header(HeaderSourceOffset, strconv.FormatInt(st.srcOffset, 10)),
+			header(HeaderForwarder, r.name),
+		),
+	}
+	r.produceUntilDone(rec, func() {
+		r.metrics.parked.WithLabelValues(j.conn, reason).Inc()
+		j.t.complete()
+	})
+}
+
+// deadLetter writes the record to the dead-letter topic with the reason and
+// its source in headers, and finishes one of its deliveries once Kafka has it.
+func (r *Runtime) deadLetter(t *tracked, conn, reason string, cause error) {
+	r.deadLetterParked(t, nil, conn, reason, cause)
+}
+
+func (r *Runtime) deadLetterParked(t *tracked, ps *parkState, conn, reason string, cause error) {
+	srcTopic, srcPart, srcOffset := source(t, ps)
+	msg := ""
+	if cause != nil {
+		msg = cause.Error()
+		if len(msg) > 1024 {
+			msg = msg[:1024]
+		}
+	}
+	headers := append(passHeaders(t.rec, 8),
+		header(HeaderDLQReason, reason),
+		header(HeaderDLQError, msg),
+		header(HeaderSourceTopic, srcTopic),
+		header(HeaderSourcePartition, strconv.Itoa(int(srcPart))),
+		header(HeaderSourceOffset, strconv.FormatInt(srcOffset, 10)),
+		header(HeaderForwarder, r.name),
+	)
+	if conn != "" {
+		headers = append(headers, header(HeaderConnection, conn))
+	}
+	rec := &kgo.Record{Topic: r.kcfg.Topics.DeadLetter.Name, Key: t.rec.Key, Value: t.rec.Value, Headers: headers}
+	r.log.Warn("dead-lettering record", zap.String("reason", reason), zap.String("connection", conn),
+		zap.String("source_topic", srcTopic), zap.Int32("source_partition", srcPart), zap.Int64("source_offset", srcOffset), zap.String("error", msg))
+	r.produceUntilDone(rec, func() {
+		r.metrics.deadLettered.WithLabelValues(reason).Inc()
+		t.complete()
+	})
+}
+
+// produceUntilDone writes rec, retrying until Kafka takes it or the runtime
+// stops: a record is never finished before its copy is safe.
+func (r *Runtime) produceUntilDone(rec *kgo.Record, done func()) {
+	attempt := 0
+	var try func()
+	try = func() {
+		r.client.Produce(r.ctx, rec, func(_ *kgo.Record, err error) {
+			if err == nil {
+				done()
+				return
+			}
+			if r.ctx.Err() != nil {
+				return
+			}
+			attempt++
+			r.log.Warn("write to topic failed; retrying", zap.String("topic", rec.Topic), zap.Int("attempt", attempt), zap.Error(err))
+			time.AfterFunc(r.cfg.Backoff.Delay(attempt, 0), try)
+		})
+	}
+	try()
+}
+
+var errBadRetryRecord = errors.New("retry record lacks valid auditstream headers")
+
+func parseParkState(rec *kgo.Record) (*parkState, error) {
+	var st parkState
+	var err error
+	seen := 0
+	for _, h := range rec.Headers {
+		v := string(h.Value)
+		switch h.Key {
+		case HeaderConnection:
+			st.connection = v
+			seen++
+		case HeaderAttempt:
+			st.attempt, err = strconv.Atoi(v)
+			seen++
+		case HeaderDue:
+			st.due, err = time.Parse(time.RFC3339Nano, v)
+			seen++
+		case HeaderFirstFailed:
+			st.firstFailed, err = time.Parse(time.RFC3339Nano, v)
+			seen++
+		case HeaderSourceTopic:
+			st.srcTopic = v
+			seen++
+		case HeaderSourcePartition:
+			var p int
+			p, err = strconv.Atoi(v)
+			st.srcPart = int32(p)
+			seen++
+		case HeaderSourceOffset:
+			st.srcOffset, err = strconv.ParseInt(v, 10, 64)
+			seen++
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: header %s: %v", errBadRetryRecord, h.Key, err)
+		}
+	}
+	if seen < 7 || st.connection == "" || st.attempt < 1 {
+		return nil, errBadRetryRecord
+	}
+	return &st, nil
+}
+
+// holdRetry keeps a record read back from the retry topic until it is due,
+// then routes it to the connection it was parked for.
+func (r *Runtime) holdRetry(t *tracked) {
+	st, err := parseParkState(t.rec)
+	if err != nil {
+		t.remaining.Store(1)
+		r.deadLetter(t, "", "bad_retry_record", err)
+		return
+	}
+	if r.now().Sub(st.firstFailed) > r.cfg.MaxAge {
+		t.remaining.Store(1)
+		r.deadLetterParked(t, st, st.connection, reasonMaxAge, fmt.Errorf("still failing after %d attempts since %s", st.attempt, st.firstFailed.UTC().Format(time.RFC3339)))
+		return
+	}
+	r.mu.Lock()
+	d := r.delayers[t.rec.Partition]
+	if d == nil {
+		d = newRetryDelayer(r)
+		r.delayers[t.rec.Partition] = d
+		go d.run()
+	}
+	r.mu.Unlock()
+	size := int64(len(t.rec.Value))
+	if held := r.retryHeld.Add(size); held > int64(r.cfg.MaxRetryHeldBytes) && r.retryPaused.CompareAndSwap(false, true) {
+		r.client.PauseFetchTopics(r.cfg.RetryTopic.Name)
+	}
+	r.metrics.retryHeld.Set(float64(r.retryHeld.Load()))
+	d.add(heldRetry{t: t, st: st, size: size})
+}
+
+func (r *Runtime) releaseRetryHeld(size int64) {
+	held := r.retryHeld.Add(-size)
+	r.metrics.retryHeld.Set(float64(held))
+	if held <= int64(r.cfg.MaxRetryHeldBytes)/2 && r.retryPaused.CompareAndSwap(true, false) {
+		r.client.ResumeFetchTopics(r.cfg.RetryTopic.Name)
+	}
+}
+
+type heldRetry struct {
+	t    *tracked
+	st   *parkState
+	size int64
+}
+
+// retryDelayer releases one retry partition's records in order, each at its
+// due time. Parking always adds the same delay, so due times rise along a
+// partition and waiting on the head holds back nothing that is due.
+type retryDelayer struct {
+	r       *Runtime
+	mu      sync.Mutex
+	queue   []heldRetry
+	wake    chan struct{}
+	stopped chan struct{}
+	once    sync.Once
+}
+
+func newRetryDelayer(r *Runtime) *retryDelayer {
+	return &retryDelayer{r: r, wake: make(chan struct{}, 1), stopped: make(chan struct{})}
+}
+
+func (d *retryDelayer) add(h heldRetry) {
+	d.mu.Lock()
+	d.queue = append(d.queue, h)
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *retryDelayer) stop() { d.once.Do(func() { close(d.stopped) }) }
+
+func (d *retryDelayer) run() {
+	for {
+		d.mu.Lock()
+		var head *heldRetry
+		if len(d.queue) > 0 {
+			head = &d.queue[0]
+		}
+		d.mu.Unlock()
+		if head == nil {
+			select {
+			case <-d.wake:
+				continue
+			case <-d.stopped:
+				return
+			case <-d.r.ctx.Done():
+				return
+			}
+		}
+		if wait := head.st.due.Sub(d.r.now()); wait > 0 {
+			timer := time.NewTimer(wait)
+			select {
+			case <-timer.C:
+			case <-d.stopped:
+				timer.Stop()
+				d.drop()
+				return
+			case <-d.r.ctx.Done():
+				timer.Stop()
+				return
+			}
+		}
+		d.mu.Lock()
+		h := d.queue[0]
+		d.queue[0] = heldRetry{}
+		d.queue = d.queue[1:]
+		d.mu.Unlock()
+		d.r.releaseRetryHeld(h.size)
+		if h.t.tracker.revoked.Load() {
+			h.t.remaining.Store(1)
+			h.t.complete()
+			continue
+		}
+		d.r.route(h.t, h.st)
+	}
+}
+
+// drop releases the memory accounting of records a revoke took away.
+func (d *retryDelayer) drop() {
+	d.mu.Lock()
+	q := d.queue
+	d.queue = nil
+	d.mu.Unlock()
+	for _, h := range q {
+		d.r.releaseRetryHeld(h.size)
+		h.t.remaining.Store(1)
+		h.t.complete()
+	}
+}

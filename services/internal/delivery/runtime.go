@@ -1,0 +1,553 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/auditstream/auditstream/proto/auditevent"
+	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
+	"github.com/auditstream/auditstream/services/internal/kafka"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+	"golang.org/x/sync/semaphore"
+)
+
+// EntrySink is what a forwarder supplies for one connection: it turns an
+// event into the destination's entry and sends batches of entries under the
+// Sink contract. An Encode error classified Permanent (for example an entry
+// over the destination's size limit) dead-letters the event for that
+// connection.
+type EntrySink interface {
+	Encode(ev *auditlogv1.AuditEvent) ([]byte, error)
+	Sink[[]byte]
+}
+
+// Target is one connection an event is routed to.
+type Target struct {
+	// Name identifies the connection in metrics, headers and logs.
+	Name string
+	// Fingerprint changes whenever the connection's definition does; the
+	// runtime then builds a new sink for it.
+	Fingerprint string
+	// Settings are handed to the SinkFactory unchanged.
+	Settings any
+}
+
+// Router maps an account to the connections its events go to. It is read
+// for every record, so it must be cheap and safe for concurrent use.
+type Router interface {
+	Route(account string) []Target
+}
+
+// SinkFactory builds the sink for a connection.
+type SinkFactory func(t Target) (EntrySink, error)
+
+// Headers the runtime writes on dead-lettered and parked records. The
+// original record's key, value and headers are kept.
+const (
+	HeaderDLQReason          = "auditstream-dlq-reason"
+	HeaderDLQError           = "auditstream-dlq-error"
+	HeaderSourceTopic        = "auditstream-source-topic"
+	HeaderSourcePartition    = "auditstream-source-partition"
+	HeaderSourceOffset       = "auditstream-source-offset"
+	HeaderConnection         = "auditstream-connection"
+	HeaderAttempt            = "auditstream-attempt"
+	HeaderDue                = "auditstream-due"
+	HeaderFirstFailed        = "auditstream-first-failed"
+	HeaderForwarder          = "auditstream-forwarder"
+	headerPrefix             = "auditstream-"
+	reasonDecode             = "decode_failed"
+	reasonMaxAge             = "max_age_exceeded"
+	reasonPermanent          = "rejected"
+	reasonEncode             = "encode_failed"
+	parkReasonBudget         = "retry_budget_exhausted"
+	parkReasonUnhealthy      = "connection_unhealthy"
+	parkReasonBacklog        = "connection_backlog"
+	parkReasonRetryNotHealed = "still_failing"
+)
+
+// Runtime consumes the events topic and this forwarder's retry topic with one
+// consumer group, routes each event to its account's connections, batches
+// and sends per connection, and commits an offset only when every record
+// before it is delivered, parked or dead-lettered.
+type Runtime struct {
+	name      string
+	cfg       Config
+	kcfg      kafka.Config
+	log       *zap.Logger
+	router    Router
+	newSink   SinkFactory
+	metrics   *metrics
+	registry  prometheus.Registerer
+	client    *kgo.Client
+	inflight  *semaphore.Weighted
+	now       func() time.Time
+	ctx       context.Context
+	unhealthy func(string) // test hook: called when a connection turns unhealthy
+
+	mu       sync.Mutex
+	trackers map[string]map[int32]*partitionTracker
+	workers  map[string]*worker
+	delayers map[int32]*retryDelayer
+	workerWG sync.WaitGroup
+
+	closing       atomic.Bool
+	retryHeld     atomic.Int64
+	retryPaused   atomic.Bool
+	lastCommitted map[string]map[int32]int64
+}
+
+// Options are the parts of a runtime a forwarder provides.
+type Options struct {
+	// Name of the forwarder ("datadog"), used in metrics and headers.
+	Name     string
+	Config   Config
+	Kafka    kafka.Config
+	Logger   *zap.Logger
+	Registry prometheus.Registerer
+	Router   Router
+	NewSink  SinkFactory
+}
+
+// New builds a runtime; Run starts it.
+func New(o Options) (*Runtime, error) {
+	if err := o.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("delivery config: %w", err)
+	}
+	r := &Runtime{
+		name:          o.Name,
+		cfg:           o.Config,
+		kcfg:          o.Kafka,
+		log:           o.Logger,
+		router:        o.Router,
+		newSink:       o.NewSink,
+		metrics:       newMetrics(o.Registry, o.Name),
+		registry:      o.Registry,
+		inflight:      semaphore.NewWeighted(int64(o.Config.MaxInflightBytes)),
+		now:           time.Now,
+		trackers:      map[string]map[int32]*partitionTracker{},
+		workers:       map[string]*worker{},
+		delayers:      map[int32]*retryDelayer{},
+		lastCommitted: map[string]map[int32]int64{},
+	}
+	return r, nil
+}
+
+// Run consumes until ctx ends. On the way out it stops fetching, lets the
+// workers finish what they hold (bounded by RevokeTimeout) and commits.
+func (r *Runtime) Run(ctx context.Context) error {
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r.ctx = runCtx
+	cl, err := kafka.NewClient(r.kcfg, r.log, r.registry,
+		kgo.ConsumerGroup(r.cfg.Group),
+		kgo.ConsumeTopics(r.kcfg.Topics.Events.Name, r.cfg.RetryTopic.Name),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(r.onAssigned),
+		kgo.OnPartitionsRevoked(r.onRevoked),
+		kgo.OnPartitionsLost(r.onLost),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.FetchMaxBytes(int32(min(int64(r.cfg.MaxInflightBytes)/2, 50<<20))),
+	)
+	if err != nil {
+		return err
+	}
+	r.client = cl
+	defer cl.Close()
+	if r.kcfg.Topics.Bootstrap {
+		if err := r.bootstrap(ctx); err != nil {
+			return err
+		}
+	}
+
+	commitDone := make(chan struct{})
+	go func() {
+		defer close(commitDone)
+		r.commitLoop(ctx)
+	}()
+
+	r.log.Info("delivery runtime started", zap.String("group", r.cfg.Group),
+		zap.String("topic", r.kcfg.Topics.Events.Name), zap.String("retry_topic", r.cfg.RetryTopic.Name))
+	for {
+		fetches := cl.PollRecords(ctx, 10000)
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			break
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				r.log.Warn("fetch failed", zap.String("topic", t), zap.Int32("partition", p), zap.Error(err))
+			}
+		})
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) == 0 {
+				return
+			}
+			tr := r.tracker(p.Topic, p.Partition)
+			for _, rec := range p.Records {
+				if !r.dispatch(ctx, tr, rec) {
+					return
+				}
+			}
+			last := p.Records[len(p.Records)-1].Offset
+			r.metrics.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-last-1, 0)))
+		})
+		cl.AllowRebalance()
+	}
+	<-commitDone
+	r.shutdown()
+	// Work still out after the bounded flush is not committed; stopping the
+	// workers now makes it resend after a restart rather than hang here.
+	r.closing.Store(true)
+	cancel()
+	r.workerWG.Wait()
+	cl.AllowRebalance()
+	return nil
+}
+
+func (r *Runtime) bootstrap(ctx context.Context) error {
+	for {
+		bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := kafka.EnsureTopics(bctx, r.client, r.kcfg.Topics.Events, r.kcfg.Topics.DeadLetter, r.cfg.RetryTopic)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		r.log.Warn("topic bootstrap failed; retrying", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// shutdown flushes every worker and waits for outstanding work (bounded),
+// then commits what finished.
+func (r *Runtime) shutdown() {
+	r.mu.Lock()
+	workers := make([]*worker, 0, len(r.workers))
+	for _, w := range r.workers {
+		workers = append(workers, w)
+	}
+	trackers := r.allTrackersLocked()
+	r.mu.Unlock()
+	for _, w := range workers {
+		w.flush()
+	}
+	r.waitIdle(trackers, r.cfg.RevokeTimeout)
+	r.commit(context.Background(), trackers)
+	for _, w := range workers {
+		w.stop()
+	}
+}
+
+func (r *Runtime) tracker(topic string, partition int32) *partitionTracker {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ps := r.trackers[topic]
+	if ps == nil {
+		ps = map[int32]*partitionTracker{}
+		r.trackers[topic] = ps
+	}
+	t := ps[partition]
+	if t == nil {
+		t = newPartitionTracker(topic, partition)
+		ps[partition] = t
+	}
+	return t
+}
+
+func (r *Runtime) allTrackersLocked() []*partitionTracker {
+	var out []*partitionTracker
+	for _, ps := range r.trackers {
+		for _, t := range ps {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// dispatch hands one polled record on. It blocks while MaxInflightBytes are
+// taken, which stops polling: that is the back-pressure. It returns false
+// when ctx ended first.
+func (r *Runtime) dispatch(ctx context.Context, tr *partitionTracker, rec *kgo.Record) bool {
+	size := int64(len(rec.Value) + len(rec.Key) + 64)
+	size = min(size, int64(r.cfg.MaxInflightBytes))
+	if err := r.inflight.Acquire(ctx, size); err != nil {
+		return false
+	}
+	r.metrics.inflight.Add(float64(size))
+	tr.add(rec)
+	t := &tracked{rec: rec, tracker: tr}
+	t.release = func() {
+		r.inflight.Release(size)
+		r.metrics.inflight.Sub(float64(size))
+	}
+	if rec.Topic == r.cfg.RetryTopic.Name {
+		r.holdRetry(t)
+		return true
+	}
+	r.route(t, nil)
+	return true
+}
+
+// route decodes the record and hands it to its connections. parked is the
+// parking state of a record read back from the retry topic (nil otherwise):
+// such a record goes only to the connection it was parked for.
+func (r *Runtime) route(t *tracked, parked *parkState) {
+	ev, err := auditevent.DecodeRecord(sourceView(t, parked))
+	if err != nil {
+		t.remaining.Store(1)
+		r.deadLetterParked(t, parked, "", reasonFor(err), err)
+		return
+	}
+	targets := r.router.Route(auditevent.AccountID(ev))
+	if parked != nil {
+		targets = pickTarget(targets, parked.connection)
+		if len(targets) == 0 {
+			// the route was removed or disabled while the event was parked:
+			// the account no longer wants it there
+			r.metrics.dropped.WithLabelValues(parked.connection).Inc()
+			t.remaining.Store(1)
+			t.complete()
+			return
+		}
+	}
+	if len(targets) == 0 {
+		t.remaining.Store(1)
+		t.complete()
+		return
+	}
+	t.remaining.Store(int32(len(targets)))
+	eventTime := auditevent.EventTime(ev, t.rec)
+	for _, target := range targets {
+		w, err := r.worker(target)
+		if err != nil {
+			// a connection whose sink cannot be built is broken until fixed:
+			// park, never drop
+			r.log.Error("build sink", zap.String("connection", target.Name), zap.Error(err))
+			r.park(&job{t: t, conn: target.Name, parked: parked, eventTime: eventTime}, parkReasonUnhealthy)
+			continue
+		}
+		entry, err := w.currentSink().Encode(ev)
+		if err != nil {
+			r.metrics.failed.WithLabelValues(target.Name, Classify(err).String()).Inc()
+			r.deadLetterParked(t, parked, target.Name, reasonEncode, err)
+			continue
+		}
+		w.offer(&job{t: t, conn: target.Name, entry: entry, parked: parked, eventTime: eventTime})
+	}
+}
+
+func pickTarget(targets []Target, name string) []Target {
+	for _, t := range targets {
+		if t.Name == name {
+			return []Target{t}
+		}
+	}
+	return nil
+}
+
+func reasonFor(err error) string {
+	var fe *auditevent.FieldError
+	if errors.As(err, &fe) {
+		return fe.Reason
+	}
+	return reasonDecode
+}
+
+// worker returns the connection's worker, creating it or swapping its sink
+// when the connection's definition changed.
+func (r *Runtime) worker(t Target) (*worker, error) {
+	r.mu.Lock()
+	w := r.workers[t.Name]
+	r.mu.Unlock()
+	if w != nil && w.fingerprint.Load() == t.Fingerprint {
+		return w, nil
+	}
+	sink, err := r.newSink(t)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if w = r.workers[t.Name]; w != nil {
+		w.setSink(sink, t.Fingerprint)
+		return w, nil
+	}
+	w = newWorker(r, t.Name, sink, t.Fingerprint)
+	r.workers[t.Name] = w
+	r.workerWG.Add(1)
+	go func() {
+		defer r.workerWG.Done()
+		w.run()
+	}()
+	return w, nil
+}
+
+// commitLoop commits finished offsets every CommitInterval.
+func (r *Runtime) commitLoop(ctx context.Context) {
+	tick := time.NewTicker(r.cfg.CommitInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		r.mu.Lock()
+		trackers := r.allTrackersLocked()
+		r.mu.Unlock()
+		r.commit(ctx, trackers)
+	}
+}
+
+// commit writes the committable offsets of trackers that moved.
+func (r *Runtime) commit(ctx context.Context, trackers []*partitionTracker) {
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	r.mu.Lock()
+	for _, t := range trackers {
+		eo, ok := t.committable()
+		if !ok || r.lastCommitted[t.topic][t.partition] >= eo.Offset {
+			continue
+		}
+		if offsets[t.topic] == nil {
+			offsets[t.topic] = map[int32]kgo.EpochOffset{}
+		}
+		offsets[t.topic][t.partition] = eo
+	}
+	r.mu.Unlock()
+	if len(offsets) == 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	r.client.CommitOffsetsSync(cctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			r.log.Warn("commit offsets", zap.Error(err))
+			return
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode != 0 {
+					continue
+				}
+				if r.lastCommitted[t.Topic] == nil {
+					r.lastCommitted[t.Topic] = map[int32]int64{}
+				}
+				r.lastCommitted[t.Topic][p.Partition] = offsets[t.Topic][p.Partition].Offset
+			}
+		}
+	})
+}
+
+func (r *Runtime) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	r.log.Info("partitions assigned", zap.Any("partitions", assigned))
+}
+
+// onRevoked flushes, waits for the revoked partitions' outstanding records
+// (bounded by RevokeTimeout), commits them and forgets them. Records still
+// out after the wait are sent again by the new owner: duplicates, not loss.
+func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	r.log.Info("partitions revoked", zap.Any("partitions", revoked))
+	if r.closing.Load() {
+		return // shutdown already flushed and committed
+	}
+	trackers := r.takeTrackers(revoked, false)
+	r.mu.Lock()
+	for _, w := range r.workers {
+		w.flush()
+	}
+	r.mu.Unlock()
+	r.waitIdle(trackers, r.cfg.RevokeTimeout)
+	r.commit(ctx, trackers)
+	r.forget(revoked, trackers)
+}
+
+// onLost forgets lost partitions without committing: another member owns
+// them already.
+func (r *Runtime) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	r.log.Warn("partitions lost", zap.Any("partitions", lost))
+	trackers := r.takeTrackers(lost, true)
+	r.forget(lost, trackers)
+}
+
+func (r *Runtime) takeTrackers(parts map[string][]int32, revoke bool) []*partitionTracker {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*partitionTracker
+	for topic, ps := range parts {
+		for _, p := range ps {
+			if t := r.trackers[topic][p]; t != nil {
+				if revoke {
+					t.revoked.Store(true)
+				}
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+func (r *Runtime) forget(parts map[string][]int32, trackers []*partitionTracker) {
+	for _, t := range trackers {
+		t.revoked.Store(true)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for topic, ps := range parts {
+		for _, p := range ps {
+			delete(r.trackers[topic], p)
+			delete(r.lastCommitted[topic], p)
+			r.metrics.lag.DeleteLabelValues(topic, strconv.Itoa(int(p)))
+			if topic == r.cfg.RetryTopic.Name {
+				if d := r.delayers[p]; d != nil {
+					d.stop()
+					delete(r.delayers, p)
+				}
+			}
+		}
+	}
+}
+
+func (r *Runtime) waitIdle(trackers []*partitionTracker, timeout time.Duration) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for _, t := range trackers {
+		select {
+		case <-t.idleCh():
+		case <-deadline.C:
+			r.log.Warn("flush before handing partitions over timed out; the new owner will resend what was still out",
+				zap.String("topic", t.topic), zap.Int32("partition", t.partition), zap.Int("outstanding", t.outstanding()))
+			return
+		}
+	}
+}
+
+// Status reports every connection's health, for a status endpoint.
+func (r *Runtime) Status() []ConnectionStatus {
+	r.mu.Lock()
+	workers := make([]*worker, 0, len(r.workers))
+	for _, w := range r.workers {
+		workers = append(workers, w)
+	}
+	r.mu.Unlock()
+	out := make([]ConnectionStatus, 0, len(workers))
+	for _, w := range workers {
+		out = append(out, w.status())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

@@ -1,0 +1,359 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
+	"github.com/auditstream/auditstream/proto/auditevent"
+	"github.com/auditstream/auditstream/proto/producer"
+	"github.com/auditstream/auditstream/services/internal/kafka"
+	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap/zaptest"
+)
+
+// memSink is a destination in memory: it records what it accepted and can
+// be told to fail. The runtime's contract with sinks is an interface, so the
+// runtime is tested against it directly; the forwarders test their sinks
+// against HTTP fakes.
+type memSink struct {
+	mu       sync.Mutex
+	got      []string // event ids, in arrival order
+	failWith error    // returned for every batch while set
+	reject   func(id string) bool
+}
+
+func (s *memSink) Encode(ev *auditlogv1.AuditEvent) ([]byte, error) {
+	return []byte(ev.GetId()), nil
+}
+
+func (s *memSink) WriteBatch(ctx context.Context, batch [][]byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failWith != nil {
+		return s.failWith
+	}
+	var be *BatchError
+	for i, e := range batch {
+		if s.reject != nil && s.reject(string(e)) {
+			if be == nil {
+				be = NewBatchError(len(batch))
+			}
+			be.Fail(i, &SendError{Class: Permanent, Status: 400, Err: fmt.Errorf("bad entry")})
+			continue
+		}
+		s.got = append(s.got, string(e))
+	}
+	if be != nil {
+		return be
+	}
+	return nil
+}
+
+func (s *memSink) setFail(err error) {
+	s.mu.Lock()
+	s.failWith = err
+	s.mu.Unlock()
+}
+
+func (s *memSink) ids() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.got...)
+}
+
+// staticRouter routes accounts to connection names.
+type staticRouter map[string][]string
+
+func (sr staticRouter) Route(account string) []Target {
+	var out []Target
+	for _, n := range sr[account] {
+		out = append(out, Target{Name: n, Fingerprint: "v1"})
+	}
+	for _, n := range sr["*"] {
+		out = append(out, Target{Name: n, Fingerprint: "v1"})
+	}
+	return out
+}
+
+type rig struct {
+	t       *testing.T
+	cluster *kafkatest.Cluster
+	kcfg    kafka.Config
+	cfg     Config
+	sinks   map[string]*memSink
+	router  Router
+}
+
+func newRig(t *testing.T, router Router, conns ...string) *rig {
+	t.Helper()
+	cluster := kafkatest.New(t)
+	kcfg := kafka.Default("test")
+	kcfg.Brokers = cluster.Brokers()
+	kcfg.Topics.Events.Partitions = 4
+	kcfg.Topics.DeadLetter.Partitions = 1
+	cfg := DefaultConfig("test")
+	cfg.RetryTopic.Partitions = 2
+	cfg.Batch = BatchPolicy{Count: 100, Bytes: 1 << 20, Period: 20 * time.Millisecond}
+	cfg.Backoff = Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond, Multiplier: 2, Jitter: 0.1}
+	cfg.RetryBudget = 200 * time.Millisecond
+	cfg.ParkDelay = 300 * time.Millisecond
+	cfg.UnhealthyProbe = 200 * time.Millisecond
+	cfg.CommitInterval = 50 * time.Millisecond
+	cfg.RevokeTimeout = 5 * time.Second
+	rg := &rig{t: t, cluster: cluster, kcfg: kcfg, cfg: cfg, sinks: map[string]*memSink{}, router: router}
+	for _, c := range conns {
+		rg.sinks[c] = &memSink{}
+	}
+	// topics exist before producing, as ingest makes them in production
+	cl := cluster.Client()
+	if err := kafka.EnsureTopics(context.Background(), cl, kcfg.Topics.Events, kcfg.Topics.DeadLetter, cfg.RetryTopic); err != nil {
+		t.Fatal(err)
+	}
+	return rg
+}
+
+// start runs a runtime until the returned stop is called.
+func (rg *rig) start() (stop func()) {
+	rg.t.Helper()
+	rt, err := New(Options{
+		Name: "test", Config: rg.cfg, Kafka: rg.kcfg, Logger: zaptest.NewLogger(rg.t), Registry: prometheus.NewRegistry(),
+		Router: rg.router,
+		NewSink: func(t Target) (EntrySink, error) {
+			s, ok := rg.sinks[t.Name]
+			if !ok {
+				return nil, fmt.Errorf("no sink %s", t.Name)
+			}
+			return s, nil
+		},
+	})
+	if err != nil {
+		rg.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					rg.t.Errorf("runtime: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				rg.t.Error("runtime did not stop")
+			}
+		})
+	}
+	rg.t.Cleanup(stop)
+	return stop
+}
+
+// publish writes n events per account and returns their ids by account.
+func (rg *rig) publish(accounts []string, n int) map[string][]string {
+	rg.t.Helper()
+	cl := rg.cluster.Client()
+	p := producer.New(cl, rg.kcfg.Topics.Events.Name)
+	ids := map[string][]string{}
+	var events []*auditlogv1.AuditEvent
+	for i := range n {
+		for _, acc := range accounts {
+			events = append(events, &auditlogv1.AuditEvent{
+				Request: &auditlogv1.Request{Action: fmt.Sprintf("action-%d", i)},
+				Target:  &auditlogv1.Target{Context: &auditlogv1.Context{Account: &auditlogv1.Ref{Id: acc}}},
+			})
+		}
+	}
+	res, err := p.Publish(context.Background(), events)
+	if err != nil {
+		rg.t.Fatal(err)
+	}
+	for i, ev := range events {
+		ids[auditevent.AccountID(ev)] = append(ids[auditevent.AccountID(ev)], res.IDs[i])
+	}
+	return ids
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func asSet(ids []string) map[string]int {
+	m := map[string]int{}
+	for _, id := range ids {
+		m[id]++
+	}
+	return m
+}
+
+func TestRuntimeRoutesEachAccountOnlyToItsConnections(t *testing.T) {
+	router := staticRouter{"acc-a": {"a"}, "acc-b": {"b", "shared"}, "*": {"all"}}
+	rg := newRig(t, router, "a", "b", "shared", "all")
+	rg.start()
+	ids := rg.publish([]string{"acc-a", "acc-b", "acc-c"}, 200)
+
+	want := map[string][]string{
+		"a":      ids["acc-a"],
+		"b":      ids["acc-b"],
+		"shared": ids["acc-b"],
+		"all":    append(append(append([]string(nil), ids["acc-a"]...), ids["acc-b"]...), ids["acc-c"]...),
+	}
+	for name, w := range want {
+		waitFor(t, "delivery to "+name, 20*time.Second, func() bool { return len(rg.sinks[name].ids()) >= len(w) })
+	}
+	time.Sleep(200 * time.Millisecond) // anything extra would have arrived by now
+	for name, w := range want {
+		got := asSet(rg.sinks[name].ids())
+		if len(got) != len(w) || len(rg.sinks[name].ids()) != len(w) {
+			t.Errorf("%s: got %d entries (%d distinct), want %d exactly once", name, len(rg.sinks[name].ids()), len(got), len(w))
+		}
+		for _, id := range w {
+			if got[id] != 1 {
+				t.Errorf("%s: id %s delivered %d times", name, id, got[id])
+				break
+			}
+		}
+	}
+}
+
+func TestRuntimeDeadLettersPoisonRecordsAndKeepsGoing(t *testing.T) {
+	rg := newRig(t, staticRouter{"*": {"all"}}, "all")
+	cl := rg.cluster.Client()
+	poison := []*kgo.Record{
+		{Topic: "audit.events", Value: []byte("\x00\x01 not protobuf")},
+		{Topic: "audit.events", Value: []byte(`{"actor": "wrong type"}`), Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/json")}}},
+		{Topic: "audit.events", Value: []byte(`{}`), Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte("text/plain")}}},
+	}
+	if err := cl.ProduceSync(context.Background(), poison...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	rg.start()
+	ids := rg.publish([]string{"acc-a"}, 50)
+	waitFor(t, "good events", 20*time.Second, func() bool { return len(rg.sinks["all"].ids()) >= len(ids["acc-a"]) })
+	dlq := kafkatest.ReadAll(t, rg.cluster.Brokers(), "audit.events.dlq", 3, 10*time.Second)
+	if len(dlq) != 3 {
+		t.Fatalf("dead-lettered %d records, want 3", len(dlq))
+	}
+	for _, rec := range dlq {
+		h := headerMap(rec)
+		if h[HeaderDLQReason] == "" || h[HeaderSourceTopic] != "audit.events" || h[HeaderSourceOffset] == "" || h[HeaderSourcePartition] == "" {
+			t.Errorf("dead letter headers incomplete: %v", h)
+		}
+	}
+	reasons := map[string]bool{}
+	for _, rec := range dlq {
+		reasons[headerMap(rec)[HeaderDLQReason]] = true
+	}
+	for _, want := range []string{auditevent.ReasonBadProtobuf, auditevent.ReasonWrongType, auditevent.ReasonBadContentType} {
+		if !reasons[want] {
+			t.Errorf("no dead letter with reason %s (got %v)", want, reasons)
+		}
+	}
+}
+
+func headerMap(rec *kgo.Record) map[string]string {
+	m := map[string]string{}
+	for _, h := range rec.Headers {
+		m[h.Key] = string(h.Value)
+	}
+	return m
+}
+
+func TestRuntimeParksFailingConnectionWithoutBlockingOthers(t *testing.T) {
+	rg := newRig(t, staticRouter{"acc-bad": {"bad"}, "acc-good": {"good"}}, "bad", "good")
+	rg.sinks["bad"].setFail(&SendError{Class: Retryable, Status: 500, Err: fmt.Errorf("intake down")})
+	rg.start()
+	ids := rg.publish([]string{"acc-bad", "acc-good"}, 100)
+	waitFor(t, "good connection keeps delivering", 10*time.Second, func() bool { return len(rg.sinks["good"].ids()) >= 100 })
+	parked := kafkatest.ReadAll(t, rg.cluster.Brokers(), rg.cfg.RetryTopic.Name, 100, 10*time.Second)
+	if len(parked) < 100 {
+		t.Fatalf("parked %d, want at least 100", len(parked))
+	}
+	h := headerMap(parked[0])
+	if h[HeaderConnection] != "bad" || h[HeaderAttempt] == "" || h[HeaderDue] == "" {
+		t.Fatalf("retry headers: %v", h)
+	}
+	// the destination heals: every parked event arrives, none twice
+	rg.sinks["bad"].setFail(nil)
+	waitFor(t, "parked events delivered after recovery", 20*time.Second, func() bool { return len(asSet(rg.sinks["bad"].ids())) >= 100 })
+	got := asSet(rg.sinks["bad"].ids())
+	for _, id := range ids["acc-bad"] {
+		if got[id] == 0 {
+			t.Fatalf("event %s lost", id)
+		}
+	}
+}
+
+func TestRuntimeUnhealthyConnectionParksNotDrops(t *testing.T) {
+	rg := newRig(t, staticRouter{"acc-a": {"denied"}, "acc-b": {"ok"}}, "denied", "ok")
+	rg.sinks["denied"].setFail(&SendError{Class: Unhealthy, Status: 403, Err: fmt.Errorf("forbidden")})
+	rg.start()
+	rg.publish([]string{"acc-a", "acc-b"}, 50)
+	waitFor(t, "healthy account delivered", 10*time.Second, func() bool { return len(rg.sinks["ok"].ids()) >= 50 })
+	parked := kafkatest.ReadAll(t, rg.cluster.Brokers(), rg.cfg.RetryTopic.Name, 50, 10*time.Second)
+	if len(parked) < 50 {
+		t.Fatalf("parked %d of 50 events of the unhealthy connection", len(parked))
+	}
+	for _, rec := range parked {
+		if h := headerMap(rec); h[HeaderConnection] != "denied" {
+			t.Fatalf("parked for %q", h[HeaderConnection])
+		}
+	}
+	if n := len(kafkatest.ReadAll(t, rg.cluster.Brokers(), "audit.events.dlq", 1, 500*time.Millisecond)); n != 0 {
+		t.Fatalf("%d events dead-lettered; an unhealthy connection must park them", n)
+	}
+}
+
+func TestRuntimeDeadLettersRejectedEntriesAndDeliversTheRest(t *testing.T) {
+	rg := newRig(t, staticRouter{"*": {"picky"}}, "picky")
+	var bad sync.Map
+	rg.sinks["picky"].reject = func(id string) bool { _, ok := bad.Load(id); return ok }
+	ids := rg.publish([]string{"acc-a"}, 40)
+	for _, id := range ids["acc-a"][:5] {
+		bad.Store(id, true)
+	}
+	rg.start()
+	waitFor(t, "good entries", 10*time.Second, func() bool { return len(rg.sinks["picky"].ids()) >= 35 })
+	dlq := kafkatest.ReadAll(t, rg.cluster.Brokers(), "audit.events.dlq", 5, 10*time.Second)
+	if len(dlq) != 5 {
+		t.Fatalf("dead-lettered %d, want 5", len(dlq))
+	}
+	for _, rec := range dlq {
+		if h := headerMap(rec); h[HeaderConnection] != "picky" || h[HeaderDLQReason] != reasonPermanent || !strings.Contains(h[HeaderDLQError], "400") {
+			t.Fatalf("dead letter headers %v", h)
+		}
+	}
+}
+
+func TestRuntimeRestartLosesNothing(t *testing.T) {
+	rg := newRig(t, staticRouter{"*": {"all"}}, "all")
+	stop := rg.start()
+	first := rg.publish([]string{"acc-a", "acc-b"}, 300)
+	waitFor(t, "some delivered", 10*time.Second, func() bool { return len(rg.sinks["all"].ids()) > 0 })
+	stop()
+	second := rg.publish([]string{"acc-a", "acc-b"}, 300)
+	rg.start()
+	all := append(append(append(first["acc-a"], first["acc-b"]...), second["acc-a"]...), second["acc-b"]...)
+	waitFor(t, "everything delivered after restart", 20*time.Second, func() bool { return len(asSet(rg.sinks["all"].ids())) >= len(all) })
+	got := asSet(rg.sinks["all"].ids())
+	for _, id := range all {
+		if got[id] == 0 {
+			t.Fatalf("lost %s", id)
+		}
+	}
+}

@@ -1,0 +1,118 @@
+package delivery
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// partitionTracker knows which offsets of one assigned partition are still
+// out (handed to sinks but not yet delivered, parked or dead-lettered), so
+// the runtime commits only offsets below which everything is finished.
+// Offsets are added in increasing order by the poll loop and finished in any
+// order by the workers.
+type partitionTracker struct {
+	topic     string
+	partition int32
+	// revoked is set when the partition is taken away: queued work for it is
+	// dropped unsent, since its new owner reads it again from the commit.
+	revoked atomic.Bool
+
+	mu      sync.Mutex
+	pending []trackedOffset // increasing offsets; finished ones are popped from the front
+	next    kgo.EpochOffset // offset after the last record added
+	idle    chan struct{}   // closed when pending empties; replaced when work is added
+}
+
+type trackedOffset struct {
+	offset int64
+	done   bool
+}
+
+func newPartitionTracker(topic string, partition int32) *partitionTracker {
+	idle := make(chan struct{})
+	close(idle)
+	return &partitionTracker{topic: topic, partition: partition, next: kgo.EpochOffset{Epoch: -1, Offset: -1}, idle: idle}
+}
+
+// add registers a record handed out by the poll loop.
+func (t *partitionTracker) add(rec *kgo.Record) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.pending) == 0 {
+		t.idle = make(chan struct{})
+	}
+	t.pending = append(t.pending, trackedOffset{offset: rec.Offset})
+	t.next = kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset + 1}
+}
+
+// finish marks one offset finished.
+func (t *partitionTracker) finish(offset int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	i := sort.Search(len(t.pending), func(i int) bool { return t.pending[i].offset >= offset })
+	if i == len(t.pending) || t.pending[i].offset != offset {
+		return // already finished (the tracker was reset by a revoke)
+	}
+	t.pending[i].done = true
+	n := 0
+	for n < len(t.pending) && t.pending[n].done {
+		n++
+	}
+	if n > 0 {
+		t.pending = append(t.pending[:0], t.pending[n:]...)
+		if len(t.pending) == 0 {
+			close(t.idle)
+		}
+	}
+}
+
+// committable is the offset to commit: the first unfinished one, or the one
+// after the last record seen when all are finished. ok is false before any
+// record was seen.
+func (t *partitionTracker) committable() (kgo.EpochOffset, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.next.Offset < 0 {
+		return kgo.EpochOffset{}, false
+	}
+	if len(t.pending) > 0 {
+		// the epoch of the first unfinished record is not kept; -1 tells the
+		// broker to skip the fencing check, which is safe for our own group
+		return kgo.EpochOffset{Epoch: -1, Offset: t.pending[0].offset}, true
+	}
+	return t.next, true
+}
+
+// outstanding is how many offsets are still out.
+func (t *partitionTracker) outstanding() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.pending)
+}
+
+// idleCh is closed once nothing is outstanding.
+func (t *partitionTracker) idleCh() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.idle
+}
+
+// tracked is one polled record in flight: it is finished when every
+// connection it was routed to has delivered, parked or dead-lettered it.
+type tracked struct {
+	rec       *kgo.Record
+	tracker   *partitionTracker
+	remaining atomic.Int32
+	release   func()
+}
+
+// complete finishes one of the record's deliveries.
+func (t *tracked) complete() {
+	if t.remaining.Add(-1) == 0 {
+		t.tracker.finish(t.rec.Offset)
+		t.release()
+	}
+}

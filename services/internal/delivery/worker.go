@@ -1,0 +1,350 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// job is one event bound for one connection.
+type job struct {
+	t         *tracked
+	conn      string
+	entry     []byte
+	parked    *parkState // set when read back from the retry topic
+	eventTime time.Time
+}
+
+func (j *job) size() int { return len(j.entry) }
+
+type sinkBox struct{ sink EntrySink }
+
+// worker batches and sends one connection's events. Each connection has its
+// own, so a slow or failing destination only ever delays itself; past its
+// queue cap its events are parked instead of filling shared memory.
+type worker struct {
+	r           *Runtime
+	name        string
+	sink        atomic.Pointer[sinkBox]
+	fingerprint atomic.Value // string
+
+	mu          sync.Mutex
+	queue       []*job
+	queuedBytes int
+	wake        chan struct{}
+	flushReq    chan struct{}
+	done        chan struct{}
+	stopOnce    sync.Once
+
+	healthMu       sync.Mutex
+	unhealthySince time.Time
+	lastProbe      time.Time
+	lastSuccess    time.Time
+	lastError      string
+	lastErrorAt    time.Time
+}
+
+func newWorker(r *Runtime, name string, sink EntrySink, fingerprint string) *worker {
+	w := &worker{r: r, name: name, wake: make(chan struct{}, 1), flushReq: make(chan struct{}, 1), done: make(chan struct{})}
+	w.setSink(sink, fingerprint)
+	r.metrics.healthy.WithLabelValues(name).Set(1)
+	return w
+}
+
+func (w *worker) setSink(s EntrySink, fingerprint string) {
+	w.sink.Store(&sinkBox{s})
+	w.fingerprint.Store(fingerprint)
+}
+
+func (w *worker) currentSink() EntrySink { return w.sink.Load().sink }
+
+// offer queues a job, or parks it when the connection's queue is full.
+func (w *worker) offer(j *job) {
+	w.mu.Lock()
+	if w.queuedBytes+j.size() > int(w.r.cfg.MaxConnectionBytes) && len(w.queue) > 0 {
+		w.mu.Unlock()
+		w.r.park(j, parkReasonBacklog)
+		return
+	}
+	w.queue = append(w.queue, j)
+	w.queuedBytes += j.size()
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// flush asks the worker to send what it has without waiting for the batch
+// policy.
+func (w *worker) flush() {
+	select {
+	case w.flushReq <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) stop() { w.stopOnce.Do(func() { close(w.done) }) }
+
+func (w *worker) take() *job {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.queue) == 0 {
+		return nil
+	}
+	j := w.queue[0]
+	w.queue[0] = nil
+	w.queue = w.queue[1:]
+	w.queuedBytes -= j.size()
+	return j
+}
+
+func (w *worker) queued() (int, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.queue), w.queuedBytes
+}
+
+func (w *worker) run() {
+	batcher := NewBatcher[*job](w.r.cfg.Batch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		for j := w.take(); j != nil; j = w.take() {
+			if j.t.tracker.revoked.Load() {
+				// the partition moved to another member, which resends it
+				j.t.complete()
+				continue
+			}
+			if batcher.Add(j, j.size()) {
+				w.send(batcher.Flush())
+			}
+		}
+		var timerC <-chan time.Time
+		if d, ok := batcher.Deadline(); ok {
+			timer.Reset(time.Until(d))
+			timerC = timer.C
+		}
+		select {
+		case <-w.wake:
+		case <-timerC:
+			w.send(batcher.Flush())
+		case <-w.flushReq:
+			for j := w.take(); j != nil; j = w.take() {
+				batcher.Add(j, j.size())
+			}
+			if batcher.Len() > 0 {
+				w.send(batcher.Flush())
+			}
+		case <-w.done:
+			// what is still queued was never sent and is not committed
+			return
+		}
+		timer.Stop()
+	}
+}
+
+// send delivers a batch: retries retryable failures with backoff within
+// RetryBudget, dead-letters what the destination rejects for good, parks
+// the rest. Every job leaves send finished (or unfinished only when the
+// runtime is stopping, in which case its offset is not committed).
+func (w *worker) send(batch []*job) {
+	if len(batch) == 0 {
+		return
+	}
+	ctx := w.r.ctx
+	start := time.Now()
+	pending := batch
+	attempt := 0
+	for len(pending) > 0 {
+		if ctx.Err() != nil {
+			return
+		}
+		if w.shouldPark() {
+			w.parkAll(pending, parkReasonUnhealthy)
+			return
+		}
+		entries := make([][]byte, len(pending))
+		for i, j := range pending {
+			entries[i] = j.entry
+		}
+		w.r.metrics.batchSize.WithLabelValues(w.name).Observe(float64(len(pending)))
+		sendCtx, cancel := context.WithTimeout(ctx, w.r.cfg.SendTimeout)
+		t0 := time.Now()
+		err := w.currentSink().WriteBatch(sendCtx, entries)
+		cancel()
+		w.r.metrics.sendLatency.WithLabelValues(w.name).Observe(time.Since(t0).Seconds())
+		if ctx.Err() != nil {
+			return // shutting down: unfinished jobs are resent after restart
+		}
+
+		var retry []*job
+		var hint time.Duration
+		var unhealthy []*job
+		delivered := 0
+		handle := func(j *job, err error) {
+			if err == nil {
+				delivered++
+				w.delivered(j)
+				return
+			}
+			class := Classify(err)
+			w.r.metrics.failed.WithLabelValues(w.name, class.String()).Inc()
+			var se *SendError
+			if errors.As(err, &se) && se.RetryAfter > hint {
+				hint = se.RetryAfter
+			}
+			switch class {
+			case Permanent:
+				w.r.deadLetterParked(j.t, j.parked, w.name, reasonPermanent, err)
+			case Unhealthy:
+				unhealthy = append(unhealthy, j)
+			default:
+				retry = append(retry, j)
+			}
+		}
+		var be *BatchError
+		switch {
+		case err == nil:
+			for _, j := range pending {
+				handle(j, nil)
+			}
+		case errors.As(err, &be):
+			for i, j := range pending {
+				handle(j, be.Failed(i))
+			}
+		default:
+			for _, j := range pending {
+				handle(j, err)
+			}
+		}
+		if delivered > 0 {
+			w.markHealthy()
+		}
+		if err != nil {
+			w.noteError(err)
+		}
+		if len(unhealthy) > 0 {
+			w.markUnhealthy(err)
+			w.parkAll(unhealthy, parkReasonUnhealthy)
+		}
+		if len(retry) == 0 {
+			return
+		}
+		attempt++
+		delay := w.r.cfg.Backoff.Delay(attempt, hint)
+		if time.Since(start)+delay > w.r.cfg.RetryBudget {
+			w.parkAll(retry, parkReasonBudget)
+			return
+		}
+		w.r.metrics.retried.WithLabelValues(w.name).Add(float64(len(retry)))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		pending = retry
+	}
+}
+
+func (w *worker) delivered(j *job) {
+	w.r.metrics.delivered.WithLabelValues(w.name).Inc()
+	if !j.eventTime.IsZero() {
+		w.r.metrics.endToEnd.WithLabelValues(w.name).Observe(w.r.now().Sub(j.eventTime).Seconds())
+	}
+	j.t.complete()
+}
+
+func (w *worker) parkAll(jobs []*job, reason string) {
+	for _, j := range jobs {
+		w.r.park(j, reason)
+	}
+}
+
+// shouldPark is true while the connection is unhealthy, except once every
+// UnhealthyProbe, when a batch goes through to test whether it healed.
+func (w *worker) shouldPark() bool {
+	w.healthMu.Lock()
+	defer w.healthMu.Unlock()
+	if w.unhealthySince.IsZero() {
+		return false
+	}
+	if now := time.Now(); now.Sub(w.lastProbe) >= w.r.cfg.UnhealthyProbe {
+		w.lastProbe = now
+		return false
+	}
+	return true
+}
+
+func (w *worker) markUnhealthy(err error) {
+	w.healthMu.Lock()
+	first := w.unhealthySince.IsZero()
+	if first {
+		w.unhealthySince = time.Now()
+		w.lastProbe = w.unhealthySince
+	}
+	w.healthMu.Unlock()
+	if first {
+		w.r.metrics.healthy.WithLabelValues(w.name).Set(0)
+		w.r.log.Error("connection unhealthy; parking its events until it recovers",
+			zap.String("connection", w.name), zap.Error(err))
+		if w.r.unhealthy != nil {
+			w.r.unhealthy(w.name)
+		}
+	}
+}
+
+func (w *worker) markHealthy() {
+	w.healthMu.Lock()
+	was := !w.unhealthySince.IsZero()
+	w.unhealthySince = time.Time{}
+	w.lastSuccess = time.Now()
+	w.healthMu.Unlock()
+	if was {
+		w.r.metrics.healthy.WithLabelValues(w.name).Set(1)
+		w.r.log.Info("connection recovered", zap.String("connection", w.name))
+	}
+}
+
+func (w *worker) noteError(err error) {
+	w.healthMu.Lock()
+	defer w.healthMu.Unlock()
+	w.lastError = err.Error()
+	w.lastErrorAt = time.Now()
+}
+
+// ConnectionStatus is a connection's health for the status endpoint.
+type ConnectionStatus struct {
+	Name           string     `json:"name"`
+	Healthy        bool       `json:"healthy"`
+	UnhealthySince *time.Time `json:"unhealthy_since,omitempty"`
+	LastSuccess    *time.Time `json:"last_success,omitempty"`
+	LastError      string     `json:"last_error,omitempty"`
+	LastErrorAt    *time.Time `json:"last_error_at,omitempty"`
+	Queued         int        `json:"queued"`
+	QueuedBytes    int        `json:"queued_bytes"`
+}
+
+func (w *worker) status() ConnectionStatus {
+	n, b := w.queued()
+	w.healthMu.Lock()
+	defer w.healthMu.Unlock()
+	s := ConnectionStatus{Name: w.name, Healthy: w.unhealthySince.IsZero(), LastError: w.lastError, Queued: n, QueuedBytes: b}
+	if !w.unhealthySince.IsZero() {
+		t := w.unhealthySince
+		s.UnhealthySince = &t
+	}
+	if !w.lastSuccess.IsZero() {
+		t := w.lastSuccess
+		s.LastSuccess = &t
+	}
+	if !w.lastErrorAt.IsZero() {
+		t := w.lastErrorAt
+		s.LastErrorAt = &t
+	}
+	return s
+}
