@@ -357,3 +357,49 @@ func TestRuntimeRestartLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+func TestRuntimeRebalanceBetweenTwoInstancesLosesNothing(t *testing.T) {
+	rg := newRig(t, staticRouter{"*": {"all"}}, "all")
+	stopFirst := rg.start()
+	first := rg.publish([]string{"acc-a", "acc-b", "acc-c"}, 200)
+	rg.start() // a second member joins: partitions move while events flow
+	second := rg.publish([]string{"acc-a", "acc-b", "acc-c"}, 200)
+	stopFirst() // and the first leaves: its partitions move again
+	third := rg.publish([]string{"acc-a", "acc-b", "acc-c"}, 200)
+	var all []string
+	for _, batch := range []map[string][]string{first, second, third} {
+		for _, ids := range batch {
+			all = append(all, ids...)
+		}
+	}
+	waitFor(t, "every event after two rebalances", 30*time.Second, func() bool { return len(asSet(rg.sinks["all"].ids())) >= len(all) })
+	got := asSet(rg.sinks["all"].ids())
+	for _, id := range all {
+		if got[id] == 0 {
+			t.Fatalf("lost %s", id)
+		}
+	}
+	t.Logf("%d events, %d deliveries (%d duplicates from the hand-overs)", len(all), len(rg.sinks["all"].ids()), len(rg.sinks["all"].ids())-len(all))
+}
+
+func TestRuntimeDeadLettersParkedEventsPastMaxAge(t *testing.T) {
+	rg := newRig(t, staticRouter{"*": {"down"}}, "down")
+	rg.cfg.ParkDelay = 100 * time.Millisecond
+	rg.cfg.MaxAge = 400 * time.Millisecond
+	rg.sinks["down"].setFail(&SendError{Class: Retryable, Status: 503, Err: fmt.Errorf("unavailable")})
+	rg.start()
+	rg.publish([]string{"acc-a"}, 10)
+	dlq := kafkatest.ReadAll(t, rg.cluster.Brokers(), "audit.events.dlq", 10, 20*time.Second)
+	if len(dlq) != 10 {
+		t.Fatalf("dead-lettered %d of 10 after max age", len(dlq))
+	}
+	for _, rec := range dlq {
+		h := headerMap(rec)
+		if h[HeaderDLQReason] != reasonMaxAge || h[HeaderSourceTopic] != "audit.events" || h[HeaderConnection] != "down" {
+			t.Fatalf("headers %v", h)
+		}
+		if _, err := auditevent.DecodeRecord(rec); err != nil {
+			t.Fatalf("dead letter does not hold the original event: %v", err)
+		}
+	}
+}
