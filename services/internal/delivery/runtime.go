@@ -12,6 +12,7 @@ import (
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
+	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -30,25 +31,29 @@ type EntrySink interface {
 	Sink[[]byte]
 }
 
-// Target is one connection an event is routed to.
-type Target struct {
-	// Name identifies the connection in metrics, headers and logs.
-	Name string
-	// Fingerprint changes whenever the connection's definition does; the
-	// runtime then builds a new sink for it.
-	Fingerprint string
-	// Settings are handed to the SinkFactory unchanged.
-	Settings any
+// Router maps an account to the connections its events go to. It is read
+// for every record, so it must be cheap and safe for concurrent use;
+// *destinations.Table and WatchRouter qualify.
+type Router interface {
+	Route(account string) []*destinations.Connection
 }
 
-// Router maps an account to the connections its events go to. It is read
-// for every record, so it must be cheap and safe for concurrent use.
-type Router interface {
-	Route(account string) []Target
+// WatchRouter routes through the current table of a destinations watcher,
+// seeing only connections of one type, so a reload applies to the next
+// record without a restart.
+func WatchRouter(w *destinations.Watcher, typ string) Router { return watchRouter{w, typ} }
+
+type watchRouter struct {
+	w   *destinations.Watcher
+	typ string
+}
+
+func (wr watchRouter) Route(account string) []*destinations.Connection {
+	return wr.w.Current().ForType(wr.typ).Route(account)
 }
 
 // SinkFactory builds the sink for a connection.
-type SinkFactory func(t Target) (EntrySink, error)
+type SinkFactory func(c *destinations.Connection) (EntrySink, error)
 
 // Headers the runtime writes on dead-lettered and parked records. The
 // original record's key, value and headers are kept.
@@ -349,10 +354,10 @@ func (r *Runtime) route(t *tracked, parked *parkState) {
 	}
 }
 
-func pickTarget(targets []Target, name string) []Target {
+func pickTarget(targets []*destinations.Connection, name string) []*destinations.Connection {
 	for _, t := range targets {
 		if t.Name == name {
-			return []Target{t}
+			return []*destinations.Connection{t}
 		}
 	}
 	return nil
@@ -368,7 +373,7 @@ func reasonFor(err error) string {
 
 // worker returns the connection's worker, creating it or swapping its sink
 // when the connection's definition changed.
-func (r *Runtime) worker(t Target) (*worker, error) {
+func (r *Runtime) worker(t *destinations.Connection) (*worker, error) {
 	r.mu.Lock()
 	w := r.workers[t.Name]
 	r.mu.Unlock()

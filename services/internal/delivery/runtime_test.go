@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
-	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/proto/auditevent"
+	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/proto/producer"
+	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,18 +69,26 @@ func (s *memSink) ids() []string {
 	return append([]string(nil), s.got...)
 }
 
-// staticRouter routes accounts to connection names.
-type staticRouter map[string][]string
-
-func (sr staticRouter) Route(account string) []Target {
-	var out []Target
-	for _, n := range sr[account] {
-		out = append(out, Target{Name: n, Fingerprint: "v1"})
+// staticRouter builds a destinations table: account → connection names.
+func staticRouter(routes map[string][]string) Router {
+	conns := map[string]bool{}
+	var b strings.Builder
+	b.WriteString("routes:\n")
+	for acc, names := range routes {
+		fmt.Fprintf(&b, "  - account: %q\n    connections: [%s]\n", acc, strings.Join(names, ", "))
+		for _, n := range names {
+			conns[n] = true
+		}
 	}
-	for _, n := range sr["*"] {
-		out = append(out, Target{Name: n, Fingerprint: "v1"})
+	b.WriteString("connections:\n")
+	for n := range conns {
+		fmt.Fprintf(&b, "  %s:\n    type: datadog\n", n)
 	}
-	return out
+	table, err := destinations.Parse([]byte(b.String()))
+	if err != nil {
+		panic(fmt.Sprintf("routes %v: %v", routes, err))
+	}
+	return table
 }
 
 type rig struct {
@@ -125,7 +134,7 @@ func (rg *rig) start() (stop func()) {
 	rt, err := New(Options{
 		Name: "test", Config: rg.cfg, Kafka: rg.kcfg, Logger: zaptest.NewLogger(rg.t), Registry: prometheus.NewRegistry(),
 		Router: rg.router,
-		NewSink: func(t Target) (EntrySink, error) {
+		NewSink: func(t *destinations.Connection) (EntrySink, error) {
 			s, ok := rg.sinks[t.Name]
 			if !ok {
 				return nil, fmt.Errorf("no sink %s", t.Name)
@@ -202,7 +211,7 @@ func asSet(ids []string) map[string]int {
 }
 
 func TestRuntimeRoutesEachAccountOnlyToItsConnections(t *testing.T) {
-	router := staticRouter{"acc-a": {"a"}, "acc-b": {"b", "shared"}, "*": {"all"}}
+	router := staticRouter(map[string][]string{"acc-a": {"a"}, "acc-b": {"b", "shared"}, "*": {"all"}})
 	rg := newRig(t, router, "a", "b", "shared", "all")
 	rg.start()
 	ids := rg.publish([]string{"acc-a", "acc-b", "acc-c"}, 200)
@@ -232,7 +241,7 @@ func TestRuntimeRoutesEachAccountOnlyToItsConnections(t *testing.T) {
 }
 
 func TestRuntimeDeadLettersPoisonRecordsAndKeepsGoing(t *testing.T) {
-	rg := newRig(t, staticRouter{"*": {"all"}}, "all")
+	rg := newRig(t, staticRouter(map[string][]string{"*": {"all"}}), "all")
 	cl := rg.cluster.Client()
 	poison := []*kgo.Record{
 		{Topic: "audit.events", Value: []byte("\x00\x01 not protobuf")},
@@ -275,7 +284,7 @@ func headerMap(rec *kgo.Record) map[string]string {
 }
 
 func TestRuntimeParksFailingConnectionWithoutBlockingOthers(t *testing.T) {
-	rg := newRig(t, staticRouter{"acc-bad": {"bad"}, "acc-good": {"good"}}, "bad", "good")
+	rg := newRig(t, staticRouter(map[string][]string{"acc-bad": {"bad"}, "acc-good": {"good"}}), "bad", "good")
 	rg.sinks["bad"].setFail(&SendError{Class: Retryable, Status: 500, Err: fmt.Errorf("intake down")})
 	rg.start()
 	ids := rg.publish([]string{"acc-bad", "acc-good"}, 100)
@@ -300,7 +309,7 @@ func TestRuntimeParksFailingConnectionWithoutBlockingOthers(t *testing.T) {
 }
 
 func TestRuntimeUnhealthyConnectionParksNotDrops(t *testing.T) {
-	rg := newRig(t, staticRouter{"acc-a": {"denied"}, "acc-b": {"ok"}}, "denied", "ok")
+	rg := newRig(t, staticRouter(map[string][]string{"acc-a": {"denied"}, "acc-b": {"ok"}}), "denied", "ok")
 	rg.sinks["denied"].setFail(&SendError{Class: Unhealthy, Status: 403, Err: fmt.Errorf("forbidden")})
 	rg.start()
 	rg.publish([]string{"acc-a", "acc-b"}, 50)
@@ -320,7 +329,7 @@ func TestRuntimeUnhealthyConnectionParksNotDrops(t *testing.T) {
 }
 
 func TestRuntimeDeadLettersRejectedEntriesAndDeliversTheRest(t *testing.T) {
-	rg := newRig(t, staticRouter{"*": {"picky"}}, "picky")
+	rg := newRig(t, staticRouter(map[string][]string{"*": {"picky"}}), "picky")
 	var bad sync.Map
 	rg.sinks["picky"].reject = func(id string) bool { _, ok := bad.Load(id); return ok }
 	ids := rg.publish([]string{"acc-a"}, 40)
@@ -341,7 +350,7 @@ func TestRuntimeDeadLettersRejectedEntriesAndDeliversTheRest(t *testing.T) {
 }
 
 func TestRuntimeRestartLosesNothing(t *testing.T) {
-	rg := newRig(t, staticRouter{"*": {"all"}}, "all")
+	rg := newRig(t, staticRouter(map[string][]string{"*": {"all"}}), "all")
 	stop := rg.start()
 	first := rg.publish([]string{"acc-a", "acc-b"}, 300)
 	waitFor(t, "some delivered", 10*time.Second, func() bool { return len(rg.sinks["all"].ids()) > 0 })
@@ -359,7 +368,7 @@ func TestRuntimeRestartLosesNothing(t *testing.T) {
 }
 
 func TestRuntimeRebalanceBetweenTwoInstancesLosesNothing(t *testing.T) {
-	rg := newRig(t, staticRouter{"*": {"all"}}, "all")
+	rg := newRig(t, staticRouter(map[string][]string{"*": {"all"}}), "all")
 	stopFirst := rg.start()
 	first := rg.publish([]string{"acc-a", "acc-b", "acc-c"}, 200)
 	rg.start() // a second member joins: partitions move while events flow
@@ -383,7 +392,7 @@ func TestRuntimeRebalanceBetweenTwoInstancesLosesNothing(t *testing.T) {
 }
 
 func TestRuntimeDeadLettersParkedEventsPastMaxAge(t *testing.T) {
-	rg := newRig(t, staticRouter{"*": {"down"}}, "down")
+	rg := newRig(t, staticRouter(map[string][]string{"*": {"down"}}), "down")
 	rg.cfg.ParkDelay = 100 * time.Millisecond
 	rg.cfg.MaxAge = 400 * time.Millisecond
 	rg.sinks["down"].setFail(&SendError{Class: Retryable, Status: 503, Err: fmt.Errorf("unavailable")})
