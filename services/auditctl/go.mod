@@ -1,3 +1,22 @@
 module github.com/auditstream/auditstream/services/auditctl
 
 go 1.26.0
+
+require (
+	github.com/auditstream/auditstream/proto v0.0.0
+	github.com/spf13/cobra v1.10.2
+	github.com/twmb/franz-go v1.22.3
+	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
+)
+
+require (
+	github.com/google/uuid v1.6.0 // indirect
+	github.com/inconshreveable/mousetrap v1.1.0 // indirect
+	github.com/klauspost/compress v1.20.3 // indirect
+	github.com/pierrec/lz4/v4 v4.1.33 // indirect
+	github.com/spf13/pflag v1.0.9 // indirect
+	github.com/twmb/franz-go/pkg/kmsg v1.15.1 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
+)
+
+replace github.com/auditstream/auditstream/proto => ../../proto

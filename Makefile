@@ -1,0 +1,104 @@
+# auditstream developer tasks. `make help` lists them.
+#
+# Every module listed in go.work is built, linted and tested; the list is read
+# from `go list -m`, so a new module only needs adding to go.work. Every
+# services/<name>/main.go is built into bin/<name>.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+GO ?= go
+
+# Tools are installed per repository, into a git-ignored directory.
+TOOLS_BIN := $(CURDIR)/.tools/bin
+
+# Pinned tool versions (staticcheck v0.8.2 is release 2026.2.2).
+STATICCHECK_VERSION           := v0.8.2
+PROTOC_GEN_GO_VERSION         := v1.36.12
+PROTOC_GEN_CONNECT_GO_VERSION := v1.21.1
+
+# Package patterns of every workspace module: ./proto/... ./services/ingest/...
+LIST_PACKAGES := $(GO) list -m -f '{{.Dir}}/...' | sed 's|^$(CURDIR)/|./|'
+LIST_MODULE_DIRS := $(GO) list -m -f '{{.Dir}}' | sed 's|^$(CURDIR)/|./|'
+
+SERVICES := $(patsubst services/%/main.go,%,$(wildcard services/*/main.go))
+
+TEST_FLAGS ?= -count=1 -timeout 20m
+# Extra flags for `make run`, e.g. make run DEVSTACK_FLAGS='--data-dir /tmp/as'.
+DEVSTACK_FLAGS ?=
+
+# go_install installs $(2)@$(3) as $(TOOLS_BIN)/$(1) unless that version is
+# already there.
+define go_install
+	@if [[ -x "$(TOOLS_BIN)/$(1)" && "$$(cat "$(TOOLS_BIN)/.$(1).version" 2>/dev/null)" == "$(3)" ]]; then \
+		:; \
+	else \
+		echo "installing $(1) $(3) into .tools/bin"; \
+		GOBIN="$(TOOLS_BIN)" $(GO) install "$(2)@$(3)"; \
+		echo "$(3)" > "$(TOOLS_BIN)/.$(1).version"; \
+	fi
+endef
+
+.PHONY: help build run test tools lint proto proto-tools bench fmt clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+build: ## build every service into bin/
+	@mkdir -p bin
+	@for s in $(SERVICES); do \
+		echo "$(GO) build -o bin/$$s ./services/$$s"; \
+		$(GO) build -o "bin/$$s" "./services/$$s"; \
+	done
+
+run: build ## build, then run the whole pipeline locally (embedded Kafka + services)
+	exec ./bin/devstack $(DEVSTACK_FLAGS)
+
+test: tools ## run every module's tests
+	@pkgs=$$($(LIST_PACKAGES)); \
+	echo "$(GO) test $(TEST_FLAGS)" $$pkgs; \
+	$(GO) test $(TEST_FLAGS) $$pkgs
+
+tools: ## install the tools tests and lint need into .tools/bin
+	@mkdir -p "$(TOOLS_BIN)"
+	$(call go_install,staticcheck,honnef.co/go/tools/cmd/staticcheck,$(STATICCHECK_VERSION))
+
+lint: tools ## gofmt check, go vet and staticcheck on every module
+	@dirs=$$($(LIST_MODULE_DIRS)); \
+	unformatted=$$(gofmt -l $$dirs); \
+	if [[ -n "$$unformatted" ]]; then \
+		echo "gofmt: these files need formatting (run make fmt):"; echo "$$unformatted"; exit 1; \
+	fi
+	@pkgs=$$($(LIST_PACKAGES)); \
+	echo "$(GO) vet" $$pkgs; \
+	$(GO) vet $$pkgs; \
+	echo "staticcheck" $$pkgs; \
+	"$(TOOLS_BIN)/staticcheck" $$pkgs
+
+proto-tools:
+	@mkdir -p "$(TOOLS_BIN)"
+	$(call go_install,protoc-gen-go,google.golang.org/protobuf/cmd/protoc-gen-go,$(PROTOC_GEN_GO_VERSION))
+	$(call go_install,protoc-gen-connect-go,connectrpc.com/connect/cmd/protoc-gen-connect-go,$(PROTOC_GEN_CONNECT_GO_VERSION))
+
+proto: proto-tools ## regenerate the Go code of proto/ (installs protoc if missing)
+	@if ! command -v protoc >/dev/null; then \
+		sudo=""; [[ "$$(id -u)" == 0 ]] || sudo=sudo; \
+		echo "protoc not found: installing Debian's protobuf-compiler ($${sudo:+sudo }apt-get install -y protobuf-compiler)"; \
+		$$sudo apt-get install -y protobuf-compiler || { $$sudo apt-get update && $$sudo apt-get install -y protobuf-compiler; }; \
+	fi
+	PATH="$(TOOLS_BIN):$$PATH" ./proto/gen.sh
+
+bench: ## run every module's benchmarks
+	@pkgs=$$($(LIST_PACKAGES)); \
+	echo "$(GO) test -run '^\$$' -bench . -benchmem" $$pkgs; \
+	$(GO) test -run '^$$' -bench . -benchmem $$pkgs
+
+# gofmt on the module directories: `go fmt` does not take workspace patterns.
+fmt: ## gofmt every module
+	@dirs=$$($(LIST_MODULE_DIRS)); \
+	echo "gofmt -l -w" $$dirs; \
+	gofmt -l -w $$dirs
+
+clean: ## remove bin/ (the dev broker's data in .data/ is kept: rm -rf .data to reset it)
+	rm -rf bin
