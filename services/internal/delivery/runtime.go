@@ -167,7 +167,9 @@ func (r *Runtime) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.mu.Lock()
 	r.client = cl
+	r.mu.Unlock()
 	defer cl.Close()
 	if r.kcfg.Topics.Bootstrap {
 		if err := r.bootstrap(ctx); err != nil {
@@ -555,4 +557,15 @@ func (r *Runtime) Status() []ConnectionStatus {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// Ready reports whether the runtime reaches Kafka.
+func (r *Runtime) Ready(ctx context.Context) error {
+	r.mu.Lock()
+	cl := r.client
+	r.mu.Unlock()
+	if cl == nil {
+		return errors.New("starting")
+	}
+	return cl.Ping(ctx)
 }
