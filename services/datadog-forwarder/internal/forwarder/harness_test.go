@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/proto/auditevent"
+	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/proto/producer"
 	"github.com/auditstream/auditstream/services/datadog-forwarder/internal/ddfake"
 	"github.com/auditstream/auditstream/services/internal/delivery"
