@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -120,6 +121,20 @@ func (s Secret) Check() error {
 }
 
 func (s Secret) String() string { return "[redacted]" }
+
+// Format keeps every fmt verb from printing the value: fmt uses String only
+// for %v, %s, %q, %x and %X, and would print the fields for the others
+// (%d, %t, ...).
+func (s Secret) Format(f fmt.State, verb rune) {
+	switch {
+	case verb == 'v' && f.Flag('#'):
+		_, _ = io.WriteString(f, s.GoString())
+	case verb == 'q':
+		_, _ = io.WriteString(f, strconv.Quote(s.String()))
+	default:
+		_, _ = io.WriteString(f, s.String())
+	}
+}
 
 // GoString keeps %#v from printing the value.
 func (s Secret) GoString() string { return "config.Secret([redacted])" }

@@ -29,8 +29,10 @@ type Config struct {
 	// MaxInflightBytes caps the polled records not yet finished; fetching
 	// waits beyond it, so memory is set by configuration, not by backlog.
 	MaxInflightBytes config.ByteSize `yaml:"max_inflight_bytes"`
-	// MaxConnectionBytes caps what one connection may hold queued; past it
-	// the connection's new events are parked rather than stalling the rest.
+	// MaxConnectionBytes caps how much of MaxInflightBytes one connection may
+	// hold queued; past it the connection's new events are parked rather
+	// than leaving the others no room. At MaxInflightBytes a slow connection
+	// only slows fetching (right when it is the only one).
 	MaxConnectionBytes config.ByteSize `yaml:"max_connection_bytes"`
 	// MaxRetryHeldBytes caps parked records read back early and waiting for
 	// their due time; past it the retry topic is paused.
@@ -42,6 +44,12 @@ type Config struct {
 	RevokeTimeout time.Duration `yaml:"revoke_timeout"`
 	// SendTimeout bounds one WriteBatch call.
 	SendTimeout time.Duration `yaml:"send_timeout"`
+	// SessionTimeout is how long the group waits for a member that stopped
+	// heartbeating (a crashed pod) before moving its partitions.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// RebalanceTimeout bounds how long members may take to hand partitions
+	// over; RevokeTimeout must fit inside it.
+	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
 }
 
 // DefaultConfig returns the defaults for a forwarder named name
@@ -63,6 +71,8 @@ func DefaultConfig(name string) Config {
 		CommitInterval:     time.Second,
 		RevokeTimeout:      20 * time.Second,
 		SendTimeout:        30 * time.Second,
+		SessionTimeout:     45 * time.Second,
+		RebalanceTimeout:   60 * time.Second,
 	}
 }
 
@@ -79,7 +89,8 @@ func (c Config) Validate() error {
 		name string
 		d    time.Duration
 	}{{"retry_budget", c.RetryBudget}, {"park_delay", c.ParkDelay}, {"max_age", c.MaxAge}, {"unhealthy_probe", c.UnhealthyProbe},
-		{"commit_interval", c.CommitInterval}, {"revoke_timeout", c.RevokeTimeout}, {"send_timeout", c.SendTimeout}}
+		{"commit_interval", c.CommitInterval}, {"revoke_timeout", c.RevokeTimeout}, {"send_timeout", c.SendTimeout},
+		{"session_timeout", c.SessionTimeout}, {"rebalance_timeout", c.RebalanceTimeout}}
 	for _, p := range positive {
 		if p.d <= 0 {
 			errs.Addf(p.name, "must be positive")
@@ -87,6 +98,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAge > 0 && c.MaxAge < c.ParkDelay {
 		errs.Addf("max_age", "must be at least park_delay")
+	}
+	if c.RevokeTimeout >= c.RebalanceTimeout {
+		errs.Addf("revoke_timeout", "must be shorter than rebalance_timeout")
 	}
 	if c.MaxInflightBytes <= 0 {
 		errs.Addf("max_inflight_bytes", "must be positive")

@@ -157,6 +157,8 @@ func (r *Runtime) Run(ctx context.Context) error {
 		kgo.ConsumeTopics(r.kcfg.Topics.Events.Name, r.cfg.RetryTopic.Name),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
+		kgo.SessionTimeout(r.cfg.SessionTimeout),
+		kgo.RebalanceTimeout(r.cfg.RebalanceTimeout),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsAssigned(r.onAssigned),
 		kgo.OnPartitionsRevoked(r.onRevoked),
@@ -295,7 +297,7 @@ func (r *Runtime) dispatch(ctx context.Context, tr *partitionTracker, rec *kgo.R
 	}
 	r.metrics.inflight.Add(float64(size))
 	tr.add(rec)
-	t := &tracked{rec: rec, tracker: tr}
+	t := &tracked{rec: rec, tracker: tr, size: size}
 	t.release = func() {
 		r.inflight.Release(size)
 		r.metrics.inflight.Sub(float64(size))

@@ -104,6 +104,7 @@ func (t *partitionTracker) idleCh() <-chan struct{} {
 // connection it was routed to has delivered, parked or dead-lettered it.
 type tracked struct {
 	rec       *kgo.Record
+	size      int64 // what the record holds of MaxInflightBytes
 	tracker   *partitionTracker
 	remaining atomic.Int32
 	release   func()

@@ -19,7 +19,11 @@ type job struct {
 	eventTime time.Time
 }
 
+// size is the entry's size, which batches are cut by.
 func (j *job) size() int { return len(j.entry) }
+
+// held is what the job holds of MaxInflightBytes, which queues are capped by.
+func (j *job) held() int { return int(j.t.size) }
 
 type sinkBox struct{ sink EntrySink }
 
@@ -65,13 +69,13 @@ func (w *worker) currentSink() EntrySink { return w.sink.Load().sink }
 // offer queues a job, or parks it when the connection's queue is full.
 func (w *worker) offer(j *job) {
 	w.mu.Lock()
-	if w.queuedBytes+j.size() > int(w.r.cfg.MaxConnectionBytes) && len(w.queue) > 0 {
+	if w.queuedBytes+j.held() > int(w.r.cfg.MaxConnectionBytes) && len(w.queue) > 0 {
 		w.mu.Unlock()
 		w.r.park(j, parkReasonBacklog)
 		return
 	}
 	w.queue = append(w.queue, j)
-	w.queuedBytes += j.size()
+	w.queuedBytes += j.held()
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
@@ -99,7 +103,7 @@ func (w *worker) take() *job {
 	j := w.queue[0]
 	w.queue[0] = nil
 	w.queue = w.queue[1:]
-	w.queuedBytes -= j.size()
+	w.queuedBytes -= j.held()
 	return j
 }
 
