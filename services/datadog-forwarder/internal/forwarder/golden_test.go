@@ -1,0 +1,139 @@
+package forwarder
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// freeAddr reserves an ephemeral port on 127.0.0.1 for a child process.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// The seed's example event, posted to the real ingest binary, reaches the
+// Datadog intake as exactly the seed's log: source, service, hostname, tags
+// and attributes.
+func TestGoldenSeedEventFromIngestToDatadog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the ingest binary")
+	}
+	dir := t.TempDir()
+	ingestBin := filepath.Join(dir, "ingest")
+	if out, err := exec.Command("go", "build", "-o", ingestBin, "../../../ingest").CombinedOutput(); err != nil {
+		t.Fatalf("build ingest: %v\n%s", err, out)
+	}
+	p := newPipeline(t, "dd-docs")
+	p.writeRoutes(map[string][]string{"acc-sscctbisjkl3123": {"dd-docs"}})
+	p.start()
+
+	addr := freeAddr(t)
+	cfg := fmt.Sprintf("log: {level: warn}\nhttp: {addr: %q}\nkafka:\n  brokers: [%s]\n  topics:\n    events: {name: audit.events, partitions: 6}\n    dead_letter: {name: audit.events.dlq, partitions: 1}\ningest:\n  auth: {disabled: true}\n",
+		addr, strings.Join(p.cfg.Kafka.Brokers, ", "))
+	cfgFile := filepath.Join(dir, "ingest.yaml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ingest := exec.Command(ingestBin, "--config", cfgFile)
+	ingest.Stderr = &testWriter{t: t}
+	if err := ingest.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ingest.Process.Kill(); _ = ingest.Wait() })
+	waitFor(t, "ingest ready", 20*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+
+	seed, err := os.ReadFile("../../../../proto/auditevent/testdata/seed-attributes.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post("http://"+addr+"/v1/events", "application/json", bytes.NewReader(seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted struct{ IDs []string }
+	_ = json.NewDecoder(resp.Body).Decode(&accepted)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted || len(accepted.IDs) != 1 {
+		t.Fatalf("ingest answered %d %v", resp.StatusCode, accepted.IDs)
+	}
+
+	waitFor(t, "the log at the intake", 20*time.Second, func() bool { return p.intake.Count("dd-docs") == 1 })
+	// compare as plain JSON values (the fake keeps numbers as json.Number)
+	var got map[string]any
+	if err := json.Unmarshal(p.intake.Entries("dd-docs")[0], &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["audit-id"] != accepted.IDs[0] {
+		t.Fatalf("audit-id %v, ingest answered %s", got["audit-id"], accepted.IDs[0])
+	}
+	delete(got, "audit-id")
+	var want map[string]any
+	golden, err := os.ReadFile("../datadog/testdata/seed-datadog-entry.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(golden, &want); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		for k := range got {
+			if !reflect.DeepEqual(got[k], want[k]) {
+				t.Errorf("member %q: got %#v, want %#v", k, got[k], want[k])
+			}
+		}
+		for k := range want {
+			if _, ok := got[k]; !ok {
+				t.Errorf("member %q missing", k)
+			}
+		}
+		g, _ := json.MarshalIndent(got, "", "  ")
+		t.Fatalf("Datadog log differs from the seed's:\n got: %s\nwant: %s", g, golden)
+	}
+
+	// and the tags are the seed's, less the one Datadog adds itself
+	seedTags := []string{"scalr-workspace-name:demo-ws", "scalr-environment-name:cs-m", "scalr-workspace:ws-v0o370ouv5kbjmk9h",
+		"scalr-user-email:[email protected]", "scalr-action:discard-run", "scalr-environment:org-sscctbkdgkdrqg0", "source:scalr"}
+	if tags := strings.Split(got["ddtags"].(string), ","); !sameSet(tags, seedTags) {
+		t.Fatalf("tags %v, want %v", tags, seedTags)
+	}
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := map[string]int{}
+	for _, s := range a {
+		m[s]++
+	}
+	for _, s := range b {
+		if m[s] == 0 {
+			return false
+		}
+		m[s]--
+	}
+	return true
+}
