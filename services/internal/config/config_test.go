@@ -562,3 +562,28 @@ func TestErrors(t *testing.T) {
 		t.Errorf("got %q, want %q", lines, want)
 	}
 }
+
+// Kubernetes injects <SERVICE>_SERVICE_HOST and friends for every Service in
+// the namespace; a Service named auditstream-ingest must not stop a pod.
+func TestApplyEnvIgnoresKubernetesServiceLinks(t *testing.T) {
+	links := []string{
+		"AUDITSTREAM_INGEST_SERVICE_HOST=10.0.0.1",
+		"AUDITSTREAM_INGEST_SERVICE_PORT=8080",
+		"AUDITSTREAM_INGEST_SERVICE_PORT_HTTP=8080",
+		"AUDITSTREAM_INGEST_PORT=tcp://10.0.0.1:8080",
+		"AUDITSTREAM_INGEST_PORT_8080_TCP=tcp://10.0.0.1:8080",
+		"AUDITSTREAM_INGEST_PORT_8080_TCP_PROTO=tcp",
+		"AUDITSTREAM_INGEST_PORT_8080_TCP_PORT=8080",
+		"AUDITSTREAM_INGEST_PORT_8080_TCP_ADDR=10.0.0.1",
+	}
+	var c struct {
+		Name string `yaml:"name"`
+	}
+	if err := config.ApplyEnv(&c, links); err != nil {
+		t.Fatalf("service-link variables rejected: %v", err)
+	}
+	// a typo that only looks similar is still caught
+	if err := config.ApplyEnv(&c, []string{"AUDITSTREAM_NAME_PORTS=1"}); err == nil {
+		t.Fatal("unknown variable accepted")
+	}
+}

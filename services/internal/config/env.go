@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"fmt"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,7 +26,9 @@ func ApplyEnv(dst any, env []string) error {
 		}
 		field, ok := fields[name]
 		if !ok {
-			unknown = append(unknown, name)
+			if !serviceLink.MatchString(name) {
+				unknown = append(unknown, name)
+			}
 			continue
 		}
 		if err := setFromString(field, value); err != nil {
@@ -39,6 +42,12 @@ func ApplyEnv(dst any, env []string) error {
 	}
 	return errs.Err()
 }
+
+// serviceLink matches the variables Kubernetes injects for every Service in
+// the namespace (a Service "auditstream-ingest" gives
+// AUDITSTREAM_INGEST_SERVICE_HOST, AUDITSTREAM_INGEST_PORT_8080_TCP_ADDR...);
+// they are not config keys but must not stop a pod from starting.
+var serviceLink = regexp.MustCompile(`_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT|PORT_[0-9]+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)$`)
 
 var (
 	durationType        = reflect.TypeFor[time.Duration]()
