@@ -1,0 +1,110 @@
+package forwarder
+
+import (
+	"bytes"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/kafkatest"
+)
+
+// A route added or changed in the destinations file applies to the next
+// events without a restart.
+func TestDestinationsReloadWithoutRestart(t *testing.T) {
+	p := newPipeline(t, "dd-a", "dd-b")
+	p.writeRoutes(map[string][]string{"acc-00": {"dd-a"}})
+	p.start()
+	before := p.publish([]string{"acc-00"}, 50)
+	waitFor(t, "first route", 10*time.Second, func() bool { return p.intake.Count("dd-a") >= 50 })
+
+	p.writeRoutes(map[string][]string{"acc-00": {"dd-b"}})
+	time.Sleep(500 * time.Millisecond) // a few poll intervals
+	after := p.publish([]string{"acc-00"}, 50)
+	waitFor(t, "new route", 10*time.Second, func() bool { return p.intake.Count("dd-b") >= 50 })
+	time.Sleep(200 * time.Millisecond)
+	if n := p.intake.Count("dd-a"); n != 50 {
+		t.Fatalf("the old connection received %d logs after the route moved, want 50 (only those before)", n)
+	}
+	got := counts(mustIDs(p, "dd-b"))
+	for _, id := range after["acc-00"] {
+		if got[id] != 1 {
+			t.Fatalf("event %s after the reload delivered %d times to the new connection", id, got[id])
+		}
+	}
+	for _, id := range before["acc-00"] {
+		if got[id] != 0 {
+			t.Fatalf("event %s from before the reload went to the new connection", id)
+		}
+	}
+}
+
+// The intake rejects some entries with 400: the forwarder finds them,
+// dead-letters exactly those, and delivers the rest.
+func TestBadEntriesAreIsolatedAndDeadLettered(t *testing.T) {
+	p := newPipeline(t, "dd-a")
+	p.writeRoutes(map[string][]string{"*": {"dd-a"}})
+	p.intake.RejectEntries(func(entry []byte) bool { return bytes.Contains(entry, []byte(`"action":"action-3"`)) })
+	p.start()
+	ids := p.publish([]string{"acc-00"}, 70) // actions cycle over 7 values: 10 are bad
+	waitFor(t, "good entries", 20*time.Second, func() bool { return p.intake.Count("dd-a") >= 60 })
+	dlq := kafkatest.ReadAll(t, p.cluster.Brokers(), "audit.events.dlq", 10, 20*time.Second)
+	if len(dlq) != 10 {
+		t.Fatalf("dead-lettered %d, want the 10 rejected entries", len(dlq))
+	}
+	for _, rec := range dlq {
+		h := map[string]string{}
+		for _, x := range rec.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		if h[delivery.HeaderConnection] != "dd-a" || h[delivery.HeaderDLQReason] == "" {
+			t.Fatalf("dead letter headers %v", h)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := p.intake.Count("dd-a"); n != 60 {
+		t.Fatalf("delivered %d, want exactly the 60 good entries of %d", n, len(ids["acc-00"]))
+	}
+}
+
+// 413 for a batch: the forwarder splits it and delivers everything once.
+func TestPayloadTooLargeSplitsAndDelivers(t *testing.T) {
+	p := newPipeline(t, "dd-a")
+	p.writeRoutes(map[string][]string{"*": {"dd-a"}})
+	p.intake.FailNext(3, http.StatusRequestEntityTooLarge, nil)
+	p.start()
+	ids := p.publish([]string{"acc-00"}, 400)
+	waitFor(t, "all entries", 20*time.Second, func() bool { return p.intake.Count("dd-a") >= len(ids["acc-00"]) })
+	time.Sleep(200 * time.Millisecond)
+	got := counts(mustIDs(p, "dd-a"))
+	if len(got) != 400 || p.intake.Count("dd-a") != 400 {
+		t.Fatalf("delivered %d logs, %d distinct, want 400 exactly once", p.intake.Count("dd-a"), len(got))
+	}
+	if n := len(kafkatest.ReadAll(t, p.cluster.Brokers(), "audit.events.dlq", 1, 300*time.Millisecond)); n != 0 {
+		t.Fatalf("%d dead letters; a 413 must be split, not rejected", n)
+	}
+}
+
+// The intake answers slower than the request timeout: requests time out,
+// are retried, and once it is fast again everything arrives.
+func TestSlowIntakeTimesOutAndRetries(t *testing.T) {
+	p := newPipeline(t, "dd-a")
+	p.writeRoutes(map[string][]string{"*": {"dd-a"}}) // timeout: 2s per request
+	p.intake.Slow(3 * time.Second)
+	p.start()
+	ids := p.publish([]string{"acc-00"}, 100)
+	time.Sleep(2500 * time.Millisecond)
+	p.intake.Slow(0)
+	waitFor(t, "all entries after the intake sped up", 30*time.Second, func() bool { return len(counts(mustIDs(p, "dd-a"))) >= len(ids["acc-00"]) })
+	got := counts(mustIDs(p, "dd-a"))
+	for _, id := range ids["acc-00"] {
+		if got[id] == 0 {
+			t.Fatalf("lost %s", id)
+		}
+	}
+	// the first request timed out and the batch was sent again
+	if n := len(p.intake.Requests()); n < 2 {
+		t.Fatalf("the intake saw %d request(s); a timed-out batch must be resent", n)
+	}
+}
