@@ -27,6 +27,7 @@ type memSink struct {
 	mu       sync.Mutex
 	got      []string // event ids, in arrival order
 	failWith error    // returned for every batch while set
+	gate     chan struct{} // while set, WriteBatch waits for it to close
 	reject   func(id string) bool
 }
 
@@ -35,6 +36,16 @@ func (s *memSink) Encode(ev *auditlogv1.AuditEvent) ([]byte, error) {
 }
 
 func (s *memSink) WriteBatch(ctx context.Context, batch [][]byte) error {
+	s.mu.Lock()
+	gate := s.gate
+	s.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.failWith != nil {
@@ -92,6 +103,7 @@ func staticRouter(routes map[string][]string) Router {
 }
 
 type rig struct {
+	reg     *prometheus.Registry
 	t       *testing.T
 	cluster *kafkatest.Cluster
 	kcfg    kafka.Config
@@ -128,11 +140,30 @@ func newRig(t *testing.T, router Router, conns ...string) *rig {
 	return rg
 }
 
+func (rg *rig) registry() *prometheus.Registry {
+	rg.reg = prometheus.NewRegistry()
+	return rg.reg
+}
+
+// gauge reads a gauge of the last started runtime.
+func (rg *rig) gauge(name string) float64 {
+	mfs, err := rg.reg.Gather()
+	if err != nil {
+		rg.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
+}
+
 // start runs a runtime until the returned stop is called.
 func (rg *rig) start() (stop func()) {
 	rg.t.Helper()
 	rt, err := New(Options{
-		Name: "test", Config: rg.cfg, Kafka: rg.kcfg, Logger: zaptest.NewLogger(rg.t), Registry: prometheus.NewRegistry(),
+		Name: "test", Config: rg.cfg, Kafka: rg.kcfg, Logger: zaptest.NewLogger(rg.t), Registry: rg.registry(),
 		Router: rg.router,
 		NewSink: func(t *destinations.Connection) (EntrySink, error) {
 			s, ok := rg.sinks[t.Name]
@@ -410,5 +441,54 @@ func TestRuntimeDeadLettersParkedEventsPastMaxAge(t *testing.T) {
 		if _, err := auditevent.DecodeRecord(rec); err != nil {
 			t.Fatalf("dead letter does not hold the original event: %v", err)
 		}
+	}
+}
+
+// A sink that stops answering stops fetching once MaxInflightBytes are out:
+// memory is set by configuration, not by the backlog.
+func TestRuntimeBackPressureBoundsMemory(t *testing.T) {
+	rg := newRig(t, staticRouter(map[string][]string{"*": {"stuck"}}), "stuck")
+	rg.cfg.MaxInflightBytes = 64 << 10
+	rg.cfg.MaxConnectionBytes = 64 << 10
+	rg.cfg.RetryBudget = time.Minute
+	rg.cfg.SendTimeout = time.Minute
+	gate := make(chan struct{})
+	rg.sinks["stuck"].gate = gate
+	ids := rg.publish([]string{"acc-a", "acc-b"}, 2000) // ~4000 records, far more than the cap holds
+	rg.start()
+	time.Sleep(time.Second)
+	inflight := rg.gauge("auditstream_delivery_inflight_bytes")
+	if inflight <= 0 || inflight > float64(rg.cfg.MaxInflightBytes) {
+		t.Fatalf("in-flight bytes %v with the sink stuck; want between 0 and the cap %d", inflight, rg.cfg.MaxInflightBytes)
+	}
+	if n := len(kafkatest.ReadAll(t, rg.cluster.Brokers(), rg.cfg.RetryTopic.Name, 1, 200*time.Millisecond)); n != 0 {
+		t.Fatalf("%d events parked; a single slow connection should only slow fetching", n)
+	}
+	close(gate)
+	want := len(ids["acc-a"]) + len(ids["acc-b"])
+	waitFor(t, "everything once the sink answers", 20*time.Second, func() bool { return len(rg.sinks["stuck"].ids()) >= want })
+	t.Logf("in-flight while stuck: %.0f bytes (cap %d) for a backlog of %d events", inflight, rg.cfg.MaxInflightBytes, want)
+}
+
+// One connection that stops answering holds at most MaxConnectionBytes;
+// beyond that its events are parked, and the other connection keeps going.
+func TestRuntimeSlowConnectionIsParkedNotBlockingOthers(t *testing.T) {
+	rg := newRig(t, staticRouter(map[string][]string{"acc-slow": {"slow"}, "acc-fast": {"fast"}}), "slow", "fast")
+	rg.cfg.MaxInflightBytes = 256 << 10
+	rg.cfg.MaxConnectionBytes = 32 << 10
+	rg.cfg.RetryBudget = time.Minute
+	rg.cfg.SendTimeout = time.Minute
+	gate := make(chan struct{})
+	rg.sinks["slow"].gate = gate
+	t.Cleanup(func() { close(gate) })
+	rg.start()
+	ids := rg.publish([]string{"acc-slow", "acc-fast"}, 2000)
+	waitFor(t, "the fast connection delivers everything", 20*time.Second, func() bool { return len(rg.sinks["fast"].ids()) >= len(ids["acc-fast"]) })
+	parked := kafkatest.ReadAll(t, rg.cluster.Brokers(), rg.cfg.RetryTopic.Name, 1, 5*time.Second)
+	if len(parked) == 0 {
+		t.Fatal("no event of the stuck connection was parked")
+	}
+	if h := headerMap(parked[0]); h[HeaderConnection] != "slow" {
+		t.Fatalf("parked for %v", h)
 	}
 }
