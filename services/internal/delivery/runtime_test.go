@@ -25,8 +25,8 @@ import (
 // against HTTP fakes.
 type memSink struct {
 	mu       sync.Mutex
-	got      []string // event ids, in arrival order
-	failWith error    // returned for every batch while set
+	got      []string      // event ids, in arrival order
+	failWith error         // returned for every batch while set
 	gate     chan struct{} // while set, WriteBatch waits for it to close
 	reject   func(id string) bool
 }
