@@ -10,18 +10,56 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/proto/auditlog/v1/auditlogv1connect"
-	"github.com/auditstream/auditstream/proto/auditevent"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // connectHandler serves IngestService over Connect, gRPC and gRPC-Web with
 // the same limits and rules as POST /v1/events.
 func (s *Service) connectHandler() (string, http.Handler) {
-	return auditlogv1connect.NewIngestServiceHandler(connectService{s},
+	path, h := auditlogv1connect.NewIngestServiceHandler(connectService{s},
 		connect.WithReadMaxBytes(int(s.cfg.Limits.MaxBodyBytes)),
 	)
+	return path, s.reserveInflight(h)
+}
+
+// reserveInflight counts a Connect/gRPC request against max_inflight_bytes
+// before the body is read, as POST /v1/events does: connect reads and
+// decodes the whole message before Publish runs, so a check in Publish would
+// come after the memory is spent and a flood would not be bounded. The
+// reservation is the request's length when it is known and uncompressed,
+// else the largest body a request may have.
+func (s *Service) reserveInflight(next http.Handler) http.Handler {
+	errw := connect.NewErrorWriter()
+	maxBody := int64(s.cfg.Limits.MaxBodyBytes)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reserve := maxBody
+		compressed := r.Header.Get("Content-Encoding") != "" || r.Header.Get("Connect-Content-Encoding") != "" || r.Header.Get("Grpc-Encoding") != ""
+		if n := r.ContentLength; n > 0 && n < maxBody && !compressed {
+			reserve = n
+		}
+		if !s.inflight.TryAcquire(reserve) {
+			s.metrics.rejected.WithLabelValues("overloaded").Inc()
+			s.metrics.requests.WithLabelValues("connect", connect.CodeUnavailable.String()).Inc()
+			err := retryable(connect.CodeUnavailable, "too many bytes in flight; nothing was written, retry shortly", time.Second)
+			if errw.IsSupported(r) {
+				_ = errw.Write(w, r, err)
+				return
+			}
+			writeError(w, &apiError{status: http.StatusServiceUnavailable, code: "overloaded", message: "too many bytes in flight; nothing was written, retry shortly", retryAfter: time.Second})
+			return
+		}
+		s.metrics.inflightBytes.Add(float64(reserve))
+		defer func() {
+			s.inflight.Release(reserve)
+			s.metrics.inflightBytes.Sub(float64(reserve))
+		}()
+		next.ServeHTTP(w, r)
+	})
 }
 
 type connectService struct{ s *Service }
@@ -54,30 +92,67 @@ func (c connectService) publish(ctx context.Context, req *connect.Request[auditl
 		s.metrics.rejected.WithLabelValues(auditevent.ReasonTooLarge).Add(float64(len(events)))
 		return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("the request holds %d events; the limit is %d", len(events), limits.MaxEvents))
 	}
-	size := int64(0)
 	for i, ev := range events {
 		n := int64(proto.Size(ev))
 		if n > int64(limits.MaxEventBytes) {
 			s.metrics.rejected.WithLabelValues(auditevent.ReasonTooLarge).Add(float64(len(events)))
 			return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("event %d is %d bytes; the limit is %d; nothing was written", i, n, limits.MaxEventBytes))
 		}
-		size += n
 	}
-	if !s.inflight.TryAcquire(size) {
-		s.metrics.rejected.WithLabelValues("overloaded").Add(float64(len(events)))
-		return nil, retryable(connect.CodeUnavailable, "too many bytes in flight; nothing was written, retry shortly", time.Second)
+	// the request's bytes are counted in flight by reserveInflight
+
+	// Unknown fields are rejected as POST /v1/events rejects them: kept,
+	// they would reach the topic as bytes nothing checks or masks.
+	var unknown []*auditevent.FieldError
+	for i, ev := range events {
+		if path, ok := unknownField(ev.ProtoReflect(), ""); ok && len(unknown) < maxErrorDetails {
+			unknown = append(unknown, &auditevent.FieldError{Index: i, Field: path, Reason: auditevent.ReasonUnknownField,
+				Message: fmt.Sprintf("unknown field %s (see docs/record-format.md for the schema)", path)})
+		}
 	}
-	s.metrics.inflightBytes.Add(float64(size))
-	defer func() {
-		s.inflight.Release(size)
-		s.metrics.inflightBytes.Sub(float64(size))
-	}()
+	if len(unknown) > 0 {
+		s.metrics.rejected.WithLabelValues(auditevent.ReasonUnknownField).Add(float64(len(unknown)))
+		return nil, toConnectError(&apiError{status: http.StatusBadRequest, code: "invalid_events",
+			message: fmt.Sprintf("%d of %d events hold unknown fields; nothing was written", len(unknown), len(events)), details: unknown})
+	}
 
 	ids, aerr := s.publish(ctx, p, events)
 	if aerr != nil {
 		return nil, toConnectError(aerr)
 	}
 	return connect.NewResponse(&auditlogv1.PublishResponse{Ids: ids}), nil
+}
+
+// unknownField returns the path of the first field of m, or of a message in
+// it, that the schema does not know: the JSON path of the message holding it
+// and "#" with the field number.
+func unknownField(m protoreflect.Message, path string) (string, bool) {
+	if raw := m.GetUnknown(); len(raw) > 0 {
+		num, _, _ := protowire.ConsumeTag(raw)
+		return path + "#" + strconv.Itoa(int(num)), true
+	}
+	var found string
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Message() == nil || fd.IsMap() {
+			return true
+		}
+		name := path + strings.ReplaceAll(string(fd.Name()), "_", "-") + "."
+		if fd.IsList() {
+			for i := range v.List().Len() {
+				if p, ok := unknownField(v.List().Get(i).Message(), name); ok {
+					found = p
+					return false
+				}
+			}
+			return true
+		}
+		if p, ok := unknownField(v.Message(), name); ok {
+			found = p
+			return false
+		}
+		return true
+	})
+	return found, found != ""
 }
 
 func toConnectError(e *apiError) error {

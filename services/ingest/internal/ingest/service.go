@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/proto/auditevent"
+	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/proto/producer"
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,9 +66,18 @@ func NewService(cfg Config, client *kgo.Client, log *zap.Logger, reg prometheus.
 // ProducerOpts are the client options ingest needs on top of the shared ones:
 // acknowledgement by every in-sync replica, idempotent writes, and a buffer
 // bounded like the requests feeding it.
+//
+// By default franz-go never fails an idempotent record once its produce
+// request was sent, however long the broker stays silent, so a broker that
+// dies mid-request would hold the request (and its in-flight bytes) until it
+// comes back. Ingest lets the produce timeout fail such records instead: the
+// request is answered 503 with the ids as failed, the producer retries them
+// with the same ids, and consumers drop the repeat if the first write did
+// land (counted in auditstream_ingest_events_unconfirmed_total).
 func ProducerOpts(cfg Config) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.AllowIdempotentProduceCancellation(),
 		kgo.MaxBufferedBytes(int(cfg.Ingest.MaxInflightBytes) * 2),
 		kgo.ProducerLinger(2 * time.Millisecond),
 		kgo.ProducerBatchMaxBytes(1 << 20),
@@ -111,6 +120,12 @@ func (s *Service) Run(ctx context.Context) {
 		err := s.probe(ctx, &topicsReady)
 		if err == nil {
 			if !s.available.Swap(true) {
+				// Partitions whose writes failed during an outage wait for
+				// a metadata refresh before the client writes to them
+				// again, and a refresh not forced waits out the metadata
+				// min age (5 s): refresh now so that accepting again means
+				// writing again.
+				s.client.ForceMetadataRefresh()
 				s.log.Info("kafka is reachable; accepting events", zap.Strings("brokers", s.kcfg.Brokers))
 			}
 			s.metrics.kafkaAvailable.Set(1)
@@ -165,9 +180,13 @@ type apiError struct {
 	code       string
 	message    string
 	details    []*auditevent.FieldError
+	ids        []string // every id of the request, in request order
 	written    []string
 	failed     []string
 	retryAfter time.Duration
+	// batchRejected counts the valid events refused with the request's
+	// invalid ones (for the rejected-events metric).
+	batchRejected int
 }
 
 const maxErrorDetails = 100
@@ -194,7 +213,11 @@ func (s *Service) publish(ctx context.Context, p *principal, events []*auditlogv
 		return nil, &apiError{status: http.StatusForbidden, code: "forbidden", message: "the token may not write for every account in the request; nothing was written", details: denied}
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
+	// The write is bounded by the produce timeout alone, not by the
+	// caller's connection: franz-go fails a whole batch when its first
+	// record's context ends, so a producer that hangs up would otherwise
+	// fail other requests' events batched behind its own.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ProduceTimeout)
 	defer cancel()
 	start := time.Now()
 	res, err := s.producer.PublishPrepared(ctx, events)
@@ -215,7 +238,7 @@ func (s *Service) publish(ctx context.Context, p *principal, events []*auditlogv
 		s.markUnavailable()
 	}
 	msg := fmt.Sprintf("Kafka acknowledged %d of %d events; retry the failed ids (same ids, so nothing is stored twice)", len(written), len(events))
-	return nil, &apiError{status: http.StatusServiceUnavailable, code: "kafka_write_failed", message: msg, written: written, failed: failed, retryAfter: time.Second}
+	return nil, &apiError{status: http.StatusServiceUnavailable, code: "kafka_write_failed", message: msg, ids: res.IDs, written: written, failed: failed, retryAfter: time.Second}
 }
 
 func (s *Service) invalid(total int, errs []error) *apiError {

@@ -18,7 +18,7 @@ func TestSeedEventRoundTrip(t *testing.T) {
 	if err != nil {
 		seed = []byte(`{"actor":{"id":"user-1","access-token":{"type":"session","token":"abcdefghijklmnopqrstuvwxyzB6wifA"}},"target":{"context":{"account":{"id":"acc-1"}}},"timestamp":"2024-02-16T12:58:38.577846"}`)
 	}
-	resp, err := http.Post(h.http.URL+"/v1/events", "application/json", strings.NewReader(string(seed)))
+	resp, err := http.Post(h.url+"/v1/events", "application/json", strings.NewReader(string(seed)))
 	if err != nil {
 		t.Fatal(err)
 	}
