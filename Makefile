@@ -89,10 +89,14 @@ proto: proto-tools ## regenerate the Go code of proto/ (installs protoc if missi
 	fi
 	PATH="$(TOOLS_BIN):$$PATH" ./proto/gen.sh
 
-bench: ## run every module's benchmarks
-	@pkgs=$$($(LIST_PACKAGES)); \
-	echo "$(GO) test -run '^\$$' -bench . -benchmem" $$pkgs; \
-	$(GO) test -run '^$$' -bench . -benchmem $$pkgs
+BENCH_FLAGS ?= -benchtime=3s -count=3
+
+bench: ## throughput, latency and peak memory of each service as ratios against the raw franz-go ceiling on the same broker
+	@mkdir -p bin
+	$(GO) build -o bin/benchreport ./services/internal/benchutil/cmd/benchreport
+	@echo "== ingest: POST /v1/events (1 KB events) vs raw franz-go produce"
+	$(GO) test -run '^$$' -bench 'RawProduceCeiling|IngestBatch' $(BENCH_FLAGS) ./services/ingest/internal/ingest/ 2>&1 | \
+		bin/benchreport -ceiling RawProduceCeiling -candidate IngestBatch -metric events/s -target 0.5
 
 # gofmt on the module directories: `go fmt` does not take workspace patterns.
 fmt: ## gofmt every module

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,7 +38,6 @@ type Service struct {
 	// While false, requests are refused at once with 503 instead of each one
 	// waiting out the produce timeout.
 	available atomic.Bool
-	probing   sync.Mutex
 	probeWake chan struct{}
 }
 
