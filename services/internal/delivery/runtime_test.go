@@ -103,6 +103,7 @@ func staticRouter(routes map[string][]string) Router {
 }
 
 type rig struct {
+	rt      *Runtime
 	reg     *prometheus.Registry
 	t       *testing.T
 	cluster *kafkatest.Cluster
@@ -159,6 +160,38 @@ func (rg *rig) gauge(name string) float64 {
 	return -1
 }
 
+// counter sums a counter's series whose labels include want.
+func (rg *rig) counter(name string, want map[string]string) float64 {
+	mfs, err := rg.reg.Gather()
+	if err != nil {
+		rg.t.Fatal(err)
+	}
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			for k, v := range want {
+				if labels[k] != v {
+					continue next
+				}
+			}
+			if m.GetCounter() != nil {
+				total += m.GetCounter().GetValue()
+			} else if m.GetGauge() != nil {
+				total += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return total
+}
+
 // start runs a runtime until the returned stop is called.
 func (rg *rig) start() (stop func()) {
 	rg.t.Helper()
@@ -176,6 +209,7 @@ func (rg *rig) start() (stop func()) {
 	if err != nil {
 		rg.t.Fatal(err)
 	}
+	rg.rt = rt
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rt.Run(ctx) }()
@@ -490,5 +524,63 @@ func TestRuntimeSlowConnectionIsParkedNotBlockingOthers(t *testing.T) {
 	}
 	if h := headerMap(parked[0]); h[HeaderConnection] != "slow" {
 		t.Fatalf("parked for %v", h)
+	}
+}
+
+// The numbers an operator watches move with what happened, and the status
+// endpoint names the broken connection and why.
+func TestRuntimeMetricsAndStatus(t *testing.T) {
+	rg := newRig(t, staticRouter(map[string][]string{"acc-ok": {"ok"}, "acc-denied": {"denied"}}), "ok", "denied")
+	rg.sinks["denied"].setFail(&SendError{Class: Unhealthy, Status: 403, Err: fmt.Errorf("api key rejected")})
+	cl := rg.cluster.Client()
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "audit.events", Value: []byte("garbage")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	ids := rg.publish([]string{"acc-ok", "acc-denied"}, 30)
+	rg.start()
+	waitFor(t, "deliveries", 10*time.Second, func() bool { return len(rg.sinks["ok"].ids()) >= len(ids["acc-ok"]) })
+	waitFor(t, "parking and dead letter counted", 10*time.Second, func() bool {
+		return rg.counter("auditstream_delivery_parked_total", map[string]string{"connection": "denied"}) >= 30 &&
+			rg.counter("auditstream_delivery_dead_lettered_total", nil) >= 1
+	})
+	checks := []struct {
+		name   string
+		labels map[string]string
+		want   func(float64) bool
+	}{
+		{"auditstream_delivery_delivered_total", map[string]string{"connection": "ok", "forwarder": "test"}, func(v float64) bool { return v == 30 }},
+		{"auditstream_delivery_delivered_total", map[string]string{"connection": "denied"}, func(v float64) bool { return v == 0 }},
+		{"auditstream_delivery_failed_total", map[string]string{"connection": "denied", "reason": "unhealthy"}, func(v float64) bool { return v >= 30 }},
+		{"auditstream_delivery_parked_total", map[string]string{"connection": "denied", "reason": parkReasonUnhealthy}, func(v float64) bool { return v >= 1 }},
+		{"auditstream_delivery_dead_lettered_total", map[string]string{"reason": auditevent.ReasonBadProtobuf}, func(v float64) bool { return v == 1 }},
+		{"auditstream_delivery_connection_healthy", map[string]string{"connection": "denied"}, func(v float64) bool { return v == 0 }},
+		{"auditstream_delivery_connection_healthy", map[string]string{"connection": "ok"}, func(v float64) bool { return v == 1 }},
+	}
+	for _, c := range checks {
+		if v := rg.counter(c.name, c.labels); !c.want(v) {
+			t.Errorf("%s%v = %v", c.name, c.labels, v)
+		}
+	}
+	for _, name := range []string{"auditstream_delivery_batch_size", "auditstream_delivery_send_duration_seconds", "auditstream_delivery_end_to_end_seconds"} {
+		found := false
+		mfs, _ := rg.reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == name && len(mf.GetMetric()) > 0 && mf.GetMetric()[0].GetHistogram().GetSampleCount() > 0 {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("histogram %s has no samples", name)
+		}
+	}
+	status := map[string]ConnectionStatus{}
+	for _, s := range rg.rt.Status() {
+		status[s.Name] = s
+	}
+	if s := status["denied"]; s.Healthy || s.UnhealthySince == nil || !strings.Contains(s.LastError, "403") {
+		t.Errorf("status of the denied connection: %+v", s)
+	}
+	if s := status["ok"]; !s.Healthy || s.LastSuccess == nil {
+		t.Errorf("status of the healthy connection: %+v", s)
 	}
 }
