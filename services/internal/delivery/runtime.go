@@ -104,7 +104,10 @@ type Runtime struct {
 	delayers map[int32]*retryDelayer
 	workerWG sync.WaitGroup
 
-	closing       atomic.Bool
+	closing atomic.Bool
+	// commitMu keeps a periodic commit from interleaving with a revoke, which
+	// would commit a partition after it was handed to another member.
+	commitMu      sync.Mutex
 	retryHeld     atomic.Int64
 	retryPaused   atomic.Bool
 	lastCommitted map[string]map[int32]int64
@@ -414,10 +417,12 @@ func (r *Runtime) commitLoop(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+		r.commitMu.Lock()
 		r.mu.Lock()
 		trackers := r.allTrackersLocked()
 		r.mu.Unlock()
 		r.commit(ctx, trackers)
+		r.commitMu.Unlock()
 	}
 }
 
@@ -426,6 +431,9 @@ func (r *Runtime) commit(ctx context.Context, trackers []*partitionTracker) {
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	r.mu.Lock()
 	for _, t := range trackers {
+		if t.revoked.Load() {
+			continue // no longer ours to commit
+		}
 		eo, ok := t.committable()
 		if !ok || r.lastCommitted[t.topic][t.partition] >= eo.Offset {
 			continue
@@ -474,6 +482,8 @@ func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[stri
 	if r.closing.Load() {
 		return // shutdown already flushed and committed
 	}
+	r.commitMu.Lock()
+	defer r.commitMu.Unlock()
 	trackers := r.takeTrackers(revoked, false)
 	r.mu.Lock()
 	for _, w := range r.workers {
@@ -489,6 +499,8 @@ func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[stri
 // them already.
 func (r *Runtime) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	r.log.Warn("partitions lost", zap.Any("partitions", lost))
+	r.commitMu.Lock()
+	defer r.commitMu.Unlock()
 	trackers := r.takeTrackers(lost, true)
 	r.forget(lost, trackers)
 }
