@@ -2,16 +2,8 @@
 package main
 
 import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
-
 	"github.com/auditstream/auditstream/services/datadog-forwarder/internal/forwarder"
+	"github.com/auditstream/auditstream/services/internal/forwarding"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(forwarder.Execute(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
-}
+func main() { forwarding.Main(forwarder.Spec) }

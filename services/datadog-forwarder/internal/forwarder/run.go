@@ -1,74 +1,57 @@
+// Package forwarder is the Datadog forwarder: the shared forwarding service
+// with Datadog as its sink.
 package forwarder
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"os"
-	"os/signal"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/auditstream/auditstream/services/datadog-forwarder/internal/datadog"
-	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/destinations"
-	"github.com/auditstream/auditstream/services/internal/logging"
-	"github.com/auditstream/auditstream/services/internal/server"
+	"github.com/auditstream/auditstream/services/internal/forwarding"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 )
 
-// Command is the binary's command line.
-func Command(env []string) *cobra.Command {
-	var configPath string
-	var checkOnly bool
-	cmd := &cobra.Command{
-		Use:   "datadog-forwarder",
-		Short: "Stream audit events from Kafka to each account's Datadog connections",
-		Long: `datadog-forwarder reads audit events from Kafka and sends each one to the
+// Name names this forwarder in metrics, headers, its consumer group
+// (auditstream-datadog) and its retry topic (audit.events.retry.datadog).
+const Name = "datadog"
+
+// Spec is the Datadog forwarder.
+var Spec = forwarding.Spec{
+	Name:        Name,
+	Binary:      "datadog-forwarder",
+	Type:        destinations.TypeDatadog,
+	DefaultAddr: "127.0.0.1:8081",
+	Short:       "Stream audit events from Kafka to each account's Datadog connections",
+	Long: `datadog-forwarder reads audit events from Kafka and sends each one to the
 Datadog connections its account routes to (see the destinations file), as
 logs in the shape of Scalr's audit-log example. Settings come from --config
 (YAML) and AUDITSTREAM_* environment variables. SIGHUP reloads the
 destinations file at once (it is also polled for changes).`,
-		Args:          cobra.NoArgs,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := DefaultConfig()
-			if err := config.Load(configPath, env, &cfg); err != nil {
-				return err
-			}
-			if checkOnly {
-				if _, err := destinations.Load(cfg.Destinations.File); err != nil {
-					return err
-				}
-				_, err := fmt.Fprintln(cmd.OutOrStdout(), "config is valid")
-				return err
-			}
-			return Run(cmd.Context(), cfg)
-		},
-	}
-	cmd.Flags().StringVar(&configPath, "config", "", "path to the YAML config file")
-	cmd.Flags().BoolVar(&checkOnly, "check-config", false, "validate the configuration and the destinations file, then exit")
-	return cmd
+	Check: func(c *destinations.Connection) error {
+		_, err := decodeConnection(c)
+		return err
+	},
+	Setup: setup,
 }
+
+// Config is the forwarder's configuration file.
+type Config = forwarding.Config
+
+// DefaultConfig is the configuration before the file and environment apply.
+func DefaultConfig() Config { return forwarding.DefaultConfig(Spec) }
+
+// Run forwards until ctx ends.
+func Run(ctx context.Context, cfg Config) error { return forwarding.Run(ctx, Spec, cfg) }
 
 // Execute runs the command line and returns the exit code.
 func Execute(ctx context.Context, args, env []string, stdout, stderr io.Writer) int {
-	cmd := Command(env)
-	cmd.SetArgs(args)
-	cmd.SetOut(stdout)
-	cmd.SetErr(stderr)
-	if err := cmd.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(stderr, "datadog-forwarder:", err)
-		return 1
-	}
-	return 0
+	return forwarding.Execute(ctx, Spec, args, env, stdout, stderr)
 }
 
 // decodeConnection reads a Datadog connection's settings strictly.
@@ -90,117 +73,30 @@ type connectionSink struct {
 	*datadog.Sink
 }
 
-// Run forwards until ctx ends, then flushes what it holds and commits.
-func Run(ctx context.Context, cfg Config) error {
-	log, err := logging.New(cfg.Log, "datadog-forwarder")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = log.Sync() }()
-	srv := server.New(cfg.HTTP, log)
-	reg := srv.Registry
-
+func setup(ctx context.Context, env forwarding.Env) (delivery.SinkFactory, error) {
 	atRisk := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "auditstream_datadog_at_risk_total",
 		Help: "Events sent while older than Datadog's 18 h ingestion window; Datadog may drop them.",
 	})
-	reg.MustRegister(atRisk)
-	var atRiskPending atomic.Int64
-
-	watcher, err := destinations.NewWatcher(destinations.Options{
-		Path:         cfg.Destinations.File,
-		PollInterval: cfg.Destinations.PollInterval,
-		Check: destinations.CheckType(destinations.TypeDatadog, func(c *destinations.Connection) error {
-			_, err := decodeConnection(c)
-			return err
-		}),
-		Logger:     log,
-		Registerer: reg,
-	})
-	if err != nil {
-		return err
+	if err := env.Registry.Register(atRisk); err != nil {
+		return nil, err
 	}
-	if n := len(watcher.Current().ForType(destinations.TypeDatadog).Routes()); n == 0 {
-		log.Warn("no Datadog route is configured: events are read and committed but sent nowhere until the destinations file names one",
-			zap.String("destinations_file", cfg.Destinations.File))
-	}
-
-	rt, err := delivery.New(delivery.Options{
-		Name:     Name,
-		Config:   cfg.Delivery,
-		Kafka:    cfg.Kafka,
-		Logger:   log,
-		Registry: reg,
-		Router:   delivery.WatchRouter(watcher, destinations.TypeDatadog),
-		NewSink: func(c *destinations.Connection) (delivery.EntrySink, error) {
-			dc, err := decodeConnection(c)
-			if err != nil {
-				return nil, err
-			}
-			sink, err := datadog.New(dc, datadog.Options{AtRisk: func(n int) {
-				atRisk.Add(float64(n))
-				atRiskPending.Add(int64(n))
-			}})
-			if err != nil {
-				return nil, err
-			}
-			return connectionSink{dc.Encoder(), sink}, nil
-		},
-	})
-	if err != nil {
-		return err
-	}
-	srv.AddCheck("kafka", rt.Ready)
-	srv.Handle("GET /status", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(struct {
-			Connections []delivery.ConnectionStatus `json:"connections"`
-			Routes      string                      `json:"destinations_version"`
-		}{rt.Status(), watcher.Current().Version()})
-	}))
-	if err := srv.Listen(); err != nil {
-		return err
-	}
-
-	ctx, stop := context.WithCancel(ctx)
-	defer stop()
-	done := make(chan struct{}, 3)
-	go func() { defer func() { done <- struct{}{} }(); _ = watcher.Run(ctx) }()
-	go func() {
-		defer func() { done <- struct{}{} }()
-		if err := srv.Serve(ctx); err != nil {
-			log.Error("http server", zap.Error(err))
+	var pending atomic.Int64
+	go reportAtRisk(ctx, env.Logger, &pending)
+	return func(c *destinations.Connection) (delivery.EntrySink, error) {
+		dc, err := decodeConnection(c)
+		if err != nil {
+			return nil, err
 		}
-	}()
-	go func() {
-		defer func() { done <- struct{}{} }()
-		reportAtRisk(ctx, log, &atRiskPending)
-	}()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				if err := watcher.Reload(); err != nil {
-					log.Error("reload destinations", zap.Error(err))
-				}
-			}
+		sink, err := datadog.New(dc, datadog.Options{AtRisk: func(n int) {
+			atRisk.Add(float64(n))
+			pending.Add(int64(n))
+		}})
+		if err != nil {
+			return nil, err
 		}
-	}()
-
-	log.Info("datadog forwarder started", zap.String("addr", srv.Addr()), zap.Strings("brokers", cfg.Kafka.Brokers),
-		zap.String("group", cfg.Delivery.Group), zap.String("destinations_file", cfg.Destinations.File))
-	err = rt.Run(ctx)
-	stop()
-	for range 3 {
-		<-done
-	}
-	log.Info("datadog forwarder stopped")
-	return err
+		return connectionSink{dc.Encoder(), sink}, nil
+	}, nil
 }
 
 // reportAtRisk logs, at most once a minute, how many events were sent older

@@ -1,0 +1,228 @@
+// Package forwarding is the whole of a real-time forwarder but its sink: the
+// command line, configuration, the destinations watcher, the delivery
+// runtime, the status endpoint and signal handling. A forwarder service
+// (Datadog, EventBridge) is a Spec and a thin main.
+package forwarding
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/auditstream/auditstream/services/internal/config"
+	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/destinations"
+	"github.com/auditstream/auditstream/services/internal/kafka"
+	"github.com/auditstream/auditstream/services/internal/logging"
+	"github.com/auditstream/auditstream/services/internal/server"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+)
+
+// Spec is what makes a forwarder particular.
+type Spec struct {
+	// Name names the forwarder in metrics and headers, its consumer group
+	// (auditstream-<name>) and its retry topic (audit.events.retry.<name>).
+	Name string
+	// Binary is the command's name, e.g. "datadog-forwarder".
+	Binary string
+	// Type is the destinations connection type it delivers to.
+	Type string
+	// DefaultAddr is the default HTTP listen address.
+	DefaultAddr string
+	// Short and Long describe the command.
+	Short, Long string
+	// Check validates one connection's settings; a destinations file with a
+	// connection that fails it is refused as a whole (at start and reload).
+	Check func(c *destinations.Connection) error
+	// Setup runs once at start and returns the factory of per-connection
+	// sinks. Work it starts must end with ctx.
+	Setup func(ctx context.Context, env Env) (delivery.SinkFactory, error)
+}
+
+// Env is what Setup may use.
+type Env struct {
+	Logger   *zap.Logger
+	Registry prometheus.Registerer
+}
+
+// Config is a forwarder's configuration file.
+type Config struct {
+	Log          logging.Config      `yaml:"log"`
+	HTTP         server.Config       `yaml:"http"`
+	Kafka        kafka.Config        `yaml:"kafka"`
+	Delivery     delivery.Config     `yaml:"delivery"`
+	Destinations destinations.Config `yaml:"destinations"`
+}
+
+// DefaultConfig is the configuration before the file and environment apply.
+func DefaultConfig(spec Spec) Config {
+	return Config{
+		Log:          logging.Default(),
+		HTTP:         server.Default(spec.DefaultAddr),
+		Kafka:        kafka.Default("auditstream-" + spec.Binary),
+		Delivery:     delivery.DefaultConfig(spec.Name),
+		Destinations: destinations.DefaultConfig(),
+	}
+}
+
+// Validate reports every problem in the configuration.
+func (c *Config) Validate() error {
+	var errs config.Errors
+	errs.Add("log", c.Log.Validate())
+	errs.Add("http", c.HTTP.Validate())
+	errs.Add("kafka", c.Kafka.Validate())
+	errs.Add("delivery", c.Delivery.Validate())
+	errs.Add("destinations", c.Destinations.Validate())
+	return errs.Err()
+}
+
+// Command is the forwarder's command line.
+func Command(spec Spec, env []string) *cobra.Command {
+	var configPath string
+	var checkOnly bool
+	cmd := &cobra.Command{
+		Use:           spec.Binary,
+		Short:         spec.Short,
+		Long:          spec.Long,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := DefaultConfig(spec)
+			if err := config.Load(configPath, env, &cfg); err != nil {
+				return err
+			}
+			if checkOnly {
+				table, err := destinations.Load(cfg.Destinations.File)
+				if err != nil {
+					return err
+				}
+				if err := destinations.CheckType(spec.Type, spec.Check)(table); err != nil {
+					return err
+				}
+				_, err = fmt.Fprintln(cmd.OutOrStdout(), "config is valid")
+				return err
+			}
+			return Run(cmd.Context(), spec, cfg)
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "path to the YAML config file")
+	cmd.Flags().BoolVar(&checkOnly, "check-config", false, "validate the configuration and the destinations file, then exit")
+	return cmd
+}
+
+// Execute runs the command line and returns the exit code.
+func Execute(ctx context.Context, spec Spec, args, env []string, stdout, stderr io.Writer) int {
+	cmd := Command(spec, env)
+	cmd.SetArgs(args)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", spec.Binary, err)
+		return 1
+	}
+	return 0
+}
+
+// Main is a forwarder's whole main: signals, command line, exit code.
+func Main(spec Spec) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Execute(ctx, spec, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Run forwards until ctx ends, then flushes what it holds and commits.
+func Run(ctx context.Context, spec Spec, cfg Config) error {
+	log, err := logging.New(cfg.Log, spec.Binary)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	srv := server.New(cfg.HTTP, log)
+
+	watcher, err := destinations.NewWatcher(destinations.Options{
+		Path:         cfg.Destinations.File,
+		PollInterval: cfg.Destinations.PollInterval,
+		Check:        destinations.CheckType(spec.Type, spec.Check),
+		Logger:       log,
+		Registerer:   srv.Registry,
+	})
+	if err != nil {
+		return err
+	}
+	if n := len(watcher.Current().ForType(spec.Type).Routes()); n == 0 {
+		log.Warn("no route to a "+spec.Type+" connection is configured: events are read and committed but sent nowhere until the destinations file names one",
+			zap.String("destinations_file", cfg.Destinations.File))
+	}
+
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	newSink, err := spec.Setup(ctx, Env{Logger: log, Registry: srv.Registry})
+	if err != nil {
+		return err
+	}
+	rt, err := delivery.New(delivery.Options{
+		Name:     spec.Name,
+		Config:   cfg.Delivery,
+		Kafka:    cfg.Kafka,
+		Logger:   log,
+		Registry: srv.Registry,
+		Router:   delivery.WatchRouter(watcher, spec.Type),
+		NewSink:  newSink,
+	})
+	if err != nil {
+		return err
+	}
+	srv.AddCheck("kafka", rt.Ready)
+	srv.Handle("GET /status", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(struct {
+			Connections []delivery.ConnectionStatus `json:"connections"`
+			Routes      string                      `json:"destinations_version"`
+		}{rt.Status(), watcher.Current().ForType(spec.Type).Version()})
+	}))
+	if err := srv.Listen(); err != nil {
+		return err
+	}
+
+	done := make(chan struct{}, 2)
+	go func() { defer func() { done <- struct{}{} }(); _ = watcher.Run(ctx) }()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		if err := srv.Serve(ctx); err != nil {
+			log.Error("http server", zap.Error(err))
+		}
+	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := watcher.Reload(); err != nil {
+					log.Error("reload destinations", zap.Error(err))
+				}
+			}
+		}
+	}()
+
+	log.Info(spec.Binary+" started", zap.String("addr", srv.Addr()), zap.Strings("brokers", cfg.Kafka.Brokers),
+		zap.String("group", cfg.Delivery.Group), zap.String("destinations_file", cfg.Destinations.File))
+	err = rt.Run(ctx)
+	stop()
+	<-done
+	<-done
+	log.Info(spec.Binary + " stopped")
+	return err
+}
