@@ -34,6 +34,10 @@ type Config struct {
 	// than leaving the others no room. At MaxInflightBytes a slow connection
 	// only slows fetching (right when it is the only one).
 	MaxConnectionBytes config.ByteSize `yaml:"max_connection_bytes"`
+	// BacklogMaxWait is how long a connection over MaxConnectionBytes may go
+	// without draining its oldest queued event before its new events are
+	// parked; until then it only slows fetching.
+	BacklogMaxWait time.Duration `yaml:"backlog_max_wait"`
 	// MaxRetryHeldBytes caps parked records read back early and waiting for
 	// their due time; past it the retry topic is paused.
 	MaxRetryHeldBytes config.ByteSize `yaml:"max_retry_held_bytes"`
@@ -67,6 +71,7 @@ func DefaultConfig(name string) Config {
 		UnhealthyProbe:     30 * time.Second,
 		MaxInflightBytes:   64 << 20,
 		MaxConnectionBytes: 16 << 20,
+		BacklogMaxWait:     5 * time.Second,
 		MaxRetryHeldBytes:  16 << 20,
 		CommitInterval:     time.Second,
 		RevokeTimeout:      20 * time.Second,
@@ -90,7 +95,7 @@ func (c Config) Validate() error {
 		d    time.Duration
 	}{{"retry_budget", c.RetryBudget}, {"park_delay", c.ParkDelay}, {"max_age", c.MaxAge}, {"unhealthy_probe", c.UnhealthyProbe},
 		{"commit_interval", c.CommitInterval}, {"revoke_timeout", c.RevokeTimeout}, {"send_timeout", c.SendTimeout},
-		{"session_timeout", c.SessionTimeout}, {"rebalance_timeout", c.RebalanceTimeout}}
+		{"session_timeout", c.SessionTimeout}, {"rebalance_timeout", c.RebalanceTimeout}, {"backlog_max_wait", c.BacklogMaxWait}}
 	for _, p := range positive {
 		if p.d <= 0 {
 			errs.Addf(p.name, "must be positive")

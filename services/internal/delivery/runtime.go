@@ -187,6 +187,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 		defer close(commitDone)
 		r.commitLoop(ctx)
 	}()
+	go r.shedLoop(ctx)
 
 	r.log.Info("delivery runtime started", zap.String("group", r.cfg.Group),
 		zap.String("topic", r.kcfg.Topics.Events.Name), zap.String("retry_topic", r.cfg.RetryTopic.Name))
@@ -351,13 +352,8 @@ func (r *Runtime) route(t *tracked, parked *parkState) {
 			r.park(&job{t: t, conn: target.Name, parked: parked, eventTime: eventTime}, parkReasonUnhealthy)
 			continue
 		}
-		entry, err := w.currentSink().Encode(ev)
-		if err != nil {
-			r.metrics.failed.WithLabelValues(target.Name, Classify(err).String()).Inc()
-			r.deadLetterParked(t, parked, target.Name, reasonEncode, err)
-			continue
-		}
-		w.offer(&job{t: t, conn: target.Name, entry: entry, parked: parked, eventTime: eventTime})
+		// encoding happens in the connection's worker, off this loop
+		w.offer(&job{t: t, conn: target.Name, ev: ev, parked: parked, eventTime: eventTime})
 	}
 }
 
@@ -405,6 +401,28 @@ func (r *Runtime) worker(t *destinations.Connection) (*worker, error) {
 		w.run()
 	}()
 	return w, nil
+}
+
+// shedLoop has stuck connections give back their queued bytes.
+func (r *Runtime) shedLoop(ctx context.Context) {
+	tick := time.NewTicker(max(r.cfg.BacklogMaxWait/4, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		r.mu.Lock()
+		workers := make([]*worker, 0, len(r.workers))
+		for _, w := range r.workers {
+			workers = append(workers, w)
+		}
+		r.mu.Unlock()
+		for _, w := range workers {
+			w.shed()
+		}
+	}
 }
 
 // commitLoop commits finished offsets every CommitInterval.

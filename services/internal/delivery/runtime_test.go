@@ -510,6 +510,7 @@ func TestRuntimeSlowConnectionIsParkedNotBlockingOthers(t *testing.T) {
 	rg := newRig(t, staticRouter(map[string][]string{"acc-slow": {"slow"}, "acc-fast": {"fast"}}), "slow", "fast")
 	rg.cfg.MaxInflightBytes = 256 << 10
 	rg.cfg.MaxConnectionBytes = 32 << 10
+	rg.cfg.BacklogMaxWait = 300 * time.Millisecond
 	rg.cfg.RetryBudget = time.Minute
 	rg.cfg.SendTimeout = time.Minute
 	gate := make(chan struct{})

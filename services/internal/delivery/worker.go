@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"go.uber.org/zap"
 )
 
@@ -14,7 +15,9 @@ import (
 type job struct {
 	t         *tracked
 	conn      string
+	ev        *auditlogv1.AuditEvent // until encoded; shared, read-only
 	entry     []byte
+	queuedAt  time.Time
 	parked    *parkState // set when read back from the retry topic
 	eventTime time.Time
 }
@@ -66,20 +69,52 @@ func (w *worker) setSink(s EntrySink, fingerprint string) {
 
 func (w *worker) currentSink() EntrySink { return w.sink.Load().sink }
 
-// offer queues a job, or parks it when the connection's queue is full.
+// offer queues a job. Past MaxConnectionBytes it parks the job instead, but
+// only when the connection is unhealthy or has stopped draining (its oldest
+// queued event waited longer than BacklogMaxWait): a healthy connection that
+// is merely busy slows fetching rather than sending its events round the
+// retry topic.
 func (w *worker) offer(j *job) {
+	now := time.Now()
 	w.mu.Lock()
-	if w.queuedBytes+j.held() > int(w.r.cfg.MaxConnectionBytes) && len(w.queue) > 0 {
+	if w.queuedBytes+j.held() > int(w.r.cfg.MaxConnectionBytes) && len(w.queue) > 0 &&
+		(now.Sub(w.queue[0].queuedAt) > w.r.cfg.BacklogMaxWait || w.isUnhealthy()) {
 		w.mu.Unlock()
 		w.r.park(j, parkReasonBacklog)
 		return
 	}
+	j.queuedAt = now
 	w.queue = append(w.queue, j)
 	w.queuedBytes += j.held()
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
 	default:
+	}
+}
+
+// shed parks queued events beyond MaxConnectionBytes when the connection
+// has stopped draining, so a stuck connection gives back the in-flight bytes
+// the others need (new events are parked by offer from then on).
+func (w *worker) shed() {
+	now := time.Now()
+	w.mu.Lock()
+	if len(w.queue) == 0 || w.queuedBytes <= int(w.r.cfg.MaxConnectionBytes) ||
+		(now.Sub(w.queue[0].queuedAt) <= w.r.cfg.BacklogMaxWait && !w.isUnhealthy()) {
+		w.mu.Unlock()
+		return
+	}
+	var shed []*job
+	for len(w.queue) > 1 && w.queuedBytes > int(w.r.cfg.MaxConnectionBytes) {
+		j := w.queue[len(w.queue)-1]
+		w.queue[len(w.queue)-1] = nil
+		w.queue = w.queue[:len(w.queue)-1]
+		w.queuedBytes -= j.held()
+		shed = append(shed, j)
+	}
+	w.mu.Unlock()
+	for i := len(shed) - 1; i >= 0; i-- {
+		w.r.park(shed[i], parkReasonBacklog)
 	}
 }
 
@@ -113,6 +148,23 @@ func (w *worker) queued() (int, int) {
 	return len(w.queue), w.queuedBytes
 }
 
+// encode turns the job's event into the sink's entry; an event the sink
+// cannot take (over its size limit) is dead-lettered for this connection.
+func (w *worker) encode(j *job) bool {
+	if j.entry != nil {
+		return true
+	}
+	entry, err := w.currentSink().Encode(j.ev)
+	j.ev = nil
+	if err != nil {
+		w.r.metrics.failed.WithLabelValues(w.name, Classify(err).String()).Inc()
+		w.r.deadLetterParked(j.t, j.parked, w.name, reasonEncode, err)
+		return false
+	}
+	j.entry = entry
+	return true
+}
+
 func (w *worker) run() {
 	batcher := NewBatcher[*job](w.r.cfg.Batch)
 	timer := time.NewTimer(time.Hour)
@@ -122,6 +174,9 @@ func (w *worker) run() {
 			if j.t.tracker.revoked.Load() {
 				// the partition moved to another member, which resends it
 				j.t.complete()
+				continue
+			}
+			if !w.encode(j) {
 				continue
 			}
 			if batcher.Add(j, j.size()) {
@@ -139,7 +194,9 @@ func (w *worker) run() {
 			w.send(batcher.Flush())
 		case <-w.flushReq:
 			for j := w.take(); j != nil; j = w.take() {
-				batcher.Add(j, j.size())
+				if w.encode(j) {
+					batcher.Add(j, j.size())
+				}
 			}
 			if batcher.Len() > 0 {
 				w.send(batcher.Flush())
@@ -267,6 +324,12 @@ func (w *worker) parkAll(jobs []*job, reason string) {
 	for _, j := range jobs {
 		w.r.park(j, reason)
 	}
+}
+
+func (w *worker) isUnhealthy() bool {
+	w.healthMu.Lock()
+	defer w.healthMu.Unlock()
+	return !w.unhealthySince.IsZero()
 }
 
 // shouldPark is true while the connection is unhealthy, except once every

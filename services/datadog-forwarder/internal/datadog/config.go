@@ -1,7 +1,6 @@
 package datadog
 
 import (
-	"compress/gzip"
 	"fmt"
 	"net/url"
 	"slices"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/services/internal/config"
+	"github.com/klauspost/compress/gzip"
 )
 
 // Defaults for a Config field left empty.

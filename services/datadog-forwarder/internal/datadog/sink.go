@@ -2,7 +2,6 @@ package datadog
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -14,8 +13,8 @@ import (
 	"time"
 
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadog"
-
 	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/klauspost/compress/gzip"
 )
 
 // submitLogOp is datadog-api-client-go's operation id for the logs intake;
