@@ -42,6 +42,7 @@ type worker struct {
 	mu          sync.Mutex
 	queue       []*job
 	queuedBytes int
+	lastTake    time.Time // when the worker last took a job: its progress
 	wake        chan struct{}
 	flushReq    chan struct{}
 	done        chan struct{}
@@ -77,8 +78,7 @@ func (w *worker) currentSink() EntrySink { return w.sink.Load().sink }
 func (w *worker) offer(j *job) {
 	now := time.Now()
 	w.mu.Lock()
-	if w.queuedBytes+j.held() > int(w.r.cfg.MaxConnectionBytes) && len(w.queue) > 0 &&
-		(now.Sub(w.queue[0].queuedAt) > w.r.cfg.BacklogMaxWait || w.isUnhealthy()) {
+	if w.queuedBytes+j.held() > int(w.r.cfg.MaxConnectionBytes) && (w.stalledLocked(now) || w.isUnhealthy()) {
 		w.mu.Unlock()
 		w.r.park(j, parkReasonBacklog)
 		return
@@ -93,14 +93,21 @@ func (w *worker) offer(j *job) {
 	}
 }
 
+// stalledLocked reports whether the connection stopped draining: its oldest
+// queued event and its last progress are both older than BacklogMaxWait. A
+// busy connection keeps taking jobs and is never stalled.
+func (w *worker) stalledLocked(now time.Time) bool {
+	wait := w.r.cfg.BacklogMaxWait
+	return len(w.queue) > 0 && now.Sub(w.queue[0].queuedAt) > wait && now.Sub(w.lastTake) > wait
+}
+
 // shed parks queued events beyond MaxConnectionBytes when the connection
 // has stopped draining, so a stuck connection gives back the in-flight bytes
 // the others need (new events are parked by offer from then on).
 func (w *worker) shed() {
 	now := time.Now()
 	w.mu.Lock()
-	if len(w.queue) == 0 || w.queuedBytes <= int(w.r.cfg.MaxConnectionBytes) ||
-		(now.Sub(w.queue[0].queuedAt) <= w.r.cfg.BacklogMaxWait && !w.isUnhealthy()) {
+	if w.queuedBytes <= int(w.r.cfg.MaxConnectionBytes) || !(w.stalledLocked(now) || (len(w.queue) > 0 && w.isUnhealthy())) {
 		w.mu.Unlock()
 		return
 	}
@@ -139,6 +146,7 @@ func (w *worker) take() *job {
 	w.queue[0] = nil
 	w.queue = w.queue[1:]
 	w.queuedBytes -= j.held()
+	w.lastTake = time.Now()
 	return j
 }
 
