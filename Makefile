@@ -90,6 +90,8 @@ proto: proto-tools ## regenerate the Go code of proto/ (installs protoc if missi
 	PATH="$(TOOLS_BIN):$$PATH" ./proto/gen.sh
 
 BENCH_FLAGS ?= -benchtime=3s -count=3
+DATADOG_BENCH_PKG := ./services/datadog-forwarder/internal/forwarder
+DATADOG_BENCH_OUT := $(CURDIR)/bin/bench-datadog.out
 
 bench: ## throughput, latency and peak memory of each service as ratios against the raw franz-go ceiling on the same broker
 	@mkdir -p bin
@@ -97,6 +99,10 @@ bench: ## throughput, latency and peak memory of each service as ratios against 
 	@echo "== ingest: POST /v1/events (1 KB events) vs raw franz-go produce"
 	$(GO) test -run '^$$' -bench 'RawProduceCeiling|IngestBatch' $(BENCH_FLAGS) ./services/ingest/internal/ingest/ 2>&1 | \
 		bin/benchreport -ceiling RawProduceCeiling -candidate IngestBatch -metric events/s -target 0.5
+	@echo "== datadog forwarder: raw consume ceiling, encode-only, full forwarder into the intake fake, latency at 1k events/s"
+	$(GO) test -run '^$$' -bench 'Datadog(ConsumeCeiling|EncodeOnly|Forwarder)$$' -benchtime 200000x -count 3 -benchmem $(DATADOG_BENCH_PKG) | tee $(DATADOG_BENCH_OUT)
+	$(GO) test -run '^$$' -bench 'DatadogEndToEndLatency$$' -benchtime 1x -count 3 -benchmem $(DATADOG_BENCH_PKG) | tee -a $(DATADOG_BENCH_OUT)
+	AUDITSTREAM_BENCH_OUTPUT=$(DATADOG_BENCH_OUT) $(GO) test -count=1 -run '^TestDatadogBenchReport$$' -v $(DATADOG_BENCH_PKG)
 
 # gofmt on the module directories: `go fmt` does not take workspace patterns.
 fmt: ## gofmt every module

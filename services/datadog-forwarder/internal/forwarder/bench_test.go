@@ -1,0 +1,666 @@
+package forwarder
+
+// Benchmarks of the Datadog forwarder for `make bench`: 1 KB events, gzip
+// on, broker (kfake) and intake (ddfake) in this process on the same
+// machine. Performance targets live here, never in timed unit tests.
+//
+//   - BenchmarkDatadogConsumeCeiling: a bare franz-go group consumer, with
+//     the delivery runtime's fetch settings, reading a pre-loaded topic;
+//     the ceiling the forwarder is measured against.
+//   - BenchmarkDatadogEncodeOnly: the same records decoded, shaped as
+//     Datadog logs and gzipped in 500-entry request bodies on every CPU,
+//     sent nowhere: what the work itself costs.
+//   - BenchmarkDatadogForwarder: forwarder.Run with the default delivery
+//     configuration draining a pre-loaded topic into the fake intake over
+//     HTTP; also its memory next to max_inflight_bytes, at two settings,
+//     each draining the same backlog.
+//   - BenchmarkDatadogEndToEndLatency: events produced at a steady 1k/s
+//     while the forwarder runs; latency from an event's timestamp (set when
+//     it is produced) to the fake's accepting the log.
+//
+// For the throughput benchmarks b.N is the number of events (run them with
+// a fixed count, -benchtime=200000x); one op of the latency benchmark is a
+// 5 s window at 1k events/s (-benchtime=1x). TestDatadogBenchReport prints
+// one comparison of a run's results against the targets.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/auditstream/auditstream/proto/auditevent"
+	"github.com/auditstream/auditstream/services/datadog-forwarder/internal/datadog"
+	"github.com/auditstream/auditstream/services/internal/benchutil"
+	"github.com/auditstream/auditstream/services/internal/config"
+	"github.com/klauspost/compress/gzip"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+const (
+	// benchBodyEntries is how many entries one request body holds: the
+	// default delivery batch.
+	benchBodyEntries = 500
+	// benchDeliverTimeout bounds a throughput run.
+	benchDeliverTimeout = 3 * time.Minute
+
+	// The latency benchmark's load.
+	benchLatencyRate   = 1000 // events/s
+	benchLatencyWindow = 5 * time.Second
+)
+
+// benchFetchMaxBytes is the runtime's fetch size for a configuration.
+func benchFetchMaxBytes(cfg Config) int32 {
+	return int32(min(int64(cfg.Delivery.MaxInflightBytes)/2, 50<<20))
+}
+
+// benchBaseline collects garbage and returns the heap and stacks in use: the
+// broker holding the loaded topic, the event pool, the test's own state.
+func benchBaseline() uint64 {
+	runtime.GC()
+	return benchutil.InUseBytes()
+}
+
+// benchMemory measures a run's memory: the whole process's peak (heap and
+// stacks, garbage included: benchutil's sampler), the same above the
+// baseline, and the peak of the live heap above its baseline.
+type benchMemory struct {
+	base uint64
+	peak *benchutil.PeakMemory
+	live *benchLive
+}
+
+func startBenchMemory() *benchMemory {
+	m := &benchMemory{base: benchBaseline()}
+	m.live = startBenchLive()
+	m.peak = benchutil.StartPeakMemory(0)
+	return m
+}
+
+// stop ends the sampling and reports peak-MB, peak-over-base-MB and
+// live-over-base-MB.
+func (m *benchMemory) stop(b *testing.B) {
+	peak := m.peak.Stop()
+	live := m.live.overBase()
+	b.ReportMetric(benchutil.MB(peak), "peak-MB")
+	b.ReportMetric(benchutil.MB(peak-min(m.base, peak)), "peak-over-base-MB")
+	b.ReportMetric(benchutil.MB(live), "live-over-base-MB")
+}
+
+// BenchmarkDatadogConsumeCeiling is the ceiling: a franz-go group consumer
+// with the runtime's consumer and fetch options (no decoding, no delivery)
+// polling b.N pre-loaded records, from a cold start (group join included,
+// as for the forwarder).
+func BenchmarkDatadogConsumeCeiling(b *testing.B) {
+	cluster, cfg := benchBroker(b)
+	benchPreload(b, cluster, cfg, b.N)
+	dc := cfg.Delivery
+
+	mem := startBenchMemory()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(cfg.Kafka.Brokers...),
+		kgo.ConsumerGroup(dc.Group),
+		kgo.ConsumeTopics(cfg.Kafka.Topics.Events.Name, dc.RetryTopic.Name),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.SessionTimeout(dc.SessionTimeout),
+		kgo.RebalanceTimeout(dc.RebalanceTimeout),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchMaxBytes(benchFetchMaxBytes(cfg)),
+	)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), benchDeliverTimeout)
+	defer cancel()
+	var (
+		n          int
+		valueBytes int64
+		first      time.Duration
+	)
+	for n < b.N {
+		fs := cl.PollRecords(ctx, 10000)
+		if ctx.Err() != nil {
+			b.Fatalf("consumed %d of %d records: %v", n, b.N, ctx.Err())
+		}
+		fs.EachError(func(t string, p int32, err error) { b.Fatalf("fetch %s/%d: %v", t, p, err) })
+		fs.EachRecord(func(r *kgo.Record) {
+			n++
+			valueBytes += int64(len(r.Value))
+		})
+		if first == 0 && n > 0 {
+			first = time.Since(start)
+		}
+		cl.AllowRebalance()
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	mem.stop(b)
+
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(float64(valueBytes)/float64(n), "record-B")
+	b.ReportMetric(benchutil.Millis(first), "first-ms")
+}
+
+// BenchmarkDatadogEncodeOnly is the work without the plumbing: b.N records
+// decoded with auditevent.DecodeRecord, encoded by the connection's
+// datadog.Encoder, and joined into JSON-array request bodies of
+// benchBodyEntries entries gzipped at the connection's level (what
+// Sink.encodeBody does), on GOMAXPROCS goroutines, sent nowhere.
+func BenchmarkDatadogEncodeOnly(b *testing.B) {
+	gen := newBenchGen(b, DefaultConfig().Kafka.Topics.Events.Name)
+	at := time.Now()
+	records := make([]*kgo.Record, benchPool)
+	for i := range records {
+		records[i] = gen.record(b, i, at.Add(time.Duration(i)*time.Microsecond))
+	}
+	dc := datadog.Config{TagPrefix: benchTagPrefix}.WithDefaults()
+	enc := dc.Encoder()
+	if dc.Compression != datadog.CompressionGzip {
+		b.Fatalf("default compression is %q, want gzip", dc.Compression)
+	}
+
+	var (
+		next                  atomic.Int64
+		entryBytes, wireBytes atomic.Int64
+		failed                atomic.Pointer[error]
+		wg                    sync.WaitGroup
+	)
+	workers := runtime.GOMAXPROCS(0)
+	mem := startBenchMemory()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			zw, err := gzip.NewWriterLevel(io.Discard, dc.CompressionLevel)
+			if err != nil {
+				failed.CompareAndSwap(nil, &err)
+				return
+			}
+			var body bytes.Buffer
+			entries := make([][]byte, 0, benchBodyEntries)
+			var raw, wire int64
+			defer func() { entryBytes.Add(raw); wireBytes.Add(wire) }()
+			for {
+				from := int(next.Add(benchBodyEntries)) - benchBodyEntries
+				if from >= b.N {
+					return
+				}
+				to := min(from+benchBodyEntries, b.N)
+				entries = entries[:0]
+				for i := from; i < to; i++ {
+					ev, err := auditevent.DecodeRecord(records[i%len(records)])
+					if err != nil {
+						failed.CompareAndSwap(nil, &err)
+						return
+					}
+					entry, err := enc.Encode(ev)
+					if err != nil {
+						failed.CompareAndSwap(nil, &err)
+						return
+					}
+					entries = append(entries, entry)
+				}
+				body.Reset()
+				zw.Reset(&body)
+				sep := []byte{'['}
+				for _, e := range entries {
+					_, _ = zw.Write(sep)
+					_, _ = zw.Write(e)
+					sep[0] = ','
+					raw += int64(datadog.EntrySize(e))
+				}
+				_, _ = zw.Write([]byte{']'})
+				if err := zw.Close(); err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+				wire += int64(body.Len())
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	mem.stop(b)
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(float64(entryBytes.Load())/float64(b.N), "entry-B")
+	b.ReportMetric(float64(wireBytes.Load())/float64(b.N), "wire-B")
+}
+
+// BenchmarkDatadogForwarder runs forwarder.Run in this process with the
+// default delivery configuration (500-entry / 4 MB / 200 ms batches), 50
+// accounts routed to 4 gzip connections, against a topic pre-loaded with
+// b.N records, and times it from start until the fake intake has accepted
+// all of them. Sub-benchmarks set max_inflight_bytes (max_connection_bytes
+// stays a quarter of it, as in the defaults); memory is reported next to
+// it. The one other setting changed is park_delay (benchParkDelay): events
+// parked on the retry topic come back after it, so a run that parks ends
+// in seconds, not minutes. It reports parked events, and unparked-events/s,
+// the rate until every event that was not parked had arrived.
+func BenchmarkDatadogForwarder(b *testing.B) {
+	for _, inflight := range benchInflightSettings {
+		b.Run(fmt.Sprintf("max-inflight=%dMB", inflight>>20), func(b *testing.B) {
+			benchForwarder(b, inflight)
+		})
+	}
+}
+
+// benchInflightSettings are the max_inflight_bytes the forwarder benchmark
+// runs with; the first is the default.
+var benchInflightSettings = []config.ByteSize{DefaultConfig().Delivery.MaxInflightBytes, 16 << 20}
+
+// benchParkDelay replaces the default park_delay (1 minute) in the
+// throughput runs.
+const benchParkDelay = 5 * time.Second
+
+func benchForwarder(b *testing.B, inflight config.ByteSize) {
+	cluster, cfg := benchBroker(b)
+	cfg.Delivery.MaxInflightBytes = inflight
+	cfg.Delivery.MaxConnectionBytes = min(cfg.Delivery.MaxConnectionBytes, inflight/4)
+	cfg.Delivery.ParkDelay = benchParkDelay
+	if err := cfg.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	benchPreload(b, cluster, cfg, b.N)
+	in := newBenchIntake(b, nil)
+	in.drainEvery(b, 50*time.Millisecond)
+	benchWriteDestinations(b, cfg, in.URL())
+
+	mem := startBenchMemory()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	stop := benchStart(b, cfg)
+	progress := &benchProgress{start: start}
+	ok := benchWait(benchDeliverTimeout, func() bool {
+		n := in.delivered()
+		progress.see(n)
+		return n >= int64(b.N)
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	mem.stop(b)
+	stop()
+	in.drainAll()
+
+	parked := benchHighWatermarks(cluster, cfg.Delivery.RetryTopic.Name)
+	dead := benchHighWatermarks(cluster, cfg.Kafka.Topics.DeadLetter.Name)
+	resent := in.resent.Load()
+	if !ok || dead > 0 {
+		b.Fatalf("the intake accepted %d of %d events (%d twice) in %s; %d requests refused; %d events parked, %d dead-lettered",
+			in.accepted-resent, b.N, resent, elapsed.Round(time.Millisecond), in.rejected, parked, dead)
+	}
+	// Offsets are committed only for records delivered, parked or
+	// dead-lettered: none may be left once the intake holds all of them.
+	if n := benchUncommitted(b, cluster, cfg); n > 0 {
+		b.Fatalf("the intake accepted %d events (%d twice), but %d records are not committed", in.accepted-resent, resent, n)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(float64(in.rejected), "refused-requests")
+	b.ReportMetric(float64(resent), "resent")
+	if t, ok := progress.reached(int64(b.N) - parked); ok && t > 0 {
+		b.ReportMetric(float64(int64(b.N)-parked)/t.Seconds(), "unparked-events/s")
+	}
+	b.ReportMetric(float64(parked), "parked")
+	if t, ok := progress.reached(1); ok {
+		b.ReportMetric(benchutil.Millis(t), "first-ms")
+	}
+	b.ReportMetric(float64(in.entryBytes)/float64(in.accepted), "entry-B")
+	b.ReportMetric(float64(in.wireBytes)/float64(in.accepted), "wire-B")
+	b.ReportMetric(float64(in.accepted)/float64(max(in.requests, 1)), "entries/req")
+	b.ReportMetric(benchutil.MB(uint64(inflight)), "max-inflight-MB")
+}
+
+// BenchmarkDatadogEndToEndLatency runs the forwarder (default
+// configuration) and, once it delivers, produces events at a steady
+// benchLatencyRate with ingest's producer settings, each timestamped as it
+// is produced. An event's latency is the time the fake intake accepted its
+// log (seen by the proxy in front of it) minus that timestamp. One op is a
+// benchLatencyWindow of load.
+func BenchmarkDatadogEndToEndLatency(b *testing.B) {
+	cluster, cfg := benchBroker(b)
+	topic := cfg.Kafka.Topics.Events.Name
+	perWindow := int(benchLatencyWindow.Seconds() * benchLatencyRate)
+	total := b.N * perWindow
+
+	// Warm-up records are numbered from warmBase, a multiple of benchPool
+	// so that the benchAccounts of them cover every account.
+	const warmBase = 1 << 30
+	warm := map[string]bool{}
+	for i := range benchAccounts {
+		warm[benchID(warmBase+i)] = true
+	}
+	lat := benchutil.NewLatencies(total)
+	var (
+		seen    atomic.Int64
+		badBody atomic.Pointer[error]
+		mu      sync.Mutex
+		first   = make(map[string]bool, total) // ids accepted so far
+	)
+	in := newBenchIntake(b, func(body []byte, at time.Time) {
+		ids, times, err := benchEntryTimes(body)
+		if err != nil {
+			badBody.CompareAndSwap(nil, &err)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for i, id := range ids {
+			// An entry accepted again (its first answer was lost) keeps
+			// the time it was first accepted.
+			if !warm[id] && !first[id] {
+				first[id] = true
+				lat.Record(at.Sub(times[i]))
+				seen.Add(1)
+			}
+		}
+	})
+	in.drainEvery(b, 100*time.Millisecond)
+	benchWriteDestinations(b, cfg, in.URL())
+	stop := benchStart(b, cfg)
+	defer stop()
+
+	gen := newBenchGen(b, topic)
+	prod := benchProducer(cluster)
+	ctx := context.Background()
+	for i := range benchAccounts {
+		if err := prod.ProduceSync(ctx, gen.record(b, warmBase+i, time.Now())).FirstErr(); err != nil {
+			b.Fatalf("warm-up produce: %v", err)
+		}
+	}
+	if !benchWait(30*time.Second, func() bool { return in.delivered() >= benchAccounts }) {
+		b.Fatalf("warm-up: the intake accepted %d of %d events", in.delivered(), benchAccounts)
+	}
+
+	var (
+		failures atomic.Int64
+		firstErr atomic.Pointer[error]
+	)
+	mem := startBenchMemory()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for w := range b.N {
+		winStart := time.Now()
+		for i := range perWindow {
+			due := winStart.Add(time.Duration(i) * time.Second / benchLatencyRate)
+			if d := time.Until(due); d > 0 {
+				time.Sleep(d)
+			}
+			prod.Produce(ctx, gen.record(b, w*perWindow+i, time.Now()), func(_ *kgo.Record, err error) {
+				if err != nil {
+					failures.Add(1)
+					firstErr.CompareAndSwap(nil, &err)
+				}
+			})
+		}
+	}
+	produced := time.Since(start)
+	ok := benchWait(60*time.Second, func() bool { return seen.Load() >= int64(total) })
+	b.StopTimer()
+	mem.stop(b)
+	stop()
+	in.drainAll()
+
+	if err := badBody.Load(); err != nil {
+		b.Fatalf("an accepted body does not read: %v", *err)
+	}
+	if f := failures.Load(); f > 0 {
+		b.Fatalf("%d of %d produces failed; first: %v", f, total, *firstErr.Load())
+	}
+	if !ok {
+		b.Fatalf("the intake accepted %d of %d events; %d requests refused", seen.Load(), total, in.rejected)
+	}
+	b.ReportMetric(float64(total)/produced.Seconds(), "produced-events/s")
+	b.ReportMetric(benchutil.Millis(lat.Percentile(50)), "p50-ms")
+	b.ReportMetric(benchutil.Millis(lat.Percentile(99)), "p99-ms")
+	b.ReportMetric(benchutil.Millis(lat.Percentile(100)), "max-ms")
+}
+
+// Targets of the Datadog forwarder (the issue's, on a 2-core machine).
+const (
+	benchTargetEventsPerSec = 100_000
+	benchTargetOfEncodeOnly = 0.70
+	benchTargetP99          = time.Second
+)
+
+// TestDatadogBenchReport prints one comparison of a benchmark run against
+// the targets. It reads the `go test -bench` output named by
+// AUDITSTREAM_BENCH_OUTPUT and is skipped without it. It fails only when
+// the output lacks a result, or, with AUDITSTREAM_BENCH_STRICT=1, when a
+// target is missed.
+func TestDatadogBenchReport(t *testing.T) {
+	path := os.Getenv("AUDITSTREAM_BENCH_OUTPUT")
+	if path == "" {
+		t.Skip("set AUDITSTREAM_BENCH_OUTPUT to a `go test -bench` output of the Datadog benchmarks")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out, err := benchutil.Parse(f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Failures) > 0 {
+		t.Errorf("the benchmark run failed: %s", out.Failures[0])
+	}
+	rep, err := datadogBenchReport(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(os.Stdout, rep.text); err != nil {
+		t.Fatal(err)
+	}
+	if rep.below > 0 && os.Getenv("AUDITSTREAM_BENCH_STRICT") == "1" {
+		t.Errorf("%d target(s) below", rep.below)
+	}
+}
+
+type benchReport struct {
+	text  string
+	below int
+}
+
+// Names of the benchmark results the report reads.
+const (
+	benchNameCeiling = "DatadogConsumeCeiling"
+	benchNameEncode  = "DatadogEncodeOnly"
+	benchNameLatency = "DatadogEndToEndLatency"
+)
+
+func benchNameForwarder(inflight config.ByteSize) string {
+	return fmt.Sprintf("DatadogForwarder/max-inflight=%dMB", inflight>>20)
+}
+
+// datadogBenchReport lays out the ceiling, the encode-only pass and the
+// forwarder runs (median over -count runs), their memory, the latency, and
+// a verdict per target.
+func datadogBenchReport(out benchutil.Output) (benchReport, error) {
+	get := func(name string) (benchutil.Result, int, error) {
+		r, runs := out.Median(name)
+		if runs == 0 {
+			return r, 0, fmt.Errorf("no result for Benchmark%s in the benchmark output", name)
+		}
+		return r, runs, nil
+	}
+	ceiling, runs, err := get(benchNameCeiling)
+	if err != nil {
+		return benchReport{}, err
+	}
+	encode, _, err := get(benchNameEncode)
+	if err != nil {
+		return benchReport{}, err
+	}
+	fwds := make([]benchutil.Result, len(benchInflightSettings))
+	fwdRuns := make([]int, len(benchInflightSettings))
+	for i, inflight := range benchInflightSettings {
+		if fwds[i], fwdRuns[i], err = get(benchNameForwarder(inflight)); err != nil {
+			return benchReport{}, err
+		}
+	}
+	latency, _, err := get(benchNameLatency)
+	if err != nil {
+		return benchReport{}, err
+	}
+
+	metric := func(r benchutil.Result, unit string) string {
+		v, ok := r.Metrics[unit]
+		if !ok {
+			return "-"
+		}
+		return benchutil.FormatValue(v)
+	}
+	ratio := func(r benchutil.Result, unit string, of benchutil.Result) (float64, string) {
+		a, okA := r.Metrics[unit]
+		b, okB := of.Metrics["events/s"]
+		if !okA || !okB || b == 0 {
+			return math.NaN(), "-"
+		}
+		return a / b, benchutil.FormatPercent(a / b)
+	}
+	labels := []string{"raw franz-go consume ceiling", "encode-only (decode, Datadog shape, gzip)"}
+	results := []benchutil.Result{ceiling, encode}
+	for i, inflight := range benchInflightSettings {
+		label := fmt.Sprintf("forwarder into the fake, max_inflight %d MiB", inflight>>20)
+		if i == 0 {
+			label += " (default)"
+		}
+		labels = append(labels, label)
+		results = append(results, fwds[i])
+	}
+
+	var s strings.Builder
+	fmt.Fprintf(&s, "\nDatadog forwarder against its ceilings (median of %d run(s); 1 KB records, gzip, broker and intake in this process)\n", runs)
+	tbl := &benchutil.Table{}
+	tbl.Row("", "events/s", "of ceiling", "of encode-only", "parked", "unparked events/s", "of encode-only")
+	for i, r := range results {
+		c, e, ue := "-", "-", "-"
+		if i > 0 {
+			_, c = ratio(r, "events/s", ceiling)
+		}
+		if i > 1 {
+			_, e = ratio(r, "events/s", encode)
+			_, ue = ratio(r, "unparked-events/s", encode)
+		}
+		tbl.Row(labels[i], metric(r, "events/s"), c, e, metric(r, "parked"), metric(r, "unparked-events/s"), ue)
+	}
+	tbl.WriteTo(&s)
+	s.WriteString("\nmemory (MB): peak is the whole process (benchutil: heap and stacks, garbage included); over-base is above the\nheap in use before the run (the broker holding the loaded topic, the event pool); live is the live heap's peak above its own\n")
+	mt := &benchutil.Table{}
+	mt.Row("", "max_inflight", "live over base", "peak over base", "peak")
+	labels = append(labels, "end-to-end latency run (1k events/s)")
+	results = append(results, latency)
+	for i, r := range results {
+		mt.Row(labels[i], metric(r, "max-inflight-MB"), metric(r, "live-over-base-MB"), metric(r, "peak-over-base-MB"), metric(r, "peak-MB"))
+	}
+	mt.WriteTo(&s)
+	fmt.Fprintf(&s, "\nend-to-end latency at %s events/s (default config): p50 %s ms, p99 %s ms, max %s ms\n",
+		metric(latency, "produced-events/s"), metric(latency, "p50-ms"), metric(latency, "p99-ms"), metric(latency, "max-ms"))
+
+	rep := benchReport{}
+	var verdicts strings.Builder
+	line := func(target, verdict, got string) {
+		fmt.Fprintf(&verdicts, "  %-46s %-13s %s\n", target, verdict, got)
+	}
+	verdict := func(target string, pass bool, got string) {
+		v := "PASS"
+		if !pass {
+			v = "BELOW TARGET"
+			rep.below++
+		}
+		line(target, v, got)
+	}
+	fwd := fwds[0]
+	unparked := ""
+	if fwd.Metrics["parked"] > 0 {
+		unparked = fmt.Sprintf(" (%s parked; the rest at %s events/s)", metric(fwd, "parked"), metric(fwd, "unparked-events/s"))
+	}
+	rate := fwd.Metrics["events/s"]
+	verdict(fmt.Sprintf("forwarder >= %s events/s", benchutil.FormatValue(benchTargetEventsPerSec)),
+		rate >= benchTargetEventsPerSec, benchutil.FormatValue(rate)+" events/s"+unparked)
+	r, txt := ratio(fwd, "events/s", encode)
+	verdict(fmt.Sprintf("forwarder >= %s of encode-only", benchutil.FormatPercent(benchTargetOfEncodeOnly)), r >= benchTargetOfEncodeOnly, txt)
+	p99, ok := latency.Metrics["p99-ms"]
+	verdict(fmt.Sprintf("end-to-end p99 < %s at 1k events/s", benchTargetP99), ok && p99 < benchutil.Millis(benchTargetP99), metric(latency, "p99-ms")+" ms")
+	// Memory follows configuration, not backlog: a smaller
+	// max_inflight_bytes keeps a smaller live heap, and the smallest keeps
+	// less than the backlog it drains, so the backlog is not read into
+	// memory.
+	pass := true
+	var got []string
+	for i, inflight := range benchInflightSettings {
+		live := fwds[i].Metrics["live-over-base-MB"]
+		if i > 0 {
+			pass = pass && live < fwds[i-1].Metrics["live-over-base-MB"]
+		}
+		got = append(got, fmt.Sprintf("live %s MB at %d MiB", benchutil.FormatValue(live), inflight>>20))
+	}
+	// Median sums the iterations of every run; one run's backlog is b.N
+	// records.
+	last := len(fwds) - 1
+	backlog := float64(fwds[last].Iterations) / float64(fwdRuns[last]) * benchRecordBytes / 1e6
+	pass = pass && fwds[last].Metrics["live-over-base-MB"] < backlog
+	verdict(fmt.Sprintf("memory set by config (backlog %s MB)", benchutil.FormatValue(backlog)), pass, strings.Join(got, ", "))
+	_, txt = ratio(fwd, "events/s", ceiling)
+	line("forwarder / consume ceiling", "(no target)", txt)
+	s.WriteString("\ntargets (2-core machine)\n")
+	s.WriteString(verdicts.String())
+	rep.text = s.String()
+	return rep, nil
+}
+
+// The report reads the benchmarks' result lines and judges each target.
+func TestDatadogBenchReportFormat(t *testing.T) {
+	const output = `BenchmarkDatadogConsumeCeiling-2   	  200000	      2500 ns/op	    400000 events/s	     300.0 peak-MB	      40.0 peak-over-base-MB	      30.0 live-over-base-MB
+BenchmarkDatadogEncodeOnly-2       	  200000	      6250 ns/op	    160000 events/s	      30.0 peak-MB	       5.0 peak-over-base-MB	       2.0 live-over-base-MB
+BenchmarkDatadogForwarder/max-inflight=64MB-2    	  200000	      8000 ns/op	    125000 events/s	 130000 unparked-events/s	 10 parked	     400.0 peak-MB	     150.0 peak-over-base-MB	 120.0 live-over-base-MB	      67.1 max-inflight-MB
+BenchmarkDatadogForwarder/max-inflight=16MB-2    	  200000	     10000 ns/op	    100000 events/s	 100000 unparked-events/s	 0 parked	     300.0 peak-MB	      60.0 peak-over-base-MB	 50.0 live-over-base-MB	      16.8 max-inflight-MB
+BenchmarkDatadogEndToEndLatency-2                	       1	5000000000 ns/op	      1000 produced-events/s	     150.0 p50-ms	    1200 p99-ms	      1300 max-ms	 80.0 peak-MB
+PASS
+`
+	out, err := benchutil.Parse(strings.NewReader(output), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := datadogBenchReport(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"forwarder >= 100,000 events/s                  PASS          125,000 events/s (10.0 parked; the rest at 130,000 events/s)",
+		"forwarder >= 70.0 % of encode-only             PASS          78.1 %",
+		"end-to-end p99 < 1s at 1k events/s             BELOW TARGET  1,200 ms",
+		"memory set by config (backlog 205 MB)          PASS          live 120 MB at 64 MiB, live 50.0 MB at 16 MiB",
+		"forwarder / consume ceiling                    (no target)   31.2 %",
+	} {
+		if !strings.Contains(rep.text, want) {
+			t.Errorf("report lacks %q:\n%s", want, rep.text)
+		}
+	}
+	if rep.below != 1 {
+		t.Errorf("%d targets below, want 1:\n%s", rep.below, rep.text)
+	}
+	if _, err := datadogBenchReport(benchutil.Output{}); err == nil {
+		t.Error("no error for an output without results")
+	}
+}
