@@ -46,6 +46,9 @@ type Config struct {
 	// RevokeTimeout bounds the flush before partitions are handed over in a
 	// rebalance; keep it under the group's rebalance timeout.
 	RevokeTimeout time.Duration `yaml:"revoke_timeout"`
+	// RequestsInFlight is how many batches one connection may have out at
+	// once (at least 1).
+	RequestsInFlight int `yaml:"requests_in_flight"`
 	// SendTimeout bounds one WriteBatch call.
 	SendTimeout time.Duration `yaml:"send_timeout"`
 	// SessionTimeout is how long the group waits for a member that stopped
@@ -76,6 +79,7 @@ func DefaultConfig(name string) Config {
 		CommitInterval:     time.Second,
 		RevokeTimeout:      20 * time.Second,
 		SendTimeout:        30 * time.Second,
+		RequestsInFlight:   2,
 		SessionTimeout:     45 * time.Second,
 		RebalanceTimeout:   60 * time.Second,
 	}
@@ -106,6 +110,9 @@ func (c Config) Validate() error {
 	}
 	if c.RevokeTimeout >= c.RebalanceTimeout {
 		errs.Addf("revoke_timeout", "must be shorter than rebalance_timeout")
+	}
+	if c.RequestsInFlight < 1 || c.RequestsInFlight > 64 {
+		errs.Addf("requests_in_flight", "must be between 1 and 64")
 	}
 	if c.MaxInflightBytes <= 0 {
 		errs.Addf("max_inflight_bytes", "must be positive")

@@ -45,6 +45,8 @@ type worker struct {
 	lastTake    time.Time // when the worker last took a job: its progress
 	wake        chan struct{}
 	flushReq    chan struct{}
+	sending     chan struct{} // one token per batch being sent
+	sends       sync.WaitGroup
 	done        chan struct{}
 	stopOnce    sync.Once
 
@@ -57,7 +59,8 @@ type worker struct {
 }
 
 func newWorker(r *Runtime, name string, sink EntrySink, fingerprint string) *worker {
-	w := &worker{r: r, name: name, wake: make(chan struct{}, 1), flushReq: make(chan struct{}, 1), done: make(chan struct{})}
+	w := &worker{r: r, name: name, wake: make(chan struct{}, 1), flushReq: make(chan struct{}, 1), done: make(chan struct{}),
+		sending: make(chan struct{}, r.cfg.RequestsInFlight)}
 	w.setSink(sink, fingerprint)
 	r.metrics.healthy.WithLabelValues(name).Set(1)
 	return w
@@ -188,7 +191,7 @@ func (w *worker) run() {
 				continue
 			}
 			if batcher.Add(j, j.size()) {
-				w.send(batcher.Flush())
+				w.dispatch(batcher.Flush())
 			}
 		}
 		var timerC <-chan time.Time
@@ -199,7 +202,7 @@ func (w *worker) run() {
 		select {
 		case <-w.wake:
 		case <-timerC:
-			w.send(batcher.Flush())
+			w.dispatch(batcher.Flush())
 		case <-w.flushReq:
 			for j := w.take(); j != nil; j = w.take() {
 				if w.encode(j) {
@@ -207,14 +210,34 @@ func (w *worker) run() {
 				}
 			}
 			if batcher.Len() > 0 {
-				w.send(batcher.Flush())
+				w.dispatch(batcher.Flush())
 			}
 		case <-w.done:
 			// what is still queued was never sent and is not committed
+			w.sends.Wait()
 			return
 		}
 		timer.Stop()
 	}
+}
+
+// dispatch sends a batch while up to RequestsInFlight others are out, so
+// encoding the next batch overlaps the destination's answer to this one.
+// Batches may then finish out of order; offsets are committed only below the
+// first unfinished record, so that is safe.
+func (w *worker) dispatch(batch []*job) {
+	if len(batch) == 0 {
+		return
+	}
+	w.sending <- struct{}{}
+	w.sends.Add(1)
+	go func() {
+		defer func() {
+			<-w.sending
+			w.sends.Done()
+		}()
+		w.send(batch)
+	}()
 }
 
 // send delivers a batch: retries retryable failures with backoff within
