@@ -29,16 +29,42 @@ var (
 // NewRecord builds the Kafka record for a prepared, valid event: key = account
 // id, value = protobuf, content-type and schema-version headers.
 func NewRecord(topic string, ev *auditlogv1.AuditEvent) (*kgo.Record, error) {
-	value, err := marshalOpts.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("encode event %s as protobuf: %w", ev.GetId(), err)
+	account := AccountID(ev)
+	var key, value []byte
+	if ev != nil && eventProtoSupported {
+		var entries [16]extraEntry
+		if sz, ok := eventProtoSize(ev, entries[:0]); ok {
+			// Key and value share one allocation; each is capped at its
+			// length, so appending to one never writes into the other.
+			buf := make([]byte, len(account), len(account)+sz.event)
+			copy(buf, account)
+			buf = appendEventProto(buf, ev, &sz)
+			if len(buf) == len(account)+sz.event {
+				key, value = buf[:len(account):len(account)], buf[len(account):]
+			}
+		}
 	}
-	return &kgo.Record{
+	if value == nil {
+		var err error
+		if value, err = marshalOpts.Marshal(ev); err != nil {
+			return nil, fmt.Errorf("encode event %s as protobuf: %w", ev.GetId(), err)
+		}
+		key = []byte(account)
+	}
+	blk := &recordBlock{headers: [2]kgo.RecordHeader{protobufHeader, versionHeader}}
+	blk.rec = kgo.Record{
 		Topic:   topic,
-		Key:     []byte(AccountID(ev)),
+		Key:     key,
 		Value:   value,
-		Headers: []kgo.RecordHeader{protobufHeader, versionHeader},
-	}, nil
+		Headers: blk.headers[:],
+	}
+	return &blk.rec, nil
+}
+
+// recordBlock is a record with room for its headers: one allocation.
+type recordBlock struct {
+	rec     kgo.Record
+	headers [2]kgo.RecordHeader
 }
 
 // DecodeRecord reads the event in a topic record: protobuf when the
