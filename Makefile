@@ -92,6 +92,8 @@ proto: proto-tools ## regenerate the Go code of proto/ (installs protoc if missi
 BENCH_FLAGS ?= -benchtime=3s -count=3
 DATADOG_BENCH_PKG := ./services/datadog-forwarder/internal/forwarder
 DATADOG_BENCH_OUT := $(CURDIR)/bin/bench-datadog.out
+EVENTBRIDGE_BENCH_PKG := ./services/eventbridge-forwarder/internal/forwarder
+EVENTBRIDGE_BENCH_OUT := $(CURDIR)/bin/bench-eventbridge.out
 
 bench: ## throughput, latency and peak memory of each service as ratios against the raw franz-go ceiling on the same broker
 	@mkdir -p bin
@@ -103,6 +105,10 @@ bench: ## throughput, latency and peak memory of each service as ratios against 
 	$(GO) test -run '^$$' -bench 'Datadog(ConsumeCeiling|EncodeOnly|Forwarder)$$' -benchtime 200000x -count 3 -benchmem $(DATADOG_BENCH_PKG) | tee $(DATADOG_BENCH_OUT)
 	$(GO) test -run '^$$' -bench 'DatadogEndToEndLatency$$' -benchtime 1x -count 3 -benchmem $(DATADOG_BENCH_PKG) | tee -a $(DATADOG_BENCH_OUT)
 	AUDITSTREAM_BENCH_OUTPUT=$(DATADOG_BENCH_OUT) $(GO) test -count=1 -run '^TestDatadogBenchReport$$' -v $(DATADOG_BENCH_PKG)
+	@echo "== eventbridge forwarder: raw consume ceiling, entry-only and encode-only, full forwarder into the EventBridge fake, latency at 1k events/s"
+	$(GO) test -run '^$$' -bench 'EventBridge(ConsumeCeiling|EntryOnly|EncodeOnly|Forwarder)$$' -benchtime 200000x -count 3 -benchmem $(EVENTBRIDGE_BENCH_PKG) | tee $(EVENTBRIDGE_BENCH_OUT)
+	$(GO) test -run '^$$' -bench 'EventBridgeEndToEndLatency$$' -benchtime 1x -count 3 -benchmem $(EVENTBRIDGE_BENCH_PKG) | tee -a $(EVENTBRIDGE_BENCH_OUT)
+	AUDITSTREAM_BENCH_OUTPUT=$(EVENTBRIDGE_BENCH_OUT) $(GO) test -count=1 -run '^TestEventBridgeBenchReport$$' -v $(EVENTBRIDGE_BENCH_PKG)
 
 # gofmt on the module directories: `go fmt` does not take workspace patterns.
 fmt: ## gofmt every module

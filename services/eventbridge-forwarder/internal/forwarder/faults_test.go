@@ -1,0 +1,279 @@
+package forwarder
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
+	"github.com/auditstream/auditstream/services/eventbridge-forwarder/internal/ebfake"
+	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Entries 3 and 7 of a call fail with ThrottlingException: only those two
+// are sent again, and every event ends delivered exactly once.
+func TestPartialFailureResendsOnlyTheFailedEntries(t *testing.T) {
+	p := newPipeline(t)
+	p.writeRoutes(map[string][]string{"*": {"eb-a"}})
+	p.bus.FailEntries(func(call, i int, _ ebfake.Entry) string {
+		if call == 0 && (i == 3 || i == 7) {
+			return "ThrottlingException"
+		}
+		return ""
+	})
+	p.start()
+	ids := p.publish([]string{"acc-00"}, 100)["acc-00"]
+	waitFor(t, "every event", 20*time.Second, func() bool { return p.bus.Count("eb-a") >= len(ids) })
+	time.Sleep(300 * time.Millisecond) // a duplicate would have landed by now
+
+	calls := p.bus.Calls()
+	first := calls[0]
+	if first.Failed() != 2 || first.Codes[3] != "ThrottlingException" || first.Codes[7] != "ThrottlingException" {
+		t.Fatalf("first call: codes %v", first.Codes)
+	}
+	failed := []string{parseDetail(t, first.Entries[3].Detail).ID, parseDetail(t, first.Entries[7].Detail).ID}
+	sent := p.sent("eb-a")
+	for _, id := range ids {
+		want := 1
+		if slices.Contains(failed, id) {
+			want = 2
+		}
+		if sent[id] != want {
+			t.Errorf("event %s sent %d times, want %d", id, sent[id], want)
+		}
+	}
+	resent := 0
+	for _, c := range calls[1:] {
+		for _, e := range c.Entries {
+			if slices.Contains(failed, parseDetail(t, e.Detail).ID) {
+				resent++
+				if len(c.Entries) != 2 {
+					t.Errorf("a failed entry was resent in a call of %d entries; want the 2 failed alone", len(c.Entries))
+				}
+			}
+		}
+	}
+	if resent != 2 {
+		t.Errorf("failed entries resent %d times, want 2", resent)
+	}
+	got := counts(p.ids("eb-a"))
+	for _, id := range ids {
+		if got[id] != 1 {
+			t.Fatalf("event %s delivered %d times, want exactly once", id, got[id])
+		}
+	}
+	if n := len(kafkatest.ReadAll(t, p.cluster.Brokers(), "audit.events.dlq", 1, 300*time.Millisecond)); n != 0 {
+		t.Fatalf("%d dead letters for throttled entries", n)
+	}
+}
+
+// A storm of 500s and throttled calls, then recovery: everything arrives.
+func TestServerErrorStormThenRecovery(t *testing.T) {
+	p := newPipeline(t)
+	p.writeRoutes(map[string][]string{"*": {"eb-a"}})
+	p.bus.FailNext(25, http.StatusInternalServerError, "", "")
+	p.bus.Throttle(10)
+	p.start()
+	ids := p.publish(accountsN(5), 200)
+	var all []string
+	for _, v := range ids {
+		all = append(all, v...)
+	}
+	waitFor(t, "all events after the storm", 60*time.Second, func() bool { return len(counts(p.ids("eb-a"))) >= len(all) })
+	got := counts(p.ids("eb-a"))
+	for _, id := range all {
+		if got[id] == 0 {
+			t.Fatalf("lost %s", id)
+		}
+	}
+	var failed, throttled int
+	for _, c := range p.bus.Calls() {
+		switch c.ErrorType {
+		case "InternalException":
+			failed++
+		case "ThrottlingException":
+			throttled++
+		}
+	}
+	if failed != 25 || throttled != 10 {
+		t.Fatalf("the fake answered 500 %d times and throttled %d, want 25 and 10", failed, throttled)
+	}
+	if dups := len(p.ids("eb-a")) - len(all); dups != 0 {
+		t.Errorf("%d duplicates: a failed call delivers nothing, so none are expected", dups)
+	}
+}
+
+// Account A's bus denies PutEvents; account B keeps flowing within seconds,
+// and A's events are parked, not dropped or dead-lettered, until the
+// permission is fixed.
+func TestDeniedBusDoesNotStallOtherAccounts(t *testing.T) {
+	p := newPipeline(t)
+	p.writeRoutes(map[string][]string{"acc-a": {"eb-a"}, "acc-b": {"eb-b"}})
+	p.bus.DenyBus("eb-a")
+	p.start()
+	start := time.Now()
+	ids := p.publish([]string{"acc-a", "acc-b"}, 500)
+	waitFor(t, "account B delivered", 5*time.Second, func() bool { return p.bus.Count("eb-b") >= 500 })
+	t.Logf("account B's 500 events arrived %s after publishing while A's bus was denied", time.Since(start).Round(time.Millisecond))
+	parked := kafkatest.ReadAll(t, p.cluster.Brokers(), p.cfg.Delivery.RetryTopic.Name, 500, 20*time.Second)
+	parkedIDs := map[string]bool{}
+	for _, rec := range parked {
+		if c := headers(rec)[delivery.HeaderConnection]; c != "eb-a" {
+			t.Fatalf("parked for %q", c)
+		}
+		parkedIDs[recordEventID(t, rec)] = true
+	}
+	for _, id := range ids["acc-a"] {
+		if !parkedIDs[id] {
+			t.Fatalf("event %s of the denied bus was neither delivered nor parked", id)
+		}
+	}
+	if n := len(kafkatest.ReadAll(t, p.cluster.Brokers(), "audit.events.dlq", 1, 300*time.Millisecond)); n != 0 {
+		t.Fatalf("%d records dead-lettered; AccessDenied must park", n)
+	}
+	// the customer fixes the bus policy: parked events are delivered
+	p.bus.AllowBus("eb-a")
+	waitFor(t, "parked events delivered once the bus allows", 30*time.Second, func() bool { return len(counts(p.ids("eb-a"))) >= 500 })
+}
+
+// Poison records on the topic are dead-lettered; the rest is delivered.
+func TestPoisonRecordsAreDeadLettered(t *testing.T) {
+	p := newPipeline(t)
+	p.writeRoutes(map[string][]string{"*": {"eb-a"}})
+	cl := p.cluster.Client()
+	poison := []*kgo.Record{
+		{Topic: "audit.events", Key: []byte("acc-00"), Value: []byte{0xff, 0x00, 0x13}},
+		{Topic: "audit.events", Key: []byte("acc-00"), Value: []byte(`{"target":{"context":{"account":{"id":"acc-00"}}},"timestamp":"yesterday"}`)},
+		{Topic: "audit.events", Key: []byte("acc-00"), Value: []byte(`{"hostname":"no account"}`)},
+	}
+	if err := cl.ProduceSync(context.Background(), poison...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	p.start()
+	ids := p.publish([]string{"acc-00"}, 100)
+	waitFor(t, "good events", 20*time.Second, func() bool { return p.bus.Count("eb-a") >= len(ids["acc-00"]) })
+	dlq := kafkatest.ReadAll(t, p.cluster.Brokers(), "audit.events.dlq", 3, 10*time.Second)
+	if len(dlq) != 3 {
+		t.Fatalf("dead-lettered %d, want 3", len(dlq))
+	}
+	for _, rec := range dlq {
+		h := headers(rec)
+		if h[delivery.HeaderDLQReason] == "" || h[delivery.HeaderSourceTopic] != "audit.events" || h[delivery.HeaderSourceOffset] == "" || h[delivery.HeaderForwarder] != Name {
+			t.Fatalf("dead letter headers %v", h)
+		}
+	}
+}
+
+// A 300 KB event cannot be carried by any PutEvents call: it goes to the
+// dead-letter topic with the reason, and the events around it are
+// delivered.
+func TestOversizedEventIsDeadLetteredWithReason(t *testing.T) {
+	p := newPipeline(t)
+	p.writeRoutes(map[string][]string{"*": {"eb-a"}})
+	p.start()
+	ids := p.publishEvents([]string{"acc-00"}, 21, func(i int, ev *auditlogv1.AuditEvent) {
+		if i == 10 {
+			ev.Extra = map[string]string{"blob": strings.Repeat("x", 300<<10)}
+		}
+	})["acc-00"]
+	waitFor(t, "the other events", 20*time.Second, func() bool { return p.bus.Count("eb-a") >= 20 })
+	dlq := kafkatest.ReadAll(t, p.cluster.Brokers(), "audit.events.dlq", 1, 10*time.Second)
+	if len(dlq) != 1 {
+		t.Fatalf("dead-lettered %d, want the one 300 KB event", len(dlq))
+	}
+	h := headers(dlq[0])
+	if recordEventID(t, dlq[0]) != ids[10] || h[delivery.HeaderDLQReason] != "encode_failed" || h[delivery.HeaderConnection] != "eb-a" ||
+		!strings.Contains(h[delivery.HeaderDLQError], "entry_too_large") {
+		t.Fatalf("dead letter of %s: headers %v", recordEventID(t, dlq[0]), h)
+	}
+	time.Sleep(200 * time.Millisecond)
+	got := counts(p.ids("eb-a"))
+	if len(got) != 20 || got[ids[10]] != 0 {
+		t.Fatalf("delivered %d distinct events, want the 20 others", len(got))
+	}
+	for _, c := range p.bus.Calls() {
+		if c.Status != http.StatusOK {
+			t.Fatalf("a call was refused (%d %s): the large event must never be sent", c.Status, c.ErrorType)
+		}
+	}
+}
+
+// EventBridge refuses some entries for good (MalformedDetail): exactly
+// those are dead-lettered with the code; the rest is delivered once.
+func TestRejectedEntriesAreDeadLettered(t *testing.T) {
+	p := newPipeline(t)
+	p.writeRoutes(map[string][]string{"*": {"eb-a"}})
+	p.bus.FailEntries(func(_, _ int, e ebfake.Entry) string {
+		if strings.Contains(e.Detail, `"action":"action-3"`) {
+			return "MalformedDetail"
+		}
+		return ""
+	})
+	p.start()
+	p.publish([]string{"acc-00"}, 70) // actions cycle over 7 values: 10 are refused
+	waitFor(t, "good entries", 20*time.Second, func() bool { return p.bus.Count("eb-a") >= 60 })
+	dlq := kafkatest.ReadAll(t, p.cluster.Brokers(), "audit.events.dlq", 10, 20*time.Second)
+	if len(dlq) != 10 {
+		t.Fatalf("dead-lettered %d, want the 10 refused entries", len(dlq))
+	}
+	for _, rec := range dlq {
+		h := headers(rec)
+		if h[delivery.HeaderConnection] != "eb-a" || h[delivery.HeaderDLQReason] != "rejected" || !strings.Contains(h[delivery.HeaderDLQError], "MalformedDetail") {
+			t.Fatalf("dead letter headers %v", h)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := p.bus.Count("eb-a"); n != 60 {
+		t.Fatalf("delivered %d, want exactly the 60 good entries", n)
+	}
+}
+
+// Two forwarder instances, with partitions moving between them mid-stream:
+// nothing is lost.
+func TestTwoInstancesWithRebalanceLoseNothing(t *testing.T) {
+	p := newPipeline(t)
+	p.writeRoutes(map[string][]string{"*": {"eb-a"}})
+	stopFirst := p.start()
+	accs := accountsN(10)
+	batches := []map[string][]string{p.publish(accs, 100)}
+	p.start()
+	batches = append(batches, p.publish(accs, 100))
+	stopFirst()
+	batches = append(batches, p.publish(accs, 100))
+	var all []string
+	for _, b := range batches {
+		for _, ids := range b {
+			all = append(all, ids...)
+		}
+	}
+	waitFor(t, "every event across the rebalance", 60*time.Second, func() bool { return len(counts(p.ids("eb-a"))) >= len(all) })
+	got := counts(p.ids("eb-a"))
+	for _, id := range all {
+		if got[id] == 0 {
+			t.Fatalf("lost %s", id)
+		}
+	}
+	t.Logf("%d events, %d entries (%d duplicates from hand-overs)", len(all), len(p.ids("eb-a")), len(p.ids("eb-a"))-len(all))
+}
+
+// The bus answers slower than the call timeout: calls time out, are
+// retried, and once it is fast again everything arrives.
+func TestSlowBusTimesOutAndRetries(t *testing.T) {
+	p := newPipeline(t)
+	p.callTimeout = 2 * time.Second
+	p.writeRoutes(map[string][]string{"*": {"eb-a"}})
+	p.bus.Slow(3 * time.Second)
+	p.start()
+	ids := p.publish([]string{"acc-00"}, 30)["acc-00"]
+	time.Sleep(2500 * time.Millisecond)
+	p.bus.Slow(0)
+	waitFor(t, "all entries after the bus sped up", 30*time.Second, func() bool { return len(counts(p.ids("eb-a"))) >= len(ids) })
+	if n := len(p.bus.Calls()); n < 2 {
+		t.Fatalf("the fake saw %d call(s); a timed-out call must be resent", n)
+	}
+}

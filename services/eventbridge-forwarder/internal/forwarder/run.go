@@ -1,0 +1,91 @@
+// Package forwarder is the EventBridge forwarder: the shared forwarding
+// service with EventBridge as its sink.
+package forwarder
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/auditstream/auditstream/services/eventbridge-forwarder/internal/eventbridge"
+	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/destinations"
+	"github.com/auditstream/auditstream/services/internal/forwarding"
+	"go.uber.org/zap"
+)
+
+// Name names this forwarder in metrics, headers, its consumer group
+// (auditstream-eventbridge) and its retry topic
+// (audit.events.retry.eventbridge).
+const Name = "eventbridge"
+
+// Spec is the EventBridge forwarder.
+var Spec = forwarding.Spec{
+	Name:        Name,
+	Binary:      "eventbridge-forwarder",
+	Type:        destinations.TypeEventBridge,
+	DefaultAddr: "127.0.0.1:8082",
+	Short:       "Stream audit events from Kafka to each account's Amazon EventBridge connections",
+	Long: `eventbridge-forwarder reads audit events from Kafka and puts each one on the
+EventBridge event buses its account routes to (see the destinations file),
+with PutEvents: Detail is the event's JSON, Source and DetailType are set per
+connection. Settings come from --config (YAML) and AUDITSTREAM_* environment
+variables. SIGHUP reloads the destinations file at once (it is also polled
+for changes).`,
+	Check: func(c *destinations.Connection) error {
+		_, err := decodeConnection(c)
+		return err
+	},
+	Setup: setup,
+}
+
+// Config is the forwarder's configuration file.
+type Config = forwarding.Config
+
+// DefaultConfig is the configuration before the file and environment apply.
+func DefaultConfig() Config { return forwarding.DefaultConfig(Spec) }
+
+// Run forwards until ctx ends.
+func Run(ctx context.Context, cfg Config) error { return forwarding.Run(ctx, Spec, cfg) }
+
+// Execute runs the command line and returns the exit code.
+func Execute(ctx context.Context, args, env []string, stdout, stderr io.Writer) int {
+	return forwarding.Execute(ctx, Spec, args, env, stdout, stderr)
+}
+
+// decodeConnection reads an EventBridge connection's settings strictly.
+func decodeConnection(c *destinations.Connection) (eventbridge.Config, error) {
+	var ec eventbridge.Config
+	if err := c.Decode(&ec); err != nil {
+		return ec, err
+	}
+	ec = ec.WithDefaults()
+	if err := ec.Validate(); err != nil {
+		return ec, fmt.Errorf("%s: %w", c.SettingsPath(), err)
+	}
+	return ec, nil
+}
+
+// connectionSink is one connection's encoder and sink.
+type connectionSink struct {
+	*eventbridge.Encoder
+	*eventbridge.Sink
+}
+
+func setup(_ context.Context, env forwarding.Env) (delivery.SinkFactory, error) {
+	chain := eventbridge.NewDefaultChain()
+	return func(c *destinations.Connection) (delivery.EntrySink, error) {
+		ec, err := decodeConnection(c)
+		if err != nil {
+			return nil, err
+		}
+		sink, err := eventbridge.New(ec, eventbridge.Options{DefaultChain: chain})
+		if err != nil {
+			return nil, err
+		}
+		env.Logger.Info("eventbridge connection ready", zap.String("connection", c.Name), zap.String("region", ec.Region),
+			zap.String("event_bus", ec.EventBus), zap.String("credentials", string(ec.Credentials.Mode())),
+			zap.Int("max_concurrent_calls", ec.MaxConcurrentCalls))
+		return connectionSink{ec.Encoder(), sink}, nil
+	}, nil
+}
