@@ -9,22 +9,15 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-func accountsN(n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("acc-%02d", i)
-	}
-	return out
-}
-
 // 20k events across 50 accounts and several routes: every event reaches
 // exactly its account's connections, once, and no other connection.
 func TestEndToEndEveryEventReachesExactlyItsAccountsConnections(t *testing.T) {
-	accounts := accountsN(50)
+	accounts := forwardingtest.Accounts(50)
 	routes := map[string][]string{}
 	want := map[string]map[string]bool{} // connection → accounts routed to it
 	keys := []string{}
@@ -54,7 +47,7 @@ func TestEndToEndEveryEventReachesExactlyItsAccountsConnections(t *testing.T) {
 		}
 	}
 	for c, n := range expected {
-		waitFor(t, "delivery to "+c, 60*time.Second, func() bool { return p.intake.Count(c) >= n })
+		forwardingtest.WaitFor(t, "delivery to "+c, 60*time.Second, func() bool { return p.intake.Count(c) >= n })
 	}
 	time.Sleep(300 * time.Millisecond) // a duplicate would have landed by now
 	total := 0
@@ -69,7 +62,7 @@ func TestEndToEndEveryEventReachesExactlyItsAccountsConnections(t *testing.T) {
 				t.Fatalf("connection %s received an event of account %s, which does not route to it", c, acc)
 			}
 		}
-		seen := counts(gotIDs)
+		seen := forwardingtest.Counts(gotIDs)
 		for acc := range want[c] {
 			for _, id := range ids[acc] {
 				if seen[id] != 1 {
@@ -87,10 +80,10 @@ func TestServerErrorStormThenRecovery(t *testing.T) {
 	p.writeRoutes(map[string][]string{"*": {"dd-a"}})
 	p.intake.FailNext(25, http.StatusInternalServerError, nil)
 	p.start()
-	ids := p.publish(accountsN(5), 200)
+	ids := p.publish(forwardingtest.Accounts(5), 200)
 	all := slices.Concat(ids["acc-00"], ids["acc-01"], ids["acc-02"], ids["acc-03"], ids["acc-04"])
-	waitFor(t, "all events after the storm", 60*time.Second, func() bool { return len(counts(mustIDs(p, "dd-a"))) >= len(all) })
-	got := counts(mustIDs(p, "dd-a"))
+	forwardingtest.WaitFor(t, "all events after the storm", 60*time.Second, func() bool { return len(forwardingtest.Counts(mustIDs(p, "dd-a"))) >= len(all) })
+	got := forwardingtest.Counts(mustIDs(p, "dd-a"))
 	for _, id := range all {
 		if got[id] == 0 {
 			t.Fatalf("lost %s", id)
@@ -119,7 +112,7 @@ func TestRateLimitedBacksOffAndDelivers(t *testing.T) {
 	p.intake.FailNext(1, http.StatusTooManyRequests, http.Header{"Retry-After": {"1"}})
 	p.start()
 	ids := p.publish([]string{"acc-00"}, 300)
-	waitFor(t, "all events after 429", 30*time.Second, func() bool { return len(counts(mustIDs(p, "dd-a"))) >= len(ids["acc-00"]) })
+	forwardingtest.WaitFor(t, "all events after 429", 30*time.Second, func() bool { return len(forwardingtest.Counts(mustIDs(p, "dd-a"))) >= len(ids["acc-00"]) })
 	reqs := p.intake.Requests()
 	if reqs[0].Status != http.StatusTooManyRequests {
 		t.Fatalf("first answer %d, want 429", reqs[0].Status)
@@ -138,9 +131,9 @@ func TestForbiddenConnectionDoesNotStallOtherAccounts(t *testing.T) {
 	p.start()
 	start := time.Now()
 	ids := p.publish([]string{"acc-a", "acc-b"}, 500)
-	waitFor(t, "account B delivered", 5*time.Second, func() bool { return p.intake.Count("dd-b") >= 500 })
+	forwardingtest.WaitFor(t, "account B delivered", 5*time.Second, func() bool { return p.intake.Count("dd-b") >= 500 })
 	t.Logf("account B's 500 events arrived %s after publishing while A's connection was refused", time.Since(start).Round(time.Millisecond))
-	parked := kafkatest.ReadAll(t, p.cluster.Brokers(), p.cfg.Delivery.RetryTopic.Name, 500, 20*time.Second)
+	parked := kafkatest.ReadAll(t, p.Cluster.Brokers(), p.Cfg.Delivery.RetryTopic.Name, 500, 20*time.Second)
 	parkedIDs := map[string]bool{}
 	for _, rec := range parked {
 		for _, h := range rec.Headers {
@@ -155,21 +148,21 @@ func TestForbiddenConnectionDoesNotStallOtherAccounts(t *testing.T) {
 			t.Fatalf("event %s of the refused account was neither delivered nor parked", id)
 		}
 	}
-	if n := len(kafkatest.ReadAll(t, p.cluster.Brokers(), "audit.events.dlq", 1, 300*time.Millisecond)); n != 0 {
+	if n := len(kafkatest.ReadAll(t, p.Cluster.Brokers(), "audit.events.dlq", 1, 300*time.Millisecond)); n != 0 {
 		t.Fatalf("%d records dead-lettered; a 403 must park", n)
 	}
 	// the admin fixes the key: parked events are delivered
 	p.intake.Reset()
 	p.intake.AddKey("dd-a")
 	p.intake.AddKey("dd-b")
-	waitFor(t, "parked events delivered once the key works", 30*time.Second, func() bool { return len(counts(mustIDs(p, "dd-a"))) >= 500 })
+	forwardingtest.WaitFor(t, "parked events delivered once the key works", 30*time.Second, func() bool { return len(forwardingtest.Counts(mustIDs(p, "dd-a"))) >= 500 })
 }
 
 // Poison records on the topic are dead-lettered; the rest is delivered.
 func TestPoisonRecordsAreDeadLettered(t *testing.T) {
 	p := newPipeline(t, "dd-a")
 	p.writeRoutes(map[string][]string{"*": {"dd-a"}})
-	cl := p.cluster.Client()
+	cl := p.Cluster.Client()
 	poison := []*kgo.Record{
 		{Topic: "audit.events", Key: []byte("acc-00"), Value: []byte{0xff, 0x00, 0x13}},
 		{Topic: "audit.events", Key: []byte("acc-00"), Value: []byte(`{"target":{"context":{"account":{"id":"acc-00"}}},"timestamp":"yesterday"}`)},
@@ -180,8 +173,8 @@ func TestPoisonRecordsAreDeadLettered(t *testing.T) {
 	}
 	p.start()
 	ids := p.publish([]string{"acc-00"}, 100)
-	waitFor(t, "good events", 20*time.Second, func() bool { return p.intake.Count("dd-a") >= len(ids["acc-00"]) })
-	dlq := kafkatest.ReadAll(t, p.cluster.Brokers(), "audit.events.dlq", 3, 10*time.Second)
+	forwardingtest.WaitFor(t, "good events", 20*time.Second, func() bool { return p.intake.Count("dd-a") >= len(ids["acc-00"]) })
+	dlq := kafkatest.ReadAll(t, p.Cluster.Brokers(), "audit.events.dlq", 3, 10*time.Second)
 	if len(dlq) != 3 {
 		t.Fatalf("dead-lettered %d, want 3", len(dlq))
 	}
@@ -202,7 +195,7 @@ func TestTwoInstancesWithRebalanceLoseNothing(t *testing.T) {
 	p := newPipeline(t, "dd-a")
 	p.writeRoutes(map[string][]string{"*": {"dd-a"}})
 	stopFirst := p.start()
-	accs := accountsN(10)
+	accs := forwardingtest.Accounts(10)
 	batches := []map[string][]string{p.publish(accs, 100)}
 	p.start()
 	batches = append(batches, p.publish(accs, 100))
@@ -214,8 +207,8 @@ func TestTwoInstancesWithRebalanceLoseNothing(t *testing.T) {
 			all = append(all, ids...)
 		}
 	}
-	waitFor(t, "every event across the rebalance", 60*time.Second, func() bool { return len(counts(mustIDs(p, "dd-a"))) >= len(all) })
-	got := counts(mustIDs(p, "dd-a"))
+	forwardingtest.WaitFor(t, "every event across the rebalance", 60*time.Second, func() bool { return len(forwardingtest.Counts(mustIDs(p, "dd-a"))) >= len(all) })
+	got := forwardingtest.Counts(mustIDs(p, "dd-a"))
 	for _, id := range all {
 		if got[id] == 0 {
 			t.Fatalf("lost %s", id)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
 )
 
@@ -17,17 +18,17 @@ func TestDestinationsReloadWithoutRestart(t *testing.T) {
 	p.writeRoutes(map[string][]string{"acc-00": {"dd-a"}})
 	p.start()
 	before := p.publish([]string{"acc-00"}, 50)
-	waitFor(t, "first route", 10*time.Second, func() bool { return p.intake.Count("dd-a") >= 50 })
+	forwardingtest.WaitFor(t, "first route", 10*time.Second, func() bool { return p.intake.Count("dd-a") >= 50 })
 
 	p.writeRoutes(map[string][]string{"acc-00": {"dd-b"}})
 	time.Sleep(500 * time.Millisecond) // a few poll intervals
 	after := p.publish([]string{"acc-00"}, 50)
-	waitFor(t, "new route", 10*time.Second, func() bool { return p.intake.Count("dd-b") >= 50 })
+	forwardingtest.WaitFor(t, "new route", 10*time.Second, func() bool { return p.intake.Count("dd-b") >= 50 })
 	time.Sleep(200 * time.Millisecond)
 	if n := p.intake.Count("dd-a"); n != 50 {
 		t.Fatalf("the old connection received %d logs after the route moved, want 50 (only those before)", n)
 	}
-	got := counts(mustIDs(p, "dd-b"))
+	got := forwardingtest.Counts(mustIDs(p, "dd-b"))
 	for _, id := range after["acc-00"] {
 		if got[id] != 1 {
 			t.Fatalf("event %s after the reload delivered %d times to the new connection", id, got[id])
@@ -48,8 +49,8 @@ func TestBadEntriesAreIsolatedAndDeadLettered(t *testing.T) {
 	p.intake.RejectEntries(func(entry []byte) bool { return bytes.Contains(entry, []byte(`"action":"action-3"`)) })
 	p.start()
 	ids := p.publish([]string{"acc-00"}, 70) // actions cycle over 7 values: 10 are bad
-	waitFor(t, "good entries", 20*time.Second, func() bool { return p.intake.Count("dd-a") >= 60 })
-	dlq := kafkatest.ReadAll(t, p.cluster.Brokers(), "audit.events.dlq", 10, 20*time.Second)
+	forwardingtest.WaitFor(t, "good entries", 20*time.Second, func() bool { return p.intake.Count("dd-a") >= 60 })
+	dlq := kafkatest.ReadAll(t, p.Cluster.Brokers(), "audit.events.dlq", 10, 20*time.Second)
 	if len(dlq) != 10 {
 		t.Fatalf("dead-lettered %d, want the 10 rejected entries", len(dlq))
 	}
@@ -75,13 +76,13 @@ func TestPayloadTooLargeSplitsAndDelivers(t *testing.T) {
 	p.intake.FailNext(3, http.StatusRequestEntityTooLarge, nil)
 	p.start()
 	ids := p.publish([]string{"acc-00"}, 400)
-	waitFor(t, "all entries", 20*time.Second, func() bool { return p.intake.Count("dd-a") >= len(ids["acc-00"]) })
+	forwardingtest.WaitFor(t, "all entries", 20*time.Second, func() bool { return p.intake.Count("dd-a") >= len(ids["acc-00"]) })
 	time.Sleep(200 * time.Millisecond)
-	got := counts(mustIDs(p, "dd-a"))
+	got := forwardingtest.Counts(mustIDs(p, "dd-a"))
 	if len(got) != 400 || p.intake.Count("dd-a") != 400 {
 		t.Fatalf("delivered %d logs, %d distinct, want 400 exactly once", p.intake.Count("dd-a"), len(got))
 	}
-	if n := len(kafkatest.ReadAll(t, p.cluster.Brokers(), "audit.events.dlq", 1, 300*time.Millisecond)); n != 0 {
+	if n := len(kafkatest.ReadAll(t, p.Cluster.Brokers(), "audit.events.dlq", 1, 300*time.Millisecond)); n != 0 {
 		t.Fatalf("%d dead letters; a 413 must be split, not rejected", n)
 	}
 }
@@ -96,8 +97,8 @@ func TestSlowIntakeTimesOutAndRetries(t *testing.T) {
 	ids := p.publish([]string{"acc-00"}, 100)
 	time.Sleep(2500 * time.Millisecond)
 	p.intake.Slow(0)
-	waitFor(t, "all entries after the intake sped up", 30*time.Second, func() bool { return len(counts(mustIDs(p, "dd-a"))) >= len(ids["acc-00"]) })
-	got := counts(mustIDs(p, "dd-a"))
+	forwardingtest.WaitFor(t, "all entries after the intake sped up", 30*time.Second, func() bool { return len(forwardingtest.Counts(mustIDs(p, "dd-a"))) >= len(ids["acc-00"]) })
+	got := forwardingtest.Counts(mustIDs(p, "dd-a"))
 	for _, id := range ids["acc-00"] {
 		if got[id] == 0 {
 			t.Fatalf("lost %s", id)

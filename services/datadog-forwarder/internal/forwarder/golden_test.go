@@ -3,29 +3,15 @@ package forwarder
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
-)
 
-// freeAddr reserves an ephemeral port on 127.0.0.1 for a child process.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+	"github.com/auditstream/auditstream/services/internal/forwardingtest"
+)
 
 // The seed's example event, posted to the real ingest binary, reaches the
 // Datadog intake as exactly the seed's log: source, service, hostname, tags
@@ -34,36 +20,10 @@ func TestGoldenSeedEventFromIngestToDatadog(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the ingest binary")
 	}
-	dir := t.TempDir()
-	ingestBin := filepath.Join(dir, "ingest")
-	if out, err := exec.Command("go", "build", "-o", ingestBin, "../../../ingest").CombinedOutput(); err != nil {
-		t.Fatalf("build ingest: %v\n%s", err, out)
-	}
 	p := newPipeline(t, "dd-docs")
 	p.writeRoutes(map[string][]string{"acc-sscctbisjkl3123": {"dd-docs"}})
 	p.start()
-
-	addr := freeAddr(t)
-	cfg := fmt.Sprintf("log: {level: warn}\nhttp: {addr: %q}\nkafka:\n  brokers: [%s]\n  topics:\n    events: {name: audit.events, partitions: 6}\n    dead_letter: {name: audit.events.dlq, partitions: 1}\ningest:\n  auth: {disabled: true}\n",
-		addr, strings.Join(p.cfg.Kafka.Brokers, ", "))
-	cfgFile := filepath.Join(dir, "ingest.yaml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ingest := exec.Command(ingestBin, "--config", cfgFile)
-	ingest.Stderr = &testWriter{t: t}
-	if err := ingest.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ingest.Process.Kill(); _ = ingest.Wait() })
-	waitFor(t, "ingest ready", 20*time.Second, func() bool {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	addr := forwardingtest.StartIngest(t, "../../../ingest", p.Cfg.Kafka.Brokers)
 
 	seed, err := os.ReadFile("../../../../proto/auditevent/testdata/seed-attributes.json")
 	if err != nil {
@@ -80,7 +40,7 @@ func TestGoldenSeedEventFromIngestToDatadog(t *testing.T) {
 		t.Fatalf("ingest answered %d %v", resp.StatusCode, accepted.IDs)
 	}
 
-	waitFor(t, "the log at the intake", 20*time.Second, func() bool { return p.intake.Count("dd-docs") == 1 })
+	forwardingtest.WaitFor(t, "the log at the intake", 20*time.Second, func() bool { return p.intake.Count("dd-docs") == 1 })
 	// compare as plain JSON values (the fake keeps numbers as json.Number)
 	var got map[string]any
 	if err := json.Unmarshal(p.intake.Entries("dd-docs")[0], &got); err != nil {

@@ -1,85 +1,25 @@
 package forwarder
 
 import (
-	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-)
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 )
 
 // forwarderBinary builds this module's binary once per test run.
 func forwarderBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "datadog-forwarder-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "datadog-forwarder")
-		cmd := exec.Command("go", "build", "-o", binPath, "../..")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return forwardingtest.BuildBinary(t, "../..")
 }
 
 // startProcess runs the real binary with the pipeline's settings.
 func (p *pipeline) startProcess(t *testing.T, bin string, inflightBytes int) *exec.Cmd {
 	t.Helper()
-	cfgFile := filepath.Join(p.destDir, "forwarder.yaml")
-	yaml := fmt.Sprintf(`log: {level: warn, format: json}
-http: {addr: "127.0.0.1:0"}
-kafka:
-  brokers: [%s]
-  topics:
-    events: {name: audit.events, partitions: 6}
-    dead_letter: {name: audit.events.dlq, partitions: 1}
-delivery:
-  retry_topic: {name: %s, partitions: 2}
-  batch: {count: 200, bytes: 1MB, period: 20ms}
-  commit_interval: 50ms
-  session_timeout: 6s
-  park_delay: 1s
-  max_inflight_bytes: %d
-  max_connection_bytes: %d
-destinations:
-  file: %s
-  poll_interval: 100ms
-`, strings.Join(p.cfg.Kafka.Brokers, ", "), p.cfg.Delivery.RetryTopic.Name, inflightBytes, inflightBytes, p.cfg.Destinations.File)
-	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--config", cfgFile)
-	cmd.Stderr = &testWriter{t: t}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	return cmd
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w *testWriter) Write(b []byte) (int, error) {
-	w.t.Logf("forwarder: %s", strings.TrimSpace(string(b)))
-	return len(b), nil
+	cfgFile := p.WriteProcessConfig("127.0.0.1:0", inflightBytes, "")
+	return forwardingtest.StartProcess(t, nil, &forwardingtest.TestWriter{T: t, Prefix: "forwarder"}, bin, "--config", cfgFile)
 }
 
 // kill -9 in the middle of delivery, then restart: nothing is lost, and the
@@ -92,14 +32,14 @@ func TestKilledMidBatchLosesNothing(t *testing.T) {
 	p := newPipeline(t, "dd-a")
 	p.writeRoutes(map[string][]string{"*": {"dd-a"}})
 	p.intake.Slow(20 * time.Millisecond) // keep batches in flight when the kill lands
-	ids := p.publish(accountsN(10), 600)
+	ids := p.publish(forwardingtest.Accounts(10), 600)
 	var all []string
 	for _, v := range ids {
 		all = append(all, v...)
 	}
 	const inflightBytes = 256 << 10
 	first := p.startProcess(t, bin, inflightBytes)
-	waitFor(t, "delivery under way", 30*time.Second, func() bool { return p.intake.Count("dd-a") >= 1500 })
+	forwardingtest.WaitFor(t, "delivery under way", 30*time.Second, func() bool { return p.intake.Count("dd-a") >= 1500 })
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -110,8 +50,8 @@ func TestKilledMidBatchLosesNothing(t *testing.T) {
 	}
 
 	p.startProcess(t, bin, inflightBytes)
-	waitFor(t, "every event after the restart", 60*time.Second, func() bool { return len(counts(mustIDs(p, "dd-a"))) >= len(all) })
-	got := counts(mustIDs(p, "dd-a"))
+	forwardingtest.WaitFor(t, "every event after the restart", 60*time.Second, func() bool { return len(forwardingtest.Counts(mustIDs(p, "dd-a"))) >= len(all) })
+	got := forwardingtest.Counts(mustIDs(p, "dd-a"))
 	for _, id := range all {
 		if got[id] == 0 {
 			t.Fatalf("lost %s", id)

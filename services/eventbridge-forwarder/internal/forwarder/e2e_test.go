@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 )
 
 // 10k events across 50 accounts and several routes: every event reaches
 // exactly its account's connections (buses), once, and no other.
 func TestEndToEndEveryEventReachesExactlyItsAccountsBuses(t *testing.T) {
-	accounts := accountsN(50)
+	accounts := forwardingtest.Accounts(50)
 	routes := map[string][]string{}
 	want := map[string]map[string]bool{} // bus → accounts routed to it
 	var buses []string
@@ -38,7 +40,7 @@ func TestEndToEndEveryEventReachesExactlyItsAccountsBuses(t *testing.T) {
 		}
 	}
 	for c, n := range expected {
-		waitFor(t, "delivery to "+c, 60*time.Second, func() bool { return p.bus.Count(c) >= n })
+		forwardingtest.WaitFor(t, "delivery to "+c, 60*time.Second, func() bool { return p.bus.Count(c) >= n })
 	}
 	time.Sleep(300 * time.Millisecond) // a duplicate would have landed by now
 	total := 0
@@ -53,7 +55,7 @@ func TestEndToEndEveryEventReachesExactlyItsAccountsBuses(t *testing.T) {
 				t.Fatalf("bus %s received an event of account %s, which does not route to it", c, acc)
 			}
 		}
-		seen := counts(gotIDs)
+		seen := forwardingtest.Counts(gotIDs)
 		for acc := range want[c] {
 			for _, id := range ids[acc] {
 				if seen[id] != 1 {
@@ -81,17 +83,17 @@ func TestDestinationsReloadWithoutRestart(t *testing.T) {
 	p.writeRoutes(map[string][]string{"acc-00": {"eb-a"}})
 	p.start()
 	before := p.publish([]string{"acc-00"}, 50)
-	waitFor(t, "first route", 10*time.Second, func() bool { return p.bus.Count("eb-a") >= 50 })
+	forwardingtest.WaitFor(t, "first route", 10*time.Second, func() bool { return p.bus.Count("eb-a") >= 50 })
 
 	p.writeRoutes(map[string][]string{"acc-00": {"eb-b"}})
 	time.Sleep(500 * time.Millisecond) // a few poll intervals
 	after := p.publish([]string{"acc-00"}, 50)
-	waitFor(t, "new route", 10*time.Second, func() bool { return p.bus.Count("eb-b") >= 50 })
+	forwardingtest.WaitFor(t, "new route", 10*time.Second, func() bool { return p.bus.Count("eb-b") >= 50 })
 	time.Sleep(200 * time.Millisecond)
 	if n := p.bus.Count("eb-a"); n != 50 {
 		t.Fatalf("the old bus received %d entries after the route moved, want 50 (only those before)", n)
 	}
-	got := counts(p.ids("eb-b"))
+	got := forwardingtest.Counts(p.ids("eb-b"))
 	for _, id := range after["acc-00"] {
 		if got[id] != 1 {
 			t.Fatalf("event %s after the reload delivered %d times to the new bus", id, got[id])

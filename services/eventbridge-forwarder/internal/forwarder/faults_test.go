@@ -11,6 +11,7 @@ import (
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/eventbridge-forwarder/internal/ebfake"
 	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -28,7 +29,7 @@ func TestPartialFailureResendsOnlyTheFailedEntries(t *testing.T) {
 	})
 	p.start()
 	ids := p.publish([]string{"acc-00"}, 100)["acc-00"]
-	waitFor(t, "every event", 20*time.Second, func() bool { return p.bus.Count("eb-a") >= len(ids) })
+	forwardingtest.WaitFor(t, "every event", 20*time.Second, func() bool { return p.bus.Count("eb-a") >= len(ids) })
 	time.Sleep(300 * time.Millisecond) // a duplicate would have landed by now
 
 	calls := p.bus.Calls()
@@ -61,13 +62,13 @@ func TestPartialFailureResendsOnlyTheFailedEntries(t *testing.T) {
 	if resent != 2 {
 		t.Errorf("failed entries resent %d times, want 2", resent)
 	}
-	got := counts(p.ids("eb-a"))
+	got := forwardingtest.Counts(p.ids("eb-a"))
 	for _, id := range ids {
 		if got[id] != 1 {
 			t.Fatalf("event %s delivered %d times, want exactly once", id, got[id])
 		}
 	}
-	if n := len(kafkatest.ReadAll(t, p.cluster.Brokers(), "audit.events.dlq", 1, 300*time.Millisecond)); n != 0 {
+	if n := len(kafkatest.ReadAll(t, p.Cluster.Brokers(), "audit.events.dlq", 1, 300*time.Millisecond)); n != 0 {
 		t.Fatalf("%d dead letters for throttled entries", n)
 	}
 }
@@ -79,13 +80,13 @@ func TestServerErrorStormThenRecovery(t *testing.T) {
 	p.bus.FailNext(25, http.StatusInternalServerError, "", "")
 	p.bus.Throttle(10)
 	p.start()
-	ids := p.publish(accountsN(5), 200)
+	ids := p.publish(forwardingtest.Accounts(5), 200)
 	var all []string
 	for _, v := range ids {
 		all = append(all, v...)
 	}
-	waitFor(t, "all events after the storm", 60*time.Second, func() bool { return len(counts(p.ids("eb-a"))) >= len(all) })
-	got := counts(p.ids("eb-a"))
+	forwardingtest.WaitFor(t, "all events after the storm", 60*time.Second, func() bool { return len(forwardingtest.Counts(p.ids("eb-a"))) >= len(all) })
+	got := forwardingtest.Counts(p.ids("eb-a"))
 	for _, id := range all {
 		if got[id] == 0 {
 			t.Fatalf("lost %s", id)
@@ -118,9 +119,9 @@ func TestDeniedBusDoesNotStallOtherAccounts(t *testing.T) {
 	p.start()
 	start := time.Now()
 	ids := p.publish([]string{"acc-a", "acc-b"}, 500)
-	waitFor(t, "account B delivered", 5*time.Second, func() bool { return p.bus.Count("eb-b") >= 500 })
+	forwardingtest.WaitFor(t, "account B delivered", 5*time.Second, func() bool { return p.bus.Count("eb-b") >= 500 })
 	t.Logf("account B's 500 events arrived %s after publishing while A's bus was denied", time.Since(start).Round(time.Millisecond))
-	parked := kafkatest.ReadAll(t, p.cluster.Brokers(), p.cfg.Delivery.RetryTopic.Name, 500, 20*time.Second)
+	parked := kafkatest.ReadAll(t, p.Cluster.Brokers(), p.Cfg.Delivery.RetryTopic.Name, 500, 20*time.Second)
 	parkedIDs := map[string]bool{}
 	for _, rec := range parked {
 		if c := headers(rec)[delivery.HeaderConnection]; c != "eb-a" {
@@ -133,19 +134,19 @@ func TestDeniedBusDoesNotStallOtherAccounts(t *testing.T) {
 			t.Fatalf("event %s of the denied bus was neither delivered nor parked", id)
 		}
 	}
-	if n := len(kafkatest.ReadAll(t, p.cluster.Brokers(), "audit.events.dlq", 1, 300*time.Millisecond)); n != 0 {
+	if n := len(kafkatest.ReadAll(t, p.Cluster.Brokers(), "audit.events.dlq", 1, 300*time.Millisecond)); n != 0 {
 		t.Fatalf("%d records dead-lettered; AccessDenied must park", n)
 	}
 	// the customer fixes the bus policy: parked events are delivered
 	p.bus.AllowBus("eb-a")
-	waitFor(t, "parked events delivered once the bus allows", 30*time.Second, func() bool { return len(counts(p.ids("eb-a"))) >= 500 })
+	forwardingtest.WaitFor(t, "parked events delivered once the bus allows", 30*time.Second, func() bool { return len(forwardingtest.Counts(p.ids("eb-a"))) >= 500 })
 }
 
 // Poison records on the topic are dead-lettered; the rest is delivered.
 func TestPoisonRecordsAreDeadLettered(t *testing.T) {
 	p := newPipeline(t)
 	p.writeRoutes(map[string][]string{"*": {"eb-a"}})
-	cl := p.cluster.Client()
+	cl := p.Cluster.Client()
 	poison := []*kgo.Record{
 		{Topic: "audit.events", Key: []byte("acc-00"), Value: []byte{0xff, 0x00, 0x13}},
 		{Topic: "audit.events", Key: []byte("acc-00"), Value: []byte(`{"target":{"context":{"account":{"id":"acc-00"}}},"timestamp":"yesterday"}`)},
@@ -156,8 +157,8 @@ func TestPoisonRecordsAreDeadLettered(t *testing.T) {
 	}
 	p.start()
 	ids := p.publish([]string{"acc-00"}, 100)
-	waitFor(t, "good events", 20*time.Second, func() bool { return p.bus.Count("eb-a") >= len(ids["acc-00"]) })
-	dlq := kafkatest.ReadAll(t, p.cluster.Brokers(), "audit.events.dlq", 3, 10*time.Second)
+	forwardingtest.WaitFor(t, "good events", 20*time.Second, func() bool { return p.bus.Count("eb-a") >= len(ids["acc-00"]) })
+	dlq := kafkatest.ReadAll(t, p.Cluster.Brokers(), "audit.events.dlq", 3, 10*time.Second)
 	if len(dlq) != 3 {
 		t.Fatalf("dead-lettered %d, want 3", len(dlq))
 	}
@@ -181,8 +182,8 @@ func TestOversizedEventIsDeadLetteredWithReason(t *testing.T) {
 			ev.Extra = map[string]string{"blob": strings.Repeat("x", 300<<10)}
 		}
 	})["acc-00"]
-	waitFor(t, "the other events", 20*time.Second, func() bool { return p.bus.Count("eb-a") >= 20 })
-	dlq := kafkatest.ReadAll(t, p.cluster.Brokers(), "audit.events.dlq", 1, 10*time.Second)
+	forwardingtest.WaitFor(t, "the other events", 20*time.Second, func() bool { return p.bus.Count("eb-a") >= 20 })
+	dlq := kafkatest.ReadAll(t, p.Cluster.Brokers(), "audit.events.dlq", 1, 10*time.Second)
 	if len(dlq) != 1 {
 		t.Fatalf("dead-lettered %d, want the one 300 KB event", len(dlq))
 	}
@@ -192,7 +193,7 @@ func TestOversizedEventIsDeadLetteredWithReason(t *testing.T) {
 		t.Fatalf("dead letter of %s: headers %v", recordEventID(t, dlq[0]), h)
 	}
 	time.Sleep(200 * time.Millisecond)
-	got := counts(p.ids("eb-a"))
+	got := forwardingtest.Counts(p.ids("eb-a"))
 	if len(got) != 20 || got[ids[10]] != 0 {
 		t.Fatalf("delivered %d distinct events, want the 20 others", len(got))
 	}
@@ -216,8 +217,8 @@ func TestRejectedEntriesAreDeadLettered(t *testing.T) {
 	})
 	p.start()
 	p.publish([]string{"acc-00"}, 70) // actions cycle over 7 values: 10 are refused
-	waitFor(t, "good entries", 20*time.Second, func() bool { return p.bus.Count("eb-a") >= 60 })
-	dlq := kafkatest.ReadAll(t, p.cluster.Brokers(), "audit.events.dlq", 10, 20*time.Second)
+	forwardingtest.WaitFor(t, "good entries", 20*time.Second, func() bool { return p.bus.Count("eb-a") >= 60 })
+	dlq := kafkatest.ReadAll(t, p.Cluster.Brokers(), "audit.events.dlq", 10, 20*time.Second)
 	if len(dlq) != 10 {
 		t.Fatalf("dead-lettered %d, want the 10 refused entries", len(dlq))
 	}
@@ -239,7 +240,7 @@ func TestTwoInstancesWithRebalanceLoseNothing(t *testing.T) {
 	p := newPipeline(t)
 	p.writeRoutes(map[string][]string{"*": {"eb-a"}})
 	stopFirst := p.start()
-	accs := accountsN(10)
+	accs := forwardingtest.Accounts(10)
 	batches := []map[string][]string{p.publish(accs, 100)}
 	p.start()
 	batches = append(batches, p.publish(accs, 100))
@@ -251,8 +252,8 @@ func TestTwoInstancesWithRebalanceLoseNothing(t *testing.T) {
 			all = append(all, ids...)
 		}
 	}
-	waitFor(t, "every event across the rebalance", 60*time.Second, func() bool { return len(counts(p.ids("eb-a"))) >= len(all) })
-	got := counts(p.ids("eb-a"))
+	forwardingtest.WaitFor(t, "every event across the rebalance", 60*time.Second, func() bool { return len(forwardingtest.Counts(p.ids("eb-a"))) >= len(all) })
+	got := forwardingtest.Counts(p.ids("eb-a"))
 	for _, id := range all {
 		if got[id] == 0 {
 			t.Fatalf("lost %s", id)
@@ -272,7 +273,7 @@ func TestSlowBusTimesOutAndRetries(t *testing.T) {
 	ids := p.publish([]string{"acc-00"}, 30)["acc-00"]
 	time.Sleep(2500 * time.Millisecond)
 	p.bus.Slow(0)
-	waitFor(t, "all entries after the bus sped up", 30*time.Second, func() bool { return len(counts(p.ids("eb-a"))) >= len(ids) })
+	forwardingtest.WaitFor(t, "all entries after the bus sped up", 30*time.Second, func() bool { return len(forwardingtest.Counts(p.ids("eb-a"))) >= len(ids) })
 	if n := len(p.bus.Calls()); n < 2 {
 		t.Fatalf("the fake saw %d call(s); a timed-out call must be resent", n)
 	}

@@ -5,11 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -20,36 +17,14 @@ import (
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/proto/producer"
 	"github.com/auditstream/auditstream/services/eventbridge-forwarder/internal/ebfake"
+	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 )
 
 // Paths from this package's directory.
 var (
 	seedAttributesPath = filepath.Join("..", "..", "..", "..", "proto", "auditevent", "testdata", "seed-attributes.json")
 	docPath            = filepath.Join("..", "..", "..", "..", "docs", "eventbridge-forwarder.md")
-	ingestDir          = filepath.Join("..", "..", "..", "ingest")
 )
-
-// freeAddr reserves an ephemeral port on 127.0.0.1 for a child process.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-type testWriter struct {
-	t      *testing.T
-	prefix string
-}
-
-func (w *testWriter) Write(b []byte) (int, error) {
-	w.t.Logf("%s: %s", w.prefix, strings.TrimSpace(string(b)))
-	return len(b), nil
-}
 
 // The seed's example event, posted to the real ingest binary, lands on the
 // bus as one entry whose Detail is the seed's JSON plus the event id, with
@@ -59,36 +34,10 @@ func TestGoldenSeedEventFromIngestToEventBridge(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the ingest binary")
 	}
-	dir := t.TempDir()
-	ingestBin := filepath.Join(dir, "ingest")
-	if out, err := exec.Command("go", "build", "-o", ingestBin, ingestDir).CombinedOutput(); err != nil {
-		t.Fatalf("build ingest: %v\n%s", err, out)
-	}
 	p := newPipeline(t)
 	p.writeRoutes(map[string][]string{"acc-sscctbisjkl3123": {"eb-docs"}})
 	p.start()
-
-	addr := freeAddr(t)
-	cfg := fmt.Sprintf("log: {level: warn}\nhttp: {addr: %q}\nkafka:\n  brokers: [%s]\n  topics:\n    events: {name: audit.events, partitions: 6}\n    dead_letter: {name: audit.events.dlq, partitions: 1}\ningest:\n  auth: {disabled: true}\n",
-		addr, strings.Join(p.cfg.Kafka.Brokers, ", "))
-	cfgFile := filepath.Join(dir, "ingest.yaml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ingest := exec.Command(ingestBin, "--config", cfgFile)
-	ingest.Stderr = &testWriter{t: t, prefix: "ingest"}
-	if err := ingest.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ingest.Process.Kill(); _ = ingest.Wait() })
-	waitFor(t, "ingest ready", 20*time.Second, func() bool {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	addr := forwardingtest.StartIngest(t, filepath.Join("..", "..", "..", "ingest"), p.Cfg.Kafka.Brokers)
 
 	seed, err := os.ReadFile(seedAttributesPath)
 	if err != nil {
@@ -105,7 +54,7 @@ func TestGoldenSeedEventFromIngestToEventBridge(t *testing.T) {
 		t.Fatalf("ingest answered %d %v", resp.StatusCode, accepted.IDs)
 	}
 
-	waitFor(t, "the entry on the bus", 20*time.Second, func() bool { return p.bus.Count("eb-docs") == 1 })
+	forwardingtest.WaitFor(t, "the entry on the bus", 20*time.Second, func() bool { return p.bus.Count("eb-docs") == 1 })
 	entry := p.bus.Entries("eb-docs")[0]
 	checkSeedEntry(t, entry, accepted.IDs[0])
 	checkDocumentedRules(t, entry.Event())
@@ -218,11 +167,11 @@ func TestDocumentedRulesMatchTheSeedEvent(t *testing.T) {
 	p := newPipeline(t)
 	p.writeRoutes(map[string][]string{"acc-sscctbisjkl3123": {"eb-docs"}})
 	p.start()
-	res, err := producer.New(p.cluster.Client(), p.cfg.Kafka.Topics.Events.Name).Publish(context.Background(), []*auditlogv1.AuditEvent{ev})
+	res, err := producer.New(p.Cluster.Client(), p.Cfg.Kafka.Topics.Events.Name).Publish(context.Background(), []*auditlogv1.AuditEvent{ev})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the entry on the bus", 20*time.Second, func() bool { return p.bus.Count("eb-docs") == 1 })
+	forwardingtest.WaitFor(t, "the entry on the bus", 20*time.Second, func() bool { return p.bus.Count("eb-docs") == 1 })
 	entry := p.bus.Entries("eb-docs")[0]
 	checkSeedEntry(t, entry, res.IDs[0])
 	checkDocumentedRules(t, entry.Event())

@@ -3,44 +3,22 @@ package forwarder
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
-)
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 )
 
 // forwarderBinary builds this module's binary once per test run.
 func forwarderBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "eventbridge-forwarder-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "eventbridge-forwarder")
-		out, err := exec.Command("go", "build", "-o", binPath, "../..").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return forwardingtest.BuildBinary(t, "../..")
 }
 
 // lockedBuffer collects a child's output for the test to read.
@@ -67,38 +45,9 @@ func (b *lockedBuffer) String() string {
 // status endpoint on addr, and returns it with its output.
 func (p *pipeline) startProcess(t *testing.T, bin, addr string, inflightBytes int) (*exec.Cmd, *lockedBuffer) {
 	t.Helper()
-	cfgFile := filepath.Join(p.destDir, "forwarder.yaml")
-	yaml := fmt.Sprintf(`log: {level: warn, format: json}
-http: {addr: %q}
-kafka:
-  brokers: [%s]
-  topics:
-    events: {name: audit.events, partitions: 6}
-    dead_letter: {name: audit.events.dlq, partitions: 1}
-delivery:
-  retry_topic: {name: %s, partitions: 2}
-  batch: {count: 200, bytes: 1MB, period: 20ms}
-  commit_interval: 50ms
-  session_timeout: 6s
-  park_delay: 1s
-  unhealthy_probe: 1s
-  max_inflight_bytes: %d
-  max_connection_bytes: %d
-destinations:
-  file: %s
-  poll_interval: 100ms
-`, addr, strings.Join(p.cfg.Kafka.Brokers, ", "), p.cfg.Delivery.RetryTopic.Name, inflightBytes, inflightBytes, p.cfg.Destinations.File)
-	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--config", cfgFile)
+	cfgFile := p.WriteProcessConfig(addr, inflightBytes, "  unhealthy_probe: 1s\n")
 	out := &lockedBuffer{t: t}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	return cmd, out
+	return forwardingtest.StartProcess(t, out, out, bin, "--config", cfgFile), out
 }
 
 // kill -9 in the middle of delivery, then restart: nothing is lost, and the
@@ -111,14 +60,14 @@ func TestKilledMidBatchLosesNothing(t *testing.T) {
 	p := newPipeline(t)
 	p.writeRoutes(map[string][]string{"*": {"eb-a"}})
 	p.bus.Slow(20 * time.Millisecond) // keep calls in flight when the kill lands
-	ids := p.publish(accountsN(10), 600)
+	ids := p.publish(forwardingtest.Accounts(10), 600)
 	var all []string
 	for _, v := range ids {
 		all = append(all, v...)
 	}
 	const inflightBytes = 256 << 10
 	first, _ := p.startProcess(t, bin, "127.0.0.1:0", inflightBytes)
-	waitFor(t, "delivery under way", 30*time.Second, func() bool { return p.bus.Count("eb-a") >= 1500 })
+	forwardingtest.WaitFor(t, "delivery under way", 30*time.Second, func() bool { return p.bus.Count("eb-a") >= 1500 })
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -129,8 +78,8 @@ func TestKilledMidBatchLosesNothing(t *testing.T) {
 	}
 
 	p.startProcess(t, bin, "127.0.0.1:0", inflightBytes)
-	waitFor(t, "every event after the restart", 60*time.Second, func() bool { return len(counts(p.ids("eb-a"))) >= len(all) })
-	got := counts(p.ids("eb-a"))
+	forwardingtest.WaitFor(t, "every event after the restart", 60*time.Second, func() bool { return len(forwardingtest.Counts(p.ids("eb-a"))) >= len(all) })
+	got := forwardingtest.Counts(p.ids("eb-a"))
 	for _, id := range all {
 		if got[id] == 0 {
 			t.Fatalf("lost %s", id)
@@ -160,7 +109,7 @@ func TestSecretsNeverLoggedOrReported(t *testing.T) {
 	p.writeRoutes(map[string][]string{"*": {"eb-a"}})
 	p.bus.DenyBus("eb-a")
 	p.publish([]string{"acc-00"}, 20)
-	addr := freeAddr(t)
+	addr := forwardingtest.FreeAddr(t)
 	_, out := p.startProcess(t, bin, addr, 1<<20)
 	var status struct {
 		Connections []struct {
@@ -170,7 +119,7 @@ func TestSecretsNeverLoggedOrReported(t *testing.T) {
 		} `json:"connections"`
 	}
 	var body string
-	waitFor(t, "the connection reported unhealthy", 30*time.Second, func() bool {
+	forwardingtest.WaitFor(t, "the connection reported unhealthy", 30*time.Second, func() bool {
 		resp, err := http.Get("http://" + addr + "/status")
 		if err != nil {
 			return false
@@ -183,7 +132,7 @@ func TestSecretsNeverLoggedOrReported(t *testing.T) {
 	if !strings.Contains(status.Connections[0].LastError, "AccessDeniedException") {
 		t.Errorf("last error %q does not say why", status.Connections[0].LastError)
 	}
-	waitFor(t, "the unhealthy connection logged", 10*time.Second, func() bool { return strings.Contains(out.String(), "connection unhealthy") })
+	forwardingtest.WaitFor(t, "the unhealthy connection logged", 10*time.Second, func() bool { return strings.Contains(out.String(), "connection unhealthy") })
 	metrics := ""
 	if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
 		b, _ := io.ReadAll(resp.Body)
@@ -198,5 +147,5 @@ func TestSecretsNeverLoggedOrReported(t *testing.T) {
 		}
 	}
 	p.bus.AllowBus("eb-a")
-	waitFor(t, "delivery once the bus allows", 30*time.Second, func() bool { return p.bus.Count("eb-a") >= 20 })
+	forwardingtest.WaitFor(t, "delivery once the bus allows", 30*time.Second, func() bool { return p.bus.Count("eb-a") >= 20 })
 }
