@@ -226,3 +226,14 @@ func Run(ctx context.Context, spec Spec, cfg Config) error {
 	log.Info(spec.Binary + " stopped")
 	return err
 }
+
+// DecodeSettings reads a connection's settings strictly into a T with its
+// defaults filled in. Connection.Decode already runs T's Validate, so the
+// settings are checked once, where the error gets its path and line.
+func DecodeSettings[T interface{ WithDefaults() T }](c *destinations.Connection) (T, error) {
+	var s T
+	if err := c.Decode(&s); err != nil {
+		return s, err
+	}
+	return s.WithDefaults(), nil
+}

@@ -4,7 +4,6 @@ package forwarder
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"sync/atomic"
 	"time"
@@ -56,15 +55,7 @@ func Execute(ctx context.Context, args, env []string, stdout, stderr io.Writer) 
 
 // decodeConnection reads a Datadog connection's settings strictly.
 func decodeConnection(c *destinations.Connection) (datadog.Config, error) {
-	var dc datadog.Config
-	if err := c.Decode(&dc); err != nil {
-		return dc, err
-	}
-	dc = dc.WithDefaults()
-	if err := dc.Validate(); err != nil {
-		return dc, fmt.Errorf("%s: %w", c.SettingsPath(), err)
-	}
-	return dc, nil
+	return forwarding.DecodeSettings[datadog.Config](c)
 }
 
 // connectionSink is one connection's encoder and sink.

@@ -4,7 +4,6 @@ package forwarder
 
 import (
 	"context"
-	"fmt"
 	"io"
 
 	"github.com/auditstream/auditstream/services/eventbridge-forwarder/internal/eventbridge"
@@ -55,15 +54,7 @@ func Execute(ctx context.Context, args, env []string, stdout, stderr io.Writer) 
 
 // decodeConnection reads an EventBridge connection's settings strictly.
 func decodeConnection(c *destinations.Connection) (eventbridge.Config, error) {
-	var ec eventbridge.Config
-	if err := c.Decode(&ec); err != nil {
-		return ec, err
-	}
-	ec = ec.WithDefaults()
-	if err := ec.Validate(); err != nil {
-		return ec, fmt.Errorf("%s: %w", c.SettingsPath(), err)
-	}
-	return ec, nil
+	return forwarding.DecodeSettings[eventbridge.Config](c)
 }
 
 // connectionSink is one connection's encoder and sink.
