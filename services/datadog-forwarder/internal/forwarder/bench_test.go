@@ -41,6 +41,7 @@ import (
 	"github.com/auditstream/auditstream/services/datadog-forwarder/internal/datadog"
 	"github.com/auditstream/auditstream/services/internal/benchutil"
 	"github.com/auditstream/auditstream/services/internal/config"
+	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 	"github.com/klauspost/compress/gzip"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -75,12 +76,12 @@ func benchBaseline() uint64 {
 type benchMemory struct {
 	base uint64
 	peak *benchutil.PeakMemory
-	live *benchLive
+	live *forwardingtest.BenchLive
 }
 
 func startBenchMemory() *benchMemory {
 	m := &benchMemory{base: benchBaseline()}
-	m.live = startBenchLive()
+	m.live = forwardingtest.StartBenchLive()
 	m.peak = benchutil.StartPeakMemory(0)
 	return m
 }
@@ -89,7 +90,7 @@ func startBenchMemory() *benchMemory {
 // live-over-base-MB.
 func (m *benchMemory) stop(b *testing.B) {
 	peak := m.peak.Stop()
-	live := m.live.overBase()
+	live := m.live.OverBase()
 	b.ReportMetric(benchutil.MB(peak), "peak-MB")
 	b.ReportMetric(benchutil.MB(peak-min(m.base, peak)), "peak-over-base-MB")
 	b.ReportMetric(benchutil.MB(live), "live-over-base-MB")
@@ -101,7 +102,7 @@ func (m *benchMemory) stop(b *testing.B) {
 // as for the forwarder).
 func BenchmarkDatadogConsumeCeiling(b *testing.B) {
 	cluster, cfg := benchBroker(b)
-	benchPreload(b, cluster, cfg, b.N)
+	forwardingtest.BenchPreload(b, cluster, cfg, b.N)
 	dc := cfg.Delivery
 
 	mem := startBenchMemory()
@@ -160,11 +161,11 @@ func BenchmarkDatadogConsumeCeiling(b *testing.B) {
 // benchBodyEntries entries gzipped at the connection's level (what
 // Sink.encodeBody does), on GOMAXPROCS goroutines, sent nowhere.
 func BenchmarkDatadogEncodeOnly(b *testing.B) {
-	gen := newBenchGen(b, DefaultConfig().Kafka.Topics.Events.Name)
+	gen := forwardingtest.NewBenchGen(b, DefaultConfig().Kafka.Topics.Events.Name)
 	at := time.Now()
-	records := make([]*kgo.Record, benchPool)
+	records := make([]*kgo.Record, forwardingtest.BenchPool)
 	for i := range records {
-		records[i] = gen.record(b, i, at.Add(time.Duration(i)*time.Microsecond))
+		records[i] = gen.Record(b, i, at.Add(time.Duration(i)*time.Microsecond))
 	}
 	dc := datadog.Config{TagPrefix: benchTagPrefix}.WithDefaults()
 	enc := dc.Encoder()
@@ -279,7 +280,7 @@ func benchForwarder(b *testing.B, inflight config.ByteSize) {
 	if err := cfg.Validate(); err != nil {
 		b.Fatal(err)
 	}
-	benchPreload(b, cluster, cfg, b.N)
+	forwardingtest.BenchPreload(b, cluster, cfg, b.N)
 	in := newBenchIntake(b, nil)
 	in.drainEvery(b, 50*time.Millisecond)
 	benchWriteDestinations(b, cfg, in.URL())
@@ -289,10 +290,10 @@ func benchForwarder(b *testing.B, inflight config.ByteSize) {
 	b.ResetTimer()
 	start := time.Now()
 	stop := benchStart(b, cfg)
-	progress := &benchProgress{start: start}
-	ok := benchWait(benchDeliverTimeout, func() bool {
+	progress := forwardingtest.NewBenchProgress(start)
+	ok := forwardingtest.BenchWait(benchDeliverTimeout, func() bool {
 		n := in.delivered()
-		progress.see(n)
+		progress.See(n)
 		return n >= int64(b.N)
 	})
 	elapsed := time.Since(start)
@@ -301,8 +302,8 @@ func benchForwarder(b *testing.B, inflight config.ByteSize) {
 	stop()
 	in.drainAll()
 
-	parked := benchHighWatermarks(cluster, cfg.Delivery.RetryTopic.Name)
-	dead := benchHighWatermarks(cluster, cfg.Kafka.Topics.DeadLetter.Name)
+	parked := forwardingtest.BenchHighWatermarks(cluster, cfg.Delivery.RetryTopic.Name)
+	dead := forwardingtest.BenchHighWatermarks(cluster, cfg.Kafka.Topics.DeadLetter.Name)
 	resent := in.resent.Load()
 	if !ok || dead > 0 {
 		b.Fatalf("the intake accepted %d of %d events (%d twice) in %s; %d requests refused; %d events parked, %d dead-lettered",
@@ -310,17 +311,17 @@ func benchForwarder(b *testing.B, inflight config.ByteSize) {
 	}
 	// Offsets are committed only for records delivered, parked or
 	// dead-lettered: none may be left once the intake holds all of them.
-	if n := benchUncommitted(b, cluster, cfg); n > 0 {
+	if n := forwardingtest.BenchUncommitted(b, cluster, cfg); n > 0 {
 		b.Fatalf("the intake accepted %d events (%d twice), but %d records are not committed", in.accepted-resent, resent, n)
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(in.rejected), "refused-requests")
 	b.ReportMetric(float64(resent), "resent")
-	if t, ok := progress.reached(int64(b.N) - parked); ok && t > 0 {
+	if t, ok := progress.Reached(int64(b.N) - parked); ok && t > 0 {
 		b.ReportMetric(float64(int64(b.N)-parked)/t.Seconds(), "unparked-events/s")
 	}
 	b.ReportMetric(float64(parked), "parked")
-	if t, ok := progress.reached(1); ok {
+	if t, ok := progress.Reached(1); ok {
 		b.ReportMetric(benchutil.Millis(t), "first-ms")
 	}
 	b.ReportMetric(float64(in.entryBytes)/float64(in.accepted), "entry-B")
@@ -341,12 +342,12 @@ func BenchmarkDatadogEndToEndLatency(b *testing.B) {
 	perWindow := int(benchLatencyWindow.Seconds() * benchLatencyRate)
 	total := b.N * perWindow
 
-	// Warm-up records are numbered from warmBase, a multiple of benchPool
-	// so that the benchAccounts of them cover every account.
+	// Warm-up records are numbered from warmBase, a multiple of forwardingtest.BenchPool
+	// so that the forwardingtest.BenchAccounts of them cover every account.
 	const warmBase = 1 << 30
 	warm := map[string]bool{}
-	for i := range benchAccounts {
-		warm[benchID(warmBase+i)] = true
+	for i := range forwardingtest.BenchAccounts {
+		warm[forwardingtest.BenchID(warmBase+i)] = true
 	}
 	lat := benchutil.NewLatencies(total)
 	var (
@@ -378,16 +379,16 @@ func BenchmarkDatadogEndToEndLatency(b *testing.B) {
 	stop := benchStart(b, cfg)
 	defer stop()
 
-	gen := newBenchGen(b, topic)
-	prod := benchProducer(cluster)
+	gen := forwardingtest.NewBenchGen(b, topic)
+	prod := forwardingtest.BenchProducer(cluster)
 	ctx := context.Background()
-	for i := range benchAccounts {
-		if err := prod.ProduceSync(ctx, gen.record(b, warmBase+i, time.Now())).FirstErr(); err != nil {
+	for i := range forwardingtest.BenchAccounts {
+		if err := prod.ProduceSync(ctx, gen.Record(b, warmBase+i, time.Now())).FirstErr(); err != nil {
 			b.Fatalf("warm-up produce: %v", err)
 		}
 	}
-	if !benchWait(30*time.Second, func() bool { return in.delivered() >= benchAccounts }) {
-		b.Fatalf("warm-up: the intake accepted %d of %d events", in.delivered(), benchAccounts)
+	if !forwardingtest.BenchWait(30*time.Second, func() bool { return in.delivered() >= forwardingtest.BenchAccounts }) {
+		b.Fatalf("warm-up: the intake accepted %d of %d events", in.delivered(), forwardingtest.BenchAccounts)
 	}
 
 	var (
@@ -405,7 +406,7 @@ func BenchmarkDatadogEndToEndLatency(b *testing.B) {
 			if d := time.Until(due); d > 0 {
 				time.Sleep(d)
 			}
-			prod.Produce(ctx, gen.record(b, w*perWindow+i, time.Now()), func(_ *kgo.Record, err error) {
+			prod.Produce(ctx, gen.Record(b, w*perWindow+i, time.Now()), func(_ *kgo.Record, err error) {
 				if err != nil {
 					failures.Add(1)
 					firstErr.CompareAndSwap(nil, &err)
@@ -414,7 +415,7 @@ func BenchmarkDatadogEndToEndLatency(b *testing.B) {
 		}
 	}
 	produced := time.Since(start)
-	ok := benchWait(60*time.Second, func() bool { return seen.Load() >= int64(total) })
+	ok := forwardingtest.BenchWait(60*time.Second, func() bool { return seen.Load() >= int64(total) })
 	b.StopTimer()
 	mem.stop(b)
 	stop()
@@ -623,7 +624,7 @@ func datadogBenchReport(out benchutil.Output) (benchReport, error) {
 	}
 	// Median sums the iterations of every run; one run's backlog is b.N
 	// records.
-	backlog := float64(fwds[smallest].Iterations) / float64(fwdRuns[smallest]) * benchRecordBytes / 1e6
+	backlog := float64(fwds[smallest].Iterations) / float64(fwdRuns[smallest]) * forwardingtest.BenchRecordBytes / 1e6
 	pass = pass && fwds[smallest].Metrics["live-over-base-MB"] < backlog
 	verdict(fmt.Sprintf("memory set by config (backlog %s MB)", benchutil.FormatValue(backlog)), pass, strings.Join(got, ", "))
 	_, txt = ratio(fwd, "events/s", ceiling)

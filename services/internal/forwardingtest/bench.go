@@ -1,0 +1,346 @@
+package forwardingtest
+
+// Benchmark support shared by the forwarders: the 1 KB event generator, the
+// broker preloaded with records, and memory and progress sampling.
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/auditstream/auditstream/proto/auditevent"
+	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
+	"github.com/auditstream/auditstream/services/internal/forwarding"
+	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+const (
+	// BenchRecordBytes is the size of one record's protobuf value.
+	BenchRecordBytes = 1024
+	// BenchAccounts is how many accounts the events are spread over; the
+	// account is the record key, so the partitioner spreads them as it
+	// spreads real traffic.
+	BenchAccounts = 50
+	// BenchPool distinct event shapes are cycled through; every record still
+	// gets its own id and timestamp.
+	BenchPool = 8192
+)
+
+// BenchSeedPath is the seed's example event, from a forwarder's
+// internal/forwarder test directory.
+var BenchSeedPath = filepath.Join("..", "..", "..", "..", "proto", "auditevent", "testdata", "seed-attributes.json")
+
+// BenchGen makes the records of the benchmarks. Record n is pool event
+// n mod BenchPool with an id and a timestamp of its own. A BenchGen is not
+// safe for concurrent use (it stamps the pool's events in place).
+type BenchGen struct {
+	topic string
+	pool  []*auditlogv1.AuditEvent
+}
+
+var benchPoolEvents = sync.OnceValues(func() ([]*auditlogv1.AuditEvent, error) {
+	seed, err := os.ReadFile(BenchSeedPath)
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(7, 11))
+	userAgents := []string{
+		"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.51",
+		"Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+		"scalr-cli/0.15.4 (linux; amd64) go-tfe/1.49.0 terraform/1.7.5",
+	}
+	actions := []string{"discard-run", "apply-run", "update-workspace", "create-variable", "login", "delete-token", "lock-workspace"}
+	at := time.Now()
+	out := make([]*auditlogv1.AuditEvent, BenchPool)
+	for i := range out {
+		ev, err := auditevent.DecodeJSON(seed, auditevent.DecodeOptions{DisallowUnknownFields: true})
+		if err != nil {
+			return nil, fmt.Errorf("seed event: %w", err)
+		}
+		acc := i % BenchAccounts
+		user := "user-" + benchRandString(rng, 15)
+		ev.Actor.Id = user
+		ev.Actor.Email = user + "@example.com"
+		ev.Actor.AccessToken.Token = "tok-" + benchRandString(rng, 40) // masked by Prepare
+		ev.Request.Id = benchRandHex(rng, 16)
+		ev.Request.IpAddress = fmt.Sprintf("10.%d.%d.%d", rng.IntN(256), rng.IntN(256), 1+rng.IntN(254))
+		ev.Request.UserAgent = userAgents[i%len(userAgents)]
+		ev.Request.Action = actions[i%len(actions)]
+		run := "run-" + benchRandString(rng, 15)
+		ev.Target.Id, ev.Target.DisplayName = run, run
+		ctx := ev.Target.Context
+		ctx.Account.Id = BenchAccount(acc)
+		ctx.Account.DisplayName = fmt.Sprintf("account %d", acc)
+		ctx.Environment.Id = fmt.Sprintf("org-bench%04denv%d", acc, i%3)
+		ctx.Environment.DisplayName = fmt.Sprintf("Env-%d-%d", acc, i%3)
+		ctx.Workspace.Id = "ws-" + benchRandString(rng, 15)
+		ctx.Workspace.DisplayName = fmt.Sprintf("workspace-%d", rng.IntN(400))
+		ev.Extra = map[string]string{
+			"trace-id": benchRandHex(rng, 16),
+			"span-id":  benchRandHex(rng, 8),
+		}
+		ev.Id = BenchID(0)
+		if err := auditevent.Prepare(ev, at); err != nil {
+			return nil, err
+		}
+		// The referring page's address brings the record to size.
+		page := "https://app.example.com/v2/e/" + ctx.Environment.Id + "/workspaces/" + ctx.Workspace.Id + "/runs/" + run + "?q="
+		ev.Extra["referer"] = page
+		for range 4 {
+			room := BenchRecordBytes - proto.Size(ev)
+			if room == 0 {
+				break
+			}
+			page = ev.Extra["referer"]
+			if room > 0 {
+				page += benchRandString(rng, room)
+			} else {
+				page = page[:max(len(page)+room, 0)]
+			}
+			ev.Extra["referer"] = page
+		}
+		if err := auditevent.Validate(ev); err != nil {
+			return nil, err
+		}
+		out[i] = ev
+	}
+	return out, nil
+})
+
+func NewBenchGen(b *testing.B, topic string) *BenchGen {
+	b.Helper()
+	pool, err := benchPoolEvents()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &BenchGen{topic: topic, pool: pool}
+}
+
+// record returns record n with the given event time.
+func (g *BenchGen) Record(b *testing.B, n int, at time.Time) *kgo.Record {
+	ev := g.pool[n%len(g.pool)]
+	ev.Id = BenchID(n)
+	ev.Timestamp = timestamppb.New(at)
+	rec, err := auditevent.NewRecord(g.topic, ev)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return rec
+}
+
+func BenchAccount(i int) string { return fmt.Sprintf("acc-bench%04d", i) }
+
+// BenchID is a UUID-shaped id, unique per record and of fixed length.
+func BenchID(n int) string {
+	return fmt.Sprintf("0190b1c2-%04x-7%03x-8%03x-%012x", n>>24&0xffff, n>>12&0xfff, n&0xfff, n)
+}
+
+func benchRandString(rng *rand.Rand, n int) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	out := make([]byte, n)
+	for i := range out {
+		out[i] = alphabet[rng.IntN(len(alphabet))]
+	}
+	return string(out)
+}
+
+func benchRandHex(rng *rand.Rand, n int) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 2*n)
+	for i := range out {
+		out[i] = digits[rng.IntN(16)]
+	}
+	return string(out)
+}
+
+// BenchProducer is a client with ingest's producer settings: acks=all,
+// idempotent, 2 ms linger, 1 MB batches, lz4.
+func BenchProducer(cluster *kafkatest.Cluster) *kgo.Client {
+	return cluster.Client(
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(2*time.Millisecond),
+		kgo.ProducerBatchMaxBytes(1<<20),
+		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
+		kgo.MaxBufferedRecords(20000),
+	)
+}
+
+// BenchPreload writes records 0..n-1 to the events topic, stamped with the
+// current time, and checks that the broker holds them.
+func BenchPreload(b *testing.B, cluster *kafkatest.Cluster, cfg forwarding.Config, n int) {
+	b.Helper()
+	topic := cfg.Kafka.Topics.Events.Name
+	gen := NewBenchGen(b, topic)
+	cl := BenchProducer(cluster)
+	defer cl.Close()
+	var (
+		wg       sync.WaitGroup
+		failures atomic.Int64
+		firstErr atomic.Pointer[error]
+	)
+	ctx := context.Background()
+	at := time.Now()
+	for i := range n {
+		wg.Add(1)
+		cl.Produce(ctx, gen.Record(b, i, at.Add(time.Duration(i)*time.Microsecond)), func(_ *kgo.Record, err error) {
+			if err != nil {
+				failures.Add(1)
+				firstErr.CompareAndSwap(nil, &err)
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	if f := failures.Load(); f > 0 {
+		b.Fatalf("preload: %d of %d records failed; first: %v", f, n, *firstErr.Load())
+	}
+	if got := BenchHighWatermarks(cluster, topic); got != int64(n) {
+		b.Fatalf("preload: the broker holds %d records, want %d", got, n)
+	}
+}
+
+// BenchHighWatermarks sums the end offsets of topic.
+func BenchHighWatermarks(cluster *kafkatest.Cluster, topic string) int64 {
+	var n int64
+	for _, p := range cluster.PartitionInfos(topic) {
+		n += p.HighWatermark
+	}
+	return n
+}
+
+// BenchWait polls cond every millisecond until it holds or timeout passes.
+func BenchWait(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
+}
+
+// BenchLive tracks the peak of the live heap (runtime/metrics
+// /gc/heap/live:bytes, the heap the last collection marked reachable). The
+// peak memory of benchutil counts garbage not yet collected too, and how
+// much garbage the collector lets build up grows with the live heap of the
+// whole process, here mostly the broker holding the loaded topic; the live
+// heap is what the forwarder itself retains.
+type BenchLive struct {
+	base uint64
+	peak atomic.Uint64
+	stop chan struct{}
+	done chan struct{}
+}
+
+const benchLiveSample = "/gc/heap/live:bytes"
+
+func benchReadLive(s []metrics.Sample) uint64 {
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
+// StartBenchLive collects garbage, takes the live heap as the baseline and
+// samples it every 2 ms until stop.
+func StartBenchLive() *BenchLive {
+	runtime.GC()
+	s := []metrics.Sample{{Name: benchLiveSample}}
+	l := &BenchLive{base: benchReadLive(s), stop: make(chan struct{}), done: make(chan struct{})}
+	l.peak.Store(l.base)
+	go func() {
+		defer close(l.done)
+		t := time.NewTicker(2 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-t.C:
+				if v := benchReadLive(s); v > l.peak.Load() {
+					l.peak.Store(v)
+				}
+			}
+		}
+	}()
+	return l
+}
+
+// overBase stops sampling and returns the live heap's peak above the
+// baseline, in bytes.
+func (l *BenchLive) OverBase() uint64 {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	<-l.done
+	return l.peak.Load() - min(l.base, l.peak.Load())
+}
+
+// NewBenchProgress starts a progress record at start.
+func NewBenchProgress(start time.Time) *BenchProgress { return &BenchProgress{start: start} }
+
+// BenchProgress remembers when a growing count reached each value it was
+// seen at.
+type BenchProgress struct {
+	start time.Time
+	at    []time.Duration
+	n     []int64
+}
+
+func (p *BenchProgress) See(n int64) {
+	if len(p.n) == 0 || n > p.n[len(p.n)-1] {
+		p.at = append(p.at, time.Since(p.start))
+		p.n = append(p.n, n)
+	}
+}
+
+// reached is when the count first was at least n.
+func (p *BenchProgress) Reached(n int64) (time.Duration, bool) {
+	for i, v := range p.n {
+		if v >= n {
+			return p.at[i], true
+		}
+	}
+	return 0, false
+}
+
+// BenchUncommitted is how many records of the events and retry topics the
+// forwarder's group has not committed: zero once everything was delivered,
+// parked and delivered, or dead-lettered.
+func BenchUncommitted(b *testing.B, cluster *kafkatest.Cluster, cfg forwarding.Config) int64 {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	offsets, err := kadm.NewClient(cluster.Client()).FetchOffsets(ctx, cfg.Delivery.Group)
+	if err != nil {
+		b.Fatalf("fetch the group's offsets: %v", err)
+	}
+	var missing int64
+	for _, topic := range []string{cfg.Kafka.Topics.Events.Name, cfg.Delivery.RetryTopic.Name} {
+		for _, p := range cluster.PartitionInfos(topic) {
+			committed := int64(0)
+			if o, ok := offsets.Lookup(topic, p.Partition); ok && o.Err == nil {
+				committed = o.At
+			}
+			missing += max(p.HighWatermark-committed, 0)
+		}
+	}
+	return missing
+}
