@@ -20,6 +20,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/logging"
 	"github.com/auditstream/auditstream/services/internal/server"
+	"github.com/auditstream/auditstream/services/internal/version"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -91,6 +92,7 @@ func Command(spec Spec, env []string) *cobra.Command {
 		Use:           spec.Binary,
 		Short:         spec.Short,
 		Long:          spec.Long,
+		Version:       version.Version,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -217,7 +219,7 @@ func Run(ctx context.Context, spec Spec, cfg Config) error {
 		}
 	}()
 
-	log.Info(spec.Binary+" started", zap.String("addr", srv.Addr()), zap.Strings("brokers", cfg.Kafka.Brokers),
+	log.Info(spec.Binary+" started", zap.String("version", version.Version), zap.String("addr", srv.Addr()), zap.Strings("brokers", cfg.Kafka.Brokers),
 		zap.String("group", cfg.Delivery.Group), zap.String("destinations_file", cfg.Destinations.File))
 	err = rt.Run(ctx)
 	stop()

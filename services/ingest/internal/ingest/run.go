@@ -10,6 +10,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/logging"
 	"github.com/auditstream/auditstream/services/internal/server"
+	"github.com/auditstream/auditstream/services/internal/version"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 )
@@ -25,6 +26,7 @@ func Command(env []string) *cobra.Command {
 auditlog.v1.IngestService) and answers 202 only once Kafka acknowledged every
 event. Settings come from --config (YAML) and AUDITSTREAM_* environment
 variables, e.g. AUDITSTREAM_KAFKA_BROKERS=kafka:9092.`,
+		Version:       version.Version,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -83,7 +85,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stopProbe()
 	go svc.Run(probeCtx)
 
-	log.Info("ingest started", zap.String("addr", srv.Addr()), zap.Strings("brokers", cfg.Kafka.Brokers),
+	log.Info("ingest started", zap.String("version", version.Version), zap.String("addr", srv.Addr()), zap.Strings("brokers", cfg.Kafka.Brokers),
 		zap.String("topic", cfg.Kafka.Topics.Events.Name), zap.Bool("auth_disabled", cfg.Ingest.Auth.Disabled))
 	// Serve returns after in-flight requests finished (each waits for its own
 	// acknowledgements), so nothing is left unanswered.
