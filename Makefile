@@ -17,6 +17,7 @@ TOOLS_BIN := $(CURDIR)/.tools/bin
 STATICCHECK_VERSION           := v0.8.2
 PROTOC_GEN_GO_VERSION         := v1.36.12
 PROTOC_GEN_CONNECT_GO_VERSION := v1.21.1
+AZURITE_VERSION               := 3.37.0
 
 # Package patterns of every workspace module: ./proto/... ./services/ingest/...
 LIST_PACKAGES := $(GO) list -m -f '{{.Dir}}/...' | sed 's|^$(CURDIR)/|./|'
@@ -40,7 +41,7 @@ define go_install
 	fi
 endef
 
-.PHONY: help build run test tools lint proto proto-tools bench fmt clean
+.PHONY: help build run test tools azurite lint proto proto-tools bench fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -60,9 +61,28 @@ test: tools ## run every module's tests
 	echo "$(GO) test $(TEST_FLAGS)" $$pkgs; \
 	$(GO) test $(TEST_FLAGS) $$pkgs
 
-tools: ## install the tools tests and lint need into .tools/bin
+tools: azurite ## install the tools tests and lint need into .tools/bin
 	@mkdir -p "$(TOOLS_BIN)"
 	$(call go_install,staticcheck,honnef.co/go/tools/cmd/staticcheck,$(STATICCHECK_VERSION))
+
+# Azurite, the Azure Blob emulator the archive's Azure tests start, is an npm
+# package; it goes into .tools/azurite (installs nodejs and npm from Debian if
+# missing).
+AZURITE_DIR := $(CURDIR)/.tools/azurite
+azurite:
+	@if [[ -x "$(AZURITE_DIR)/node_modules/.bin/azurite-blob" && "$$(cat "$(AZURITE_DIR)/.version" 2>/dev/null)" == "$(AZURITE_VERSION)" ]]; then \
+		:; \
+	else \
+		if ! command -v npm >/dev/null; then \
+			sudo=""; [[ "$$(id -u)" == 0 ]] || sudo=sudo; \
+			echo "npm not found: installing Debian's nodejs and npm"; \
+			$$sudo apt-get install -y nodejs npm || { $$sudo apt-get update && $$sudo apt-get install -y nodejs npm; }; \
+		fi; \
+		echo "installing azurite $(AZURITE_VERSION) into .tools/azurite"; \
+		mkdir -p "$(AZURITE_DIR)"; \
+		npm install --prefix "$(AZURITE_DIR)" --save-exact --no-audit --no-fund --loglevel=error "azurite@$(AZURITE_VERSION)"; \
+		echo "$(AZURITE_VERSION)" > "$(AZURITE_DIR)/.version"; \
+	fi
 
 lint: tools ## gofmt check, go vet and staticcheck on every module
 	@dirs=$$($(LIST_MODULE_DIRS)); \
