@@ -5,94 +5,95 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"time"
+	"slices"
+	"strconv"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
+	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// pingTimeout bounds the first contact with the brokers, so a wrong address
-// fails fast instead of waiting silently.
-var pingTimeout = 15 * time.Second
+// Tail output formats.
+const (
+	formatJSON    = "json"
+	formatSummary = "summary"
+)
 
 type tailOptions struct {
-	brokers       string
 	topic         string
 	fromBeginning bool
-	account       string
+	accounts      []string
+	actions       []string
 	max           int
+	format        string
 }
 
-func newTailCommand(env Env) *cobra.Command {
+func newTailCommand(g *globals) *cobra.Command {
 	var o tailOptions
 	cmd := &cobra.Command{
 		Use:   "tail",
-		Short: "Print the audit events on the topic as JSON lines",
+		Short: "Follow the audit event topic and print its events",
 		Long: `tail reads every partition of the audit event topic (without a consumer
-group, so it commits nothing and disturbs no one) and prints each event as one
-JSON line on stdout, in the seed's attributes shape. A record that is not a
+group, so it commits nothing and disturbs no one) and prints each event on
+stdout: as one JSON line in the seed's attributes shape (--format json, the
+default) or as a one-line summary (--format summary). A record that is not a
 valid event is reported on stderr with its partition, offset and reason, and
 tail goes on. Ctrl-C stops it.
 
-By default tail starts at the end of the topic and prints new events only.`,
+By default tail starts at the end of the topic and prints new events only.
+--account and --action may be repeated; an event is printed when it matches
+one of each.`,
 		Example: `  auditctl tail --from-beginning
-  auditctl tail --account acc-sscctbisjkl3123 --max 10 --brokers kafka-1:9092,kafka-2:9092`,
+  auditctl tail --account acc-sscctbisjkl3123 --max 10 --brokers kafka-1:9092,kafka-2:9092
+  auditctl tail --action discard-run --action apply-run --format summary`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.max < 0 {
 				return fmt.Errorf("--max must be 0 (no limit) or more, not %d", o.max)
 			}
-			brokers := splitList(o.brokers)
-			if len(brokers) == 0 {
-				return errors.New("--brokers must name at least one host:port")
+			if o.format != formatJSON && o.format != formatSummary {
+				return fmt.Errorf("--format must be %s or %s, not %q", formatJSON, formatSummary, o.format)
 			}
-			if o.topic == "" {
+			if cmd.Flags().Changed("topic") && o.topic == "" {
 				return errors.New("--topic must not be empty")
 			}
-			return tail(cmd.Context(), o, brokers, env.Stdout, env.Stderr)
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			if o.topic == "" {
+				o.topic = cfg.Kafka.Topics.Events.Name
+			}
+			return tail(cmd.Context(), g, cfg, o)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.brokers, "brokers", defaultBrokers(env.Getenv), "comma-separated Kafka brokers (default from $"+EnvBrokers+")")
-	f.StringVar(&o.topic, "topic", DefaultTopic, "topic to read")
+	f.StringVar(&o.topic, "topic", "", "topic to read (default kafka.topics.events.name, audit.events)")
 	f.BoolVar(&o.fromBeginning, "from-beginning", false, "start at the oldest event instead of the newest")
-	f.StringVar(&o.account, "account", "", "print only the events of this account id")
+	f.StringArrayVar(&o.accounts, "account", nil, "print only the events of this account id (repeatable)")
+	f.StringArrayVar(&o.actions, "action", nil, "print only the events with this request action, e.g. discard-run (repeatable)")
 	f.IntVar(&o.max, "max", 0, "stop after this many events (0 = run until Ctrl-C)")
+	f.StringVar(&o.format, "format", formatJSON, "json (one event JSON per line) or summary (one short line per event)")
 	return cmd
 }
 
-func tail(ctx context.Context, o tailOptions, brokers []string, stdout, stderr io.Writer) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
+func tail(ctx context.Context, g *globals, cfg *Config, o tailOptions) error {
 	start := kgo.NewOffset().AtEnd()
 	if o.fromBeginning {
 		start = kgo.NewOffset().AtStart()
 	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
-		kgo.ClientID("auditctl"),
-		kgo.ConsumeTopics(o.topic),
-		kgo.ConsumeResetOffset(start),
-	)
+	cl, err := g.connect(ctx, cfg, kgo.ConsumeTopics(o.topic), kgo.ConsumeResetOffset(start))
 	if err != nil {
-		return fmt.Errorf("kafka client: %w", err)
+		if ctx.Err() != nil {
+			return nil // interrupted: not an error
+		}
+		return err
 	}
 	defer cl.Close()
 
-	pingCtx, cancel := context.WithTimeout(ctx, pingTimeout)
-	err = cl.Ping(pingCtx)
-	cancel()
-	if ctx.Err() != nil {
-		return nil // interrupted: not an error
-	}
-	if err != nil {
-		return fmt.Errorf("cannot reach Kafka at %v: %w", brokers, err)
-	}
-
-	out := bufio.NewWriter(stdout)
+	stderr := g.env.Stderr
+	out := bufio.NewWriter(g.env.Stdout)
 	var (
 		buf     []byte
 		printed int
@@ -114,10 +115,14 @@ func tail(ctx context.Context, o tailOptions, brokers []string, stdout, stderr i
 				fmt.Fprintf(stderr, "auditctl: warning: skipping record at partition %d offset %d: %s\n", rec.Partition, rec.Offset, describe(err))
 				continue
 			}
-			if o.account != "" && auditevent.AccountID(ev) != o.account {
+			if !o.matches(ev) {
 				continue
 			}
-			buf = auditevent.AppendJSON(buf[:0], ev)
+			if o.format == formatSummary {
+				buf = appendSummary(buf[:0], ev, rec)
+			} else {
+				buf = auditevent.AppendJSON(buf[:0], ev)
+			}
 			buf = append(buf, '\n')
 			if _, err := out.Write(buf); err != nil {
 				return err
@@ -131,6 +136,50 @@ func tail(ctx context.Context, o tailOptions, brokers []string, stdout, stderr i
 			return err
 		}
 	}
+}
+
+func (o tailOptions) matches(ev *auditlogv1.AuditEvent) bool {
+	if len(o.accounts) > 0 && !slices.Contains(o.accounts, auditevent.AccountID(ev)) {
+		return false
+	}
+	if len(o.actions) > 0 && !slices.Contains(o.actions, ev.GetRequest().GetAction()) {
+		return false
+	}
+	return true
+}
+
+// appendSummary writes one line about ev: when, account, who, what, on
+// what, how it ended, and where the record is.
+//
+//	2024-02-16T12:58:38.577846 acc-sscctbisjkl3123 [email protected] discard-run runs/run-v0o370pcff0e53 SUCCESS 202 id=... p0@12
+func appendSummary(dst []byte, ev *auditlogv1.AuditEvent, rec *kgo.Record) []byte {
+	field := func(s string) {
+		if s == "" {
+			s = "-"
+		}
+		dst = append(dst, s...)
+		dst = append(dst, ' ')
+	}
+	field(auditevent.FormatTimestamp(auditevent.EventTime(ev, rec)))
+	field(auditevent.AccountID(ev))
+	actor := ev.GetActor().GetEmail()
+	if actor == "" {
+		actor = ev.GetActor().GetId()
+	}
+	field(actor)
+	field(ev.GetRequest().GetAction())
+	target := ev.GetTarget().GetId()
+	if t := ev.GetTarget().GetType(); t != "" {
+		target = t + "/" + target
+	}
+	field(target)
+	field(ev.GetOutcome().GetResult())
+	if code := ev.GetOutcome().GetStatusCode(); code != 0 {
+		field(strconv.Itoa(int(code)))
+	}
+	dst = append(dst, "id="...)
+	dst = append(dst, ev.GetId()...)
+	return fmt.Appendf(dst, " p%d@%d", rec.Partition, rec.Offset)
 }
 
 // describe renders a decode error as "reason (field): message".

@@ -1,126 +1,16 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
-	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-const topic = "audit.events"
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// testKafka is a broker with audit.events (3 partitions) and a producer
-// that writes to the partition each record names.
-type testKafka struct {
-	addr     string
-	producer *kgo.Client
-}
-
-func newTestKafka(t *testing.T) *testKafka {
-	t.Helper()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	addr := cluster.ListenAddrs()[0]
-	producer, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(producer.Close)
-	return &testKafka{addr: addr, producer: producer}
-}
-
-func (k *testKafka) produce(t *testing.T, recs ...*kgo.Record) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := k.producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatalf("produce: %v", err)
-	}
-}
-
-// event returns a valid event of account and its record on partition.
-func event(t *testing.T, account, id string, partition int32) (*auditlogv1.AuditEvent, *kgo.Record) {
-	t.Helper()
-	ev := &auditlogv1.AuditEvent{
-		Id:      id,
-		Actor:   &auditlogv1.Actor{Id: "user-1", Type: "user", AccessToken: &auditlogv1.AccessToken{Type: "session", Token: "secret-token-value-B6wifA"}},
-		Request: &auditlogv1.Request{Action: "discard-run", Source: "ui"},
-		Target: &auditlogv1.Target{Id: "run-1", Type: "runs", Context: &auditlogv1.Context{
-			Account: &auditlogv1.Ref{Id: account, DisplayName: "docs"},
-		}},
-	}
-	if err := auditevent.Prepare(ev, time.Date(2024, 2, 16, 12, 58, 38, 0, time.UTC)); err != nil {
-		t.Fatal(err)
-	}
-	rec, err := auditevent.NewRecord(topic, ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec.Partition = partition
-	return ev, rec
-}
-
-func malformed(partition int32) *kgo.Record {
-	return &kgo.Record{
-		Topic: topic, Partition: partition, Key: []byte("acc-a"), Value: []byte{0xff, 0xff, 0xff},
-		Headers: []kgo.RecordHeader{{Key: auditevent.HeaderContentType, Value: []byte(auditevent.ContentTypeProtobuf)}},
-	}
-}
-
-// run executes auditctl with args and no environment.
-func run(ctx context.Context, stdout, stderr *lockedBuffer, args ...string) error {
-	cmd := NewRootCommand(Env{Stdout: stdout, Stderr: stderr, Getenv: func(string) string { return "" }})
-	cmd.SetArgs(args)
-	return cmd.ExecuteContext(ctx)
-}
-
-// printedIDs decodes stdout's JSON lines and returns their event ids.
-func printedIDs(t *testing.T, stdout string) []string {
-	t.Helper()
-	var ids []string
-	for _, line := range strings.Split(strings.TrimSuffix(stdout, "\n"), "\n") {
-		if line == "" {
-			continue
-		}
-		ev, err := auditevent.DecodeJSON([]byte(line), auditevent.DecodeOptions{DisallowUnknownFields: true})
-		if err != nil {
-			t.Fatalf("stdout line is not an event: %v\n%s", err, line)
-		}
-		ids = append(ids, ev.GetId())
-	}
-	slices.Sort(ids)
-	return ids
-}
 
 func TestTailFromBeginningSkipsMalformedRecords(t *testing.T) {
 	k := newTestKafka(t)
@@ -243,64 +133,53 @@ func TestTailInterruptExitsCleanly(t *testing.T) {
 	}
 }
 
-func TestTailUnreachableBroker(t *testing.T) {
-	defer func(d time.Duration) { pingTimeout = d }(pingTimeout)
-	pingTimeout = time.Second
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close() // nothing listens here now
-
-	var stdout, stderr lockedBuffer
-	err = run(context.Background(), &stdout, &stderr, "tail", "--brokers", addr)
-	if err == nil || !strings.Contains(err.Error(), "cannot reach Kafka at ["+addr+"]") {
-		t.Errorf("tail against a closed port = %v", err)
-	}
-}
-
-func TestTailFlagErrors(t *testing.T) {
-	for _, c := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"tail", "--max", "ten"}, `invalid argument "ten" for "--max"`},
-		{[]string{"tail", "--max", "-1"}, "--max must be 0 (no limit) or more, not -1"},
-		{[]string{"tail", "--follow"}, "unknown flag: --follow (see 'auditctl tail --help')"},
-		{[]string{"tail", "extra"}, `unknown command "extra" for "auditctl tail"`},
-		{[]string{"tail", "--brokers", " , "}, "--brokers must name at least one host:port"},
-		{[]string{"tail", "--topic", ""}, "--topic must not be empty"},
-		{[]string{"tali"}, `unknown command "tali" for "auditctl"`},
-	} {
-		var stdout, stderr lockedBuffer
-		err := run(context.Background(), &stdout, &stderr, c.args...)
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("auditctl %v = %v, want an error containing %q", c.args, err, c.want)
-		}
-		if stdout.String() != "" {
-			t.Errorf("auditctl %v printed to stdout: %s", c.args, stdout.String())
-		}
-	}
-}
-
-func TestBrokersDefaultFromEnvironment(t *testing.T) {
-	for _, c := range []struct{ env, want string }{
-		{"", DefaultBrokers},
-		{"k1:9092,k2:9092", "k1:9092,k2:9092"},
-	} {
-		root := NewRootCommand(Env{Getenv: func(k string) string {
-			if k == EnvBrokers {
-				return c.env
-			}
-			return ""
-		}})
-		tail, _, err := root.Find([]string{"tail"})
+func TestTailActionFilterAndSummary(t *testing.T) {
+	k := newTestKafka(t)
+	var recs []*kgo.Record
+	for i, action := range []string{"discard-run", "apply-run", "discard-run", "lock-workspace"} {
+		ev, _ := event(t, "acc-a", fmt.Sprintf("ev-%d", i), 0)
+		ev.Request.Action = action
+		r, err := auditevent.NewRecord(topic, ev)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := tail.Flags().Lookup("brokers").DefValue; got != c.want {
-			t.Errorf("with %s=%q the --brokers default is %q, want %q", EnvBrokers, c.env, got, c.want)
-		}
+		r.Partition = 0
+		recs = append(recs, r)
+	}
+	k.produce(t, recs...)
+
+	r := mustCtl(t, "tail", "--brokers", k.addr, "--from-beginning", "--action", "apply-run", "--action", "lock-workspace", "--max", "2", "--format", "summary")
+	want := "2024-02-16T12:58:38 acc-a [email protected] apply-run runs/run-1 SUCCESS 202 id=ev-1 p0@1\n" +
+		"2024-02-16T12:58:38 acc-a [email protected] lock-workspace runs/run-1 SUCCESS 202 id=ev-3 p0@3\n"
+	if r.stdout != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", r.stdout, want)
+	}
+}
+
+func TestTailBrokersFromEnvironmentAndConfig(t *testing.T) {
+	envAddr, fileAddr := closedAddr(t), closedAddr(t)
+	cfgFile := writeFile(t, "auditctl.yaml", "kafka:\n  brokers: ["+fileAddr+"]\n")
+	for _, c := range []struct {
+		name    string
+		environ []string
+		args    []string
+		want    string
+	}{
+		{"default", nil, nil, DefaultBrokers},
+		{"config file", nil, []string{"--config", cfgFile}, fileAddr},
+		{"environment over file", []string{EnvBrokers + "=" + envAddr}, []string{"--config", cfgFile}, envAddr},
+		{"flag over both", []string{EnvBrokers + "=" + envAddr}, []string{"--config", cfgFile, "--brokers", closedAddr(t)}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout, stderr lockedBuffer
+			args := append([]string{"tail", "--timeout", "1s"}, c.args...)
+			err := runEnv(context.Background(), c.environ, &stdout, &stderr, args...)
+			if err == nil || !strings.HasPrefix(err.Error(), "cannot reach Kafka at ") {
+				t.Fatalf("tail = %v, want cannot reach Kafka", err)
+			}
+			if c.want != "" && !strings.Contains(err.Error(), "cannot reach Kafka at "+c.want+":") {
+				t.Errorf("tail = %v, want it to name %s", err, c.want)
+			}
+		})
 	}
 }

@@ -1,0 +1,132 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/auditstream/auditstream/services/internal/config"
+	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/destinations"
+	"github.com/auditstream/auditstream/services/internal/kafka"
+	"github.com/auditstream/auditstream/services/internal/logging"
+	"github.com/auditstream/auditstream/services/internal/server"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+)
+
+// Config is what auditctl reads from --config and AUDITSTREAM_* variables:
+// the sections it shares with the forwarders, so a forwarder's own file can
+// be given as it is. log and http are accepted for that reason and unused.
+type Config struct {
+	Log          logging.Config      `yaml:"log"`
+	HTTP         server.Config       `yaml:"http"`
+	Kafka        kafka.Config        `yaml:"kafka"`
+	Delivery     delivery.Config     `yaml:"delivery"`
+	Destinations destinations.Config `yaml:"destinations"`
+}
+
+// DefaultConfig is the configuration before the file and environment apply.
+func DefaultConfig() Config {
+	k := kafka.Default("auditctl")
+	k.Brokers = []string{DefaultBrokers}
+	return Config{
+		Log:          logging.Default(),
+		HTTP:         server.Default("127.0.0.1:0"),
+		Kafka:        k,
+		Delivery:     delivery.DefaultConfig("auditctl"),
+		Destinations: destinations.DefaultConfig(),
+	}
+}
+
+// Validate checks the sections auditctl uses. The destinations file is
+// checked when a command needs it.
+func (c *Config) Validate() error {
+	var errs config.Errors
+	errs.Add("log", c.Log.Validate())
+	errs.Add("kafka", c.Kafka.Validate())
+	errs.Add("delivery", c.Delivery.Validate())
+	return errs.Err()
+}
+
+// globals are the flags every command has.
+type globals struct {
+	env        Env
+	configPath string
+	brokers    string
+	timeout    time.Duration
+}
+
+// load reads the configuration: defaults, --config, AUDITSTREAM_*, then
+// --brokers.
+func (g *globals) load() (*Config, error) {
+	if g.timeout <= 0 {
+		return nil, fmt.Errorf("--timeout must be positive, not %s", g.timeout)
+	}
+	var brokers []string
+	if g.brokers != "" {
+		brokers = splitList(g.brokers)
+		if len(brokers) == 0 {
+			return nil, errors.New("--brokers must name at least one host:port")
+		}
+		for _, b := range brokers {
+			if _, port, err := net.SplitHostPort(b); err != nil || port == "" {
+				return nil, fmt.Errorf("--brokers: %q is not host:port", b)
+			}
+		}
+	}
+	cfg := DefaultConfig()
+	if err := config.Load(g.configPath, g.env.Environ(), &cfg); err != nil {
+		if g.configPath != "" {
+			return nil, fmt.Errorf("config %s: %w", g.configPath, err)
+		}
+		return nil, err
+	}
+	if brokers != nil {
+		cfg.Kafka.Brokers = brokers
+	}
+	// The first contact must not outwait --timeout.
+	cfg.Kafka.DialTimeout = min(cfg.Kafka.DialTimeout, g.timeout)
+	return &cfg, nil
+}
+
+// connect returns a client to the configured brokers after checking that
+// one of them answers within --timeout.
+func (g *globals) connect(ctx context.Context, cfg *Config, opts ...kgo.Opt) (*kgo.Client, error) {
+	cl, err := kafka.NewClient(cfg.Kafka, zap.NewNop(), nil, opts...)
+	if err != nil {
+		return nil, err
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	if err := cl.Ping(pingCtx); err != nil {
+		cl.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("no answer within %s", g.timeout)
+		}
+		return nil, fmt.Errorf("cannot reach Kafka at %s: %w", strings.Join(cfg.Kafka.Brokers, ","), err)
+	}
+	return cl, nil
+}
+
+// requestContext bounds one admin request by --timeout.
+func (g *globals) requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, g.timeout)
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
