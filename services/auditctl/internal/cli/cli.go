@@ -97,6 +97,7 @@ directly, so running it moves no service's offsets.`,
 	pf.DurationVar(&g.timeout, "timeout", DefaultTimeout, "how long to wait for Kafka to answer before giving up")
 	root.AddCommand(
 		newTailCommand(g),
+		newProduceCommand(g),
 	)
 	return root
 }

@@ -109,9 +109,14 @@ func run(ctx context.Context, stdout, stderr *lockedBuffer, args ...string) erro
 
 // runEnv is run with environment variables.
 func runEnv(ctx context.Context, environ []string, stdout, stderr *lockedBuffer, args ...string) error {
+	return runStdin(ctx, environ, "", stdout, stderr, args...)
+}
+
+// runStdin is runEnv with stdin.
+func runStdin(ctx context.Context, environ []string, stdin string, stdout, stderr *lockedBuffer, args ...string) error {
 	cmd := NewRootCommand(Env{
 		Stdout: stdout, Stderr: stderr,
-		Stdin:   strings.NewReader(""),
+		Stdin:   strings.NewReader(stdin),
 		Environ: func() []string { return environ },
 		Now:     func() time.Time { return testNow },
 	})
