@@ -165,4 +165,3 @@ func TestBadInputProduce(t *testing.T) {
 		{[]string{"produce", "--file", file, "--timeout", "1s", "--brokers", closedAddr(t)}, "cannot reach Kafka at 127.0.0.1:"},
 	})
 }
-
