@@ -98,6 +98,7 @@ directly, so running it moves no service's offsets.`,
 	root.AddCommand(
 		newTailCommand(g),
 		newProduceCommand(g),
+		newLagCommand(g),
 	)
 	return root
 }
