@@ -99,6 +99,7 @@ directly, so running it moves no service's offsets.`,
 		newTailCommand(g),
 		newProduceCommand(g),
 		newLagCommand(g),
+		newOffsetsCommand(g),
 	)
 	return root
 }
