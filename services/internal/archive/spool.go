@@ -208,3 +208,23 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+// Each calls fn with every event of the batch, in offset order (duplicates
+// included), for handing a batch elsewhere when it cannot be archived.
+func (s *Spool) Each(b AccountBatch, fn func(offset int64, line []byte) error) error {
+	var buf []byte
+	var err error
+	for _, i := range b.entries {
+		e := &s.entries[i]
+		if buf, err = s.read(e, buf); err != nil {
+			return err
+		}
+		if err := fn(e.offset, bytes.TrimSuffix(buf, []byte{'\n'})); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Len is the number of the batch's events.
+func (b AccountBatch) Len() int { return len(b.entries) }

@@ -1,0 +1,403 @@
+package archiver
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/auditstream/auditstream/proto/auditevent"
+	"github.com/auditstream/auditstream/services/internal/archive"
+	"github.com/auditstream/auditstream/services/internal/delivery"
+)
+
+// Dead-letter reasons of the archiver.
+const (
+	reasonDecode        = "decode_failed"
+	reasonStorageFailed = "storage_failed"
+)
+
+// worker owns one partition: it files records into groups, writes groups
+// when they are cut and commits the partition's checkpoint. Everything
+// about a partition happens on its goroutine, so the cutting state needs no
+// lock.
+type worker struct {
+	s     *Service
+	part  int32
+	label string
+	topic string
+	p     *archive.Partition
+	recs  chan []*kgo.Record
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	quit   chan struct{}
+	done   chan struct{}
+	once   sync.Once
+	commitOnStop bool
+
+	lastOffset int64
+	lastMeta   string
+	lastCommit time.Time
+	buf        []byte
+}
+
+func newWorker(s *Service, part int32, p *archive.Partition) *worker {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &worker{s: s, part: part, label: strconv.Itoa(int(part)), topic: s.cfg.Kafka.Topics.Events.Name, p: p,
+		recs: make(chan []*kgo.Record, 4), ctx: ctx, cancel: cancel, quit: make(chan struct{}), done: make(chan struct{}),
+		lastOffset: -1}
+}
+
+// stop ends the worker: groups being written are abandoned (the next owner
+// re-reads them from the checkpoint and writes the same objects), and with
+// commit the current checkpoint is committed first.
+func (w *worker) stop(commit bool) {
+	w.once.Do(func() {
+		w.commitOnStop = commit
+		close(w.quit)
+		w.cancel()
+	})
+}
+
+func (w *worker) run() {
+	defer close(w.done)
+	defer func() {
+		w.p.Abandon()
+		w.s.metrics.openGroups.DeleteLabelValues(w.label)
+		w.s.metrics.spoolBytes.DeleteLabelValues(w.label)
+	}()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-w.quit:
+			if w.commitOnStop {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				if err := w.commit(ctx); err != nil {
+					w.s.log.Warn("commit on release", zap.Int32("partition", w.part), zap.Error(err))
+				}
+				cancel()
+			}
+			return
+		case recs := <-w.recs:
+			for _, r := range recs {
+				if err := w.record(r); err != nil {
+					w.abort(err)
+					return
+				}
+			}
+		case <-tick.C:
+			if err := w.writeGroups(w.p.Due(w.s.now())); err != nil {
+				w.abort(err)
+				return
+			}
+			if time.Since(w.lastCommit) >= w.s.cfg.Archive.CommitInterval {
+				if err := w.commit(w.ctx); err != nil && w.ctx.Err() == nil {
+					w.s.log.Warn("commit", zap.Int32("partition", w.part), zap.Error(err))
+				}
+			}
+		}
+		w.s.metrics.openGroups.WithLabelValues(w.label).Set(float64(w.p.OpenGroups()))
+	}
+}
+
+// abort ends the worker on an error it cannot get past (the partition was
+// taken away, or the spool disk failed). Nothing past the last checkpoint is
+// lost: it is read again by whoever owns the partition next.
+func (w *worker) abort(err error) {
+	if w.ctx.Err() != nil {
+		return
+	}
+	w.s.log.Error("partition stopped", zap.Int32("partition", w.part), zap.Error(err))
+	w.s.fail(fmt.Errorf("partition %d: %w", w.part, err))
+}
+
+func (w *worker) record(r *kgo.Record) error {
+	if r.Offset < w.p.Position() {
+		return nil // already filed (a re-delivered fetch)
+	}
+	ev, err := auditevent.DecodeRecord(r)
+	if err != nil {
+		if err := w.deadLetter(r.Key, r.Value, r.Headers, r.Offset, "", reasonDecode, err); err != nil {
+			return err
+		}
+		w.p.Skip(r.Offset)
+		return nil
+	}
+	account := auditevent.AccountID(ev)
+	if len(w.s.watcher.Current().ForType(StorageType).Route(account)) == 0 {
+		w.s.metrics.unrouted.Inc()
+		w.p.Skip(r.Offset)
+		return nil
+	}
+	ts := auditevent.EventTime(ev, r)
+	win := w.p.WindowFor(ts, r.Timestamp)
+	w.buf = auditevent.AppendJSON(w.buf[:0], ev)
+	now := w.s.now()
+	if !now.Before(win.End().Add(w.s.cfg.Archive.Grace)) {
+		w.s.metrics.lateEvents.Inc()
+	}
+	ready, err := w.p.Add(now, r.Offset, win, account, ev.GetId(), ts, w.buf)
+	if err != nil {
+		return err
+	}
+	return w.writeGroups(ready)
+}
+
+// writeGroups writes cut groups: first the checkpoint naming their cuts is
+// committed, so a re-run cuts the same groups; then every account's object
+// and manifest; then the checkpoint past them.
+func (w *worker) writeGroups(groups []*archive.OpenGroup) error {
+	if len(groups) == 0 {
+		return nil
+	}
+	if err := w.commitUntilDone(); err != nil {
+		return err
+	}
+	for _, g := range groups {
+		start := time.Now()
+		if err := w.writeGroup(g); err != nil {
+			return err
+		}
+		w.p.Done(g)
+		w.s.metrics.flushLatency.Observe(time.Since(start).Seconds())
+		reason := "window"
+		if g.Late {
+			reason = "late"
+		}
+		w.s.metrics.windowsClosed.WithLabelValues(reason).Inc()
+		w.s.log.Info("group written", zap.Int32("partition", w.part), zap.String("group", g.Group(w.part).Name()),
+			zap.Int("events", g.Spool.Len()), zap.Bool("late", g.Late), zap.Duration("took", time.Since(start)))
+	}
+	return w.commitUntilDone()
+}
+
+func (w *worker) writeGroup(g *archive.OpenGroup) error {
+	group := g.Group(w.part)
+	batches, err := g.Spool.Partition()
+	if err != nil {
+		return err
+	}
+	eg, ctx := errgroup.WithContext(w.ctx)
+	eg.SetLimit(w.s.cfg.Archive.UploadConcurrency)
+	for _, b := range batches {
+		eg.Go(func() error { return w.writeAccount(ctx, g, group, b) })
+	}
+	return eg.Wait()
+}
+
+func (w *worker) writeAccount(ctx context.Context, g *archive.OpenGroup, group archive.Group, b archive.AccountBatch) error {
+	targets := w.s.targets(b.Account)
+	if len(targets) == 0 {
+		// The route was removed while the group collected.
+		w.s.metrics.unrouted.Add(float64(b.Len()))
+		return nil
+	}
+	f, err := os.CreateTemp(w.s.cfg.Archive.SpoolDir, "object-*.json.gz")
+	if err != nil {
+		return fmt.Errorf("create object file: %w", err)
+	}
+	_ = os.Remove(f.Name())
+	defer f.Close()
+	bw := bufio.NewWriterSize(f, 256<<10)
+	stats, err := g.Spool.Build(b, bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		return fmt.Errorf("build object of %s: %w", b.Account, err)
+	}
+	w.s.metrics.duplicates.Add(float64(stats.Duplicates))
+	obj := archive.Object{Body: f, Stats: stats}
+	for _, t := range targets {
+		if err := w.put(ctx, t, b, g, group, obj); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// put writes one object to one target, retrying failures with backoff for up
+// to storage_retry_for; past that the account's events of the group go to
+// the dead-letter topic so other accounts are not held up.
+func (w *worker) put(ctx context.Context, t archive.Target, b archive.AccountBatch, g *archive.OpenGroup, group archive.Group, obj archive.Object) error {
+	backoff := delivery.Backoff{Initial: 200 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2, Jitter: 0.2}
+	deadline := time.Now().Add(w.s.cfg.Archive.StorageRetryFor)
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		res, err := w.s.writer.Put(ctx, t, b.Account, group, g.Late, obj)
+		if err == nil {
+			w.s.metrics.uploadLatency.WithLabelValues(t.Name).Observe(time.Since(start).Seconds())
+			outcome := "created"
+			if res.Existed {
+				outcome = "existed"
+			}
+			w.s.metrics.objects.WithLabelValues(t.Name, outcome).Inc()
+			if !res.Existed {
+				w.s.metrics.objectBytes.WithLabelValues(t.Name).Add(float64(obj.Stats.Size))
+			}
+			w.s.metrics.events.WithLabelValues(t.Name).Add(float64(obj.Stats.Records))
+			if res.Conflict {
+				w.s.metrics.conflicts.WithLabelValues(t.Name).Inc()
+				w.s.log.Error("ARCHIVE CONFLICT: an object with different content already exists under the expected name; it was left untouched and this copy was written beside it",
+					zap.String("connection", t.Name), zap.String("account", b.Account), zap.String("expected_key", archive.ObjectKey(b.Account, group)),
+					zap.String("written_key", res.Key), zap.String("store", t.Store.Describe()))
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		w.s.metrics.storageErrors.WithLabelValues(t.Name).Inc()
+		if time.Now().After(deadline) {
+			w.s.log.Error("storage keeps failing: dead-lettering the account's events of this group",
+				zap.String("connection", t.Name), zap.String("account", b.Account), zap.String("group", group.Name()),
+				zap.Int("events", b.Len()), zap.Error(err))
+			return g.Spool.Each(b, func(offset int64, line []byte) error {
+				return w.deadLetter([]byte(b.Account), line, []kgo.RecordHeader{{Key: auditevent.HeaderContentType, Value: []byte(auditevent.ContentTypeJSON)}},
+					offset, t.Name, reasonStorageFailed, err)
+			})
+		}
+		wait := backoff.Delay(attempt, 0)
+		w.s.log.Warn("storage write failed; retrying", zap.String("connection", t.Name), zap.String("account", b.Account),
+			zap.String("key", archive.ObjectKey(b.Account, group)), zap.Int("attempt", attempt+1), zap.Duration("retry_in", wait), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// deadLetter writes a record to the dead-letter topic with the reason in its
+// headers, retrying until Kafka takes it: a record is only skipped once its
+// copy is safe.
+func (w *worker) deadLetter(key, value []byte, headers []kgo.RecordHeader, offset int64, conn, reason string, cause error) error {
+	msg := cause.Error()
+	if len(msg) > 1024 {
+		msg = msg[:1024]
+	}
+	hs := append(append([]kgo.RecordHeader(nil), headers...),
+		kgo.RecordHeader{Key: delivery.HeaderDLQReason, Value: []byte(reason)},
+		kgo.RecordHeader{Key: delivery.HeaderDLQError, Value: []byte(msg)},
+		kgo.RecordHeader{Key: delivery.HeaderSourceTopic, Value: []byte(w.topic)},
+		kgo.RecordHeader{Key: delivery.HeaderSourcePartition, Value: []byte(w.label)},
+		kgo.RecordHeader{Key: delivery.HeaderSourceOffset, Value: []byte(strconv.FormatInt(offset, 10))},
+		kgo.RecordHeader{Key: delivery.HeaderForwarder, Value: []byte(Name)},
+	)
+	if conn != "" {
+		hs = append(hs, kgo.RecordHeader{Key: delivery.HeaderConnection, Value: []byte(conn)})
+	}
+	rec := &kgo.Record{Topic: w.s.cfg.Kafka.Topics.DeadLetter.Name, Key: key, Value: value, Headers: hs}
+	w.s.log.Warn("dead-lettering record", zap.String("reason", reason), zap.Int32("source_partition", w.part),
+		zap.Int64("source_offset", offset), zap.String("connection", conn), zap.String("error", msg))
+	for attempt := 0; ; attempt++ {
+		err := w.s.cl.ProduceSync(w.ctx, rec).FirstErr()
+		if err == nil {
+			w.s.metrics.deadLettered.WithLabelValues(reason).Inc()
+			return nil
+		}
+		if w.ctx.Err() != nil {
+			return w.ctx.Err()
+		}
+		w.s.log.Warn("write to dead-letter topic failed; retrying", zap.Int("attempt", attempt+1), zap.Error(err))
+		select {
+		case <-w.ctx.Done():
+			return w.ctx.Err()
+		case <-time.After(min(time.Duration(attempt+1)*250*time.Millisecond, 5*time.Second)):
+		}
+	}
+}
+
+func (w *worker) commitUntilDone() error {
+	for attempt := 0; ; attempt++ {
+		err := w.commit(w.ctx)
+		if err == nil {
+			return nil
+		}
+		if w.ctx.Err() != nil {
+			return w.ctx.Err()
+		}
+		w.s.log.Warn("commit failed; retrying", zap.Int32("partition", w.part), zap.Int("attempt", attempt+1), zap.Error(err))
+		select {
+		case <-w.ctx.Done():
+			return w.ctx.Err()
+		case <-time.After(min(time.Duration(attempt+1)*200*time.Millisecond, 5*time.Second)):
+		}
+	}
+}
+
+// commit commits the partition's checkpoint: the first offset not yet
+// archived, with the cuts and archived spans in the commit's metadata.
+func (w *worker) commit(ctx context.Context) error {
+	offset, meta := w.p.Checkpoint()
+	w.s.metrics.spoolBytes.WithLabelValues(w.label).Set(0)
+	if offset < 0 || (offset == w.lastOffset && meta == w.lastMeta) {
+		w.lastCommit = time.Now()
+		return nil
+	}
+	pre := kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
+		for i := range req.Topics {
+			for j := range req.Topics[i].Partitions {
+				if req.Topics[i].Topic == w.topic && req.Topics[i].Partitions[j].Partition == w.part {
+					req.Topics[i].Partitions[j].Metadata = &meta
+				}
+			}
+		}
+		return nil
+	})
+	var cerr error
+	w.s.cl.CommitOffsetsSync(pre, map[string]map[int32]kgo.EpochOffset{w.topic: {w.part: {Epoch: -1, Offset: offset}}},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				cerr = err
+				return
+			}
+			for _, t := range resp.Topics {
+				for _, p := range t.Partitions {
+					if e := kerr.ErrorForCode(p.ErrorCode); e != nil {
+						cerr = e
+					}
+				}
+			}
+		})
+	if cerr != nil {
+		return fmt.Errorf("commit partition %d at %d: %w", w.part, offset, cerr)
+	}
+	w.lastOffset, w.lastMeta, w.lastCommit = offset, meta, time.Now()
+	return nil
+}
+
+// status is one partition's state for /status.
+type status struct {
+	Partition  int32  `json:"partition"`
+	Position   int64  `json:"position"`
+	OpenGroups int    `json:"open_groups"`
+	Committed  int64  `json:"committed"`
+	Checkpoint string `json:"checkpoint"`
+}
+
+func (s *Service) serveStatus(rw http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	out := make([]status, 0, len(s.workers))
+	for p, w := range s.workers {
+		out = append(out, status{Partition: p, Committed: w.lastOffset, Checkpoint: w.lastMeta})
+	}
+	s.mu.Unlock()
+	rw.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(rw).Encode(struct {
+		Partitions []status `json:"partitions"`
+	}{out})
+}
