@@ -100,6 +100,7 @@ directly, so running it moves no service's offsets.`,
 		newProduceCommand(g),
 		newLagCommand(g),
 		newOffsetsCommand(g),
+		newDLQCommand(g),
 	)
 	return root
 }
