@@ -51,7 +51,7 @@ func TestGoldenSeedEventFromIngestToDatadog(t *testing.T) {
 	}
 	delete(got, "audit-id")
 	var want map[string]any
-	golden, err := os.ReadFile("../datadog/testdata/seed-datadog-entry.json")
+	golden, err := os.ReadFile("../../../internal/sink/datadog/testdata/seed-datadog-entry.json")
 	if err != nil {
 		t.Fatal(err)
 	}

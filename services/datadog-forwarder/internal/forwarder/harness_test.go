@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/auditstream/auditstream/services/datadog-forwarder/internal/ddfake"
+	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
 	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 )
 

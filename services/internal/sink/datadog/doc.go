@@ -27,4 +27,8 @@
 // datadogV2 package, which holds SubmitLog, takes minutes and gigabytes to
 // compile and would re-encode the entries through reflection; the tests use
 // it to prove that the sink's requests carry what SubmitLog's would.
+//
+// The package lives with the shared code so that the Datadog forwarder and
+// auditctl (replay, redrive) deliver through the very same sink; no other
+// service should import it.
 package datadog

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/services/datadog-forwarder/internal/ddfake"
+	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/delivery"
 )
