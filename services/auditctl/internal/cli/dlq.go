@@ -17,6 +17,7 @@ import (
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
+	"github.com/auditstream/auditstream/services/auditctl/internal/partitions"
 	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -143,7 +144,7 @@ func sourceRecord(rec *kgo.Record) *kgo.Record {
 // parsePositions reads dead-letter positions: partition:offset, or a bare
 // offset when the topic has a single partition. Items may also be
 // comma-separated.
-func parsePositions(args []string, bounds map[int32]offsetRange, topic string) (map[int32][]int64, error) {
+func parsePositions(args []string, bounds map[int32]partitions.Range, topic string) (map[int32][]int64, error) {
 	out := map[int32][]int64{}
 	for _, arg := range args {
 		for _, item := range splitList(arg) {
@@ -182,22 +183,24 @@ func parsePositions(args []string, bounds map[int32]offsetRange, topic string) (
 
 // positionRanges is the smallest range of each partition that holds the
 // positions.
-func positionRanges(pos map[int32][]int64) map[int32]offsetRange {
-	out := map[int32]offsetRange{}
+func positionRanges(pos map[int32][]int64) map[int32]partitions.Range {
+	out := map[int32]partitions.Range{}
 	for p, os := range pos {
-		out[p] = offsetRange{Start: slices.Min(os), End: slices.Max(os) + 1}
+		out[p] = partitions.Range{Start: slices.Min(os), End: slices.Max(os) + 1}
 	}
 	return out
 }
 
 // openDLQ connects and returns the admin client and the dead-letter topic's
 // bounds.
-func openDLQ(ctx context.Context, g *globals, cfg *Config, topic string) (*kgo.Client, map[int32]offsetRange, error) {
+func openDLQ(ctx context.Context, g *globals, cfg *Config, topic string) (*kgo.Client, map[int32]partitions.Range, error) {
 	cl, err := g.connect(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	bounds, err := topicBounds(ctx, g, kadm.NewClient(cl), topic)
+	rctx, cancel := g.requestContext(ctx)
+	defer cancel()
+	bounds, err := partitions.Bounds(rctx, kadm.NewClient(cl), topic)
 	if err != nil {
 		cl.Close()
 		return nil, nil, err
@@ -255,7 +258,7 @@ func dlqList(ctx context.Context, g *globals, cfg *Config, o dlqListOptions) err
 	out := newListWriter(g.env.Stdout, o.filter.topic, o.output)
 	byReason := map[string]int{}
 	listed := 0
-	err = readRanges(ctx, cfg, o.filter.topic, bounds, func(rec *kgo.Record) error {
+	err = partitions.Read(ctx, cfg.Kafka, o.filter.topic, bounds, func(rec *kgo.Record) error {
 		d := readDeadLetter(rec)
 		if !o.filter.match(d) {
 			return nil
@@ -438,7 +441,7 @@ func dlqShow(ctx context.Context, g *globals, cfg *Config, o dlqShowOptions, arg
 		return fmt.Errorf("show prints one dead letter; %q names %d", arg, len(pos))
 	}
 	var found *kgo.Record
-	err = readRanges(ctx, cfg, o.filter.topic, positionRanges(pos), func(rec *kgo.Record) error {
+	err = partitions.Read(ctx, cfg.Kafka, o.filter.topic, positionRanges(pos), func(rec *kgo.Record) error {
 		if found == nil && slices.Contains(pos[rec.Partition], rec.Offset) {
 			found = rec
 		}
@@ -595,7 +598,7 @@ func dlqRedrive(ctx context.Context, g *globals, cfg *Config, o dlqRedriveOption
 	}
 	rep := RedriveReport{Topic: o.filter.topic, To: to, DryRun: o.dryRun, Items: []Redriven{}}
 	var items []redriveItem
-	err = readRanges(ctx, cfg, o.filter.topic, ranges, func(rec *kgo.Record) error {
+	err = partitions.Read(ctx, cfg.Kafka, o.filter.topic, ranges, func(rec *kgo.Record) error {
 		if pos != nil && !slices.Contains(pos[rec.Partition], rec.Offset) {
 			return nil
 		}
