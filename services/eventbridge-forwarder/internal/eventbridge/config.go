@@ -2,12 +2,12 @@ package eventbridge
 
 import (
 	"fmt"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/auditstream/auditstream/services/internal/awsauth"
 	"github.com/auditstream/auditstream/services/internal/config"
 )
 
@@ -34,7 +34,7 @@ const (
 	DefaultRoleSessionName = "auditstream-eventbridge"
 	// DefaultRoleDuration is how long assumed-role credentials last; they
 	// are renewed before they expire.
-	DefaultRoleDuration = time.Hour
+	DefaultRoleDuration = awsauth.DefaultRoleDuration
 )
 
 // EventBridge's own limits on an entry's fields.
@@ -74,58 +74,6 @@ type Config struct {
 	MaxConcurrentCalls int `yaml:"max_concurrent_calls"`
 }
 
-// Credentials are how the calls are signed. With nothing set, the AWS
-// default chain applies (environment, shared files, web identity, ECS or
-// EC2 instance role). Static keys come from Secrets, read when credentials
-// are needed, so a rotated Kubernetes Secret applies without a restart.
-// With RoleARN the forwarder assumes that role, with the static keys when
-// given or else the default chain, the usual cross-account pattern.
-type Credentials struct {
-	AccessKeyID     config.Secret `yaml:"access_key_id"`
-	SecretAccessKey config.Secret `yaml:"secret_access_key"`
-	SessionToken    config.Secret `yaml:"session_token"`
-
-	// RoleARN is the role to assume, e.g.
-	// arn:aws:iam::123456789012:role/auditstream-writer.
-	RoleARN string `yaml:"role_arn"`
-	// ExternalID is the external id the role's trust policy requires.
-	ExternalID config.Secret `yaml:"external_id"`
-	// RoleSessionName names the sessions (default auditstream-eventbridge).
-	RoleSessionName string `yaml:"role_session_name"`
-	// Duration of the assumed credentials, 15m to 12h (default 1h).
-	Duration time.Duration `yaml:"duration"`
-	// STSRegion is the region whose STS endpoint is called (default the
-	// connection's region).
-	STSRegion string `yaml:"sts_region"`
-	// STSEndpoint replaces the STS endpoint (VPC endpoints, tests).
-	STSEndpoint string `yaml:"sts_endpoint"`
-}
-
-// Mode says how credentials are obtained.
-type Mode string
-
-// Credential modes.
-const (
-	ModeDefaultChain       Mode = "default-chain"
-	ModeStatic             Mode = "static"
-	ModeAssumeRole         Mode = "assume-role"
-	ModeAssumeRoleFromKeys Mode = "assume-role-from-static"
-)
-
-// Mode is how the connection obtains credentials.
-func (c Credentials) Mode() Mode {
-	static := c.AccessKeyID.IsSet() || c.SecretAccessKey.IsSet()
-	switch {
-	case c.RoleARN != "" && static:
-		return ModeAssumeRoleFromKeys
-	case c.RoleARN != "":
-		return ModeAssumeRole
-	case static:
-		return ModeStatic
-	}
-	return ModeDefaultChain
-}
-
 // WithDefaults returns c with every empty field set to its default and the
 // region read from an event bus ARN when it was left out.
 func (c Config) WithDefaults() Config {
@@ -155,29 +103,14 @@ func (c Config) WithDefaults() Config {
 	if c.MaxConcurrentCalls == 0 {
 		c.MaxConcurrentCalls = DefaultMaxConcurrentCalls
 	}
-	cr := &c.Credentials
-	cr.STSEndpoint = strings.TrimSpace(cr.STSEndpoint)
-	if cr.RoleARN != "" {
-		if cr.RoleSessionName == "" {
-			cr.RoleSessionName = DefaultRoleSessionName
-		}
-		if cr.Duration == 0 {
-			cr.Duration = DefaultRoleDuration
-		}
-		if cr.STSRegion == "" {
-			cr.STSRegion = c.Region
-		}
-	}
+	c.Credentials = c.Credentials.WithDefaults(c.Region, DefaultRoleSessionName)
 	return c
 }
 
 var (
-	regionRe      = regexp.MustCompile(`^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$`)
-	busNameRe     = regexp.MustCompile(`^[/._A-Za-z0-9-]{1,256}$`)
-	busARNRe      = regexp.MustCompile(`^arn:(aws[a-z-]*):events:([a-z0-9-]+):([0-9]{12}):event-bus/([/._A-Za-z0-9-]{1,256})$`)
-	roleARNRe     = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$`)
-	sessionNameRe = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
-	prefixRe      = regexp.MustCompile(`^[a-z][a-z0-9.-]{0,99}$`)
+	busNameRe = regexp.MustCompile(`^[/._A-Za-z0-9-]{1,256}$`)
+	busARNRe  = regexp.MustCompile(`^arn:(aws[a-z-]*):events:([a-z0-9-]+):([0-9]{12}):event-bus/([/._A-Za-z0-9-]{1,256})$`)
+	prefixRe  = regexp.MustCompile(`^[a-z][a-z0-9.-]{0,99}$`)
 )
 
 type busARN struct{ partition, region, account, name string }
@@ -210,11 +143,11 @@ func (c Config) Validate() error {
 	switch {
 	case c.Region == "":
 		errs.Addf("region", "must be set (for example eu-west-1), or event_bus must be an ARN")
-	case !regionRe.MatchString(c.Region):
+	case !awsauth.ValidRegion(c.Region):
 		errs.Addf("region", "%q is not an AWS region such as eu-west-1", trunc(c.Region))
 	}
 	if c.Endpoint != "" {
-		if err := checkEndpoint(c.Endpoint); err != nil {
+		if err := awsauth.CheckEndpoint(c.Endpoint); err != nil {
 			errs.Addf("endpoint", "%v", err)
 		}
 	}
@@ -235,49 +168,7 @@ func (c Config) Validate() error {
 	if c.MaxConcurrentCalls < 1 || c.MaxConcurrentCalls > MaxConcurrentCallsLimit {
 		errs.Addf("max_concurrent_calls", "must be between 1 and %d", MaxConcurrentCallsLimit)
 	}
-	errs.Add("credentials", c.Credentials.validate())
-	return errs.Err()
-}
-
-func (cr Credentials) validate() error {
-	var errs config.Errors
-	if cr.AccessKeyID.IsSet() != cr.SecretAccessKey.IsSet() {
-		errs.Addf("access_key_id", "access_key_id and secret_access_key go together: set both or neither")
-	}
-	if cr.SessionToken.IsSet() && !cr.AccessKeyID.IsSet() {
-		errs.Addf("session_token", "needs access_key_id and secret_access_key")
-	}
-	if cr.RoleARN == "" {
-		for _, f := range []struct {
-			name string
-			set  bool
-		}{
-			{"external_id", cr.ExternalID.IsSet()}, {"role_session_name", cr.RoleSessionName != ""},
-			{"duration", cr.Duration != 0}, {"sts_region", cr.STSRegion != ""}, {"sts_endpoint", cr.STSEndpoint != ""},
-		} {
-			if f.set {
-				errs.Addf(f.name, "only applies with role_arn")
-			}
-		}
-		return errs.Err()
-	}
-	if !roleARNRe.MatchString(cr.RoleARN) {
-		errs.Addf("role_arn", "%q is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)", trunc(cr.RoleARN))
-	}
-	if !sessionNameRe.MatchString(cr.RoleSessionName) {
-		errs.Addf("role_session_name", "must be 2 to 64 of A-Z a-z 0-9 _ + = , . @ -")
-	}
-	if cr.Duration < 15*time.Minute || cr.Duration > 12*time.Hour {
-		errs.Addf("duration", "must be between 15m and 12h")
-	}
-	if cr.STSRegion != "" && !regionRe.MatchString(cr.STSRegion) {
-		errs.Addf("sts_region", "%q is not an AWS region such as eu-west-1", trunc(cr.STSRegion))
-	}
-	if cr.STSEndpoint != "" {
-		if err := checkEndpoint(cr.STSEndpoint); err != nil {
-			errs.Addf("sts_endpoint", "%v", err)
-		}
-	}
+	errs.Add("credentials", c.Credentials.Validate())
 	return errs.Err()
 }
 
@@ -302,33 +193,4 @@ func checkLabel(s string, max int) error {
 	return nil
 }
 
-func checkEndpoint(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("%q is not a URL", trunc(raw))
-	}
-	var problems []string
-	if u.Scheme != "http" && u.Scheme != "https" {
-		problems = append(problems, "scheme must be http or https")
-	}
-	if u.Host == "" {
-		problems = append(problems, "host is missing")
-	}
-	if u.User != nil {
-		problems = append(problems, "must not hold credentials")
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		problems = append(problems, "must not have a query or fragment")
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("%s: %s", u.Redacted(), strings.Join(problems, "; "))
-	}
-	return nil
-}
-
-func trunc(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "..."
-	}
-	return s
-}
+func trunc(s string) string { return awsauth.Trunc(s) }

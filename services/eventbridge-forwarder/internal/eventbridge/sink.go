@@ -17,9 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/smithy-go"
-	"github.com/aws/smithy-go/logging"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/auditstream/auditstream/services/internal/awsauth"
 	"github.com/auditstream/auditstream/services/internal/delivery"
 )
 
@@ -79,27 +79,20 @@ func New(cfg Config, opts Options) (*Sink, error) {
 	if now == nil {
 		now = time.Now
 	}
-	var base aws.Config
-	switch cfg.Credentials.Mode() {
-	case ModeDefaultChain, ModeAssumeRole:
-		chain := opts.DefaultChain
-		if chain == nil {
-			chain = sharedChain
-		}
-		loaded, err := chain.Config()
-		if err != nil {
-			return nil, err
-		}
-		base = loaded.Copy()
+	chain := opts.DefaultChain
+	if chain == nil {
+		chain = sharedChain
+	}
+	base, err := awsauth.BaseConfig(cfg.Credentials, chain)
+	if err != nil {
+		return nil, err
 	}
 	base.Region = cfg.Region
 	base.HTTPClient = opts.HTTPClient
 	if base.HTTPClient == nil {
 		base.HTTPClient = sharedHTTPClient()
 	}
-	base.Logger = logging.Nop{}
-	base.ClientLogMode = 0
-	creds, err := credentialsFor(cfg, base, now)
+	creds, err := awsauth.Provider(cfg.Credentials, base, now)
 	if err != nil {
 		return nil, err
 	}
