@@ -19,6 +19,11 @@ var ErrExists = errors.New("object already exists")
 // key.
 var ErrNotFound = errors.New("object not found")
 
+// ErrChecksumMismatch is wrapped by Create when the body's SHA-256 is not
+// CreateOptions.SHA256 (or a store's own checksum does not match what it
+// received). Nothing is stored.
+var ErrChecksumMismatch = errors.New("body does not match its checksum")
+
 // Info describes a stored object.
 type Info struct {
 	Key  string
