@@ -217,6 +217,8 @@ func (s *Service) Consume(ctx context.Context) error {
 		s.cl.AllowRebalance()
 	}
 	s.stopAll(true)
+	// Polling blocked rebalances; leaving the group is one.
+	s.cl.AllowRebalance()
 	s.cl.Close()
 	if runErr == nil {
 		select {

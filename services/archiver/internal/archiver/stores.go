@@ -69,7 +69,9 @@ func (f failedStore) Create(context.Context, string, io.ReaderAt, int64, objstor
 func (f failedStore) Open(context.Context, string) (io.ReadCloser, objstore.Info, error) {
 	return nil, objstore.Info{}, f.err
 }
-func (f failedStore) Stat(context.Context, string) (objstore.Info, error) { return objstore.Info{}, f.err }
+func (f failedStore) Stat(context.Context, string) (objstore.Info, error) {
+	return objstore.Info{}, f.err
+}
 func (f failedStore) List(context.Context, string) iter.Seq2[objstore.Info, error] {
 	return func(yield func(objstore.Info, error) bool) { yield(objstore.Info{}, f.err) }
 }

@@ -40,11 +40,11 @@ type worker struct {
 	p     *archive.Partition
 	recs  chan []*kgo.Record
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	quit   chan struct{}
-	done   chan struct{}
-	once   sync.Once
+	ctx          context.Context
+	cancel       context.CancelFunc
+	quit         chan struct{}
+	done         chan struct{}
+	once         sync.Once
 	commitOnStop bool
 
 	lastOffset int64
