@@ -27,6 +27,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/logging"
 	"github.com/auditstream/auditstream/services/internal/objstore"
+	_ "github.com/auditstream/auditstream/services/internal/objstore/local" // the store kinds the archiver writes to
 	"github.com/auditstream/auditstream/services/internal/server"
 	"github.com/auditstream/auditstream/services/internal/version"
 )
