@@ -101,6 +101,7 @@ directly, so running it moves no service's offsets.`,
 		newLagCommand(g),
 		newOffsetsCommand(g),
 		newDLQCommand(g),
+		newReplayCommand(g),
 	)
 	return root
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/auditctl/internal/partitions"
+	"github.com/auditstream/auditstream/services/auditctl/internal/replay"
 	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -495,39 +496,46 @@ func (s ShownDeadLetter) writeText(w io.Writer) error {
 // --- redrive
 
 type dlqRedriveOptions struct {
-	filter  dlqFilter
-	all     bool
-	dryRun  bool
-	toTopic string
-	output  outputFlag
+	filter       dlqFilter
+	all          bool
+	dryRun       bool
+	toTopic      string
+	destination  string
+	destinations string
+	output       outputFlag
 }
 
 func newDLQRedriveCommand(g *globals) *cobra.Command {
 	o := dlqRedriveOptions{output: outputText}
 	cmd := &cobra.Command{
 		Use:   "redrive [POSITION...] [--all]",
-		Short: "Send dead letters back to the event topic",
+		Short: "Send dead letters back to the event topic or through a connection",
 		Long: `redrive sends the selected dead letters again: the ones named by position
 (0:12 2:7, or 0:12,2:7) or, with --all, every dead letter that the filters
 select. Each is decoded first with today's codec; one that still does not
 decode is not sent, and is reported with its reason.
 
-An event goes back to the event topic (kafka.topics.events.name), with its
-id kept, so every consumer reads it again: forwarders that already
-delivered it deliver it again.
+By default an event goes back to the event topic (kafka.topics.events.name),
+with its id kept, so every consumer reads it again: forwarders that already
+delivered it deliver it again. With --destination it goes only through that
+connection's sink instead, as replay sends it (same batching and retries),
+and only when the event's account routes to that connection.
 
 The dead letters stay on the dead-letter topic; redriving the same one twice
 sends it twice. --dry-run shows what would be sent and sends nothing. The
 exit status is non-zero when any selected dead letter was not sent.`,
 		Example: `  auditctl dlq redrive 0:12 0:13 --dry-run
   auditctl dlq redrive --all --forwarder datadog --reason rejected
-  auditctl dlq redrive 2:7 --to-topic audit.events`,
+  auditctl dlq redrive 2:7 --destination dd-acme --config datadog-forwarder.yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.all == (len(args) > 0) {
 				return errors.New("name the dead letters to redrive (partition:offset ...) or give --all, not both")
 			}
 			if cmd.Flags().Changed("to-topic") && o.toTopic == "" {
 				return errors.New("--to-topic must not be empty")
+			}
+			if o.destination != "" && cmd.Flags().Changed("to-topic") {
+				return errors.New("--to-topic and --destination exclude each other")
 			}
 			cfg, err := g.load()
 			if err != nil {
@@ -547,6 +555,8 @@ exit status is non-zero when any selected dead letter was not sent.`,
 	f.BoolVar(&o.all, "all", false, "redrive every dead letter the filters select")
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what would be sent; send nothing")
 	f.StringVar(&o.toTopic, "to-topic", "", "topic to send events back to (default kafka.topics.events.name, audit.events)")
+	f.StringVar(&o.destination, "destination", "", "send through this connection of the destinations file instead of to the topic")
+	f.StringVar(&o.destinations, "destinations", "", "destinations file (default destinations.file of --config)")
 	f.VarP(&o.output, "output", "o", "text or json")
 	return cmd
 }
@@ -575,9 +585,20 @@ type RedriveReport struct {
 type redriveItem struct {
 	index int // in the report's Items
 	ev    *auditlogv1.AuditEvent
+	time  time.Time
 }
 
 func dlqRedrive(ctx context.Context, g *globals, cfg *Config, o dlqRedriveOptions, args []string) error {
+	var dest *replay.Destination
+	if o.destination != "" {
+		if o.destinations == "" {
+			o.destinations = cfg.Destinations.File
+		}
+		var err error
+		if dest, err = replay.OpenDestination(o.destinations, o.destination); err != nil {
+			return err
+		}
+	}
 	cl, bounds, err := openDLQ(ctx, g, cfg, o.filter.topic)
 	if err != nil {
 		return err
@@ -591,7 +612,9 @@ func dlqRedrive(ctx context.Context, g *globals, cfg *Config, o dlqRedriveOption
 		ranges = positionRanges(pos)
 	}
 	to := o.toTopic
-	if !o.dryRun {
+	if dest != nil {
+		to = "connection " + dest.Name
+	} else if !o.dryRun {
 		if err := checkTopics(ctx, g, kadm.NewClient(cl), o.toTopic); err != nil {
 			return err
 		}
@@ -612,7 +635,11 @@ func dlqRedrive(ctx context.Context, g *globals, cfg *Config, o dlqRedriveOption
 			r.Error = "does not decode: " + describe(err)
 		} else {
 			r.EventID, r.Account = ev.GetId(), auditevent.AccountID(ev)
-			items = append(items, redriveItem{index: len(rep.Items), ev: ev})
+			if dest != nil && !dest.Routes(r.Account) {
+				r.Error = fmt.Sprintf("account %s does not route to connection %s", r.Account, dest.Name)
+			} else {
+				items = append(items, redriveItem{index: len(rep.Items), ev: ev, time: auditevent.EventTime(ev, rec)})
+			}
 		}
 		rep.Items = append(rep.Items, r)
 		return nil
@@ -628,6 +655,8 @@ func dlqRedrive(ctx context.Context, g *globals, cfg *Config, o dlqRedriveOption
 		for _, it := range items {
 			rep.Items[it.index].Sent = true
 		}
+	case dest != nil:
+		err = redriveThrough(ctx, cfg, dest, items, &rep)
 	default:
 		err = redriveToTopic(ctx, cl, o.toTopic, items, &rep)
 	}
@@ -679,6 +708,39 @@ func redriveToTopic(ctx context.Context, cl *kgo.Client, topic string, items []r
 			continue
 		}
 		rep.Items[idx[i]].Sent = true
+	}
+	return nil
+}
+
+// redriveThrough delivers each event through the destination's sink with
+// the delivery settings of the config, as replay does.
+func redriveThrough(ctx context.Context, cfg *Config, dest *replay.Destination, items []redriveItem, rep *RedriveReport) error {
+	sink, err := dest.NewSink()
+	if err != nil {
+		return err
+	}
+	so := senderOptions(cfg, 0, DefaultRetryBudget, false)
+	so.Connection, so.Sink = dest.Name, sink
+	index := map[string]int{} // position → item in the report
+	for _, it := range items {
+		index[rep.Items[it.index].Position] = it.index
+	}
+	sender := replay.Start(ctx, so, func(o replay.Outcome) {
+		i := index[o.Position]
+		if o.Err != nil {
+			rep.Items[i].Error = "rejected: " + o.Err.Error()
+			return
+		}
+		rep.Items[i].Sent = true
+	})
+	for _, it := range items {
+		pos := rep.Items[it.index].Position
+		if err := sender.Send(replay.Item{Event: it.ev, Account: auditevent.AccountID(it.ev), Time: it.time, Position: pos}); err != nil {
+			break
+		}
+	}
+	if err := sender.Close(); err != nil {
+		return fmt.Errorf("redrive through connection %s: %w", dest.Name, err)
 	}
 	return nil
 }

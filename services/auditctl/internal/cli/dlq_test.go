@@ -10,6 +10,7 @@ import (
 	"github.com/auditstream/auditstream/proto/auditevent"
 	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -184,6 +185,9 @@ func TestDLQRedriveAllDryRun(t *testing.T) {
 func TestBadInputDLQ(t *testing.T) {
 	k := newDLQKafka(t)
 	b := []string{"--brokers", k.addr}
+	intake := ddfake.New("dd-a")
+	t.Cleanup(intake.Close)
+	dests := ddDestinations(t, intake)
 	checkBadInputs(t, []badInput{
 		{[]string{"dlq"}, "dlq needs a subcommand: list, show or redrive"},
 		{[]string{"dlq", "list", "--limit", "-1"}, "--limit must be 0 (no limit) or more"},
@@ -200,7 +204,47 @@ func TestBadInputDLQ(t *testing.T) {
 		{[]string{"dlq", "redrive", "0:1", "--all"}, "name the dead letters to redrive"},
 		{[]string{"dlq", "redrive", "0:1", "--to-topic", ""}, "--to-topic must not be empty"},
 		{append([]string{"dlq", "redrive", "0:0", "--to-topic", "nope"}, b...), "topic nope does not exist"},
+		{[]string{"dlq", "redrive", "0:0", "--destination", "dd-a", "--to-topic", "x"}, "--to-topic and --destination exclude each other"},
+		{[]string{"dlq", "redrive", "0:0", "--destination", "dd-a"}, "no destinations file"},
+		{[]string{"dlq", "redrive", "0:0", "--destination", "nope", "--destinations", dests}, `unknown connection "nope"`},
 		{append([]string{"dlq", "redrive", "1:1"}, b...), "dead letter 1:1 does not exist: partition 1 of audit.events.dlq holds offsets 0 to 0"},
 		{[]string{"dlq", "list", "--timeout", "1s", "--brokers", closedAddr(t)}, "cannot reach Kafka at 127.0.0.1:"},
 	})
+}
+
+func TestDLQRedriveThroughConnection(t *testing.T) {
+	k := newDLQKafka(t)
+	intake := ddfake.New("dd-a", "dd-c")
+	t.Cleanup(intake.Close)
+	cfgFile := testConfig(t, ddDestinations(t, intake))
+	r := ctl(t, "dlq", "redrive", "0:0", "0:2", "1:0", "--destination", "dd-a", "--config", cfgFile, "--brokers", k.addr)
+	if r.err == nil || r.err.Error() != "1 of 3 dead letters not redriven" {
+		t.Errorf("redrive = %v\n%s", r.err, r.stderr)
+	}
+	for _, want := range []string{
+		"0:0  sent event ev-1 of acc-a to connection dd-a\n",
+		"0:2  not redriven: account acc-c does not route to connection dd-a\n",
+		"1:0  sent event ev-4 of acc-b to connection dd-a\n",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("redrive lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if got := ddIDs(intake, "dd-a"); !slices.Equal(got, []string{"ev-1", "ev-4"}) {
+		t.Errorf("dd-a received %v", got)
+	}
+	if recs := kafkatest.ReadAll(t, k.Brokers(), topic, 1, time.Second); len(recs) != 0 {
+		t.Errorf("redrive through a connection wrote %d records to the topic", len(recs))
+	}
+
+	// The destination still rejects one: reported, not sent.
+	intake.RejectEntries(func(e []byte) bool { return strings.Contains(string(e), `"ev-4"`) })
+	r = ctl(t, "dlq", "redrive", "0:0", "1:0", "--destination", "dd-a", "--config", cfgFile, "--brokers", k.addr, "-o", "json")
+	var rep RedriveReport
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, r.stdout)
+	}
+	if r.err == nil || rep.Sent != 1 || rep.Failed != 1 || !strings.HasPrefix(rep.Items[1].Error, "rejected: ") {
+		t.Errorf("redrive = %v, report %+v", r.err, rep)
+	}
 }
