@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/services/eventbridge-forwarder/internal/ebfake"
+	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
 	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"

@@ -46,8 +46,8 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
-	"github.com/auditstream/auditstream/services/eventbridge-forwarder/internal/ebfake"
-	"github.com/auditstream/auditstream/services/eventbridge-forwarder/internal/eventbridge"
+	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
+	"github.com/auditstream/auditstream/services/internal/sink/eventbridge"
 	"github.com/auditstream/auditstream/services/internal/benchutil"
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/forwardingtest"

@@ -16,7 +16,7 @@ import (
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/proto/producer"
-	"github.com/auditstream/auditstream/services/eventbridge-forwarder/internal/ebfake"
+	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
 	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 )
 

@@ -6,7 +6,7 @@ import (
 	"context"
 	"io"
 
-	"github.com/auditstream/auditstream/services/eventbridge-forwarder/internal/eventbridge"
+	"github.com/auditstream/auditstream/services/internal/sink/eventbridge"
 	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/forwarding"

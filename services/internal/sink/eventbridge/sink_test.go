@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/services/eventbridge-forwarder/internal/ebfake"
+	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/delivery"
 )

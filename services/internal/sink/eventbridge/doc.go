@@ -22,4 +22,7 @@
 // Credentials never appear in an error or a log: Secrets are read when
 // credentials are needed and errors name their sources; the SDK's logger is
 // off; answers are quoted shortened and in printable ASCII only.
+//
+// The package lives with the shared code so that the EventBridge forwarder
+// and auditctl (replay, redrive) deliver through the very same sink.
 package eventbridge

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
-	"github.com/auditstream/auditstream/services/eventbridge-forwarder/internal/ebfake"
+	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
 	"github.com/auditstream/auditstream/services/internal/delivery"
 )
 
