@@ -112,8 +112,14 @@ func runEnv(ctx context.Context, environ []string, stdout, stderr *lockedBuffer,
 	return runStdin(ctx, environ, "", stdout, stderr, args...)
 }
 
-// runStdin is runEnv with stdin.
+// runStdin is runEnv with stdin. A run without a deadline gets one, so a
+// hang fails the test instead of stalling it.
 func runStdin(ctx context.Context, environ []string, stdin string, stdout, stderr *lockedBuffer, args ...string) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+	}
 	cmd := NewRootCommand(Env{
 		Stdout: stdout, Stderr: stderr,
 		Stdin:   strings.NewReader(stdin),

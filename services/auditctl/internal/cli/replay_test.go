@@ -88,7 +88,7 @@ func ddDestinations(t *testing.T, intake *ddfake.Server) string {
 		if err := os.WriteFile(key, []byte(name+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		fmt.Fprintf(&conns, "  %s:\n    type: datadog\n    settings:\n      base_url: %s\n      api_key: {file: %s}\n      tag_prefix: scalr\n      timeout: 2s\n", name, intake.URL(), key)
+		fmt.Fprintf(&conns, "  %s:\n    type: datadog\n    settings:\n      base_url: %s\n      api_key: {file: \"%s\"}\n      tag_prefix: scalr\n      timeout: 2s\n", name, intake.URL(), key)
 	}
 	file := filepath.Join(dir, "destinations.yaml")
 	content := "connections:\n" + conns.String() + `  archive:
@@ -334,7 +334,9 @@ func TestReplayRateAndProgress(t *testing.T) {
 		Now: func() time.Time { return testNow }, IsTerminal: func(io.Writer) bool { return true }})
 	cmd.SetArgs([]string{"replay", "--config", cfgFile, "--brokers", k.addr, "--destination", "dd-a", "--account", "acc-a", "--rate", "50",
 		"--from", replayFrom.Format(time.RFC3339), "--to", replayTo.Format(time.RFC3339)})
-	if err := cmd.ExecuteContext(context.Background()); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := cmd.ExecuteContext(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if bar := stderr.String(); !strings.Contains(bar, "replay to dd-a") || !strings.Contains(bar, "100%") || !strings.Contains(bar, "records/s") {

@@ -15,6 +15,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/forwarding"
 	"github.com/auditstream/auditstream/services/internal/sink/datadog"
+	"github.com/auditstream/auditstream/services/internal/sink/eventbridge"
 )
 
 // Types are the connection types events can be replayed to.
@@ -97,6 +98,16 @@ func (d *Destination) NewSink() (delivery.EntrySink, error) {
 			return nil, fmt.Errorf("connection %s: %w", d.Name, err)
 		}
 		return datadogSink{c.Encoder(), sink}, nil
+	case destinations.TypeEventBridge:
+		c, err := forwarding.DecodeSettings[eventbridge.Config](d.conn)
+		if err != nil {
+			return nil, err
+		}
+		sink, err := eventbridge.New(c, eventbridge.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("connection %s: %w", d.Name, err)
+		}
+		return eventbridgeSink{c.Encoder(), sink}, nil
 	}
 	return nil, fmt.Errorf("connection %s: type %s has no sink", d.Name, d.Type)
 }
@@ -107,6 +118,9 @@ func (d *Destination) check() error {
 	case destinations.TypeDatadog:
 		_, err := forwarding.DecodeSettings[datadog.Config](d.conn)
 		return err
+	case destinations.TypeEventBridge:
+		_, err := forwarding.DecodeSettings[eventbridge.Config](d.conn)
+		return err
 	}
 	return fmt.Errorf("connection %s: type %s has no sink", d.Name, d.Type)
 }
@@ -114,4 +128,9 @@ func (d *Destination) check() error {
 type datadogSink struct {
 	*datadog.Encoder
 	*datadog.Sink
+}
+
+type eventbridgeSink struct {
+	*eventbridge.Encoder
+	*eventbridge.Sink
 }
