@@ -1,5 +1,7 @@
-// Command auditctl operates auditstream. `auditctl tail` prints the audit
-// events on the topic as JSON lines.
+// Command auditctl is the operators' command line for auditstream: tail and
+// produce events, show lag, reset a group's offsets, inspect and redrive
+// dead letters, and replay a time range through a connection's own sink.
+// docs/auditctl.md describes each command.
 package main
 
 import (

@@ -49,6 +49,8 @@ func TestBadInputCommon(t *testing.T) {
 		{[]string{"tail", "--timeout", "soon"}, `invalid argument "soon" for "--timeout"`},
 		{[]string{"tail", "--config", "/does/not/exist.yaml"}, "config /does/not/exist.yaml: read config: open /does/not/exist.yaml: no such file or directory"},
 		{[]string{"tail", "--config", badConfig}, "field brokerz not found"},
+		// the default --timeout: a refused connection fails at once
+		{[]string{"lag", "--brokers", closedAddr(t)}, "cannot reach Kafka at 127.0.0.1:"},
 	})
 }
 

@@ -21,7 +21,7 @@ const (
 	EnvBrokers = "AUDITSTREAM_KAFKA_BROKERS"
 	// DefaultTimeout bounds the first contact with Kafka and each admin
 	// request, so a wrong address fails fast instead of waiting silently.
-	DefaultTimeout = 10 * time.Second
+	DefaultTimeout = 5 * time.Second
 )
 
 // Env gives the command its surroundings; tests replace them.
@@ -92,7 +92,7 @@ directly, so running it moves no service's offsets.`,
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.configPath, "config", "", "YAML config file with the kafka section (a service's config file works)")
+	pf.StringVar(&g.configPath, "config", "", "YAML config file with the kafka section (a forwarder's own config file works)")
 	pf.StringVar(&g.brokers, "brokers", "", "comma-separated Kafka brokers; overrides --config and $"+EnvBrokers+" (default "+DefaultBrokers+")")
 	pf.DurationVar(&g.timeout, "timeout", DefaultTimeout, "how long to wait for Kafka to answer before giving up")
 	root.AddCommand(

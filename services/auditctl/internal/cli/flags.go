@@ -14,6 +14,9 @@ import (
 // timeFormats is what every time flag accepts, for error messages.
 const timeFormats = "want RFC 3339 (2024-02-16T12:00:00Z), a date (2024-02-16, midnight UTC), now, or a time relative to now (-2h, -30m, -7d)"
 
+// timeForms is timeFormats for flag usage lines.
+const timeForms = "RFC 3339, YYYY-MM-DD (UTC), now, or relative: -2h, -7d"
+
 // parseTime reads a time given on the command line: RFC 3339 (a time
 // without a zone is UTC, as in events), a date alone (midnight UTC), "now",
 // or a signed duration relative to now, where d counts 24 hours (-2h, -7d,

@@ -77,7 +77,7 @@ commit: stop the service first (scale its Deployment to zero).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.group, "group", "", "consumer group to move (required)")
-	f.Var(o.to, "to-time", "move to the first record at or after this time (required): "+timeFormats)
+	f.Var(o.to, "to-time", "move to the first record at or after this time (required): "+timeForms)
 	f.StringArrayVar(&o.topics, "topic", nil, "topic whose offsets move (repeatable; default kafka.topics.events.name, audit.events)")
 	f.BoolVar(&o.execute, "execute", false, "commit the new offsets (without it, only show them)")
 	f.VarP(&o.output, "output", "o", "text or json")

@@ -86,7 +86,7 @@ a line every 10 s otherwise.`,
 		},
 	}
 	f := cmd.Flags()
-	f.Var(o.from, "from", "replay events at or after this time (required): "+timeFormats)
+	f.Var(o.from, "from", "replay events at or after this time (required): "+timeForms)
 	f.Var(o.to, "to", "replay events before this time (required), same forms as --from")
 	f.StringVar(&o.destination, "destination", "", "connection of the destinations file to deliver to (required)")
 	f.StringVar(&o.destinations, "destinations", "", "destinations file (default destinations.file of --config)")

@@ -156,30 +156,36 @@ func TestTailActionFilterAndSummary(t *testing.T) {
 	}
 }
 
-func TestTailBrokersFromEnvironmentAndConfig(t *testing.T) {
-	envAddr, fileAddr := closedAddr(t), closedAddr(t)
-	cfgFile := writeFile(t, "auditctl.yaml", "kafka:\n  brokers: ["+fileAddr+"]\n")
+func TestBrokersPrecedence(t *testing.T) {
+	cfgFile := writeFile(t, "auditctl.yaml", "kafka:\n  brokers: [file-kafka:9092]\n")
 	for _, c := range []struct {
 		name    string
 		environ []string
-		args    []string
+		config  string
+		flag    string
 		want    string
 	}{
-		{"default", nil, nil, DefaultBrokers},
-		{"config file", nil, []string{"--config", cfgFile}, fileAddr},
-		{"environment over file", []string{EnvBrokers + "=" + envAddr}, []string{"--config", cfgFile}, envAddr},
-		{"flag over both", []string{EnvBrokers + "=" + envAddr}, []string{"--config", cfgFile, "--brokers", closedAddr(t)}, ""},
+		{"default", nil, "", "", DefaultBrokers},
+		{"config file", nil, cfgFile, "", "file-kafka:9092"},
+		{"environment over file", []string{EnvBrokers + "=env-kafka:9092,env-kafka-2:9092"}, cfgFile, "", "env-kafka:9092,env-kafka-2:9092"},
+		{"flag over both", []string{EnvBrokers + "=env-kafka:9092"}, cfgFile, "flag-kafka:9092", "flag-kafka:9092"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var stdout, stderr lockedBuffer
-			args := append([]string{"tail", "--timeout", "1s"}, c.args...)
-			err := runEnv(context.Background(), c.environ, &stdout, &stderr, args...)
-			if err == nil || !strings.HasPrefix(err.Error(), "cannot reach Kafka at ") {
-				t.Fatalf("tail = %v, want cannot reach Kafka", err)
+			g := &globals{env: Env{Environ: func() []string { return c.environ }}, configPath: c.config, brokers: c.flag, timeout: time.Second}
+			cfg, err := g.load()
+			if err != nil {
+				t.Fatal(err)
 			}
-			if c.want != "" && !strings.Contains(err.Error(), "cannot reach Kafka at "+c.want+":") {
-				t.Errorf("tail = %v, want it to name %s", err, c.want)
+			if got := strings.Join(cfg.Kafka.Brokers, ","); got != c.want {
+				t.Errorf("brokers %s, want %s", got, c.want)
 			}
 		})
+	}
+	// And the environment's brokers are the ones tail then tries.
+	addr := closedAddr(t)
+	var stdout, stderr lockedBuffer
+	err := runEnv(context.Background(), []string{EnvBrokers + "=" + addr}, &stdout, &stderr, "tail", "--timeout", "1s")
+	if err == nil || !strings.HasPrefix(err.Error(), "cannot reach Kafka at "+addr+":") {
+		t.Errorf("tail = %v, want cannot reach Kafka at %s", err, addr)
 	}
 }
