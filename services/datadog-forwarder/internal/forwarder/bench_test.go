@@ -38,10 +38,10 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
-	"github.com/auditstream/auditstream/services/internal/sink/datadog"
 	"github.com/auditstream/auditstream/services/internal/benchutil"
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/forwardingtest"
+	"github.com/auditstream/auditstream/services/internal/sink/datadog"
 	"github.com/klauspost/compress/gzip"
 	"github.com/twmb/franz-go/pkg/kgo"
 )

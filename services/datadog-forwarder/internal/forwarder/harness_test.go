@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
 	"github.com/auditstream/auditstream/services/internal/forwardingtest"
+	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
 )
 
 // pipeline is a broker, a Datadog intake fake and the forwarder's config

@@ -8,10 +8,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/auditstream/auditstream/services/internal/sink/datadog"
 	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/forwarding"
+	"github.com/auditstream/auditstream/services/internal/sink/datadog"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )

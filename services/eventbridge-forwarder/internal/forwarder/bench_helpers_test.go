@@ -18,10 +18,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
 	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
 )
 
 const (

@@ -9,10 +9,10 @@ import (
 	"time"
 
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
-	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
 	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 

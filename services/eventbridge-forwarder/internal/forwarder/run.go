@@ -6,10 +6,10 @@ import (
 	"context"
 	"io"
 
-	"github.com/auditstream/auditstream/services/internal/sink/eventbridge"
 	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/forwarding"
+	"github.com/auditstream/auditstream/services/internal/sink/eventbridge"
 	"go.uber.org/zap"
 )
 

@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
 )
 
 const testKey = "dd0123456789abcdef0123456789abcd"

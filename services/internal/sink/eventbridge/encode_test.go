@@ -8,8 +8,8 @@ import (
 	"time"
 
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
-	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
 	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
 )
 
 // The seed's example event becomes an entry whose Detail is the seed's JSON
