@@ -21,6 +21,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/forwarding"
 	"github.com/auditstream/auditstream/services/internal/kafka"
+	"github.com/auditstream/auditstream/services/internal/sink/eventbridge"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -224,8 +225,23 @@ func (sc serviceConfig) check(t *testing.T) {
 		if cfg.Delivery.Group != c.Group {
 			t.Errorf("%s: delivery.group %q, want %q", sc.Binary, cfg.Delivery.Group, c.Group)
 		}
-		if _, err := destinations.Load(cfg.Destinations.File); err != nil {
+		table, err := destinations.Load(cfg.Destinations.File)
+		if err != nil {
 			t.Errorf("%s destinations: %v", sc.Binary, err)
+			return
+		}
+		// The EventBridge connections' settings are checked as the
+		// forwarder checks them (the Datadog settings' package brings the
+		// Datadog client, too heavy to build here; its forwarder's tests
+		// cover them).
+		if c.Forwarder == "eventbridge" {
+			check := destinations.CheckType(destinations.TypeEventBridge, func(conn *destinations.Connection) error {
+				_, err := forwarding.DecodeSettings[eventbridge.Config](conn)
+				return err
+			})
+			if err := check(table); err != nil {
+				t.Errorf("%s destinations: %v", sc.Binary, err)
+			}
 		}
 		return
 	}

@@ -1,0 +1,107 @@
+{{/*
+The services' config files, rendered from values. Secrets appear only as
+{file: ...} references to files of existing Secrets mounted at these paths.
+*/}}
+
+{{- define "auditstream.paths" -}}
+config: /etc/auditstream/config
+destinations: /etc/auditstream/destinations
+kafkaSasl: /etc/auditstream/secrets/kafka-sasl
+kafkaCa: /etc/auditstream/secrets/kafka-ca
+kafkaClientCert: /etc/auditstream/secrets/kafka-client-cert
+signingKey: /etc/auditstream/secrets/archive-signing-key
+spool: /var/lib/auditstream/spool
+{{- end -}}
+
+{{/* The `kafka` section for a component. */}}
+{{- define "auditstream.kafkaConfig" -}}
+{{- $k := .ctx.Values.kafka -}}
+{{- $paths := include "auditstream.paths" .ctx | fromYaml -}}
+brokers: {{ toJson $k.brokers }}
+client_id: {{ printf "auditstream-%s" .c.binary }}
+dial_timeout: {{ $k.dialTimeout }}
+request_timeout: {{ $k.requestTimeout }}
+{{- if $k.tls.enabled }}
+tls:
+  enabled: true
+  {{- if $k.tls.ca.existingSecret }}
+  ca_file: {{ printf "%s/%s" $paths.kafkaCa $k.tls.ca.key }}
+  {{- end }}
+  {{- if $k.tls.clientCert.existingSecret }}
+  cert_file: {{ printf "%s/%s" $paths.kafkaClientCert $k.tls.clientCert.certKey }}
+  key_file: {{ printf "%s/%s" $paths.kafkaClientCert $k.tls.clientCert.keyKey }}
+  {{- end }}
+  {{- with $k.tls.serverName }}
+  server_name: {{ . }}
+  {{- end }}
+  {{- if $k.tls.insecureSkipVerify }}
+  insecure_skip_verify: true
+  {{- end }}
+{{- end }}
+{{- if $k.sasl.mechanism }}
+sasl:
+  mechanism: {{ $k.sasl.mechanism }}
+  # the username comes from AUDITSTREAM_KAFKA_SASL_USERNAME
+  password: {file: {{ printf "%s/%s" $paths.kafkaSasl $k.sasl.passwordKey }}}
+{{- end }}
+topics:
+  bootstrap: {{ $k.bootstrapTopics }}
+  events:
+    name: {{ $k.topic.name }}
+    partitions: {{ int $k.topic.partitions }}
+    replication_factor: {{ int $k.topic.replicationFactor }}
+    retention: {{ $k.topic.retention }}
+  dead_letter:
+    name: {{ $k.deadLetterTopic.name }}
+    partitions: {{ int $k.deadLetterTopic.partitions }}
+    replication_factor: {{ int $k.deadLetterTopic.replicationFactor }}
+    retention: {{ $k.deadLetterTopic.retention }}
+{{- end -}}
+
+{{/* The destinations file's path inside the pods. */}}
+{{- define "auditstream.destinationsFile" -}}
+{{- $paths := include "auditstream.paths" . | fromYaml -}}
+{{- printf "%s/%s" $paths.destinations .Values.destinations.key -}}
+{{- end -}}
+
+{{/* The name of the destinations ConfigMap. */}}
+{{- define "auditstream.destinationsConfigMap" -}}
+{{- .Values.destinations.existingConfigMap | default (include "auditstream.resourceName" (dict "ctx" . "suffix" "destinations")) -}}
+{{- end -}}
+
+{{/* A retry topic: audit.events.retry.<forwarder>. */}}
+{{- define "auditstream.retryTopic" -}}
+{{- printf "audit.events.retry.%s" . -}}
+{{- end -}}
+
+{{/*
+A component's whole config file. Call with (dict "ctx" $ "c" $component).
+*/}}
+{{- define "auditstream.config" -}}
+{{- $ctx := .ctx -}}
+{{- $c := .c -}}
+{{- $v := $c.values -}}
+{{- $paths := include "auditstream.paths" $ctx | fromYaml -}}
+{{- $cfg := dict
+  "log" (dict "level" $ctx.Values.log.level "format" $ctx.Values.log.format)
+  "http" (dict "addr" (printf ":%d" (int $c.port)))
+  "kafka" (include "auditstream.kafkaConfig" . | fromYaml) -}}
+{{- if $c.consumer -}}
+{{- $_ := set $cfg "destinations" (dict "file" (include "auditstream.destinationsFile" $ctx) "poll_interval" $ctx.Values.destinations.pollInterval) -}}
+{{- end -}}
+{{- if eq $c.key "ingest" -}}
+{{- $_ := set $cfg "ingest" (deepCopy ($v.config | default dict)) -}}
+{{- else if $c.forwarder -}}
+{{- $r := $ctx.Values.kafka.retryTopic -}}
+{{- $delivery := dict "group" $v.consumerGroup "retry_topic" (dict "name" (include "auditstream.retryTopic" $c.forwarder) "partitions" (int $r.partitions) "replication_factor" (int $r.replicationFactor) "retention" $r.retention) -}}
+{{- $_ := set $cfg "delivery" (mergeOverwrite $delivery (deepCopy ($v.config | default dict))) -}}
+{{- else if eq $c.key "archiver" -}}
+{{- $archive := dict "group" $v.consumerGroup "spool_dir" $paths.spool -}}
+{{- if $v.signingKey.existingSecret -}}
+{{- $_ := set $archive "signing_key" (dict "file" (printf "%s/%s" $paths.signingKey $v.signingKey.key)) -}}
+{{- end -}}
+{{- $_ := set $cfg "archive" (mergeOverwrite $archive (deepCopy ($v.config | default dict))) -}}
+{{- end -}}
+{{- $cfg = mergeOverwrite $cfg (deepCopy ($v.structuredConfig | default dict)) -}}
+{{- toYaml $cfg -}}
+{{- end -}}
