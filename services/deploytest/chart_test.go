@@ -439,6 +439,9 @@ func checkScaling(t *testing.T, r rendered, values map[string]any, c component, 
 	partitions, _ := dig(values, "kafka", "topic", "partitions").(int)
 	topic := str(dig(values, "kafka", "topic", "name"))
 	keda, _ := dig(values, "keda", "enabled").(bool)
+	if own, ok := dig(values, c.ValuesKey, "autoscaling", "keda").(bool); ok && !own {
+		keda = false
+	}
 	hpaOn, _ := dig(values, c.ValuesKey, "autoscaling", "enabled").(bool)
 	so, hpa := r.get("ScaledObject", name), r.get("HorizontalPodAutoscaler", name)
 	spec, _ := dig(d, "spec").(map[string]any)

@@ -211,14 +211,15 @@ replicas cap, secret values in config blocks and extraEnv.
 {{- if .c.consumer -}}
 {{- $partitions := int .ctx.Values.kafka.topic.partitions -}}
 {{- $max := int $v.replicas -}}
-{{- if or .ctx.Values.keda.enabled $v.autoscaling.enabled -}}
+{{- $scaled := include "auditstream.autoscaled" . -}}
+{{- if $scaled -}}
 {{- $max = int $v.autoscaling.maxReplicas -}}
 {{- if gt (int $v.autoscaling.minReplicas) $max -}}
 {{- fail (printf "%s.autoscaling.minReplicas (%d) is above maxReplicas (%d)" .c.key (int $v.autoscaling.minReplicas) $max) -}}
 {{- end -}}
 {{- end -}}
 {{- if and (gt $max $partitions) (not $v.allowReplicasAbovePartitions) -}}
-{{- fail (printf "%s: %d replicas for %d partitions of %s; a consumer group gives each partition to one member, so the extra replicas would sit idle. Lower %s, raise kafka.topic.partitions, or set %s.allowReplicasAbovePartitions" .c.key $max $partitions .ctx.Values.kafka.topic.name (ternary "autoscaling.maxReplicas" "replicas" (or .ctx.Values.keda.enabled $v.autoscaling.enabled)) .c.key) -}}
+{{- fail (printf "%s: %d replicas for %d partitions of %s; a consumer group gives each partition to one member, so the extra replicas would sit idle. Lower %s, raise kafka.topic.partitions, or set %s.allowReplicasAbovePartitions" .c.key $max $partitions .ctx.Values.kafka.topic.name (ternary "autoscaling.maxReplicas" "replicas" (eq $scaled "true")) .c.key) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}

@@ -11,10 +11,14 @@ component and its values.
 {{- toJson $c -}}
 {{- end -}}
 
+{{/* Whether KEDA scales the component ("true" or ""): consumers, with keda.enabled, unless autoscaling.keda is false. */}}
+{{- define "auditstream.kedaScaled" -}}
+{{- if and .c.consumer .ctx.Values.keda.enabled (dig "keda" true .c.values.autoscaling) -}}true{{- end -}}
+{{- end -}}
+
 {{/* Whether an autoscaler owns the component's replicas ("true" or ""). */}}
 {{- define "auditstream.autoscaled" -}}
-{{- $v := .c.values -}}
-{{- if or $v.autoscaling.enabled (and .c.consumer .ctx.Values.keda.enabled) -}}true{{- end -}}
+{{- if or .c.values.autoscaling.enabled (include "auditstream.kedaScaled" .) -}}true{{- end -}}
 {{- end -}}
 
 {{/* The pod label Azure Workload Identity needs ("true" or ""). */}}
@@ -361,7 +365,7 @@ automountServiceAccountToken: false
 {{- define "auditstream.hpa" -}}
 {{- $c := include "auditstream.with" . | fromJson -}}
 {{- $v := $c.values -}}
-{{- if and $v.enabled $v.autoscaling.enabled (not (and $c.consumer .ctx.Values.keda.enabled)) }}
+{{- if and $v.enabled $v.autoscaling.enabled (not (include "auditstream.kedaScaled" (dict "ctx" .ctx "c" $c))) }}
 apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata:
@@ -391,7 +395,7 @@ spec:
 {{- $c := include "auditstream.with" . | fromJson -}}
 {{- $v := $c.values -}}
 {{- $k := $ctx.Values.kafka -}}
-{{- if and $v.enabled $c.consumer $ctx.Values.keda.enabled }}
+{{- if and $v.enabled (include "auditstream.kedaScaled" (dict "ctx" $ctx "c" $c)) }}
 {{- $auth := or $k.sasl.mechanism (and $k.tls.enabled (or $k.tls.ca.existingSecret $k.tls.clientCert.existingSecret)) }}
 apiVersion: keda.sh/v1alpha1
 kind: ScaledObject
