@@ -341,3 +341,52 @@ func parseGoMemLimit(s string) (int64, error) {
 	}
 	return 0, fmt.Errorf("not a GOMEMLIMIT size")
 }
+
+// TestComposeQuickStartDocs: what docs/deploy.md's quick start tells the
+// reader to type works with what docker-compose.yml and its configs hold.
+func TestComposeQuickStartDocs(t *testing.T) {
+	doc := string(readRepoFile(t, "docs/deploy.md"))
+	p := loadCompose(t)
+
+	// The token in the curl is the one whose hash ingest accepts.
+	m := regexp.MustCompile(`Authorization: Bearer ([A-Za-z0-9._-]+)`).FindStringSubmatch(doc)
+	if m == nil {
+		t.Fatal("docs/deploy.md has no bearer token in its quick start")
+	}
+	if cfg := string(readRepoFile(t, "deploy/compose/ingest.yaml")); !strings.Contains(cfg, "sha256: "+sha256Hex(m[1])) {
+		t.Errorf("deploy/compose/ingest.yaml does not accept the documented token %q", m[1])
+	}
+	// The event file it posts exists.
+	for _, f := range regexp.MustCompile(`--data @(\S+)`).FindAllStringSubmatch(doc, -1) {
+		if _, err := os.Stat(filepath.Join(repoRoot(t), f[1])); err != nil {
+			t.Errorf("the documented event file: %v", err)
+		}
+	}
+	// Ports it names are published on loopback by the right service.
+	published := map[string]string{}
+	for _, s := range p.Services {
+		for _, port := range s.Ports {
+			published[port.HostIP+":"+port.Published] = s.Name
+		}
+	}
+	for addr, service := range map[string]string{
+		"127.0.0.1:8080": "ingest", "127.0.0.1:8081": "datadog-forwarder", "127.0.0.1:9094": "kafka", "127.0.0.1:9001": "s3",
+	} {
+		if !strings.Contains(doc, addr) && !strings.Contains(doc, strings.TrimPrefix(addr, "127.0.0.1")) {
+			t.Errorf("docs/deploy.md does not name %s", addr)
+		}
+		if published[addr] != service {
+			t.Errorf("%s is published by %q, the docs say %s", addr, published[addr], service)
+		}
+	}
+	if v := composeService(t, p, "kafka").Environment["KAFKA_ADVERTISED_LISTENERS"]; v == nil || !strings.Contains(*v, "HOST://127.0.0.1:9094") {
+		t.Error("kafka does not advertise 127.0.0.1:9094 to this machine's clients")
+	}
+	// The archiver routes every account to the three stand-ins.
+	dest := string(readRepoFile(t, "deploy/compose/destinations/destinations.yaml"))
+	for _, conn := range []string{"archive-s3", "archive-gcs", "archive-azure"} {
+		if !strings.Contains(dest, conn+":") {
+			t.Errorf("the destinations file has no %s connection", conn)
+		}
+	}
+}
