@@ -58,6 +58,13 @@ type ArchiveConfig struct {
 	// CommitInterval is how often progress is committed when no group is
 	// being written.
 	CommitInterval time.Duration `yaml:"commit_interval"`
+	// SessionTimeout is how long the group waits for a member that stopped
+	// heartbeating (a killed pod) before its partitions move.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// RebalanceTimeout bounds how long members may take to hand partitions
+	// over; a group being written when its partition is revoked is abandoned
+	// and written again by the next owner.
+	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
 	// SigningKey signs manifests: an Ed25519 private key in PKCS #8 PEM. Left
 	// out, manifests are unsigned (hashes and chain are still checked).
 	SigningKey config.Secret `yaml:"signing_key"`
@@ -82,6 +89,8 @@ func DefaultConfig() Config {
 			UploadConcurrency: 8,
 			StorageRetryFor:   10 * time.Minute,
 			CommitInterval:    5 * time.Second,
+			SessionTimeout:    45 * time.Second,
+			RebalanceTimeout:  60 * time.Second,
 		},
 	}
 }
@@ -135,6 +144,12 @@ func (a ArchiveConfig) Validate() error {
 	}
 	if a.CommitInterval < 10*time.Millisecond {
 		errs.Addf("commit_interval", "must be at least 10ms")
+	}
+	if a.SessionTimeout < time.Second || a.SessionTimeout > 30*time.Minute {
+		errs.Addf("session_timeout", "%s is outside 1s..30m", a.SessionTimeout)
+	}
+	if a.RebalanceTimeout < time.Second || a.RebalanceTimeout > 30*time.Minute {
+		errs.Addf("rebalance_timeout", "%s is outside 1s..30m", a.RebalanceTimeout)
 	}
 	if a.SigningKey.IsSet() {
 		if pemBytes, err := a.SigningKey.Value(); err != nil {
