@@ -2,8 +2,10 @@ package archiver
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,19 +26,19 @@ import (
 // archiverProcess runs the real binary against the test's broker and
 // bucket, so it can be killed with SIGKILL at any instant.
 type archiverProcess struct {
-	t       *testing.T
-	e       *env
-	bin     string
-	cfgFile string
-	mu      sync.Mutex
-	cmd     *exec.Cmd
+	t    *testing.T
+	e    *env
+	bin  string
+	cfg  string // config without the http section
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	addr string
 }
 
 func (e *env) process(spool string) *archiverProcess {
 	e.t.Helper()
 	bin := forwardingtest.BuildBinary(e.t, "../..")
 	cfg := fmt.Sprintf(`log: {level: warn, format: json}
-http: {addr: 127.0.0.1:0}
 kafka:
   brokers: [%s]
   topics:
@@ -54,19 +56,36 @@ archive:
   rebalance_timeout: 8s
   signing_key: {file: %q}
 `, strings.Join(e.cluster.Brokers(), ", "), testPartitions, e.destFile, spool, e.keyFile)
-	f := filepath.Join(e.t.TempDir(), "archiver.yaml")
-	if err := os.WriteFile(f, []byte(cfg), 0o600); err != nil {
-		e.t.Fatal(err)
-	}
-	return &archiverProcess{t: e.t, e: e, bin: bin, cfgFile: f}
+	return &archiverProcess{t: e.t, e: e, bin: bin, cfg: cfg}
 }
 
 func (p *archiverProcess) start() {
 	p.t.Helper()
-	cmd := forwardingtest.StartProcess(p.t, nil, &forwardingtest.TestWriter{T: p.t, Prefix: "archiver"}, p.bin, "--config", p.cfgFile)
+	addr := forwardingtest.FreeAddr(p.t)
+	f := filepath.Join(p.t.TempDir(), "archiver.yaml")
+	if err := os.WriteFile(f, []byte(p.cfg+"http: {addr: "+addr+"}\n"), 0o600); err != nil {
+		p.t.Fatal(err)
+	}
+	cmd := forwardingtest.StartProcess(p.t, nil, &forwardingtest.TestWriter{T: p.t, Prefix: "archiver"}, p.bin, "--config", f)
 	p.mu.Lock()
-	p.cmd = cmd
+	p.cmd, p.addr = cmd, addr
 	p.mu.Unlock()
+}
+
+// owned is the number of partitions the running process works on.
+func (p *archiverProcess) owned() int {
+	resp, err := http.Get("http://" + p.addr + "/status")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Partitions []json.RawMessage `json:"partitions"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&st) != nil {
+		return 0
+	}
+	return len(st.Partitions)
 }
 
 // kill sends SIGKILL and reaps the process; safe to call from any goroutine
@@ -165,7 +184,12 @@ func TestKilledAtRandomWhileEventsArrive(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	for round := range 6 {
 		p.start()
-		time.Sleep(time.Duration(1500+rng.IntN(3000)) * time.Millisecond)
+		// Once the new process owns the partitions (the killed one's
+		// session has expired), kill it at a random instant of its work.
+		forwardingtest.WaitFor(t, "the restarted archiver to own the partitions", 30*time.Second, func() bool {
+			return p.owned() == testPartitions
+		})
+		time.Sleep(time.Duration(500+rng.IntN(3500)) * time.Millisecond)
 		p.kill()
 		remember(t, st, seen)
 		more := batch(150, len(published))
