@@ -9,7 +9,10 @@
 // multipart upload that fails or is refused is aborted; its parts never
 // become an object. S3 answers a failed condition with 412
 // PreconditionFailed, and a conditional write racing another one on the
-// same key with 409 ConditionalRequestConflict.
+// same key with 409 ConditionalRequestConflict. The SDK retries failed
+// requests; a retry whose first attempt did create the object reports
+// ErrExists, which is right for the archive, whose names and bytes are
+// functions of the events.
 //
 // With CreateOptions.SHA256 the checksum is sent as x-amz-checksum-sha256
 // (whole body on PutObject; per part on multipart uploads, created with
