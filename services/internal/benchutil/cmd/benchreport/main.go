@@ -31,6 +31,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	candidate := fs.String("candidate", "", "name of the benchmark measured against the ceiling (required)")
 	metric := fs.String("metric", "events/s", "higher-is-better metric the target applies to")
 	target := fs.Float64("target", 0.5, "least candidate/ceiling ratio of -metric that passes")
+	least := fs.Float64("min", 0, "least absolute value of -metric the candidate must reach (0: no absolute target)")
 	strict := fs.Bool("strict", false, "exit 1 when the candidate is below the target")
 	quiet := fs.Bool("quiet", false, "do not copy the benchmark output through")
 	if err := fs.Parse(args); err != nil {
@@ -77,6 +78,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if *strict {
 			code = 1
 		}
+	}
+	if *least > 0 {
+		v, ok := cmp.Candidate.Metrics[*metric]
+		verdict := "PASS"
+		if !ok || v < *least {
+			verdict = "BELOW TARGET"
+			if *strict {
+				code = 1
+			}
+		}
+		fmt.Fprintf(stdout, "target: %s %s >= %s: %s (%s)\n", *candidate, *metric, benchutil.FormatValue(*least), verdict, benchutil.FormatValue(v))
 	}
 	return code
 }
