@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	crand "crypto/rand"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -32,7 +33,6 @@ import (
 	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
 	"github.com/auditstream/auditstream/services/internal/objstore"
-	_ "github.com/auditstream/auditstream/services/internal/objstore/local"
 )
 
 var day0 = time.Date(2024, 2, 16, 0, 0, 0, 0, time.UTC)
@@ -81,15 +81,6 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	return &env{t: t, cluster: c, destFile: filepath.Join(dir, "destinations.yaml"), keyFile: keyFile, pub: pub}
-}
-
-// routeAll sends every account's events to a local directory.
-func (e *env) routeAll(dir string) {
-	e.t.Helper()
-	yaml := fmt.Sprintf("connections:\n  bucket:\n    type: storage\n    settings:\n      kind: local\n      local: {dir: %q}\nroutes:\n  - account: \"*\"\n    connections: [bucket]\n", dir)
-	if err := os.WriteFile(e.destFile, []byte(yaml), 0o600); err != nil {
-		e.t.Fatal(err)
-	}
 }
 
 func (e *env) config(group string) Config {
@@ -234,16 +225,6 @@ func countIDs(objs map[string][]*auditlogv1.AuditEvent) map[string]int {
 	return n
 }
 
-func openLocal(t *testing.T, dir string) objstore.Store {
-	t.Helper()
-	st, err := objstore.Open(context.Background(), objstore.Settings{Kind: objstore.KindLocal, Local: &objstore.LocalSettings{Dir: dir}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	return st
-}
-
 func waitArchived(t *testing.T, st objstore.Store, want int, timeout time.Duration) map[string][]*auditlogv1.AuditEvent {
 	t.Helper()
 	var objs map[string][]*auditlogv1.AuditEvent
@@ -290,9 +271,13 @@ func versions(t *testing.T, st objstore.Store) map[string]string {
 }
 
 func TestArchiveDaysOfShuffledEventsExactlyOnce(t *testing.T) {
+	forEachBackend(t, testArchiveDays)
+}
+
+func testArchiveDays(t *testing.T, be backend) {
 	e := newEnv(t)
-	bucket := t.TempDir()
-	e.routeAll(bucket)
+	b1 := be.newBucket(t)
+	e.route(b1)
 	evs := makeEvents(50, 3, 6)
 	rand.New(rand.NewPCG(1, 2)).Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
 	e.publish(evs)
@@ -300,7 +285,7 @@ func TestArchiveDaysOfShuffledEventsExactlyOnce(t *testing.T) {
 	clk := newClock(day0.Add(2*24*time.Hour + time.Hour)) // every window still open
 	stop := e.start(e.config("archiver-a"), clk)
 	time.Sleep(500 * time.Millisecond)
-	st := openLocal(t, bucket)
+	st := b1.st
 	if n := len(archived(t, st)); n != 0 {
 		t.Fatalf("%d objects written while every window was open", n)
 	}
@@ -344,13 +329,13 @@ func TestArchiveDaysOfShuffledEventsExactlyOnce(t *testing.T) {
 
 	// The same topic archived again from scratch gives the same names and
 	// the same bytes.
-	bucket2 := t.TempDir()
-	e.routeAll(bucket2)
+	b2 := be.newBucket(t)
+	e.route(b2)
 	clk2 := newClock(day0.Add(2*24*time.Hour + time.Hour))
 	e.start(e.config("archiver-b"), clk2)
 	time.Sleep(500 * time.Millisecond)
 	clk2.Set(day0.Add(3*24*time.Hour + time.Hour))
-	st2 := openLocal(t, bucket2)
+	st2 := b2.st
 	waitArchived(t, st2, len(evs), 30*time.Second)
 	a, b := objectBytes(t, st), objectBytes(t, st2)
 	if len(a) != len(b) {
@@ -364,15 +349,19 @@ func TestArchiveDaysOfShuffledEventsExactlyOnce(t *testing.T) {
 }
 
 func TestLateEventGetsANewObjectAndManifestEntry(t *testing.T) {
+	forEachBackend(t, testLateEvent)
+}
+
+func testLateEvent(t *testing.T, be backend) {
 	e := newEnv(t)
-	bucket := t.TempDir()
-	e.routeAll(bucket)
+	b := be.newBucket(t)
+	e.route(b)
 	e.publish(makeEvents(3, 1, 4))
 	clk := newClock(day0.Add(12 * time.Hour))
 	e.start(e.config("archiver"), clk)
 	time.Sleep(300 * time.Millisecond)
 	clk.Set(day0.Add(25 * time.Hour))
-	st := openLocal(t, bucket)
+	st := b.st
 	waitArchived(t, st, 12, 30*time.Second)
 	before := versions(t, st)
 
@@ -410,42 +399,43 @@ func TestLateEventGetsANewObjectAndManifestEntry(t *testing.T) {
 }
 
 func TestPreplantedObjectRaisesAlarmAndOthersContinue(t *testing.T) {
+	forEachBackend(t, testPreplanted)
+}
+
+func testPreplanted(t *testing.T, be backend) {
 	e := newEnv(t)
-	bucket := t.TempDir()
-	e.routeAll(bucket)
 	evs := makeEvents(4, 1, 3)
 	e.publish(evs)
 
 	// Find where acc-02's day will go by archiving once elsewhere.
-	probe := t.TempDir()
-	e.routeAll(probe)
+	probe := be.newBucket(t)
+	e.route(probe)
 	clk := newClock(day0.Add(25 * time.Hour))
 	cfg := e.config("probe")
 	cfg.Archive.LateFlushAfter = time.Second
 	stop := e.start(cfg, clk)
 	clk.Run(day0.Add(26 * time.Hour))
 	var target string
-	for k := range waitArchived(t, openLocal(t, probe), len(evs), 30*time.Second) {
+	for k := range waitArchived(t, probe.st, len(evs), 30*time.Second) {
 		if strings.HasPrefix(k, "acc-02/") {
 			target = k
 		}
 	}
 	stop()
 
-	planted := filepath.Join(bucket, filepath.FromSlash(target))
-	if err := os.MkdirAll(filepath.Dir(planted), 0o755); err != nil {
+	b := be.newBucket(t)
+	const planted = "not what the archiver would write"
+	if _, err := b.st.Create(context.Background(), target, strings.NewReader(planted), int64(len(planted)), objstore.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(planted, []byte("not what the archiver would write"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	e.routeAll(bucket)
+	plantedVersion := versions(t, b.st)[target]
+	e.route(b)
 	clk2 := newClock(day0.Add(25 * time.Hour))
 	cfg2 := e.config("real")
 	cfg2.Archive.LateFlushAfter = time.Second
 	e.start(cfg2, clk2)
 	clk2.Run(day0.Add(26 * time.Hour))
-	st := openLocal(t, bucket)
+	st := b.st
 	// Every event lands (acc-02's beside the planted object), the planted
 	// bytes stay.
 	forwardingtest.WaitFor(t, "all accounts archived", 30*time.Second, func() bool {
@@ -455,8 +445,13 @@ func TestPreplantedObjectRaisesAlarmAndOthersContinue(t *testing.T) {
 		}
 		return n == len(evs)
 	})
-	got, _ := os.ReadFile(planted)
-	if string(got) != "not what the archiver would write" {
+	rc, _, err := st.Open(context.Background(), target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(got) != planted || versions(t, st)[target] != plantedVersion {
 		t.Fatal("planted object was overwritten")
 	}
 	rep, err := archive.Verify(context.Background(), st, archive.VerifyOptions{PublicKey: e.pub})
@@ -467,15 +462,15 @@ func TestPreplantedObjectRaisesAlarmAndOthersContinue(t *testing.T) {
 	for _, p := range rep.Problems {
 		kinds[p.Kind] = p.Key
 	}
-	if kinds[archive.ProblemExtra] != target || kinds[archive.ProblemConflictCopy] == "" {
+	if kinds[archive.ProblemExtra] != target || kinds[archive.ProblemConflictCopy] == "" || len(rep.Problems) != 2 {
 		t.Fatalf("verify problems %v, want the planted object as extra and the conflict copy reported", rep.Problems)
 	}
 }
 
 func TestMalformedRecordsGoToTheDeadLetterTopic(t *testing.T) {
 	e := newEnv(t)
-	bucket := t.TempDir()
-	e.routeAll(bucket)
+	b := localBackend().newBucket(t)
+	e.route(b)
 	cl := e.cluster.Client(kgo.DefaultProduceTopic("audit.events"))
 	bad := []*kgo.Record{
 		{Key: []byte("acc-00"), Value: []byte("{not json")},
@@ -492,7 +487,7 @@ func TestMalformedRecordsGoToTheDeadLetterTopic(t *testing.T) {
 	cfg.Archive.LateFlushAfter = time.Second
 	e.start(cfg, clk)
 	clk.Run(day0.Add(26 * time.Hour))
-	waitArchived(t, openLocal(t, bucket), 4, 30*time.Second)
+	waitArchived(t, b.st, 4, 30*time.Second)
 	dlq := kafkatest.ReadAll(t, e.cluster.Brokers(), "audit.events.dlq", len(bad), 20*time.Second)
 	if len(dlq) != len(bad) {
 		t.Fatalf("%d dead letters, want %d", len(dlq), len(bad))

@@ -174,9 +174,9 @@ func batch(n, from int) []event {
 // time: each event ends in exactly one object and no object changes.
 func TestKilledAtRandomWhileEventsArrive(t *testing.T) {
 	e := newEnv(t)
-	bucket := t.TempDir()
-	e.routeAll(bucket)
-	st := openLocal(t, bucket)
+	b := localBackend().newBucket(t)
+	e.route(b)
+	st := b.st
 	p := e.process(t.TempDir())
 	published := batch(600, 0)
 	e.publish(published)
@@ -209,9 +209,9 @@ func TestKilledAtEachStepOfAGroup(t *testing.T) {
 	for _, step := range []string{"before-upload", "mid-upload", "after-upload-before-commit"} {
 		t.Run(step, func(t *testing.T) {
 			e := newEnv(t)
-			bucket := t.TempDir()
-			e.routeAll(bucket)
-			st := openLocal(t, bucket)
+			b := localBackend().newBucket(t)
+			e.route(b)
+			st := b.st
 			p := e.process(t.TempDir())
 			published := batch(400, 0)
 			e.publish(published)

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,7 +28,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/logging"
 	"github.com/auditstream/auditstream/services/internal/objstore"
-	_ "github.com/auditstream/auditstream/services/internal/objstore/local" // the store kinds the archiver writes to
+	_ "github.com/auditstream/auditstream/services/internal/objstore/all" // every store kind
 	"github.com/auditstream/auditstream/services/internal/server"
 	"github.com/auditstream/auditstream/services/internal/version"
 )
@@ -51,6 +52,16 @@ type Service struct {
 	stores  *storeCache
 	cl      *kgo.Client
 	adm     *kadm.Client
+
+	// filed counts records taken off the topic (archived, skipped or
+	// dead-lettered); archived counts events in objects created or
+	// confirmed. For status and benchmarks.
+	filed    atomic.Int64
+	archived atomic.Int64
+
+	// uploads bounds the objects being built and written at once across
+	// all partitions: each holds a compressor and buffers.
+	uploads chan struct{}
 
 	mu      sync.Mutex
 	workers map[int32]*worker
@@ -152,6 +163,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, reg prometheus.Regist
 		cfg: cfg, log: log, metrics: newMetrics(reg), watcher: watcher,
 		writer: archive.NewWriter(signer), stores: newStoreCache(log),
 		workers: map[int32]*worker{}, fatal: make(chan error, 1), now: time.Now,
+		uploads: make(chan struct{}, cfg.Archive.UploadConcurrency),
 	}
 	cl, err := kafka.NewClient(cfg.Kafka, log, reg,
 		kgo.ConsumerGroup(cfg.Archive.Group),
@@ -159,6 +171,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, reg prometheus.Regist
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
+		// Fetched records wait in memory until their partition files them;
+		// small fetches keep that bounded while the spool does the holding.
+		kgo.FetchMaxBytes(8<<20),
+		kgo.FetchMaxPartitionBytes(1<<20),
 		kgo.SessionTimeout(cfg.Archive.SessionTimeout),
 		kgo.RebalanceTimeout(cfg.Archive.RebalanceTimeout),
 		kgo.OnPartitionsAssigned(s.onAssigned),
