@@ -16,11 +16,15 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/auditstream/auditstream/proto/auditevent"
 	"github.com/auditstream/auditstream/services/internal/archive"
 	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 	"github.com/auditstream/auditstream/services/internal/objstore"
+	"github.com/auditstream/auditstream/services/internal/objstore/s3store/s3fake"
 )
 
 // archiverProcess runs the real binary against the test's broker and
@@ -305,4 +309,65 @@ func failCommit(r *kmsg.OffsetCommitRequest) kmsg.Response {
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
+}
+
+// Killed in the middle of a multipart upload to S3 (after some parts, before
+// the complete): no partial object appears, the restarted archiver uploads
+// the object whole, once.
+func TestKilledMidMultipartUpload(t *testing.T) {
+	e := newEnv(t)
+	var fake *s3fake.Fake
+	b := s3Backend(&fake).newBucket(t)
+	e.route(b)
+	p := e.process(t.TempDir())
+
+	// One account with enough incompressible events for an object over
+	// the 5 MiB multipart threshold.
+	rng := rand.New(rand.NewPCG(3, 4))
+	cl := e.cluster.Client(kgo.DefaultProduceTopic("audit.events"))
+	var published []event
+	var recs []*kgo.Record
+	for i := range 9000 {
+		ev := event{id: fmt.Sprintf("big-%05d", i), account: "acc-big", ts: day0.Add(time.Duration(i) * time.Second)}
+		pe := forwardingtest.TestEvent(ev.account, i)
+		pe.Id, pe.Timestamp = ev.id, timestamppb.New(ev.ts)
+		pe.Extra = map[string]string{"referer": randText(rng, 900)}
+		if err := auditevent.Prepare(pe, ev.ts); err != nil {
+			t.Fatal(err)
+		}
+		rec, err := auditevent.NewRecord("audit.events", pe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, rec)
+		published = append(published, ev)
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	var parts atomic.Int64
+	var killed atomic.Bool
+	fake.OnRequest = func(op string, _ *http.Request) {
+		if op == "part" && parts.Add(1) == 2 && !killed.Load() {
+			killed.Store(true)
+			p.kill()
+		}
+	}
+	p.start()
+	forwardingtest.WaitFor(t, "a kill mid multipart upload", 60*time.Second, killed.Load)
+	p.kill()
+	seen := map[string]string{}
+	remember(t, b.st, seen)
+	for k := range seen {
+		if _, ok := archive.ParseObjectKey(k); ok {
+			t.Fatalf("object %s exists after a kill mid-upload", k)
+		}
+	}
+	p.start()
+	checkArchive(t, e, b.st, published, seen)
+	p.stop()
+	if fake.Completes.Load() == 0 {
+		t.Fatal("no multipart upload completed: the object was not large enough to test this")
+	}
 }
