@@ -143,6 +143,8 @@ DATADOG_BENCH_PKG := ./services/datadog-forwarder/internal/forwarder
 DATADOG_BENCH_OUT := $(CURDIR)/bin/bench-datadog.out
 EVENTBRIDGE_BENCH_PKG := ./services/eventbridge-forwarder/internal/forwarder
 EVENTBRIDGE_BENCH_OUT := $(CURDIR)/bin/bench-eventbridge.out
+ARCHIVER_BENCH_PKG := ./services/archiver/internal/archiver
+ARCHIVER_BENCH_OUT := $(CURDIR)/bin/bench-archiver.out
 
 bench: ## throughput, latency and peak memory of each service as ratios against the raw franz-go ceiling on the same broker
 	@mkdir -p bin
@@ -158,6 +160,12 @@ bench: ## throughput, latency and peak memory of each service as ratios against 
 	$(GO) test -run '^$$' -bench 'EventBridge(ConsumeCeiling|EntryOnly|EncodeOnly|Forwarder)$$' -benchtime 200000x -count 3 -benchmem $(EVENTBRIDGE_BENCH_PKG) | tee $(EVENTBRIDGE_BENCH_OUT)
 	$(GO) test -run '^$$' -bench 'EventBridgeEndToEndLatency$$' -benchtime 1x -count 3 -benchmem $(EVENTBRIDGE_BENCH_PKG) | tee -a $(EVENTBRIDGE_BENCH_OUT)
 	AUDITSTREAM_BENCH_OUTPUT=$(EVENTBRIDGE_BENCH_OUT) $(GO) test -count=1 -run '^TestEventBridgeBenchReport$$' -v $(EVENTBRIDGE_BENCH_PKG)
+	@echo "== archiver: raw consume ceiling, one day of 1 KB events archived into a local directory and into gofakes3 (target 150k events/s)"
+	$(GO) test -run '^$$' -bench 'Archive(ConsumeCeiling|Local|S3)$$' -benchtime 200000x -count 3 $(ARCHIVER_BENCH_PKG) | tee $(ARCHIVER_BENCH_OUT) | \
+		bin/benchreport -ceiling ArchiveConsumeCeiling -candidate ArchiveLocal -metric events/s -target 0 -min 150000
+	bin/benchreport -quiet -ceiling ArchiveConsumeCeiling -candidate ArchiveS3 -metric events/s -target 0 -min 150000 < $(ARCHIVER_BENCH_OUT)
+	@echo "== archiver: a day of 2 GB of JSON over 10,000 accounts; live heap above the broker's (target under 300 MB)"
+	$(GO) test -run '^$$' -bench 'ArchiveLargeDay$$' -benchtime 1x -timeout 30m $(ARCHIVER_BENCH_PKG)
 
 # gofmt on the module directories: `go fmt` does not take workspace patterns.
 fmt: ## gofmt every module

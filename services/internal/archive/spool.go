@@ -136,7 +136,7 @@ type ObjectStats struct {
 func (s *Spool) Build(b AccountBatch, dst io.Writer) (ObjectStats, error) {
 	h := sha256.New()
 	cw := &countingWriter{w: io.MultiWriter(dst, h)}
-	zw, err := gzip.NewWriterLevel(cw, gzip.DefaultCompression)
+	zw, err := gzip.NewWriterLevel(cw, gzip.BestSpeed)
 	if err != nil {
 		return ObjectStats{}, err
 	}

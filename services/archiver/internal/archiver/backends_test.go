@@ -27,12 +27,12 @@ type bucket struct {
 // backend makes buckets of one kind, each test starting its own peer.
 type backend struct {
 	name      string
-	newBucket func(t *testing.T) bucket
+	newBucket func(t testing.TB) bucket
 }
 
 var bucketSeq atomic.Int64
 
-func openBucket(t *testing.T, s objstore.Settings, yaml string) bucket {
+func openBucket(t testing.TB, s objstore.Settings, yaml string) bucket {
 	t.Helper()
 	st, err := objstore.Open(context.Background(), s)
 	if err != nil {
@@ -43,7 +43,7 @@ func openBucket(t *testing.T, s objstore.Settings, yaml string) bucket {
 }
 
 func localBackend() backend {
-	return backend{name: "local", newBucket: func(t *testing.T) bucket {
+	return backend{name: "local", newBucket: func(t testing.TB) bucket {
 		dir := t.TempDir()
 		return openBucket(t, objstore.Settings{Kind: objstore.KindLocal, Local: &objstore.LocalSettings{Dir: dir}},
 			fmt.Sprintf("      kind: local\n      local: {dir: %q}\n", dir))
@@ -52,7 +52,7 @@ func localBackend() backend {
 
 // s3Backend keeps the fake it started so crash tests can hook it.
 func s3Backend(fake **s3fake.Fake) backend {
-	return backend{name: "s3", newBucket: func(t *testing.T) bucket {
+	return backend{name: "s3", newBucket: func(t testing.TB) bucket {
 		if *fake == nil {
 			*fake = s3fake.New(t)
 		}
@@ -65,7 +65,7 @@ func s3Backend(fake **s3fake.Fake) backend {
 
 func gcsBackend() backend {
 	var srv *fakestorage.Server
-	return backend{name: "gcs", newBucket: func(t *testing.T) bucket {
+	return backend{name: "gcs", newBucket: func(t testing.TB) bucket {
 		if srv == nil {
 			var err error
 			srv, err = fakestorage.NewServerWithOptions(fakestorage.Options{Host: "127.0.0.1", Port: 0, Scheme: "http", PublicHost: "127.0.0.1"})
@@ -84,7 +84,7 @@ func gcsBackend() backend {
 
 func azureBackend() backend {
 	var az *azuritetest.Azurite
-	return backend{name: "azure", newBucket: func(t *testing.T) bucket {
+	return backend{name: "azure", newBucket: func(t testing.TB) bucket {
 		if az == nil {
 			az = azuritetest.Start(t)
 		}

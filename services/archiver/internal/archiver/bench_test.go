@@ -35,6 +35,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/benchutil"
 	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/internal/objstore/s3store/s3fake"
 )
 
 const benchPartitions = 12
@@ -139,12 +140,14 @@ func BenchmarkArchiveConsumeCeiling(b *testing.B) {
 // benchArchive runs the archiver over the pre-loaded day: the clock stands
 // inside the day while it files the events, then moves past the grace
 // period so the day is cut and written.
-func benchArchive(b *testing.B, c *kafkatest.Cluster, n int) (elapsed time.Duration, liveOverBase uint64) {
+func benchArchive(b *testing.B, c *kafkatest.Cluster, n int, settings string) (elapsed time.Duration, liveOverBase uint64) {
 	b.Helper()
 	dir := b.TempDir()
 	dest := dir + "/destinations.yaml"
-	bucket := dir + "/bucket"
-	yaml := fmt.Sprintf("connections:\n  bucket:\n    type: storage\n    settings:\n      kind: local\n      local: {dir: %q}\nroutes:\n  - account: \"*\"\n    connections: [bucket]\n", bucket)
+	if settings == "" {
+		settings = fmt.Sprintf("      kind: local\n      local: {dir: %q}\n", dir+"/bucket")
+	}
+	yaml := "connections:\n  bucket:\n    type: storage\n    settings:\n" + settings + "routes:\n  - account: \"*\"\n    connections: [bucket]\n"
 	if err := os.WriteFile(dest, []byte(yaml), 0o600); err != nil {
 		b.Fatal(err)
 	}
@@ -191,7 +194,20 @@ func benchArchive(b *testing.B, c *kafkatest.Cluster, n int) (elapsed time.Durat
 func BenchmarkArchiveLocal(b *testing.B) {
 	c := benchCluster(b)
 	jsonBytes := benchPreload(b, c, b.N, benchAccounts)
-	elapsed, live := benchArchive(b, c, b.N)
+	elapsed, live := benchArchive(b, c, b.N, "")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(float64(jsonBytes)/1e6/elapsed.Seconds(), "MB/s")
+	b.ReportMetric(benchutil.MB(live), "live-MB")
+}
+
+// BenchmarkArchiveS3 is BenchmarkArchiveLocal into gofakes3 over HTTP (the
+// fake runs in this process too).
+func BenchmarkArchiveS3(b *testing.B) {
+	c := benchCluster(b)
+	jsonBytes := benchPreload(b, c, b.N, benchAccounts)
+	var fake *s3fake.Fake
+	bk := s3Backend(&fake).newBucket(b)
+	elapsed, live := benchArchive(b, c, b.N, bk.settings)
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(jsonBytes)/1e6/elapsed.Seconds(), "MB/s")
 	b.ReportMetric(benchutil.MB(live), "live-MB")
@@ -206,7 +222,7 @@ func BenchmarkArchiveLargeDay(b *testing.B) {
 	if jsonBytes < 2e9 {
 		b.Fatalf("the day holds %d bytes of JSON, want at least 2 GB", jsonBytes)
 	}
-	elapsed, live := benchArchive(b, c, events)
+	elapsed, live := benchArchive(b, c, events, "")
 	b.ReportMetric(float64(events)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(jsonBytes)/1e6, "day-MB")
 	b.ReportMetric(benchutil.MB(live), "live-MB")
