@@ -77,12 +77,9 @@ func NewPartition(cfg PartitionConfig, partition int32, committed int64, metadat
 // Position is the next offset the partition expects.
 func (p *Partition) Position() int64 { return p.pos }
 
-// WindowFor is the window an event is filed under.
+// WindowFor is the window an event is filed under (PartitionConfig.WindowFor).
 func (p *Partition) WindowFor(eventTime, recordTime time.Time) Window {
-	if !recordTime.IsZero() && eventTime.After(recordTime.Add(p.cfg.MaxFutureSkew)) {
-		eventTime = recordTime
-	}
-	return WindowOf(eventTime, p.cfg.Window)
+	return p.cfg.WindowFor(eventTime, recordTime)
 }
 
 // Skip marks a record that needs no archiving (dead-lettered, or of an

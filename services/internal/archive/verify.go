@@ -69,7 +69,7 @@ func Verify(ctx context.Context, s objstore.Store, opts VerifyOptions) (*Report,
 	accounts := opts.Accounts
 	if len(accounts) == 0 {
 		var err error
-		if accounts, err = listAccounts(ctx, s); err != nil {
+		if accounts, err = ListAccounts(ctx, s); err != nil {
 			return nil, err
 		}
 	}
@@ -82,7 +82,9 @@ func Verify(ctx context.Context, s objstore.Store, opts VerifyOptions) (*Report,
 	return rep, nil
 }
 
-func listAccounts(ctx context.Context, s objstore.Store) ([]string, error) {
+// ListAccounts returns the account folders of a store, sorted: the first
+// path element of every key.
+func ListAccounts(ctx context.Context, s objstore.Store) ([]string, error) {
 	var out []string
 	for info, err := range s.List(ctx, "") {
 		if err != nil {

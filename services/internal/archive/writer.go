@@ -74,7 +74,7 @@ func NewWriter(signer *Signer) *Writer {
 func (w *Writer) Put(ctx context.Context, t Target, account string, g Group, late bool, obj Object) (PutResult, error) {
 	sum := hex.EncodeToString(obj.Stats.SHA256[:])
 	res := PutResult{Key: ObjectKey(account, g)}
-	opts := objstore.CreateOptions{ContentType: "application/x-ndjson", ContentEncoding: "gzip", SHA256: obj.Stats.SHA256[:]}
+	opts := objectOptions(obj)
 	existed, err := createOrCompare(ctx, t.Store, res.Key, obj.Body, obj.Stats.Size, sum, opts)
 	switch {
 	case errors.Is(err, ErrConflict):
@@ -145,6 +145,21 @@ func (w *Writer) Put(ctx context.Context, t Target, account string, g Group, lat
 	res.Manifest = mkey
 	w.setHead(hk, chainHead{seq: m.Sequence, key: mkey, sum: hex.EncodeToString(msum[:])})
 	return res, nil
+}
+
+// Ensure makes sure key in s holds obj: it creates the object when none is
+// stored there, and otherwise compares the stored bytes with obj's. An
+// identical object is left as it is (existed is true); a different one is
+// left as it is too and reported with an error wrapping ErrConflict. Unlike
+// Put it writes nothing else: no conflict copy and no manifest. It is how a
+// rebuild puts back objects its manifests already list.
+func Ensure(ctx context.Context, s objstore.Store, key string, obj Object) (existed bool, err error) {
+	return createOrCompare(ctx, s, key, obj.Body, obj.Stats.Size, hex.EncodeToString(obj.Stats.SHA256[:]), objectOptions(obj))
+}
+
+// objectOptions are a data object's create options.
+func objectOptions(obj Object) objstore.CreateOptions {
+	return objstore.CreateOptions{ContentType: "application/x-ndjson", ContentEncoding: "gzip", SHA256: obj.Stats.SHA256[:]}
 }
 
 func (w *Writer) setHead(k headKey, h chainHead) {
