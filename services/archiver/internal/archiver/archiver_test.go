@@ -502,3 +502,29 @@ func TestMalformedRecordsGoToTheDeadLetterTopic(t *testing.T) {
 		}
 	}
 }
+
+// A producer retry (the same event id twice in an account's window) is
+// archived once.
+func TestDuplicateEventArchivedOnce(t *testing.T) {
+	e := newEnv(t)
+	b := localBackend().newBucket(t)
+	e.route(b)
+	evs := makeEvents(2, 1, 5)
+	e.publish(evs)
+	e.publish(evs[:3]) // retried by the producer
+	clk := newClock(day0.Add(12 * time.Hour))
+	e.start(e.config("archiver"), clk)
+	time.Sleep(300 * time.Millisecond)
+	clk.Set(day0.Add(25 * time.Hour))
+	objs := waitArchived(t, b.st, len(evs), 30*time.Second)
+	time.Sleep(200 * time.Millisecond)
+	objs = archived(t, b.st)
+	for id, n := range countIDs(objs) {
+		if n != 1 {
+			t.Errorf("event %s archived %d times", id, n)
+		}
+	}
+	if n := len(countIDs(objs)); n != len(evs) {
+		t.Errorf("%d distinct events archived, want %d", n, len(evs))
+	}
+}
