@@ -230,6 +230,7 @@ func (s *Service) Consume(ctx context.Context) error {
 			select {
 			case w.recs <- fp.Records:
 			case <-w.quit:
+			case <-w.done: // it stopped on an error: Consume ends below
 			case <-ctx.Done():
 			}
 		})
