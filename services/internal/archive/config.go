@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"crypto/ed25519"
 	"fmt"
 	"time"
 
@@ -163,14 +162,4 @@ func (a Config) Signer() (*Signer, error) {
 		return nil, fmt.Errorf("archive.signing_key: %w", err)
 	}
 	return ParseSigningKey([]byte(pemBytes))
-}
-
-// PublicKey returns the key that verifies the manifests signed with the
-// signing key, or nil when none is set.
-func (a Config) PublicKey() (ed25519.PublicKey, error) {
-	s, err := a.Signer()
-	if err != nil || s == nil {
-		return nil, err
-	}
-	return s.Public(), nil
 }

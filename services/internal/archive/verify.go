@@ -102,7 +102,10 @@ func ListAccounts(ctx context.Context, s objstore.Store) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
-func inRange(day time.Time, opts VerifyOptions) bool {
+// inRange reports whether a window starting at start is on a day of the
+// options' range. Windows may be shorter than a day.
+func inRange(start time.Time, opts VerifyOptions) bool {
+	day := start.UTC().Truncate(24 * time.Hour)
 	if !opts.From.IsZero() && day.Before(opts.From.UTC().Truncate(24*time.Hour)) {
 		return false
 	}
