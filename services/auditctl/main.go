@@ -1,6 +1,7 @@
 // Command auditctl is the operators' command line for auditstream: tail and
 // produce events, show lag, reset a group's offsets, inspect and redrive
-// dead letters, and replay a time range through a connection's own sink.
+// dead letters, replay a time range through a connection's own sink, and
+// rebuild and verify the archive.
 // docs/auditctl.md describes each command.
 package main
 

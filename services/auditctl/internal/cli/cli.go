@@ -75,14 +75,16 @@ func NewRootCommand(env Env) *cobra.Command {
 		Short: "Operate auditstream: inspect, replay and repair the audit event topic",
 		Long: `auditctl is the operators' command line for auditstream. It reads the same
 configuration as the services: --config names a YAML file with a kafka
-section (a forwarder's own config file works as it is), AUDITSTREAM_*
-environment variables override it, and --brokers overrides both.
+section (a forwarder's or the archiver's own config file works as it is),
+AUDITSTREAM_* environment variables override it, and --brokers overrides
+both.
 
-It never joins a consumer group to read: tail, replay and dlq read partitions
-directly, so running it moves no service's offsets.`,
+It never joins a consumer group to read: tail, replay, dlq and archive
+rebuild read partitions directly, so running it moves no service's offsets.`,
 		Example: `  auditctl tail --from-beginning --max 10
   auditctl lag
-  auditctl replay --from 2024-02-16T10:00:00Z --to 2024-02-16T12:00:00Z --destination dd-acme --config forwarder.yaml`,
+  auditctl replay --from 2024-02-16T10:00:00Z --to 2024-02-16T12:00:00Z --destination dd-acme --config forwarder.yaml
+  auditctl archive verify --config archiver.yaml --from 2024-02-01 --to 2024-02-29`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -92,7 +94,7 @@ directly, so running it moves no service's offsets.`,
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.configPath, "config", "", "YAML config file with the kafka section (a forwarder's own config file works)")
+	pf.StringVar(&g.configPath, "config", "", "YAML config file with the kafka section (a forwarder's or the archiver's own config file works)")
 	pf.StringVar(&g.brokers, "brokers", "", "comma-separated Kafka brokers; overrides --config and $"+EnvBrokers+" (default "+DefaultBrokers+")")
 	pf.DurationVar(&g.timeout, "timeout", DefaultTimeout, "how long to wait for Kafka to answer before giving up")
 	root.AddCommand(
@@ -102,6 +104,7 @@ directly, so running it moves no service's offsets.`,
 		newOffsetsCommand(g),
 		newDLQCommand(g),
 		newReplayCommand(g),
+		newArchiveCommand(g),
 	)
 	return root
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/auditstream/auditstream/services/internal/archive"
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/destinations"
@@ -19,14 +20,17 @@ import (
 )
 
 // Config is what auditctl reads from --config and AUDITSTREAM_* variables:
-// the sections it shares with the forwarders, so a forwarder's own file can
-// be given as it is. log and http are accepted for that reason and unused.
+// the sections it shares with the forwarders and the archiver, so a
+// forwarder's or the archiver's own file can be given as it is. log and http
+// are accepted for that reason and unused; of the archive section, the
+// archive commands use the filing rules and the signing key.
 type Config struct {
 	Log          logging.Config      `yaml:"log"`
 	HTTP         server.Config       `yaml:"http"`
 	Kafka        kafka.Config        `yaml:"kafka"`
 	Delivery     delivery.Config     `yaml:"delivery"`
 	Destinations destinations.Config `yaml:"destinations"`
+	Archive      archive.Config      `yaml:"archive"`
 }
 
 // DefaultConfig is the configuration before the file and environment apply.
@@ -39,16 +43,19 @@ func DefaultConfig() Config {
 		Kafka:        k,
 		Delivery:     delivery.DefaultConfig("auditctl"),
 		Destinations: destinations.DefaultConfig(),
+		Archive:      archive.DefaultConfig(),
 	}
 }
 
 // Validate checks the sections auditctl uses. The destinations file is
-// checked when a command needs it.
+// checked when a command needs it, and so is the archive section's signing
+// key (an archiver's key file need not be readable where auditctl runs).
 func (c *Config) Validate() error {
 	var errs config.Errors
 	errs.Add("log", c.Log.Validate())
 	errs.Add("kafka", c.Kafka.Validate())
 	errs.Add("delivery", c.Delivery.Validate())
+	errs.Add("archive", c.Archive.ValidateRules())
 	return errs.Err()
 }
 
