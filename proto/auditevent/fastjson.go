@@ -3,7 +3,6 @@ package auditevent
 import (
 	"bytes"
 	"encoding/binary"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf16"
@@ -25,10 +24,32 @@ import (
 // decodeJSONReference, which gives the answer and the exact error.
 func decodeJSONFast(data []byte) (ev *auditlogv1.AuditEvent, ok bool) {
 	d := fastDecoders.Get().(*fastDecoder)
-	ev, ok = d.decode(data)
+	ev, ok = d.decode(data, false)
 	d.reset()
 	fastDecoders.Put(d)
 	return ev, ok
+}
+
+// DecodeJSONObject decodes the JSON object at the start of data (JSON
+// whitespace may precede it) and returns its length n: data[:n] ends with
+// the object's closing '}', and DecodeJSON(data[:n], opts) returns an
+// event equal to ev for any opts. Whatever follows the object is not read.
+//
+// It takes only what DecodeJSON's fast path takes. ok false says nothing
+// about data: the object may still be valid, and a caller that needs the
+// answer finds the object's end by other means and calls DecodeJSON. A
+// caller reading a sequence of objects (a JSON array, say) uses it to
+// decode each object without a separate pass to find where it ends.
+func DecodeJSONObject(data []byte) (ev *auditlogv1.AuditEvent, n int, ok bool) {
+	d := fastDecoders.Get().(*fastDecoder)
+	ev, ok = d.decode(data, true)
+	n = d.pos
+	d.reset()
+	fastDecoders.Put(d)
+	if !ok {
+		return nil, 0, false
+	}
+	return ev, n, true
 }
 
 var fastDecoders = sync.Pool{New: func() any { return new(fastDecoder) }}
@@ -38,13 +59,14 @@ var fastDecoders = sync.Pool{New: func() any { return new(fastDecoder) }}
 const maxPooledDecoderBytes = 64 << 10
 
 // fastDecoder is the state of one decodeJSONFast call. The decoded strings
-// are collected in out; when the whole object has been read, out becomes one
-// string that all fields share, instead of a string allocation each.
+// are collected in out; when the whole object has been read, out is copied
+// into one string that all fields share, instead of a string allocation
+// each. out stays with the decoder for the next call.
 type fastDecoder struct {
 	data []byte
 	pos  int
 
-	out   strings.Builder
+	out   []byte
 	strs  [32]fastString // string fields to set from out; each is set at most once
 	nstrs int
 	extra []fastSpan // key, value, key, value, ... of "extra", in out
@@ -63,8 +85,10 @@ type fastString struct {
 
 func (d *fastDecoder) reset() {
 	d.data = nil
-	// The built string now belongs to the event: start a new one.
-	d.out = strings.Builder{}
+	d.out = d.out[:0]
+	if cap(d.out) > maxPooledDecoderBytes {
+		d.out = nil
+	}
 	if cap(d.scratch) > maxPooledDecoderBytes {
 		d.scratch = nil
 	}
@@ -118,16 +142,16 @@ const (
 	seen4
 )
 
-func (d *fastDecoder) decode(data []byte) (*auditlogv1.AuditEvent, bool) {
+// decode reads the object at the start of data. With prefix false only JSON
+// whitespace may follow it; with prefix true nothing after it is read, and
+// d.pos is left just past its closing '}'.
+func (d *fastDecoder) decode(data []byte, prefix bool) (*auditlogv1.AuditEvent, bool) {
 	d.data = data
 	d.pos = 0
 	more, ok := d.objectStart()
 	if !ok {
 		return nil, false
 	}
-	// Unescaping never lengthens a string, so the contents fit in the
-	// input's length.
-	d.out.Grow(len(data))
 	blk := new(eventBlock)
 	ev := &blk.event
 	var seen uint32
@@ -187,10 +211,14 @@ func (d *fastDecoder) decode(data []byte) (*auditlogv1.AuditEvent, bool) {
 	if !ok {
 		return nil, false
 	}
-	// Only JSON whitespace may follow the object.
-	d.skipSpace()
-	if d.pos != len(d.data) {
-		return nil, false
+	if !prefix {
+		// Only JSON whitespace may follow the object.
+		end := d.pos
+		d.skipSpace()
+		if d.pos != len(d.data) {
+			return nil, false
+		}
+		d.pos = end
 	}
 	d.finish(ev)
 	return ev, true
@@ -199,7 +227,7 @@ func (d *fastDecoder) decode(data []byte) (*auditlogv1.AuditEvent, bool) {
 // finish turns the collected string contents into one string and points
 // the string fields and the extra map into it.
 func (d *fastDecoder) finish(ev *auditlogv1.AuditEvent) {
-	all := d.out.String()
+	all := string(d.out)
 	for _, s := range d.strs[:d.nstrs] {
 		*s.dst = all[s.span.start:s.span.end]
 	}
@@ -564,9 +592,9 @@ func (d *fastDecoder) strOut() (fastSpan, bool) {
 	if !ok {
 		return fastSpan{}, false
 	}
-	start := d.out.Len()
-	d.out.Write(b)
-	return fastSpan{start, d.out.Len()}, true
+	start := len(d.out)
+	d.out = append(d.out, b...)
+	return fastSpan{start, len(d.out)}, true
 }
 
 // strBytes reads a JSON string and returns its contents: part of the input

@@ -430,6 +430,70 @@ func TestDecodeJSONFastMasksToken(t *testing.T) {
 	}
 }
 
+// DecodeJSONObject decodes the object at the start of its input exactly as
+// DecodeJSON decodes that object alone, whatever follows it, and takes
+// every object the fast path takes.
+func FuzzDecodeJSONObject(f *testing.F) {
+	for _, in := range fastSeedInputs(f) {
+		f.Add(in, []byte(`,{"id":"next"}]`))
+		f.Add(in, []byte(" \n"))
+		f.Add(in, []byte(`}"x`))
+		f.Add(in, []byte{})
+	}
+	f.Fuzz(func(t *testing.T, data, rest []byte) {
+		in := append(slices.Clip(data), rest...)
+		ev, n, ok := auditevent.DecodeJSONObject(in)
+		if _, fast := auditevent.DecodeJSONFast(data); fast {
+			// data is one object with JSON whitespace around it.
+			want := len(strings.TrimRight(string(data), " \t\r\n"))
+			if !ok || n != want {
+				t.Fatalf("DecodeJSONObject(%q) = n %d, ok %v; the fast path takes %q, so want n %d", in, n, ok, data, want)
+			}
+		}
+		if !ok {
+			if ev != nil || n != 0 {
+				t.Fatalf("DecodeJSONObject(%q) declined with n %d and event %v", in, n, ev)
+			}
+			return
+		}
+		if n < 2 || n > len(in) || in[n-1] != '}' {
+			t.Fatalf("DecodeJSONObject(%q) = n %d: not the end of an object", in, n)
+		}
+		for _, opts := range []auditevent.DecodeOptions{strict, {}} {
+			want, err := auditevent.DecodeJSONReference(in[:n], opts)
+			if err != nil {
+				t.Fatalf("DecodeJSONObject(%q) took %q, which the reference rejects: %v", in, in[:n], err)
+			}
+			checkSameEvent(t, in[:n], ev, want)
+		}
+	})
+}
+
+// Objects in a row, as in a JSON array, are decoded one after the other.
+func TestDecodeJSONObjectInSequence(t *testing.T) {
+	one, two := seedAttributes(t), benchJSON(t)
+	in := slices.Concat([]byte("  "), one, []byte(" ,\n"), two, []byte("]"))
+	ev, n, ok := auditevent.DecodeJSONObject(in)
+	if !ok || n != 2+len(bytesTrimSpace(one)) {
+		t.Fatalf("first object: n %d, ok %v; want n %d", n, ok, 2+len(bytesTrimSpace(one)))
+	}
+	want, err := auditevent.DecodeJSON(one, strict)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSameEvent(t, one, ev, want)
+	rest := in[n+len(" ,\n"):]
+	if ev, n, ok = auditevent.DecodeJSONObject(rest); !ok || n != len(rest)-1 {
+		t.Fatalf("second object: n %d, ok %v; want n %d", n, ok, len(rest)-1)
+	}
+	if want, err = auditevent.DecodeJSON(two, strict); err != nil {
+		t.Fatal(err)
+	}
+	checkSameEvent(t, two, ev, want)
+}
+
+func bytesTrimSpace(b []byte) []byte { return []byte(strings.TrimSpace(string(b))) }
+
 func TestParseTimestampFastMatchesParseTimestamp(t *testing.T) {
 	for _, s := range timestampSeeds {
 		checkTimestampFast(t, s)

@@ -276,16 +276,19 @@ func parseJSON(body []byte, limits Limits) ([]*auditlogv1.AuditEvent, *apiError)
 
 // parseJSONArrayFast decodes a JSON array of events that is accepted as a
 // whole: well-formed, not empty, within the limits, every event valid. It
-// finds each element by counting braces and brackets outside strings
-// instead of running encoding/json over the array twice (once to find the
-// element, once to copy it out) before each event is decoded. Any other
-// input returns ok false, and parseJSON's exact path answers it, so the
-// answer to every request, errors included, is unchanged.
+// decodes each element where it stands with auditevent.DecodeJSONObject,
+// which reports where the element ends, instead of running encoding/json
+// over the array twice (once to find the element, once to copy it out)
+// before each event is decoded. An element DecodeJSONObject declines is
+// found by counting braces and brackets outside strings, then decoded by
+// DecodeJSON. Any other input returns ok false, and parseJSON's exact path
+// answers it, so the answer to every request, errors included, is
+// unchanged.
 //
 // The result is the same because, when ok is true, body is '[', then
 // elements separated by ',' with only JSON whitespace around them, then
-// ']'; each element runs from '{' to its matching '}' and DecodeJSON took it
-// as exactly one JSON object. The array is then valid JSON, and
+// ']'; each element runs from '{' to its matching '}' and DecodeJSON takes
+// it as exactly one JSON object. The array is then valid JSON, and
 // encoding/json would yield the same element bytes, in the same order,
 // under the same limits.
 func parseJSONArrayFast(body []byte, limits Limits) ([]*auditlogv1.AuditEvent, bool) {
@@ -295,12 +298,21 @@ func parseJSONArrayFast(body []byte, limits Limits) ([]*auditlogv1.AuditEvent, b
 	var events []*auditlogv1.AuditEvent
 	i := skipJSONSpace(body, 1)
 	for {
-		end, ok := scanJSONObject(body, i)
-		if !ok || len(events) >= limits.MaxEvents || int64(end-i) > int64(limits.MaxEventBytes) {
+		if i >= len(body) || body[i] != '{' || len(events) >= limits.MaxEvents {
 			return nil, false
 		}
-		ev, err := auditevent.DecodeJSON(body[i:end], auditevent.DecodeOptions{DisallowUnknownFields: true})
-		if err != nil {
+		ev, n, ok := auditevent.DecodeJSONObject(body[i:])
+		end := i + n
+		if !ok {
+			if end, ok = scanJSONObject(body, i); !ok {
+				return nil, false
+			}
+			var err error
+			if ev, err = auditevent.DecodeJSON(body[i:end], auditevent.DecodeOptions{DisallowUnknownFields: true}); err != nil {
+				return nil, false
+			}
+		}
+		if int64(end-i) > int64(limits.MaxEventBytes) {
 			return nil, false
 		}
 		if events == nil {
