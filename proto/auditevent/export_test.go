@@ -6,4 +6,5 @@ var (
 	DecodeJSONReference = decodeJSONReference
 	ParseTimestampFast  = parseTimestampFast
 	EventProtoSupported = eventProtoSupported
+	DecodeProtobufFast  = decodeProtobufFast
 )

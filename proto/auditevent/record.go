@@ -135,6 +135,9 @@ func recordContentType(rec *kgo.Record) string {
 }
 
 func decodeProtobuf(b []byte) (*auditlogv1.AuditEvent, error) {
+	if ev, ok := decodeProtobufFast(b); ok {
+		return ev, nil
+	}
 	ev := new(auditlogv1.AuditEvent)
 	if err := proto.Unmarshal(b, ev); err != nil {
 		return nil, &FieldError{Index: -1, Reason: ReasonBadProtobuf, Message: "value is not a protobuf AuditEvent: " + err.Error()}
