@@ -78,7 +78,7 @@ func (w *worker) run() {
 		w.s.metrics.openGroups.DeleteLabelValues(w.label)
 		w.s.metrics.spoolBytes.DeleteLabelValues(w.label)
 	}()
-	tick := time.NewTicker(250 * time.Millisecond)
+	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
