@@ -2,8 +2,10 @@ package auditevent_test
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
@@ -54,6 +56,19 @@ func FuzzDecodeJSON(f *testing.F) {
 			return
 		}
 		checkReencodes(t, ev)
+
+		// A decoded, prepared event's strings are UTF-8: ValidateDecoded,
+		// which does not check them, answers as Validate does.
+		if err := auditevent.Prepare(ev, time.Unix(1708088318, 0)); err != nil {
+			t.Fatal(err)
+		}
+		want := auditevent.Validate(ev)
+		if got := auditevent.ValidateDecoded(ev); !reflect.DeepEqual(got, want) {
+			t.Fatalf("ValidateDecoded: %v; Validate: %v", got, want)
+		}
+		if want == nil {
+			checkRecordValue(t, ev)
+		}
 	})
 }
 

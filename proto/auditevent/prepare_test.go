@@ -2,6 +2,7 @@ package auditevent_test
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -97,6 +98,12 @@ func TestValidate(t *testing.T) {
 			ev := validEvent(t)
 			tt.mutate(ev)
 			err := auditevent.Validate(ev)
+			if tt.reason != auditevent.ReasonInvalidUTF8 {
+				// Without the UTF-8 check every other rule still holds.
+				if derr := auditevent.ValidateDecoded(ev); !reflect.DeepEqual(derr, err) {
+					t.Fatalf("ValidateDecoded: %v; Validate: %v", derr, err)
+				}
+			}
 			if tt.reason == "" {
 				if err != nil {
 					t.Fatalf("Validate: %v", err)

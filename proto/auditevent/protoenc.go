@@ -34,13 +34,14 @@ type extraEntry struct{ key, value string }
 
 // eventProtoSize returns the sizes of ev's encoding, or ok false when ev has
 // something left to the protobuf library: unknown fields (from a newer
-// schema) or a string that is not UTF-8 (which the library rejects). The
-// extra entries are appended to buf for sz.extra.
-func eventProtoSize(ev *auditlogv1.AuditEvent, buf []extraEntry) (sz eventSizes, ok bool) {
+// schema) or a string that is not UTF-8 (which the library rejects). With
+// validUTF8 the caller vouches for the strings and they are not checked.
+// The extra entries are appended to buf for sz.extra.
+func eventProtoSize(ev *auditlogv1.AuditEvent, buf []extraEntry, validUTF8 bool) (sz eventSizes, ok bool) {
 	if hasUnknown(ev) {
 		return sz, false
 	}
-	n, ok := sizeStrings(ev.Id, ev.Hostname, ev.Service)
+	n, ok := sizeStrings(!validUTF8, ev.Id, ev.Hostname, ev.Service)
 	if !ok {
 		return sz, false
 	}
@@ -49,14 +50,14 @@ func eventProtoSize(ev *auditlogv1.AuditEvent, buf []extraEntry) (sz eventSizes,
 		if hasUnknown(a) {
 			return sz, false
 		}
-		if sz.actor, ok = sizeStrings(a.Id, a.Type, a.Email); !ok {
+		if sz.actor, ok = sizeStrings(!validUTF8, a.Id, a.Type, a.Email); !ok {
 			return sz, false
 		}
 		if t := a.AccessToken; t != nil {
 			if hasUnknown(t) {
 				return sz, false
 			}
-			if sz.accessToken, ok = sizeStrings(t.Type, t.Token); !ok {
+			if sz.accessToken, ok = sizeStrings(!validUTF8, t.Type, t.Token); !ok {
 				return sz, false
 			}
 			sz.actor += sizeMessage(sz.accessToken)
@@ -67,7 +68,7 @@ func eventProtoSize(ev *auditlogv1.AuditEvent, buf []extraEntry) (sz eventSizes,
 		if hasUnknown(r) {
 			return sz, false
 		}
-		if sz.request, ok = sizeStrings(r.IpAddress, r.Action, r.Id, r.Source, r.UserAgent); !ok {
+		if sz.request, ok = sizeStrings(!validUTF8, r.IpAddress, r.Action, r.Id, r.Source, r.UserAgent); !ok {
 			return sz, false
 		}
 		n += sizeMessage(sz.request)
@@ -76,7 +77,7 @@ func eventProtoSize(ev *auditlogv1.AuditEvent, buf []extraEntry) (sz eventSizes,
 		if hasUnknown(o) {
 			return sz, false
 		}
-		if sz.outcome, ok = sizeStrings(o.Result); !ok {
+		if sz.outcome, ok = sizeStrings(!validUTF8, o.Result); !ok {
 			return sz, false
 		}
 		sz.outcome += sizeVarint(uint64(o.StatusCode))
@@ -86,7 +87,7 @@ func eventProtoSize(ev *auditlogv1.AuditEvent, buf []extraEntry) (sz eventSizes,
 		if hasUnknown(t) {
 			return sz, false
 		}
-		if sz.target, ok = sizeStrings(t.Id, t.Type, t.DisplayName); !ok {
+		if sz.target, ok = sizeStrings(!validUTF8, t.Id, t.Type, t.DisplayName); !ok {
 			return sz, false
 		}
 		if c := t.Context; c != nil {
@@ -100,7 +101,7 @@ func eventProtoSize(ev *auditlogv1.AuditEvent, buf []extraEntry) (sz eventSizes,
 				if hasUnknown(r) {
 					return sz, false
 				}
-				if sz.refs[i], ok = sizeStrings(r.Id, r.DisplayName); !ok {
+				if sz.refs[i], ok = sizeStrings(!validUTF8, r.Id, r.DisplayName); !ok {
 					return sz, false
 				}
 				sz.context += sizeMessage(sz.refs[i])
@@ -117,7 +118,7 @@ func eventProtoSize(ev *auditlogv1.AuditEvent, buf []extraEntry) (sz eventSizes,
 		n += sizeMessage(sz.timestamp)
 	}
 	for k, v := range ev.Extra {
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+		if !validUTF8 && (!utf8.ValidString(k) || !utf8.ValidString(v)) {
 			return sz, false
 		}
 		n += sizeMessage(mapEntrySize(k, v))
@@ -203,14 +204,14 @@ func appendEventProto(b []byte, ev *auditlogv1.AuditEvent, sz *eventSizes) []byt
 }
 
 // sizeStrings returns the size of string fields numbered from 1 (every
-// field number of this schema fits a one-byte tag), or ok false when one is
-// not UTF-8.
-func sizeStrings(ss ...string) (n int, ok bool) {
+// field number of this schema fits a one-byte tag), or ok false when check
+// is set and one is not UTF-8.
+func sizeStrings(check bool, ss ...string) (n int, ok bool) {
 	for _, s := range ss {
 		if s == "" {
 			continue
 		}
-		if !utf8.ValidString(s) {
+		if check && !utf8.ValidString(s) {
 			return 0, false
 		}
 		n += 1 + protowire.SizeBytes(len(s))

@@ -3,11 +3,13 @@ package auditevent_test
 import (
 	"bytes"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -41,6 +43,17 @@ func checkRecordValue(t *testing.T, ev *auditlogv1.AuditEvent) {
 	}
 	if rec.Topic != topic || len(rec.Headers) != 2 {
 		t.Fatalf("NewRecord topic %q, headers %v", rec.Topic, rec.Headers)
+	}
+	// Marshalling succeeded, so every string is UTF-8: NewRecordDecoded,
+	// which does not check them, writes the same record.
+	dec, err := auditevent.NewRecordDecoded(topic, ev)
+	if err != nil {
+		t.Fatalf("NewRecordDecoded(%v): %v", ev, err)
+	}
+	if !bytes.Equal(dec.Value, want) || string(dec.Key) != string(rec.Key) || dec.Topic != topic || !slices.EqualFunc(dec.Headers, rec.Headers, func(a, b kgo.RecordHeader) bool {
+		return a.Key == b.Key && bytes.Equal(a.Value, b.Value)
+	}) {
+		t.Fatalf("NewRecordDecoded(%v) = %+v, NewRecord gives %+v", ev, dec, rec)
 	}
 	// Key and value may share memory; writing past either must not reach
 	// the other.

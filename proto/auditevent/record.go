@@ -29,11 +29,21 @@ var (
 // NewRecord builds the Kafka record for a prepared, valid event: key = account
 // id, value = protobuf, content-type and schema-version headers.
 func NewRecord(topic string, ev *auditlogv1.AuditEvent) (*kgo.Record, error) {
+	return newRecord(topic, ev, false)
+}
+
+// NewRecordDecoded is NewRecord for an event ValidateDecoded accepted: its
+// strings are known to be valid UTF-8 and are not checked again.
+func NewRecordDecoded(topic string, ev *auditlogv1.AuditEvent) (*kgo.Record, error) {
+	return newRecord(topic, ev, true)
+}
+
+func newRecord(topic string, ev *auditlogv1.AuditEvent, validUTF8 bool) (*kgo.Record, error) {
 	account := AccountID(ev)
 	var key, value []byte
 	if ev != nil && eventProtoSupported {
 		var entries [16]extraEntry
-		if sz, ok := eventProtoSize(ev, entries[:0]); ok {
+		if sz, ok := eventProtoSize(ev, entries[:0], validUTF8); ok {
 			// Key and value share one allocation; each is capped at its
 			// length, so appending to one never writes into the other.
 			buf := make([]byte, len(account), len(account)+sz.event)

@@ -41,6 +41,18 @@ func New(client *kgo.Client, topic string) *Producer {
 // (one *auditevent.FieldError per bad event, with its index) let a caller
 // reject a whole request before anything is written.
 func Prepare(events []*auditlogv1.AuditEvent, now time.Time) []error {
+	return prepare(events, now, auditevent.Validate)
+}
+
+// PrepareDecoded is Prepare for events that auditevent.DecodeJSON returned
+// and nothing changed since: it validates them with
+// auditevent.ValidateDecoded, which does not check their strings for UTF-8
+// again. Write them with PublishDecoded.
+func PrepareDecoded(events []*auditlogv1.AuditEvent, now time.Time) []error {
+	return prepare(events, now, auditevent.ValidateDecoded)
+}
+
+func prepare(events []*auditlogv1.AuditEvent, now time.Time, validate func(*auditlogv1.AuditEvent) error) []error {
 	var errs []error
 	for i, ev := range events {
 		if ev == nil {
@@ -51,7 +63,7 @@ func Prepare(events []*auditlogv1.AuditEvent, now time.Time) []error {
 			errs = append(errs, fmt.Errorf("event %d: %w", i, err))
 			continue
 		}
-		if err := auditevent.Validate(ev); err != nil {
+		if err := validate(ev); err != nil {
 			var fe *auditevent.FieldError
 			if errors.As(err, &fe) {
 				err = fe.AtIndex(i)
@@ -113,11 +125,21 @@ func (p *Producer) Publish(ctx context.Context, events []*auditlogv1.AuditEvent)
 
 // PublishPrepared writes events already passed through Prepare without errors.
 func (p *Producer) PublishPrepared(ctx context.Context, events []*auditlogv1.AuditEvent) (Result, error) {
+	return p.publish(ctx, events, auditevent.NewRecord)
+}
+
+// PublishDecoded writes events already passed through PrepareDecoded
+// without errors.
+func (p *Producer) PublishDecoded(ctx context.Context, events []*auditlogv1.AuditEvent) (Result, error) {
+	return p.publish(ctx, events, auditevent.NewRecordDecoded)
+}
+
+func (p *Producer) publish(ctx context.Context, events []*auditlogv1.AuditEvent, newRecord func(string, *auditlogv1.AuditEvent) (*kgo.Record, error)) (Result, error) {
 	res := Result{IDs: make([]string, len(events)), Errors: make([]error, len(events))}
 	var wg sync.WaitGroup
 	for i, ev := range events {
 		res.IDs[i] = ev.GetId()
-		rec, err := auditevent.NewRecord(p.topic, ev)
+		rec, err := newRecord(p.topic, ev)
 		if err != nil {
 			res.Errors[i] = err
 			continue

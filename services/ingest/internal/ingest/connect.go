@@ -116,7 +116,7 @@ func (c connectService) publish(ctx context.Context, req *connect.Request[auditl
 			message: fmt.Sprintf("%d of %d events hold unknown fields; nothing was written", len(unknown), len(events)), details: unknown})
 	}
 
-	ids, aerr := s.publish(ctx, p, events)
+	ids, aerr := s.publish(ctx, p, events, false)
 	if aerr != nil {
 		return nil, toConnectError(aerr)
 	}

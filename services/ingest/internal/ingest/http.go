@@ -90,7 +90,7 @@ func (s *Service) serveEvents(w http.ResponseWriter, r *http.Request) int {
 		}
 		return writeError(w, aerr)
 	}
-	ids, aerr := s.publish(r.Context(), p, events)
+	ids, aerr := s.publish(r.Context(), p, events, true)
 	if aerr != nil {
 		return writeError(w, aerr)
 	}

@@ -191,13 +191,19 @@ const maxErrorDetails = 100
 
 // publish runs the rules shared by every protocol: all-or-nothing
 // validation, per-account authorization, then a write that succeeds only when
-// Kafka acknowledged every event.
-func (s *Service) publish(ctx context.Context, p *principal, events []*auditlogv1.AuditEvent) ([]string, *apiError) {
+// Kafka acknowledged every event. fromJSON says the events are as
+// auditevent.DecodeJSON returned them, so their strings are valid UTF-8
+// already.
+func (s *Service) publish(ctx context.Context, p *principal, events []*auditlogv1.AuditEvent, fromJSON bool) ([]string, *apiError) {
 	if !s.available.Load() {
 		s.metrics.rejected.WithLabelValues("unavailable").Add(float64(len(events)))
 		return nil, &apiError{status: http.StatusServiceUnavailable, code: "unavailable", message: "Kafka is not reachable; nothing was written, retry later", retryAfter: 5 * time.Second}
 	}
-	if errs := producer.Prepare(events, s.now()); len(errs) > 0 {
+	prepare, write := producer.Prepare, s.producer.PublishPrepared
+	if fromJSON {
+		prepare, write = producer.PrepareDecoded, s.producer.PublishDecoded
+	}
+	if errs := prepare(events, s.now()); len(errs) > 0 {
 		return nil, s.invalid(len(events), errs)
 	}
 	var denied []*auditevent.FieldError
@@ -218,7 +224,7 @@ func (s *Service) publish(ctx context.Context, p *principal, events []*auditlogv
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ProduceTimeout)
 	defer cancel()
 	start := time.Now()
-	res, err := s.producer.PublishPrepared(ctx, events)
+	res, err := write(ctx, events)
 	s.metrics.produceLatency.Observe(time.Since(start).Seconds())
 	if err == nil {
 		s.metrics.accepted.Add(float64(len(events)))
