@@ -516,9 +516,9 @@ func TestDuplicateEventArchivedOnce(t *testing.T) {
 	e.start(e.config("archiver"), clk)
 	time.Sleep(300 * time.Millisecond)
 	clk.Set(day0.Add(25 * time.Hour))
-	objs := waitArchived(t, b.st, len(evs), 30*time.Second)
+	waitArchived(t, b.st, len(evs), 30*time.Second)
 	time.Sleep(200 * time.Millisecond)
-	objs = archived(t, b.st)
+	objs := archived(t, b.st)
 	for id, n := range countIDs(objs) {
 		if n != 1 {
 			t.Errorf("event %s archived %d times", id, n)

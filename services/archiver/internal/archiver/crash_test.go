@@ -132,9 +132,9 @@ func (p *archiverProcess) stop() {
 // object, no object ever replaced, and the archive verifies.
 func checkArchive(t *testing.T, e *env, st objstore.Store, published []event, seen map[string]string) {
 	t.Helper()
-	objs := waitArchived(t, st, len(published), 60*time.Second)
+	waitArchived(t, st, len(published), 60*time.Second)
 	time.Sleep(300 * time.Millisecond) // anything written twice would show now
-	objs = archived(t, st)
+	objs := archived(t, st)
 	counts := countIDs(objs)
 	for _, ev := range published {
 		if counts[ev.id] != 1 {
