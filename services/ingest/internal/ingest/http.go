@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
@@ -78,6 +79,8 @@ func (s *Service) serveEvents(w http.ResponseWriter, r *http.Request) int {
 	} else {
 		events, aerr = parseJSON(body, limits)
 	}
+	// The events and errors hold copies of what they took from the body.
+	putBody(body)
 	if aerr != nil {
 		for _, d := range aerr.details {
 			s.metrics.rejected.WithLabelValues(d.Reason).Inc()
@@ -138,17 +141,68 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, *apiEr
 	if r.ContentLength > 0 {
 		size = min(r.ContentLength, max) + bytes.MinRead
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
+	buf := bytes.NewBuffer(getBody(int(size)))
 	_, err := buf.ReadFrom(src)
 	body := buf.Bytes()
 	var maxErr *http.MaxBytesError
 	switch {
 	case errors.As(err, &maxErr) || int64(len(body)) > max:
+		putBody(body)
 		return nil, tooLarge(fmt.Sprintf("body is over the %d byte limit", max))
 	case err != nil:
+		putBody(body)
 		return nil, &apiError{status: http.StatusBadRequest, code: "malformed_body", message: "read body: " + err.Error()}
 	}
 	return body, nil
+}
+
+// Request bodies of more than minPooledBody bytes are read into pooled
+// buffers: allocating (and zeroing) a new one per request was the largest
+// share of the bytes ingest allocated. A buffer goes back once the body is
+// parsed; the decoded events copy what they keep. Pooled buffers come in
+// power-of-two sizes up to maxPooledBody, so a body never holds more than
+// twice its size; larger bodies are left to the collector, and the pools
+// themselves empty as the collector runs.
+var bodyPools [bodyClasses]sync.Pool
+
+const (
+	minPooledBodyShift = 16 // 64 KiB
+	bodyClasses        = 5  // 64 KiB to 1 MiB
+	minPooledBody      = 1 << minPooledBodyShift
+	maxPooledBody      = minPooledBody << (bodyClasses - 1)
+)
+
+// bodyClass returns the pool for buffers of at least size bytes, or -1.
+func bodyClass(size int) int {
+	if size <= minPooledBody/2 || size > maxPooledBody {
+		return -1
+	}
+	c := 0
+	for minPooledBody<<c < size {
+		c++
+	}
+	return c
+}
+
+// getBody returns an empty buffer with room for size bytes.
+func getBody(size int) []byte {
+	c := bodyClass(size)
+	if c < 0 {
+		return make([]byte, 0, size)
+	}
+	if p, ok := bodyPools[c].Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, minPooledBody<<c)
+}
+
+// putBody gives a buffer from getBody back to its pool; nothing may use it
+// after.
+func putBody(b []byte) {
+	if c := bodyClass(cap(b)); c >= 0 && cap(b) == minPooledBody<<c {
+		b = b[:0]
+		bodyPools[c].Put(&b)
+	}
 }
 
 func tooLarge(msg string) *apiError {
