@@ -318,9 +318,9 @@ func testArchiveDays(t *testing.T, be backend) {
 	if len(perFolder) != 50*3 {
 		t.Errorf("%d account-day folders, want 150", len(perFolder))
 	}
-	rep, err := archive.Verify(context.Background(), st, archive.VerifyOptions{PublicKey: e.pub})
-	if err != nil || !rep.OK() {
-		t.Fatalf("verify: %v %v", err, rep.Problems)
+	rep := verifyEventually(t, st, archive.VerifyOptions{PublicKey: e.pub}, (*archive.Report).OK)
+	if !rep.OK() {
+		t.Fatalf("verify: %v", rep.Problems)
 	}
 	if rep.Objects != len(objs) || rep.Accounts != 50 {
 		t.Errorf("verify checked %d objects of %d accounts, want %d of 50", rep.Objects, rep.Accounts, len(objs))
@@ -389,9 +389,9 @@ func testLateEvent(t *testing.T, be backend) {
 			t.Errorf("%s changed (version %s → %s)", k, v, after[k])
 		}
 	}
-	rep, err := archive.Verify(context.Background(), st, archive.VerifyOptions{PublicKey: e.pub, Accounts: []string{"acc-01"}})
-	if err != nil || !rep.OK() {
-		t.Fatalf("verify: %v %v", err, rep.Problems)
+	rep := verifyEventually(t, st, archive.VerifyOptions{PublicKey: e.pub, Accounts: []string{"acc-01"}}, func(r *archive.Report) bool { return r.OK() && r.Manifests == 2 })
+	if !rep.OK() {
+		t.Fatalf("verify: %v", rep.Problems)
 	}
 	if rep.Manifests != 2 {
 		t.Fatalf("acc-01 has %d manifests, want 2 (the day's and the late object's, chained)", rep.Manifests)
@@ -454,14 +454,14 @@ func testPreplanted(t *testing.T, be backend) {
 	if string(got) != planted || versions(t, st)[target] != plantedVersion {
 		t.Fatal("planted object was overwritten")
 	}
-	rep, err := archive.Verify(context.Background(), st, archive.VerifyOptions{PublicKey: e.pub})
-	if err != nil {
-		t.Fatal(err)
-	}
 	kinds := map[string]string{}
-	for _, p := range rep.Problems {
-		kinds[p.Kind] = p.Key
-	}
+	rep := verifyEventually(t, st, archive.VerifyOptions{PublicKey: e.pub}, func(r *archive.Report) bool {
+		clear(kinds)
+		for _, p := range r.Problems {
+			kinds[p.Kind] = p.Key
+		}
+		return kinds[archive.ProblemExtra] == target && kinds[archive.ProblemConflictCopy] != "" && len(r.Problems) == 2
+	})
 	if kinds[archive.ProblemExtra] != target || kinds[archive.ProblemConflictCopy] == "" || len(rep.Problems) != 2 {
 		t.Fatalf("verify problems %v, want the planted object as extra and the conflict copy reported", rep.Problems)
 	}
@@ -526,5 +526,25 @@ func TestDuplicateEventArchivedOnce(t *testing.T) {
 	}
 	if n := len(countIDs(objs)); n != len(evs) {
 		t.Errorf("%d distinct events archived, want %d", n, len(evs))
+	}
+}
+
+// verifyEventually verifies st until done accepts the report (the last
+// manifest is written just after the last object) or 30 s pass, and
+// returns the last report.
+func verifyEventually(t *testing.T, st objstore.Store, opts archive.VerifyOptions, done func(*archive.Report) bool) *archive.Report {
+	t.Helper()
+	var rep *archive.Report
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var err error
+		rep, err = archive.Verify(context.Background(), st, opts)
+		if err != nil {
+			t.Fatalf("verify: %v", err)
+		}
+		if done(rep) || time.Now().After(deadline) {
+			return rep
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -150,9 +150,8 @@ func checkArchive(t *testing.T, e *env, st objstore.Store, published []event, se
 			t.Errorf("%s was replaced or removed (version %q → %q)", k, v, now[k])
 		}
 	}
-	rep, err := archive.Verify(context.Background(), st, archive.VerifyOptions{PublicKey: e.pub})
-	if err != nil || !rep.OK() {
-		t.Fatalf("verify: %v %v", err, rep.Problems)
+	if rep := verifyEventually(t, st, archive.VerifyOptions{PublicKey: e.pub}, (*archive.Report).OK); !rep.OK() {
+		t.Fatalf("verify: %v", rep.Problems)
 	}
 }
 
