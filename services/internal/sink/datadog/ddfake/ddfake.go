@@ -338,19 +338,22 @@ func (s *Server) read(r *http.Request, wire []byte, rerr error, rec *Request, re
 	if len(raw) > MaxRequestBytes {
 		return http.StatusRequestEntityTooLarge, "payload is above " + strconv.Itoa(MaxRequestBytes) + " bytes", nil, 0
 	}
-	// One validating scan, then a cheap split: the fake shares the machine
-	// with what it measures, so it must not cost more than the intake's
-	// contract needs.
-	if !json.Valid(raw) {
-		var probe any
-		err := json.Unmarshal(raw, &probe)
-		return http.StatusBadRequest, "malformed JSON: " + err.Error(), nil, 0
+	// One scan that validates and splits: the fake shares the machine with
+	// what it measures, so it must not cost more than the intake's contract
+	// needs. A body it declines gets json.Valid's verdict and error.
+	items, ok := splitValidArray(raw)
+	if !ok {
+		if !json.Valid(raw) {
+			var probe any
+			err := json.Unmarshal(raw, &probe)
+			return http.StatusBadRequest, "malformed JSON: " + err.Error(), nil, 0
+		}
+		t := bytes.TrimLeft(raw, " \t\r\n")
+		if t[0] != '[' {
+			return http.StatusBadRequest, "body must be a JSON array", nil, 0
+		}
+		items = splitArray(t)
 	}
-	t := bytes.TrimLeft(raw, " \t\r\n")
-	if t[0] != '[' {
-		return http.StatusBadRequest, "body must be a JSON array", nil, 0
-	}
-	items := splitArray(t)
 	rec.Entries = len(items)
 	if len(items) > MaxEntries {
 		return http.StatusRequestEntityTooLarge, "more than " + strconv.Itoa(MaxEntries) + " entries", nil, 0
