@@ -38,7 +38,7 @@ const (
 //   - a write without If-None-Match: * is refused outright, so a store
 //     that forgot the condition fails here rather than in production.
 //
-// Writes of objects are serialized so the check and the write are one
+// Writes of one key are serialized so the check and the write are one
 // step, as they are in S3. It also counts what it saw and can fail the
 // next requests of a kind.
 type Fake struct {
@@ -53,8 +53,8 @@ type Fake struct {
 	// handled: tests kill a client process mid-upload from it.
 	OnRequest func(op string, r *http.Request)
 
-	writes  sync.Mutex // one object write (PUT object, complete) at a time
-	buckets atomic.Int64
+	keyLocks sync.Map // bucket/key → *sync.Mutex: one write of a key at a time
+	buckets  atomic.Int64
 
 	// Counters of what the fake saw.
 	Parts, Completes, RefusedCompletes, RefusedPuts, Aborts atomic.Int64
@@ -150,9 +150,12 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if op == "put" && !f.checkSum(w, r) {
 			return
 		}
-		f.writes.Lock()
-		defer f.writes.Unlock()
 		bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		// The existence check and the write are one step per key, as in S3;
+		// writes of different keys go on in parallel.
+		l, _ := f.keyLocks.LoadOrStore(bucket+"/"+key, new(sync.Mutex))
+		l.(*sync.Mutex).Lock()
+		defer l.(*sync.Mutex).Unlock()
 		if op == "complete" {
 			f.Completes.Add(1)
 			if _, err := f.Backend.HeadObject(bucket, key); err == nil {
