@@ -25,7 +25,9 @@ func Default() Config { return Config{Level: "info", Format: "json"} }
 // Validate reports every problem in the section.
 func (c Config) Validate() error {
 	var errs []error
-	if _, err := zapcore.ParseLevel(c.Level); err != nil {
+	// dpanic, panic and fatal parse as zap levels but would silence every
+	// warning and error: not a level a service runs at.
+	if l, err := zapcore.ParseLevel(c.Level); err != nil || l > zapcore.ErrorLevel {
 		errs = append(errs, fmt.Errorf("level: %q is not one of debug, info, warn, error", c.Level))
 	}
 	if c.Format != "json" && c.Format != "console" {

@@ -24,6 +24,8 @@ func TestValidate(t *testing.T) {
 		{"warn", logging.Config{Level: "warn", Format: "json"}, nil},
 		{"error", logging.Config{Level: "error", Format: "json"}, nil},
 		{"unknown level", logging.Config{Level: "verbose", Format: "json"}, []string{"level"}},
+		{"fatal silences errors", logging.Config{Level: "fatal", Format: "json"}, []string{"level"}},
+		{"dpanic", logging.Config{Level: "dpanic", Format: "json"}, []string{"level"}},
 		{"unknown format", logging.Config{Level: "info", Format: "xml"}, []string{"format"}},
 		{"empty format", logging.Config{Level: "info", Format: ""}, []string{"format"}},
 		{"format is case sensitive", logging.Config{Level: "info", Format: "JSON"}, []string{"format"}},
