@@ -100,31 +100,65 @@ func (r *Runtime) deadLetter(t *tracked, conn, reason string, cause error) {
 
 func (r *Runtime) deadLetterParked(t *tracked, ps *parkState, conn, reason string, cause error) {
 	srcTopic, srcPart, srcOffset := source(t, ps)
-	msg := ""
-	if cause != nil {
-		msg = cause.Error()
-		if len(msg) > 1024 {
-			msg = msg[:1024]
-		}
+	dl := DeadLetter{
+		Topic: r.kcfg.Topics.DeadLetter.Name, Source: t.rec,
+		SourceTopic: srcTopic, SourcePartition: srcPart, SourceOffset: srcOffset,
+		Consumer: r.name, Connection: conn, Reason: reason, Cause: cause,
 	}
-	headers := append(passHeaders(t.rec, 8),
-		header(HeaderDLQReason, reason),
-		header(HeaderDLQError, msg),
-		header(HeaderSourceTopic, srcTopic),
-		header(HeaderSourcePartition, strconv.Itoa(int(srcPart))),
-		header(HeaderSourceOffset, strconv.FormatInt(srcOffset, 10)),
-		header(HeaderForwarder, r.name),
-	)
-	if conn != "" {
-		headers = append(headers, header(HeaderConnection, conn))
-	}
-	rec := &kgo.Record{Topic: r.kcfg.Topics.DeadLetter.Name, Key: t.rec.Key, Value: t.rec.Value, Headers: headers}
 	r.log.Warn("dead-lettering record", zap.String("reason", reason), zap.String("connection", conn),
-		zap.String("source_topic", srcTopic), zap.Int32("source_partition", srcPart), zap.Int64("source_offset", srcOffset), zap.String("error", msg))
-	r.produceUntilDone(rec, func() {
+		zap.String("source_topic", srcTopic), zap.Int32("source_partition", srcPart), zap.Int64("source_offset", srcOffset), zap.String("error", dl.ErrorText()))
+	r.produceUntilDone(dl.Record(), func() {
 		r.metrics.deadLettered.WithLabelValues(reason).Inc()
 		t.complete()
 	})
+}
+
+// DeadLetter says which record goes to the dead-letter topic and why.
+type DeadLetter struct {
+	Topic string // the dead-letter topic
+	// Source is the record as read: its key, value and producer headers are
+	// kept (the runtime's own headers are dropped and written anew).
+	Source *kgo.Record
+	// Where the record came from; for a parked record, where it first was.
+	SourceTopic     string
+	SourcePartition int32
+	SourceOffset    int64
+	Consumer        string // the forwarder or archiver that gave up
+	Connection      string // empty when no connection is involved
+	Reason          string
+	Cause           error
+}
+
+// maxErrorHeader bounds the error text a dead letter carries.
+const maxErrorHeader = 1024
+
+// Record builds the dead-letter record with the reason, the error (at most
+// 1 KiB), the source and the consumer in its headers.
+func (d DeadLetter) Record() *kgo.Record {
+	headers := append(passHeaders(d.Source, 8),
+		header(HeaderDLQReason, d.Reason),
+		header(HeaderDLQError, d.ErrorText()),
+		header(HeaderSourceTopic, d.SourceTopic),
+		header(HeaderSourcePartition, strconv.Itoa(int(d.SourcePartition))),
+		header(HeaderSourceOffset, strconv.FormatInt(d.SourceOffset, 10)),
+		header(HeaderForwarder, d.Consumer),
+	)
+	if d.Connection != "" {
+		headers = append(headers, header(HeaderConnection, d.Connection))
+	}
+	return &kgo.Record{Topic: d.Topic, Key: d.Source.Key, Value: d.Source.Value, Headers: headers}
+}
+
+// ErrorText is the error as the dead letter carries it.
+func (d DeadLetter) ErrorText() string {
+	if d.Cause == nil {
+		return ""
+	}
+	msg := d.Cause.Error()
+	if len(msg) > maxErrorHeader {
+		msg = msg[:maxErrorHeader]
+	}
+	return msg
 }
 
 // produceUntilDone writes rec, retrying until Kafka takes it or the runtime
