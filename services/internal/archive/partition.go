@@ -111,7 +111,7 @@ func (p *Partition) Add(now time.Time, offset int64, w Window, account, id strin
 			return ready, err
 		}
 		g = &OpenGroup{Window: w, First: offset, Last: -1, Opened: now, Spool: sp,
-			Late: !now.Before(w.End().Add(p.cfg.Grace))}
+			Late: p.Late(now, w)}
 		if pc, ok := p.pending[w]; ok && pc.First == offset {
 			g.Last = pc.Last
 			delete(p.pending, w)
@@ -210,6 +210,21 @@ func (p *Partition) Abandon() {
 
 // OpenGroups is the number of groups collecting events.
 func (p *Partition) OpenGroups() int { return len(p.open) }
+
+// SpoolBytes is the size of the open groups' spools.
+func (p *Partition) SpoolBytes() int64 {
+	var n int64
+	for _, g := range p.open {
+		n += g.Spool.Bytes()
+	}
+	return n
+}
+
+// Late reports whether an event of window w read at now is late: its
+// window's grace period is over.
+func (p *Partition) Late(now time.Time, w Window) bool {
+	return !now.Before(w.End().Add(p.cfg.Grace))
+}
 
 // Checkpoint is what to commit: the first offset not yet archived, and
 // metadata naming the windows' archived spans at or past it and the decided

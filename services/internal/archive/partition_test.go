@@ -53,6 +53,10 @@ func TestPartitionCutsWindowsOnTimeWithoutNewRecords(t *testing.T) {
 	if off, _ := p.Checkpoint(); off != 0 {
 		t.Fatalf("checkpoint %d with day 0 open, want 0", off)
 	}
+	before := p.SpoolBytes()
+	if before == 0 {
+		t.Fatal("four events spooled, SpoolBytes is 0")
+	}
 	f.tick(day0.Add(24*time.Hour + 59*time.Minute))
 	if len(f.cut) != 0 {
 		t.Fatalf("cut %v inside the grace period", f.cut)
@@ -61,6 +65,9 @@ func TestPartitionCutsWindowsOnTimeWithoutNewRecords(t *testing.T) {
 	f.tick(day0.Add(25 * time.Hour))
 	if len(f.cut) != 1 || f.cut[0].First != 0 || f.cut[0].Last != 3 || !f.cut[0].Window.Start.Equal(day0) {
 		t.Fatalf("cut %+v, want day 0 offsets 0..3", f.cut)
+	}
+	if after := p.SpoolBytes(); after <= 0 || after >= before {
+		t.Fatalf("SpoolBytes %d after cutting day 0, %d before: want only day 1's left", after, before)
 	}
 	off, meta := p.Checkpoint()
 	if off != 2 {

@@ -111,6 +111,7 @@ func (w *worker) run() {
 			}
 		}
 		w.s.metrics.openGroups.WithLabelValues(w.label).Set(float64(w.p.OpenGroups()))
+		w.s.metrics.spoolBytes.WithLabelValues(w.label).Set(float64(w.p.SpoolBytes()))
 	}
 }
 
@@ -134,7 +135,7 @@ func (w *worker) record(r *kgo.Record) error {
 	routes := w.s.watcher.Current().ForType(StorageType)
 	f, ok, err := w.p.FileRecord(r, func(account string) bool { return len(routes.Route(account)) > 0 }, w.buf)
 	if err != nil {
-		if err := w.deadLetter(r.Key, r.Value, r.Headers, r.Offset, "", reasonDecode, err); err != nil {
+		if err := w.deadLetter(r, "", reasonDecode, err); err != nil {
 			return err
 		}
 		w.p.Skip(r.Offset)
@@ -147,7 +148,7 @@ func (w *worker) record(r *kgo.Record) error {
 	}
 	w.buf = f.Line
 	now := w.s.now()
-	if !now.Before(f.Window.End().Add(w.s.cfg.Archive.Grace)) {
+	if w.p.Late(now, f.Window) {
 		w.s.metrics.lateEvents.Inc()
 	}
 	ready, err := w.p.Add(now, r.Offset, f.Window, f.Account, f.ID, f.Time, f.Line)
@@ -276,8 +277,9 @@ func (w *worker) put(ctx context.Context, t archive.Target, b archive.AccountBat
 				zap.String("connection", t.Name), zap.String("account", b.Account), zap.String("group", group.Name()),
 				zap.Int("events", b.Len()), zap.Error(err))
 			return g.Spool.Each(b, func(offset int64, line []byte) error {
-				return w.deadLetter([]byte(b.Account), line, []kgo.RecordHeader{{Key: auditevent.HeaderContentType, Value: []byte(auditevent.ContentTypeJSON)}},
-					offset, t.Name, reasonStorageFailed, err)
+				src := &kgo.Record{Key: []byte(b.Account), Value: line, Offset: offset,
+					Headers: []kgo.RecordHeader{{Key: auditevent.HeaderContentType, Value: []byte(auditevent.ContentTypeJSON)}}}
+				return w.deadLetter(src, t.Name, reasonStorageFailed, err)
 			})
 		}
 		wait := backoff.Delay(attempt, 0)
@@ -294,57 +296,44 @@ func (w *worker) put(ctx context.Context, t archive.Target, b archive.AccountBat
 // deadLetter writes a record to the dead-letter topic with the reason in its
 // headers, retrying until Kafka takes it: a record is only skipped once its
 // copy is safe.
-func (w *worker) deadLetter(key, value []byte, headers []kgo.RecordHeader, offset int64, conn, reason string, cause error) error {
-	msg := cause.Error()
-	if len(msg) > 1024 {
-		msg = msg[:1024]
+func (w *worker) deadLetter(src *kgo.Record, conn, reason string, cause error) error {
+	dl := delivery.DeadLetter{
+		Topic: w.s.cfg.Kafka.Topics.DeadLetter.Name, Source: src,
+		SourceTopic: w.topic, SourcePartition: w.part, SourceOffset: src.Offset,
+		Consumer: Name, Connection: conn, Reason: reason, Cause: cause,
 	}
-	hs := append(append([]kgo.RecordHeader(nil), headers...),
-		kgo.RecordHeader{Key: delivery.HeaderDLQReason, Value: []byte(reason)},
-		kgo.RecordHeader{Key: delivery.HeaderDLQError, Value: []byte(msg)},
-		kgo.RecordHeader{Key: delivery.HeaderSourceTopic, Value: []byte(w.topic)},
-		kgo.RecordHeader{Key: delivery.HeaderSourcePartition, Value: []byte(w.label)},
-		kgo.RecordHeader{Key: delivery.HeaderSourceOffset, Value: []byte(strconv.FormatInt(offset, 10))},
-		kgo.RecordHeader{Key: delivery.HeaderForwarder, Value: []byte(Name)},
-	)
-	if conn != "" {
-		hs = append(hs, kgo.RecordHeader{Key: delivery.HeaderConnection, Value: []byte(conn)})
-	}
-	rec := &kgo.Record{Topic: w.s.cfg.Kafka.Topics.DeadLetter.Name, Key: key, Value: value, Headers: hs}
 	w.s.log.Warn("dead-lettering record", zap.String("reason", reason), zap.Int32("source_partition", w.part),
-		zap.Int64("source_offset", offset), zap.String("connection", conn), zap.String("error", msg))
-	for attempt := 0; ; attempt++ {
-		err := w.s.cl.ProduceSync(w.ctx, rec).FirstErr()
-		if err == nil {
-			w.s.metrics.deadLettered.WithLabelValues(reason).Inc()
-			return nil
-		}
-		if w.ctx.Err() != nil {
-			return w.ctx.Err()
-		}
-		w.s.log.Warn("write to dead-letter topic failed; retrying", zap.Int("attempt", attempt+1), zap.Error(err))
-		select {
-		case <-w.ctx.Done():
-			return w.ctx.Err()
-		case <-time.After(min(time.Duration(attempt+1)*250*time.Millisecond, 5*time.Second)):
-		}
+		zap.Int64("source_offset", src.Offset), zap.String("connection", conn), zap.String("error", dl.ErrorText()))
+	rec := dl.Record()
+	if err := w.untilDone("write to dead-letter topic", func() error { return w.s.cl.ProduceSync(w.ctx, rec).FirstErr() }); err != nil {
+		return err
 	}
+	w.s.metrics.deadLettered.WithLabelValues(reason).Inc()
+	return nil
 }
 
 func (w *worker) commitUntilDone() error {
+	return w.untilDone("commit", func() error { return w.commit(w.ctx) })
+}
+
+// untilDone runs op until it succeeds or the partition stops, waiting
+// longer after each failure (up to 5 s).
+func (w *worker) untilDone(what string, op func() error) error {
+	backoff := delivery.Backoff{Initial: 200 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.2}
 	for attempt := 0; ; attempt++ {
-		err := w.commit(w.ctx)
+		err := op()
 		if err == nil {
 			return nil
 		}
 		if w.ctx.Err() != nil {
 			return w.ctx.Err()
 		}
-		w.s.log.Warn("commit failed; retrying", zap.Int32("partition", w.part), zap.Int("attempt", attempt+1), zap.Error(err))
+		wait := backoff.Delay(attempt, 0)
+		w.s.log.Warn(what+" failed; retrying", zap.Int32("partition", w.part), zap.Int("attempt", attempt+1), zap.Duration("retry_in", wait), zap.Error(err))
 		select {
 		case <-w.ctx.Done():
 			return w.ctx.Err()
-		case <-time.After(min(time.Duration(attempt+1)*200*time.Millisecond, 5*time.Second)):
+		case <-time.After(wait):
 		}
 	}
 }
@@ -353,7 +342,6 @@ func (w *worker) commitUntilDone() error {
 // archived, with the cuts and archived spans in the commit's metadata.
 func (w *worker) commit(ctx context.Context) error {
 	offset, meta := w.p.Checkpoint()
-	w.s.metrics.spoolBytes.WithLabelValues(w.label).Set(0)
 	if offset < 0 || (offset == w.lastOffset && meta == w.lastMeta) {
 		w.lastCommit = time.Now()
 		return nil
