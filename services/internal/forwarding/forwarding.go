@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/auditstream/auditstream/services/internal/config"
@@ -195,18 +196,31 @@ func Run(ctx context.Context, spec Spec, cfg Config) error {
 		return err
 	}
 
-	done := make(chan struct{}, 2)
-	go func() { defer func() { done <- struct{}{} }(); _ = watcher.Run(ctx) }()
-	go func() {
-		defer func() { done <- struct{}{} }()
+	wait := ServeAndWatch(ctx, log, srv, watcher)
+	log.Info(spec.Binary+" started", zap.String("version", version.Version), zap.String("addr", srv.Addr()), zap.Strings("brokers", cfg.Kafka.Brokers),
+		zap.String("group", cfg.Delivery.Group), zap.String("destinations_file", cfg.Destinations.File))
+	err = rt.Run(ctx)
+	stop()
+	wait()
+	log.Info(spec.Binary + " stopped")
+	return err
+}
+
+// ServeAndWatch runs a consumer's companions until ctx ends: the HTTP
+// server (already listening), the destinations watcher, and a reload of the
+// destinations file on SIGHUP. wait blocks until all three have stopped.
+func ServeAndWatch(ctx context.Context, log *zap.Logger, srv *server.Server, watcher *destinations.Watcher) (wait func()) {
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = watcher.Run(ctx) })
+	wg.Go(func() {
 		if err := srv.Serve(ctx); err != nil {
 			log.Error("http server", zap.Error(err))
 		}
-	}()
+	})
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
+	wg.Go(func() {
+		defer signal.Stop(hup)
 		for {
 			select {
 			case <-ctx.Done():
@@ -217,16 +231,8 @@ func Run(ctx context.Context, spec Spec, cfg Config) error {
 				}
 			}
 		}
-	}()
-
-	log.Info(spec.Binary+" started", zap.String("version", version.Version), zap.String("addr", srv.Addr()), zap.Strings("brokers", cfg.Kafka.Brokers),
-		zap.String("group", cfg.Delivery.Group), zap.String("destinations_file", cfg.Destinations.File))
-	err = rt.Run(ctx)
-	stop()
-	<-done
-	<-done
-	log.Info(spec.Binary + " stopped")
-	return err
+	})
+	return wg.Wait
 }
 
 // DecodeSettings reads a connection's settings strictly into a T with its

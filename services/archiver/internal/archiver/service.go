@@ -10,11 +10,9 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/signal"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -90,39 +88,14 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	done := make(chan struct{}, 3)
-	go func() { defer func() { done <- struct{}{} }(); _ = s.watcher.Run(ctx) }()
-	go func() {
-		defer func() { done <- struct{}{} }()
-		if err := srv.Serve(ctx); err != nil {
-			log.Error("http server", zap.Error(err))
-		}
-	}()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		defer func() { done <- struct{}{} }()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				if err := s.watcher.Reload(); err != nil {
-					log.Error("reload destinations", zap.Error(err))
-				}
-			}
-		}
-	}()
+	wait := forwarding.ServeAndWatch(ctx, log, srv, s.watcher)
 	log.Info("archiver started", zap.String("version", version.Version), zap.String("addr", srv.Addr()),
 		zap.Strings("brokers", cfg.Kafka.Brokers), zap.String("group", cfg.Archive.Group),
 		zap.Duration("window", cfg.Archive.Window), zap.Duration("grace", cfg.Archive.Grace),
 		zap.String("spool_dir", cfg.Archive.SpoolDir), zap.Bool("signed", cfg.Archive.SigningKey.IsSet()))
 	err = s.Consume(ctx)
 	stop()
-	for range 3 {
-		<-done
-	}
+	wait()
 	log.Info("archiver stopped")
 	return err
 }
