@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 )
 
@@ -59,10 +60,12 @@ func TestKilledMidBatchLosesNothing(t *testing.T) {
 	}
 	dups := len(mustIDs(p, "dd-a")) - len(all)
 	// One in-flight window: what the cap lets be out unfinished plus what
-	// finishes between two commits. An encoded test record is ~450 bytes
-	// and the 20 ms intake takes at most ~2 batches of 200 per commit
-	// interval.
-	window := inflightBytes/450 + 2*200
+	// finishes between two commits. An encoded test record is ~450 bytes.
+	// With requests_in_flight batches of 200 out at once and a 20 ms
+	// intake, a 50 ms commit interval (plus the commit's own round trip,
+	// under one more intake period) sees at most 4 rounds finish.
+	requestsInFlight := delivery.DefaultConfig("datadog").RequestsInFlight
+	window := inflightBytes/450 + requestsInFlight*4*200
 	t.Logf("%d events; %d delivered before the kill; %d duplicates after restart (window %d)", len(all), atKill, dups, window)
 	if dups > window {
 		t.Fatalf("%d duplicates, more than one in-flight window (%d)", dups, window)
