@@ -18,6 +18,7 @@ import (
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
+	"github.com/auditstream/auditstream/services/internal/benchutil"
 	"github.com/auditstream/auditstream/services/internal/forwarding"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -343,4 +344,44 @@ func BenchUncommitted(b *testing.B, cluster *kafkatest.Cluster, cfg forwarding.C
 		}
 	}
 	return missing
+}
+
+// BenchMemory measures a run's memory: the whole process's peak (heap and
+// stacks, garbage included: benchutil's sampler), the same above the
+// baseline, and the peak of the live heap above its baseline. It also takes
+// the run's CPU profile when benchutil.ProfileEnv names a file.
+type BenchMemory struct {
+	base        uint64
+	peak        *benchutil.PeakMemory
+	live        *BenchLive
+	stopProfile func() error
+}
+
+// StartBenchMemory collects garbage, takes the heap in use as the baseline
+// (the broker holding the loaded topic, the event pool, the test's own
+// state) and starts sampling. Call it right before b.ResetTimer.
+func StartBenchMemory(b *testing.B) *BenchMemory {
+	runtime.GC()
+	m := &BenchMemory{base: benchutil.InUseBytes()}
+	m.live = StartBenchLive()
+	m.peak = benchutil.StartPeakMemory(0)
+	stop, err := benchutil.StartTimedProfile()
+	if err != nil {
+		b.Fatal(err)
+	}
+	m.stopProfile = stop
+	return m
+}
+
+// Stop ends the sampling and reports peak-MB, peak-over-base-MB and
+// live-over-base-MB. Call it right after b.StopTimer.
+func (m *BenchMemory) Stop(b *testing.B) {
+	if err := m.stopProfile(); err != nil {
+		b.Error(err)
+	}
+	peak := m.peak.Stop()
+	live := m.live.OverBase()
+	b.ReportMetric(benchutil.MB(peak), "peak-MB")
+	b.ReportMetric(benchutil.MB(peak-min(m.base, peak)), "peak-over-base-MB")
+	b.ReportMetric(benchutil.MB(live), "live-over-base-MB")
 }

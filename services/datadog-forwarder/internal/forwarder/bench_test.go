@@ -63,39 +63,6 @@ func benchFetchMaxBytes(cfg Config) int32 {
 	return int32(min(int64(cfg.Delivery.MaxInflightBytes)/2, 50<<20))
 }
 
-// benchBaseline collects garbage and returns the heap and stacks in use: the
-// broker holding the loaded topic, the event pool, the test's own state.
-func benchBaseline() uint64 {
-	runtime.GC()
-	return benchutil.InUseBytes()
-}
-
-// benchMemory measures a run's memory: the whole process's peak (heap and
-// stacks, garbage included: benchutil's sampler), the same above the
-// baseline, and the peak of the live heap above its baseline.
-type benchMemory struct {
-	base uint64
-	peak *benchutil.PeakMemory
-	live *forwardingtest.BenchLive
-}
-
-func startBenchMemory() *benchMemory {
-	m := &benchMemory{base: benchBaseline()}
-	m.live = forwardingtest.StartBenchLive()
-	m.peak = benchutil.StartPeakMemory(0)
-	return m
-}
-
-// stop ends the sampling and reports peak-MB, peak-over-base-MB and
-// live-over-base-MB.
-func (m *benchMemory) stop(b *testing.B) {
-	peak := m.peak.Stop()
-	live := m.live.OverBase()
-	b.ReportMetric(benchutil.MB(peak), "peak-MB")
-	b.ReportMetric(benchutil.MB(peak-min(m.base, peak)), "peak-over-base-MB")
-	b.ReportMetric(benchutil.MB(live), "live-over-base-MB")
-}
-
 // BenchmarkDatadogConsumeCeiling is the ceiling: a franz-go group consumer
 // with the runtime's consumer and fetch options (no decoding, no delivery)
 // polling b.N pre-loaded records, from a cold start (group join included,
@@ -105,7 +72,7 @@ func BenchmarkDatadogConsumeCeiling(b *testing.B) {
 	forwardingtest.BenchPreload(b, cluster, cfg, b.N)
 	dc := cfg.Delivery
 
-	mem := startBenchMemory()
+	mem := forwardingtest.StartBenchMemory(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
@@ -148,7 +115,7 @@ func BenchmarkDatadogConsumeCeiling(b *testing.B) {
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
-	mem.stop(b)
+	mem.Stop(b)
 
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(valueBytes)/float64(n), "record-B")
@@ -180,7 +147,7 @@ func BenchmarkDatadogEncodeOnly(b *testing.B) {
 		wg                    sync.WaitGroup
 	)
 	workers := runtime.GOMAXPROCS(0)
-	mem := startBenchMemory()
+	mem := forwardingtest.StartBenchMemory(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
@@ -236,7 +203,7 @@ func BenchmarkDatadogEncodeOnly(b *testing.B) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
-	mem.stop(b)
+	mem.Stop(b)
 	if err := failed.Load(); err != nil {
 		b.Fatal(*err)
 	}
@@ -285,7 +252,7 @@ func benchForwarder(b *testing.B, inflight config.ByteSize) {
 	in.drainEvery(b, 50*time.Millisecond)
 	benchWriteDestinations(b, cfg, in.URL())
 
-	mem := startBenchMemory()
+	mem := forwardingtest.StartBenchMemory(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
@@ -298,7 +265,7 @@ func benchForwarder(b *testing.B, inflight config.ByteSize) {
 	})
 	elapsed := time.Since(start)
 	b.StopTimer()
-	mem.stop(b)
+	mem.Stop(b)
 	stop()
 	in.drainAll()
 
@@ -395,7 +362,7 @@ func BenchmarkDatadogEndToEndLatency(b *testing.B) {
 		failures atomic.Int64
 		firstErr atomic.Pointer[error]
 	)
-	mem := startBenchMemory()
+	mem := forwardingtest.StartBenchMemory(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
@@ -417,7 +384,7 @@ func BenchmarkDatadogEndToEndLatency(b *testing.B) {
 	produced := time.Since(start)
 	ok := forwardingtest.BenchWait(60*time.Second, func() bool { return seen.Load() >= int64(total) })
 	b.StopTimer()
-	mem.stop(b)
+	mem.Stop(b)
 	stop()
 	in.drainAll()
 
