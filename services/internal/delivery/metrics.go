@@ -14,11 +14,13 @@ type metrics struct {
 	endToEnd     *prometheus.HistogramVec
 	lag          *prometheus.GaugeVec
 	healthy      *prometheus.GaugeVec
-	inflight     prometheus.Gauge
 	retryHeld    prometheus.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer, forwarder string) *metrics {
+// newMetrics registers the runtime's metrics; inflight reads the bytes of
+// polled records not yet finished, kept by the runtime in an atomic so that
+// the poll loop and the workers never contend on a gauge per record.
+func newMetrics(reg prometheus.Registerer, forwarder string, inflight func() float64) *metrics {
 	constLabels := prometheus.Labels{"forwarder": forwarder}
 	m := &metrics{
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -57,13 +59,13 @@ func newMetrics(reg prometheus.Registerer, forwarder string) *metrics {
 		healthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "auditstream_delivery_connection_healthy", Help: "1 while a connection delivers, 0 while it is marked unhealthy and its events are parked.", ConstLabels: constLabels,
 		}, []string{"connection"}),
-		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "auditstream_delivery_inflight_bytes", Help: "Bytes of polled records not yet finished (bounded by max_inflight_bytes).", ConstLabels: constLabels,
-		}),
 		retryHeld: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "auditstream_delivery_retry_held_bytes", Help: "Bytes of parked records read back and waiting for their due time.", ConstLabels: constLabels,
 		}),
 	}
-	reg.MustRegister(m.delivered, m.failed, m.retried, m.parked, m.deadLettered, m.dropped, m.batchSize, m.sendLatency, m.endToEnd, m.lag, m.healthy, m.inflight, m.retryHeld)
+	reg.MustRegister(m.delivered, m.failed, m.retried, m.parked, m.deadLettered, m.dropped, m.batchSize, m.sendLatency, m.endToEnd, m.lag, m.healthy, m.retryHeld,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "auditstream_delivery_inflight_bytes", Help: "Bytes of polled records not yet finished (bounded by max_inflight_bytes).", ConstLabels: constLabels,
+		}, inflight))
 	return m
 }

@@ -94,6 +94,7 @@ type Runtime struct {
 	registry  prometheus.Registerer
 	client    *kgo.Client
 	inflight  *semaphore.Weighted
+	held      atomic.Int64 // bytes taken from inflight, for the metric
 	now       func() time.Time
 	ctx       context.Context
 	unhealthy func(string) // test hook: called when a connection turns unhealthy
@@ -137,7 +138,6 @@ func New(o Options) (*Runtime, error) {
 		log:           o.Logger,
 		router:        o.Router,
 		newSink:       o.NewSink,
-		metrics:       newMetrics(o.Registry, o.Name),
 		registry:      o.Registry,
 		inflight:      semaphore.NewWeighted(int64(o.Config.MaxInflightBytes)),
 		now:           time.Now,
@@ -146,6 +146,7 @@ func New(o Options) (*Runtime, error) {
 		delayers:      map[int32]*retryDelayer{},
 		lastCommitted: map[string]map[int32]int64{},
 	}
+	r.metrics = newMetrics(o.Registry, o.Name, func() float64 { return float64(r.held.Load()) })
 	return r, nil
 }
 
@@ -299,13 +300,9 @@ func (r *Runtime) dispatch(ctx context.Context, tr *partitionTracker, rec *kgo.R
 	if err := r.inflight.Acquire(ctx, size); err != nil {
 		return false
 	}
-	r.metrics.inflight.Add(float64(size))
+	r.held.Add(size)
 	tr.add(rec)
-	t := &tracked{rec: rec, tracker: tr, size: size}
-	t.release = func() {
-		r.inflight.Release(size)
-		r.metrics.inflight.Sub(float64(size))
-	}
+	t := &tracked{rec: rec, tracker: tr, size: size, r: r}
 	if rec.Topic == r.cfg.RetryTopic.Name {
 		r.holdRetry(t)
 		return true

@@ -15,6 +15,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
 )
@@ -566,12 +567,17 @@ func TestRuntimeMetricsAndStatus(t *testing.T) {
 		found := false
 		mfs, _ := rg.reg.Gather()
 		for _, mf := range mfs {
-			if mf.GetName() == name && len(mf.GetMetric()) > 0 && mf.GetMetric()[0].GetHistogram().GetSampleCount() > 0 {
-				found = true
+			if mf.GetName() != name {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				if m.GetHistogram().GetSampleCount() > 0 && labelValue(m, "connection") == "ok" {
+					found = true
+				}
 			}
 		}
 		if !found {
-			t.Errorf("histogram %s has no samples", name)
+			t.Errorf("histogram %s has no samples for the connection that delivers", name)
 		}
 	}
 	status := map[string]ConnectionStatus{}
@@ -584,4 +590,13 @@ func TestRuntimeMetricsAndStatus(t *testing.T) {
 	if s := status["ok"]; !s.Healthy || s.LastSuccess == nil {
 		t.Errorf("status of the healthy connection: %+v", s)
 	}
+}
+
+func labelValue(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
 }

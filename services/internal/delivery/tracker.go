@@ -21,7 +21,11 @@ type partitionTracker struct {
 	revoked atomic.Bool
 
 	mu      sync.Mutex
-	pending []trackedOffset // increasing offsets; finished ones are popped from the front
+	// pending holds increasing offsets from head on; finished ones at the
+	// front are skipped by moving head, and the slice is compacted only
+	// once head passed half of it, so finishing costs no copy per record.
+	pending []trackedOffset
+	head    int
 	next    kgo.EpochOffset // offset after the last record added
 	idle    chan struct{}   // closed when pending empties; replaced when work is added
 }
@@ -41,8 +45,12 @@ func newPartitionTracker(topic string, partition int32) *partitionTracker {
 func (t *partitionTracker) add(rec *kgo.Record) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.pending) == 0 {
+	if t.head == len(t.pending) {
 		t.idle = make(chan struct{})
+		t.pending, t.head = t.pending[:0], 0
+	} else if t.head > len(t.pending)/2 {
+		n := copy(t.pending, t.pending[t.head:])
+		t.pending, t.head = t.pending[:n], 0
 	}
 	t.pending = append(t.pending, trackedOffset{offset: rec.Offset})
 	t.next = kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset + 1}
@@ -52,20 +60,20 @@ func (t *partitionTracker) add(rec *kgo.Record) {
 func (t *partitionTracker) finish(offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	i := sort.Search(len(t.pending), func(i int) bool { return t.pending[i].offset >= offset })
-	if i == len(t.pending) || t.pending[i].offset != offset {
+	open := t.pending[t.head:]
+	i := sort.Search(len(open), func(i int) bool { return open[i].offset >= offset })
+	if i == len(open) || open[i].offset != offset || open[i].done {
 		return // already finished (the tracker was reset by a revoke)
 	}
-	t.pending[i].done = true
-	n := 0
-	for n < len(t.pending) && t.pending[n].done {
-		n++
+	open[i].done = true
+	if i > 0 {
+		return
 	}
-	if n > 0 {
-		t.pending = append(t.pending[:0], t.pending[n:]...)
-		if len(t.pending) == 0 {
-			close(t.idle)
-		}
+	for t.head < len(t.pending) && t.pending[t.head].done {
+		t.head++
+	}
+	if t.head == len(t.pending) {
+		close(t.idle)
 	}
 }
 
@@ -78,10 +86,10 @@ func (t *partitionTracker) committable() (kgo.EpochOffset, bool) {
 	if t.next.Offset < 0 {
 		return kgo.EpochOffset{}, false
 	}
-	if len(t.pending) > 0 {
+	if t.head < len(t.pending) {
 		// the epoch of the first unfinished record is not kept; -1 tells the
 		// broker to skip the fencing check, which is safe for our own group
-		return kgo.EpochOffset{Epoch: -1, Offset: t.pending[0].offset}, true
+		return kgo.EpochOffset{Epoch: -1, Offset: t.pending[t.head].offset}, true
 	}
 	return t.next, true
 }
@@ -90,7 +98,7 @@ func (t *partitionTracker) committable() (kgo.EpochOffset, bool) {
 func (t *partitionTracker) outstanding() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.pending)
+	return len(t.pending) - t.head
 }
 
 // idleCh is closed once nothing is outstanding.
@@ -107,13 +115,14 @@ type tracked struct {
 	size      int64 // what the record holds of MaxInflightBytes
 	tracker   *partitionTracker
 	remaining atomic.Int32
-	release   func()
+	r         *Runtime // whose max_inflight_bytes the record holds
 }
 
 // complete finishes one of the record's deliveries.
 func (t *tracked) complete() {
 	if t.remaining.Add(-1) == 0 {
 		t.tracker.finish(t.rec.Offset)
-		t.release()
+		t.r.inflight.Release(t.size)
+		t.r.held.Add(-t.size)
 	}
 }

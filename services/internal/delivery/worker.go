@@ -8,6 +8,7 @@ import (
 	"time"
 
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -34,9 +35,14 @@ type sinkBox struct{ sink EntrySink }
 // own, so a slow or failing destination only ever delays itself; past its
 // queue cap its events are parked instead of filling shared memory.
 type worker struct {
-	r           *Runtime
-	name        string
-	sink        atomic.Pointer[sinkBox]
+	r    *Runtime
+	name string
+	sink atomic.Pointer[sinkBox]
+	// the connection's metric series, looked up once rather than per event
+	deliveredC  prometheus.Counter
+	endToEnd    prometheus.Observer
+	batchSize   prometheus.Observer
+	sendLatency prometheus.Observer
 	fingerprint atomic.Value // string
 
 	mu          sync.Mutex
@@ -60,7 +66,9 @@ type worker struct {
 
 func newWorker(r *Runtime, name string, sink EntrySink, fingerprint string) *worker {
 	w := &worker{r: r, name: name, wake: make(chan struct{}, 1), flushReq: make(chan struct{}, 1), done: make(chan struct{}),
-		sending: make(chan struct{}, r.cfg.RequestsInFlight)}
+		sending:    make(chan struct{}, r.cfg.RequestsInFlight),
+		deliveredC: r.metrics.delivered.WithLabelValues(name), endToEnd: r.metrics.endToEnd.WithLabelValues(name),
+		batchSize: r.metrics.batchSize.WithLabelValues(name), sendLatency: r.metrics.sendLatency.WithLabelValues(name)}
 	w.setSink(sink, fingerprint)
 	r.metrics.healthy.WithLabelValues(name).Set(1)
 	return w
@@ -264,12 +272,12 @@ func (w *worker) send(batch []*job) {
 		for i, j := range pending {
 			entries[i] = j.entry
 		}
-		w.r.metrics.batchSize.WithLabelValues(w.name).Observe(float64(len(pending)))
+		w.batchSize.Observe(float64(len(pending)))
 		sendCtx, cancel := context.WithTimeout(ctx, w.r.cfg.SendTimeout)
 		t0 := time.Now()
 		err := w.currentSink().WriteBatch(sendCtx, entries)
 		cancel()
-		w.r.metrics.sendLatency.WithLabelValues(w.name).Observe(time.Since(t0).Seconds())
+		w.sendLatency.Observe(time.Since(t0).Seconds())
 		if ctx.Err() != nil {
 			return // shutting down: unfinished jobs are resent after restart
 		}
@@ -278,10 +286,11 @@ func (w *worker) send(batch []*job) {
 		var hint time.Duration
 		var unhealthy []*job
 		delivered := 0
+		now := w.r.now()
 		handle := func(j *job, err error) {
 			if err == nil {
 				delivered++
-				w.delivered(j)
+				w.delivered(j, now)
 				return
 			}
 			class := Classify(err)
@@ -315,6 +324,7 @@ func (w *worker) send(batch []*job) {
 			}
 		}
 		if delivered > 0 {
+			w.deliveredC.Add(float64(delivered))
 			w.markHealthy()
 		}
 		if err != nil {
@@ -343,10 +353,11 @@ func (w *worker) send(batch []*job) {
 	}
 }
 
-func (w *worker) delivered(j *job) {
-	w.r.metrics.delivered.WithLabelValues(w.name).Inc()
+// delivered finishes a job the destination accepted at now; the caller
+// counts it.
+func (w *worker) delivered(j *job, now time.Time) {
 	if !j.eventTime.IsZero() {
-		w.r.metrics.endToEnd.WithLabelValues(w.name).Observe(w.r.now().Sub(j.eventTime).Seconds())
+		w.endToEnd.Observe(now.Sub(j.eventTime).Seconds())
 	}
 	j.t.complete()
 }
