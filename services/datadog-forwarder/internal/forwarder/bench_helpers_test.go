@@ -2,17 +2,14 @@ package forwarder
 
 // Helpers of the Datadog forwarder's benchmarks (bench_test.go): the event
 // generator, the in-process broker loaded with records, the forwarder's
-// configuration, the intake (the Datadog fake behind a small proxy that
-// counts and times what it accepts), and memory and progress sampling.
+// configuration, the intake (the Datadog fake, observed: it counts and
+// times what it accepts), and memory and progress sampling.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,7 +23,6 @@ import (
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
 	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
-	"github.com/klauspost/compress/gzip"
 )
 
 const (
@@ -119,215 +115,74 @@ func benchStart(b *testing.B, cfg Config) (stop func()) {
 	return stop
 }
 
-// benchIntake is the Datadog fake behind a proxy on 127.0.0.1. The proxy
-// passes every request through unchanged and, once the fake has answered,
-// hands accepted bodies to onAccepted (when set) with the time of the
-// answer. So that a long run does not hold every delivered log in this
-// process's memory, which the benchmarks measure, there are two fakes:
-// requests go to the active one, and drain switches to the other, waits
-// for the requests still in the first, moves what it recorded into the
-// counts and resets it. Requests never wait for a drain.
+// benchIntake is the Datadog fake, observed rather than recording: it
+// counts what it accepts and hands accepted entries to onAccepted (when
+// set) with the time of the answer, so that a long run holds no delivered
+// log in this process's memory, which the benchmarks measure.
 type benchIntake struct {
-	fakes      [2]*ddfake.Server
-	gates      [2]sync.RWMutex // held shared by requests in flight to a fake, exclusively by drain
-	active     atomic.Int32
-	srv        *httptest.Server
-	client     *http.Client
-	keys       []string
-	onAccepted func(body []byte, at time.Time)
+	fake       *ddfake.Server
+	onAccepted func(entries [][]byte, at time.Time)
 
-	// resent counts entries the fake accepted in requests whose client had
-	// given up (timed out) before the answer reached it: the sink sends them
-	// again, so each is accepted twice.
-	resent      atomic.Int64
-	lostAnswers atomic.Int64 // such requests
-
-	mu         sync.Mutex // guards the counts below and serialises drain
-	accepted   int64      // entries accepted by the fakes and forgotten by drain
-	requests   int64      // requests drained
-	rejected   int64      // of which answered other than 202
-	entryBytes int64      // uncompressed bytes of accepted requests
-	wireBytes  int64      // as sent
+	accepted   atomic.Int64 // entries accepted
+	requests   atomic.Int64 // requests answered
+	rejected   atomic.Int64 // of which answered other than 202
+	entryBytes atomic.Int64 // uncompressed bytes of accepted requests
+	wireBytes  atomic.Int64 // as sent
+	// resent counts entries accepted in requests whose client had given up
+	// (timed out) before the answer reached it: the sink sends them again,
+	// so each is accepted twice.
+	resent atomic.Int64
 }
 
-func newBenchIntake(b *testing.B, onAccepted func(body []byte, at time.Time)) *benchIntake {
+func newBenchIntake(b *testing.B, onAccepted func(entries [][]byte, at time.Time)) *benchIntake {
 	b.Helper()
-	in := &benchIntake{onAccepted: onAccepted}
+	var keys []string
 	for i := range benchConnections {
-		in.keys = append(in.keys, benchConnName(i))
+		keys = append(keys, benchConnName(i))
 	}
-	for i := range in.fakes {
-		in.fakes[i] = ddfake.New(in.keys...)
-		b.Cleanup(in.fakes[i].Close)
-	}
-	transport := &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 32, IdleConnTimeout: time.Minute}
-	b.Cleanup(transport.CloseIdleConnections)
-	in.client = &http.Client{Transport: transport}
-	in.srv = httptest.NewServer(in)
-	b.Cleanup(in.srv.Close)
+	in := &benchIntake{fake: ddfake.New(keys...), onAccepted: onAccepted}
+	b.Cleanup(in.fake.Close)
+	in.fake.Observe(in.observe)
 	return in
 }
 
-func (in *benchIntake) URL() string { return in.srv.URL }
+func (in *benchIntake) URL() string { return in.fake.URL() }
 
-var benchHopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
-func (in *benchIntake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+func (in *benchIntake) observe(o ddfake.Observed) {
+	in.requests.Add(1)
+	if o.Status != http.StatusAccepted {
+		in.rejected.Add(1)
 		return
 	}
-	// The exchange with the fake outlives a client that gives up, so that
-	// what the fake accepted is always known.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	i := in.active.Load()
-	in.gates[i].RLock()
-	req, err := http.NewRequestWithContext(ctx, r.Method, in.fakes[i].URL()+r.URL.RequestURI(), bytes.NewReader(body))
-	if err != nil {
-		in.gates[i].RUnlock()
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	req.Header = r.Header.Clone()
-	for _, h := range benchHopHeaders {
-		req.Header.Del(h)
-	}
-	resp, err := in.client.Do(req)
-	in.gates[i].RUnlock()
-	at := time.Now()
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(resp.Body)
-	for k, v := range resp.Header {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(resp.StatusCode)
-	_, werr := w.Write(answer)
-	if resp.StatusCode != http.StatusAccepted {
-		return
-	}
-	if werr != nil || r.Context().Err() != nil {
-		in.lostAnswers.Add(1)
-		if n, err := benchCountEntries(body); err == nil {
-			in.resent.Add(int64(n))
-		}
+	n := int64(len(o.Entries))
+	in.accepted.Add(n)
+	in.entryBytes.Add(int64(o.Bytes))
+	in.wireBytes.Add(int64(o.WireBytes))
+	if o.Unanswered {
+		in.resent.Add(n)
 	}
 	if in.onAccepted != nil {
-		in.onAccepted(body, at)
+		in.onAccepted(o.Entries, o.At)
 	}
 }
 
-// benchCountEntries is the number of entries in a request body.
-func benchCountEntries(body []byte) (int, error) {
-	raw, err := benchGunzip(body)
-	if err != nil {
-		return 0, err
-	}
-	var entries []json.RawMessage
-	if err := json.Unmarshal(raw, &entries); err != nil {
-		return 0, err
-	}
-	return len(entries), nil
-}
+// delivered is the number of entries the fake accepted so far, less those
+// accepted again after a lost answer.
+func (in *benchIntake) delivered() int64 { return in.accepted.Load() - in.resent.Load() }
 
-// benchGunzip returns body decompressed when it is gzip, else as is.
-func benchGunzip(body []byte) ([]byte, error) {
-	if len(body) < 2 || body[0] != 0x1f || body[1] != 0x8b {
-		return body, nil
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	return io.ReadAll(zr)
-}
-
-// drain switches fakes and moves what the previous one recorded into the
-// counts. A request that picked the previous fake just before the switch
-// may still reach it after the reset; the next drain of that fake counts it.
-func (in *benchIntake) drain() {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	old := in.active.Load()
-	in.active.Store(1 - old)
-	in.gates[old].Lock()
-	reqs := in.fakes[old].Requests()
-	in.fakes[old].Reset()
-	in.gates[old].Unlock()
-	for _, r := range reqs {
-		in.requests++
-		if r.Status != http.StatusAccepted {
-			in.rejected++
-			continue
-		}
-		in.accepted += int64(r.Entries)
-		in.entryBytes += int64(r.Bytes)
-		in.wireBytes += int64(r.WireBytes)
-	}
-}
-
-// drainAll drains both fakes.
-func (in *benchIntake) drainAll() {
-	in.drain()
-	in.drain()
-}
-
-// delivered is the number of entries the fakes accepted so far, less
-// those accepted again after a lost answer.
-func (in *benchIntake) delivered() int64 {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	n := in.accepted - in.resent.Load()
-	for _, f := range in.fakes {
-		for _, k := range in.keys {
-			n += int64(f.Count(k))
-		}
-	}
-	return n
-}
-
-// drainEvery drains every d until the benchmark ends.
-func (in *benchIntake) drainEvery(b *testing.B, d time.Duration) {
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(d)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				in.drain()
-			}
-		}
-	}()
-	b.Cleanup(func() { close(stop); <-done })
-}
-
-// benchEntryTimes reads an accepted request body (gzip or plain JSON array)
-// and returns the audit id and timestamp of each entry.
-func benchEntryTimes(body []byte) ([]string, []time.Time, error) {
-	body, err := benchGunzip(body)
-	if err != nil {
-		return nil, nil, err
-	}
-	var entries []struct {
-		ID        string `json:"audit-id"`
-		Timestamp string `json:"timestamp"`
-	}
-	if err := json.Unmarshal(body, &entries); err != nil {
-		return nil, nil, err
-	}
+// benchEntryTimes returns the audit id and timestamp of each accepted
+// entry.
+func benchEntryTimes(entries [][]byte) ([]string, []time.Time, error) {
 	ids := make([]string, len(entries))
 	times := make([]time.Time, len(entries))
-	for i, e := range entries {
+	for i, raw := range entries {
+		var e struct {
+			ID        string `json:"audit-id"`
+			Timestamp string `json:"timestamp"`
+		}
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return nil, nil, err
+		}
 		t, err := auditevent.ParseTimestamp(e.Timestamp)
 		if err != nil {
 			return nil, nil, err

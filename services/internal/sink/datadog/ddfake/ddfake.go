@@ -98,6 +98,20 @@ type Server struct {
 	reject    func(entry []byte) bool
 	oversize  Oversize
 	truncated int
+	observe   func(Observed)
+}
+
+// Observed is one answered request, as an Observe function sees it.
+type Observed struct {
+	Request
+	// Entries are the accepted entries (Status 202 only); they are valid
+	// only during the call.
+	Entries [][]byte
+	// At is when the answer was handed to the connection.
+	At time.Time
+	// Unanswered is true when the client had gone before the answer
+	// reached it: a client that timed out sends accepted entries again.
+	Unanswered bool
 }
 
 // New starts a fake intake on 127.0.0.1 that accepts the given API keys.
@@ -174,6 +188,17 @@ func (s *Server) SetOversizedEntries(o Oversize) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.oversize = o
+}
+
+// Observe has fn see every request once it is answered, instead of the
+// fake recording it: with fn set, Count, Entries, Logs, Requests and
+// Truncated stay empty, so a long benchmark holds only its own counts. nil
+// goes back to recording. fn runs on the request's goroutine and must not
+// keep Entries.
+func (s *Server) Observe(fn func(Observed)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.observe = fn
 }
 
 // Reset forgets the recorded entries and requests and every script; the
@@ -277,7 +302,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
-			s.record(rec, 0, "", nil, 0)
+			s.finish(w, r, rec, 0, "", "", nil, 0)
 			return
 		}
 	}
@@ -285,18 +310,42 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		for k, v := range scripted.headers {
 			w.Header()[k] = v
 		}
-		s.record(rec, scripted.status, "", nil, 0)
-		answer(w, scripted.status, http.StatusText(scripted.status))
+		s.finish(w, r, rec, scripted.status, http.StatusText(scripted.status), "", nil, 0)
 		return
 	}
 	if !known {
-		s.record(rec, http.StatusForbidden, "", nil, 0)
-		answer(w, http.StatusForbidden, "Forbidden")
+		s.finish(w, r, rec, http.StatusForbidden, "Forbidden", "", nil, 0)
 		return
 	}
 	status, msg, entries, trunc := s.read(r, wire, rerr, &rec, reject, oversize)
-	s.record(rec, status, key, entries, trunc)
-	answer(w, status, msg)
+	s.finish(w, r, rec, status, msg, key, entries, trunc)
+}
+
+// finish answers status (none when 0: the client is gone) and records the
+// request, before answering, so that a client that got its answer finds
+// the entries recorded; or, under Observe, hands it to the observer once
+// answered.
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, rec Request, status int, msg, key string, entries [][]byte, trunc int) {
+	s.mu.Lock()
+	observe := s.observe
+	s.mu.Unlock()
+	if observe == nil {
+		s.record(rec, status, key, entries, trunc)
+		if status != 0 {
+			answer(w, status, msg)
+		}
+		return
+	}
+	unanswered := status == 0
+	if !unanswered {
+		answer(w, status, msg)
+		unanswered = http.NewResponseController(w).Flush() != nil || r.Context().Err() != nil
+	}
+	rec.Status = status
+	if status != http.StatusAccepted {
+		entries = nil
+	}
+	observe(Observed{Request: rec, Entries: entries, At: time.Now(), Unanswered: unanswered})
 }
 
 // read checks the body and returns the status to answer, an error message,
