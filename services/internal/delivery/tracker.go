@@ -20,7 +20,7 @@ type partitionTracker struct {
 	// dropped unsent, since its new owner reads it again from the commit.
 	revoked atomic.Bool
 
-	mu      sync.Mutex
+	mu sync.Mutex
 	// pending holds increasing offsets from head on; finished ones at the
 	// front are skipped by moving head, and the slice is compacted only
 	// once head passed half of it, so finishing costs no copy per record.
