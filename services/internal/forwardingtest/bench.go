@@ -13,6 +13,7 @@ import (
 	"runtime/metrics"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -346,23 +347,25 @@ func BenchUncommitted(b *testing.B, cluster *kafkatest.Cluster, cfg forwarding.C
 	return missing
 }
 
-// BenchMemory measures a run's memory: the whole process's peak (heap and
-// stacks, garbage included: benchutil's sampler), the same above the
-// baseline, and the peak of the live heap above its baseline. It also takes
-// the run's CPU profile when benchutil.ProfileEnv names a file.
-type BenchMemory struct {
+// BenchUsage measures what a run uses: the whole process's peak memory
+// (heap and stacks, garbage included: benchutil's sampler), the same above
+// the baseline, the peak of the live heap above its baseline, and the CPU
+// time the process kept busy. It also takes the run's CPU profile when
+// benchutil.ProfileEnv names a file.
+type BenchUsage struct {
 	base        uint64
 	peak        *benchutil.PeakMemory
 	live        *BenchLive
+	cpu         benchCPU
 	stopProfile func() error
 }
 
-// StartBenchMemory collects garbage, takes the heap in use as the baseline
+// StartBenchUsage collects garbage, takes the heap in use as the baseline
 // (the broker holding the loaded topic, the event pool, the test's own
 // state) and starts sampling. Call it right before b.ResetTimer.
-func StartBenchMemory(b *testing.B) *BenchMemory {
+func StartBenchUsage(b *testing.B) *BenchUsage {
 	runtime.GC()
-	m := &BenchMemory{base: benchutil.InUseBytes()}
+	m := &BenchUsage{base: benchutil.InUseBytes()}
 	m.live = StartBenchLive()
 	m.peak = benchutil.StartPeakMemory(0)
 	stop, err := benchutil.StartTimedProfile()
@@ -370,12 +373,18 @@ func StartBenchMemory(b *testing.B) *BenchMemory {
 		b.Fatal(err)
 	}
 	m.stopProfile = stop
+	m.cpu = readBenchCPU()
 	return m
 }
 
-// Stop ends the sampling and reports peak-MB, peak-over-base-MB and
-// live-over-base-MB. Call it right after b.StopTimer.
-func (m *BenchMemory) Stop(b *testing.B) {
+// Stop ends the sampling and reports peak-MB, peak-over-base-MB,
+// live-over-base-MB, cpu-% (the share of the machine's CPUs kept busy, to
+// tell a CPU-bound run from one waiting on something) and cpu-ns/op (busy
+// CPU time per op: per event in the throughput benchmarks, where the
+// passes' costs add up when they share the CPUs). Call it right after
+// b.StopTimer.
+func (m *BenchUsage) Stop(b *testing.B) {
+	cpu := readBenchCPU()
 	if err := m.stopProfile(); err != nil {
 		b.Error(err)
 	}
@@ -384,4 +393,24 @@ func (m *BenchMemory) Stop(b *testing.B) {
 	b.ReportMetric(benchutil.MB(peak), "peak-MB")
 	b.ReportMetric(benchutil.MB(peak-min(m.base, peak)), "peak-over-base-MB")
 	b.ReportMetric(benchutil.MB(live), "live-over-base-MB")
+	used, wall := cpu.used-m.cpu.used, cpu.at.Sub(m.cpu.at)
+	if wall > 0 {
+		b.ReportMetric(100*float64(used)/float64(wall)/float64(runtime.NumCPU()), "cpu-%")
+		b.ReportMetric(float64(used.Nanoseconds())/float64(max(b.N, 1)), "cpu-ns/op")
+	}
+}
+
+// benchCPU is the process's CPU time (user and system, from getrusage)
+// at a wall-clock instant.
+type benchCPU struct {
+	used time.Duration
+	at   time.Time
+}
+
+func readBenchCPU() benchCPU {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return benchCPU{at: time.Now()}
+	}
+	return benchCPU{used: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), at: time.Now()}
 }

@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"os"
 	"runtime"
 	"strings"
@@ -42,6 +43,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 	"github.com/auditstream/auditstream/services/internal/sink/datadog"
+	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
 	"github.com/klauspost/compress/gzip"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -72,7 +74,7 @@ func BenchmarkDatadogConsumeCeiling(b *testing.B) {
 	forwardingtest.BenchPreload(b, cluster, cfg, b.N)
 	dc := cfg.Delivery
 
-	mem := forwardingtest.StartBenchMemory(b)
+	mem := forwardingtest.StartBenchUsage(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
@@ -122,24 +124,13 @@ func BenchmarkDatadogConsumeCeiling(b *testing.B) {
 	b.ReportMetric(benchutil.Millis(first), "first-ms")
 }
 
-// BenchmarkDatadogEncodeOnly is the work without the plumbing: b.N records
-// decoded with auditevent.DecodeRecord, encoded by the connection's
+// BenchmarkDatadogEncodeOnly is the work without the plumbing: b.N
+// records decoded with auditevent.DecodeRecord, encoded by the connection's
 // datadog.Encoder, and joined into JSON-array request bodies of
 // benchBodyEntries entries gzipped at the connection's level (what
 // Sink.encodeBody does), on GOMAXPROCS goroutines, sent nowhere.
 func BenchmarkDatadogEncodeOnly(b *testing.B) {
-	gen := forwardingtest.NewBenchGen(b, DefaultConfig().Kafka.Topics.Events.Name)
-	at := time.Now()
-	records := make([]*kgo.Record, forwardingtest.BenchPool)
-	for i := range records {
-		records[i] = gen.Record(b, i, at.Add(time.Duration(i)*time.Microsecond))
-	}
-	dc := datadog.Config{TagPrefix: benchTagPrefix}.WithDefaults()
-	enc := dc.Encoder()
-	if dc.Compression != datadog.CompressionGzip {
-		b.Fatalf("default compression is %q, want gzip", dc.Compression)
-	}
-
+	records := benchRecords(b)
 	var (
 		next                  atomic.Int64
 		entryBytes, wireBytes atomic.Int64
@@ -147,19 +138,17 @@ func BenchmarkDatadogEncodeOnly(b *testing.B) {
 		wg                    sync.WaitGroup
 	)
 	workers := runtime.GOMAXPROCS(0)
-	mem := forwardingtest.StartBenchMemory(b)
+	usage := forwardingtest.StartBenchUsage(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
 	for range workers {
 		wg.Go(func() {
-			zw, err := gzip.NewWriterLevel(io.Discard, dc.CompressionLevel)
+			enc, err := newBenchBodyEncoder()
 			if err != nil {
 				failed.CompareAndSwap(nil, &err)
 				return
 			}
-			var body bytes.Buffer
-			entries := make([][]byte, 0, benchBodyEntries)
 			var raw, wire int64
 			defer func() { entryBytes.Add(raw); wireBytes.Add(wire) }()
 			for {
@@ -168,42 +157,20 @@ func BenchmarkDatadogEncodeOnly(b *testing.B) {
 					return
 				}
 				to := min(from+benchBodyEntries, b.N)
-				entries = entries[:0]
-				for i := from; i < to; i++ {
-					ev, err := auditevent.DecodeRecord(records[i%len(records)])
-					if err != nil {
-						failed.CompareAndSwap(nil, &err)
-						return
-					}
-					entry, err := enc.Encode(ev)
-					if err != nil {
-						failed.CompareAndSwap(nil, &err)
-						return
-					}
-					entries = append(entries, entry)
-				}
-				body.Reset()
-				zw.Reset(&body)
-				sep := []byte{'['}
-				for _, e := range entries {
-					_, _ = zw.Write(sep)
-					_, _ = zw.Write(e)
-					sep[0] = ','
-					raw += int64(datadog.EntrySize(e))
-				}
-				_, _ = zw.Write([]byte{']'})
-				if err := zw.Close(); err != nil {
+				r, err := enc.encode(records, from, to)
+				if err != nil {
 					failed.CompareAndSwap(nil, &err)
 					return
 				}
-				wire += int64(body.Len())
+				raw += r
+				wire += int64(enc.body.Len())
 			}
 		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
-	mem.Stop(b)
+	usage.Stop(b)
 	if err := failed.Load(); err != nil {
 		b.Fatal(*err)
 	}
@@ -211,6 +178,145 @@ func BenchmarkDatadogEncodeOnly(b *testing.B) {
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(entryBytes.Load())/float64(b.N), "entry-B")
 	b.ReportMetric(float64(wireBytes.Load())/float64(b.N), "wire-B")
+}
+
+// benchRecords is forwardingtest.BenchPool records as the broker holds them.
+func benchRecords(b *testing.B) []*kgo.Record {
+	gen := forwardingtest.NewBenchGen(b, DefaultConfig().Kafka.Topics.Events.Name)
+	at := time.Now()
+	records := make([]*kgo.Record, forwardingtest.BenchPool)
+	for i := range records {
+		records[i] = gen.Record(b, i, at.Add(time.Duration(i)*time.Microsecond))
+	}
+	return records
+}
+
+// benchBodyEncoder makes request bodies as a connection with the default
+// settings does.
+type benchBodyEncoder struct {
+	enc     *datadog.Encoder
+	level   int
+	zw      *gzip.Writer
+	body    bytes.Buffer
+	entries [][]byte
+}
+
+func newBenchBodyEncoder() (*benchBodyEncoder, error) {
+	dc := datadog.Config{TagPrefix: benchTagPrefix}.WithDefaults()
+	if dc.Compression != datadog.CompressionGzip {
+		return nil, fmt.Errorf("default compression is %q, want gzip", dc.Compression)
+	}
+	zw, err := gzip.NewWriterLevel(io.Discard, dc.CompressionLevel)
+	if err != nil {
+		return nil, err
+	}
+	return &benchBodyEncoder{enc: dc.Encoder(), level: dc.CompressionLevel, zw: zw, entries: make([][]byte, 0, benchBodyEntries)}, nil
+}
+
+// encode decodes and encodes events from to to (records cycled) into body
+// and returns the entries' size as Datadog counts it.
+func (e *benchBodyEncoder) encode(records []*kgo.Record, from, to int) (int64, error) {
+	e.entries = e.entries[:0]
+	for i := from; i < to; i++ {
+		ev, err := auditevent.DecodeRecord(records[i%len(records)])
+		if err != nil {
+			return 0, err
+		}
+		entry, err := e.enc.Encode(ev)
+		if err != nil {
+			return 0, err
+		}
+		e.entries = append(e.entries, entry)
+	}
+	e.body.Reset()
+	e.zw.Reset(&e.body)
+	var raw int64
+	sep := []byte{'['}
+	for _, entry := range e.entries {
+		_, _ = e.zw.Write(sep)
+		_, _ = e.zw.Write(entry)
+		sep[0] = ','
+		raw += int64(datadog.EntrySize(entry))
+	}
+	_, _ = e.zw.Write([]byte{']'})
+	return raw, e.zw.Close()
+}
+
+// BenchmarkDatadogIntakeOnly is what the fake intake costs on the CPUs it
+// shares with the forwarder: request bodies of benchBodyEntries entries,
+// encoded before the timer as the encode-only pass encodes them, POSTed by
+// a bare net/http client with as many requests out as the forwarder has
+// (benchConnections connections, requests_in_flight each), until the fake
+// has accepted b.N entries. The forwarder's CPU per event is at least this
+// pass's, the encode-only pass's and the consume ceiling's together.
+func BenchmarkDatadogIntakeOnly(b *testing.B) {
+	records := benchRecords(b)
+	enc, err := newBenchBodyEncoder()
+	if err != nil {
+		b.Fatal(err)
+	}
+	bodies := make([][]byte, 64)
+	for i := range bodies {
+		if _, err := enc.encode(records, i*benchBodyEntries, (i+1)*benchBodyEntries); err != nil {
+			b.Fatal(err)
+		}
+		bodies[i] = bytes.Clone(enc.body.Bytes())
+	}
+	in := newBenchIntake(b, nil)
+	transport := &http.Transport{MaxIdleConnsPerHost: 64}
+	b.Cleanup(transport.CloseIdleConnections)
+	client := &http.Client{Transport: transport}
+	requests := int64((b.N + benchBodyEntries - 1) / benchBodyEntries)
+	var (
+		next   atomic.Int64
+		failed atomic.Pointer[error]
+		wg     sync.WaitGroup
+	)
+	post := func(i int64) error {
+		req, err := http.NewRequest(http.MethodPost, in.URL()+ddfake.LogsPath, bytes.NewReader(bodies[i%int64(len(bodies))]))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Encoding", "gzip")
+		req.Header.Set("DD-API-KEY", benchConnName(int(i)%benchConnections))
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			return fmt.Errorf("the intake answered %s", resp.Status)
+		}
+		return nil
+	}
+
+	usage := forwardingtest.StartBenchUsage(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for range benchConnections * DefaultConfig().Delivery.RequestsInFlight {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < requests; i = next.Add(1) - 1 {
+				if err := post(i); err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	usage.Stop(b)
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+	if got := in.delivered(); got < int64(b.N) {
+		b.Fatalf("the intake accepted %d of %d entries", got, b.N)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 }
 
 // BenchmarkDatadogForwarder runs forwarder.Run in this process with the
@@ -251,7 +357,7 @@ func benchForwarder(b *testing.B, inflight config.ByteSize) {
 	in := newBenchIntake(b, nil)
 	benchWriteDestinations(b, cfg, in.URL())
 
-	mem := forwardingtest.StartBenchMemory(b)
+	mem := forwardingtest.StartBenchUsage(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
@@ -359,7 +465,7 @@ func BenchmarkDatadogEndToEndLatency(b *testing.B) {
 		failures atomic.Int64
 		firstErr atomic.Pointer[error]
 	)
-	mem := forwardingtest.StartBenchMemory(b)
+	mem := forwardingtest.StartBenchUsage(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
@@ -397,6 +503,48 @@ func BenchmarkDatadogEndToEndLatency(b *testing.B) {
 	b.ReportMetric(benchutil.Millis(lat.Percentile(50)), "p50-ms")
 	b.ReportMetric(benchutil.Millis(lat.Percentile(99)), "p99-ms")
 	b.ReportMetric(benchutil.Millis(lat.Percentile(100)), "max-ms")
+}
+
+// micros is a result's CPU per op (per event) in microseconds.
+func micros(r benchutil.Result) string {
+	v, ok := r.Metrics["cpu-ns/op"]
+	if !ok {
+		return "-"
+	}
+	return benchutil.FormatValue(v / 1000)
+}
+
+// benchBoundRate is the most events/s any forwarder could reach on these
+// CPUs when the broker and the intake share them: the consume ceiling's,
+// the encode-only pass's and the intake-only pass's CPU per event add up,
+// so with nothing else spent the CPUs run out at cores / their sum.
+func benchBoundRate(ceiling, encode, intake benchutil.Result) (float64, bool) {
+	sum := 0.0
+	for _, r := range []benchutil.Result{ceiling, encode, intake} {
+		v, ok := r.Metrics["cpu-ns/op"]
+		if !ok || v <= 0 {
+			return 0, false
+		}
+		sum += v
+	}
+	return float64(runtime.NumCPU()) * 1e9 / sum, true
+}
+
+// benchBound explains the forwarder's CPU per event against the three
+// passes it cannot do without.
+func benchBound(ceiling, encode, intake, fwd benchutil.Result, peer string) string {
+	bound, ok := benchBoundRate(ceiling, encode, intake)
+	f, okF := fwd.Metrics["cpu-ns/op"]
+	if !ok || !okF {
+		return ""
+	}
+	rig := ceiling.Metrics["cpu-ns/op"] + encode.Metrics["cpu-ns/op"] + intake.Metrics["cpu-ns/op"]
+	return fmt.Sprintf("\nCPU per event adds up on %d CPUs: consume %s µs + encode %s µs + %s %s µs = %s µs, so even a forwarder that spent\n"+
+		"nothing else would reach at most %s events/s here, %s of encode-only. The default forwarder spends %s µs per event:\n"+
+		"%s µs beyond the three (batching and commits, its HTTP client, routing, garbage collection).\n",
+		runtime.NumCPU(), micros(ceiling), micros(encode), peer, micros(intake), benchutil.FormatValue(rig/1000),
+		benchutil.FormatValue(bound), benchutil.FormatPercent(bound/encode.Metrics["events/s"]),
+		benchutil.FormatValue(f/1000), benchutil.FormatValue((f-rig)/1000))
 }
 
 // Targets of the Datadog forwarder (the issue's, on a 2-core machine).
@@ -449,6 +597,7 @@ type benchReport struct {
 const (
 	benchNameCeiling = "DatadogConsumeCeiling"
 	benchNameEncode  = "DatadogEncodeOnly"
+	benchNameIntake  = "DatadogIntakeOnly"
 	benchNameLatency = "DatadogEndToEndLatency"
 )
 
@@ -472,6 +621,10 @@ func datadogBenchReport(out benchutil.Output) (benchReport, error) {
 		return benchReport{}, err
 	}
 	encode, _, err := get(benchNameEncode)
+	if err != nil {
+		return benchReport{}, err
+	}
+	intake, _, err := get(benchNameIntake)
 	if err != nil {
 		return benchReport{}, err
 	}
@@ -502,8 +655,9 @@ func datadogBenchReport(out benchutil.Output) (benchReport, error) {
 		}
 		return a / b, benchutil.FormatPercent(a / b)
 	}
-	labels := []string{"raw franz-go consume ceiling", "encode-only (decode, Datadog shape, gzip)"}
-	results := []benchutil.Result{ceiling, encode}
+	labels := []string{"raw franz-go consume ceiling", "encode-only (decode, Datadog shape, gzip)", "intake-only (the fake taking encoded bodies)"}
+	results := []benchutil.Result{ceiling, encode, intake}
+	const firstForwarder = 3
 	for i, inflight := range benchInflightSettings {
 		label := fmt.Sprintf("forwarder into the fake, max_inflight %d MiB", inflight>>20)
 		if i == 0 {
@@ -516,19 +670,20 @@ func datadogBenchReport(out benchutil.Output) (benchReport, error) {
 	var s strings.Builder
 	fmt.Fprintf(&s, "\nDatadog forwarder against its ceilings (median of %d run(s); 1 KB records, gzip, broker and intake in this process)\n", runs)
 	tbl := &benchutil.Table{}
-	tbl.Row("", "events/s", "of ceiling", "of encode-only", "parked", "unparked events/s", "of encode-only")
+	tbl.Row("", "events/s", "of ceiling", "of encode-only", "parked", "unparked events/s", "of encode-only", "CPU µs/event", "CPU busy")
 	for i, r := range results {
 		c, e, ue := "-", "-", "-"
 		if i > 0 {
 			_, c = ratio(r, "events/s", ceiling)
 		}
-		if i > 1 {
+		if i >= firstForwarder {
 			_, e = ratio(r, "events/s", encode)
 			_, ue = ratio(r, "unparked-events/s", encode)
 		}
-		tbl.Row(labels[i], metric(r, "events/s"), c, e, metric(r, "parked"), metric(r, "unparked-events/s"), ue)
+		tbl.Row(labels[i], metric(r, "events/s"), c, e, metric(r, "parked"), metric(r, "unparked-events/s"), ue, micros(r), metric(r, "cpu-%")+" %")
 	}
 	tbl.WriteTo(&s)
+	s.WriteString(benchBound(ceiling, encode, intake, fwds[0], "Datadog intake"))
 	s.WriteString("\nmemory (MB): peak is the whole process (benchutil: heap and stacks, garbage included); over-base is above the\nheap in use before the run (the broker holding the loaded topic, the event pool); live is the live heap's peak above its own\n")
 	mt := &benchutil.Table{}
 	mt.Row("", "max_inflight", "live over base", "peak over base", "peak")
@@ -592,6 +747,10 @@ func datadogBenchReport(out benchutil.Output) (benchReport, error) {
 	verdict(fmt.Sprintf("memory set by config (backlog %s MB)", benchutil.FormatValue(backlog)), pass, strings.Join(got, ", "))
 	_, txt = ratio(fwd, "events/s", ceiling)
 	line("forwarder / consume ceiling", "(no target)", txt)
+	if bound, ok := benchBoundRate(ceiling, encode, intake); ok {
+		line("bound: encode + intake + consume alone", "(no target)",
+			fmt.Sprintf("%s events/s = %s of encode-only", benchutil.FormatValue(bound), benchutil.FormatPercent(bound/encode.Metrics["events/s"])))
+	}
 	s.WriteString("\ntargets (2-core machine)\n")
 	s.WriteString(verdicts.String())
 	rep.text = s.String()
@@ -600,9 +759,10 @@ func datadogBenchReport(out benchutil.Output) (benchReport, error) {
 
 // The report reads the benchmarks' result lines and judges each target.
 func TestDatadogBenchReportFormat(t *testing.T) {
-	const output = `BenchmarkDatadogConsumeCeiling-2   	  200000	      2500 ns/op	    400000 events/s	     300.0 peak-MB	      40.0 peak-over-base-MB	      30.0 live-over-base-MB
-BenchmarkDatadogEncodeOnly-2       	  200000	      6250 ns/op	    160000 events/s	      30.0 peak-MB	       5.0 peak-over-base-MB	       2.0 live-over-base-MB
-BenchmarkDatadogForwarder/max-inflight=16MB-2    	  200000	      8000 ns/op	    125000 events/s	 130000 unparked-events/s	 10 parked	     300.0 peak-MB	      60.0 peak-over-base-MB	 50.0 live-over-base-MB	      16.8 max-inflight-MB
+	const output = `BenchmarkDatadogConsumeCeiling-2   	  200000	      2500 ns/op	    400000 events/s	     300.0 peak-MB	      40.0 peak-over-base-MB	      30.0 live-over-base-MB	 1000 cpu-ns/op	 50 cpu-%
+BenchmarkDatadogEncodeOnly-2       	  200000	      6250 ns/op	    160000 events/s	      30.0 peak-MB	       5.0 peak-over-base-MB	       2.0 live-over-base-MB	 12500 cpu-ns/op	 100 cpu-%
+BenchmarkDatadogIntakeOnly-2       	  200000	      2000 ns/op	    500000 events/s	 4500 cpu-ns/op	 100 cpu-%
+BenchmarkDatadogForwarder/max-inflight=16MB-2    	  200000	      8000 ns/op	    125000 events/s	 130000 unparked-events/s	 10 parked	     300.0 peak-MB	      60.0 peak-over-base-MB	 50.0 live-over-base-MB	      16.8 max-inflight-MB	 20000 cpu-ns/op	 100 cpu-%
 BenchmarkDatadogForwarder/max-inflight=64MB-2    	  200000	     10000 ns/op	    100000 events/s	 100000 unparked-events/s	 0 parked	     400.0 peak-MB	     150.0 peak-over-base-MB	 120.0 live-over-base-MB	      67.1 max-inflight-MB
 BenchmarkDatadogEndToEndLatency-2                	       1	5000000000 ns/op	      1000 produced-events/s	     150.0 p50-ms	    1200 p99-ms	      1300 max-ms	 80.0 peak-MB
 PASS
@@ -621,6 +781,11 @@ PASS
 		"end-to-end p99 < 1s at 1k events/s             BELOW TARGET  1,200 ms",
 		"memory set by config (backlog 205 MB)          PASS          live 50.0 MB at 16 MiB, live 120 MB at 64 MiB",
 		"forwarder / consume ceiling                    (no target)   31.2 %",
+		"consume 1.00 µs + encode 12.5 µs + Datadog intake 4.50 µs = 18.0 µs",
+		"The default forwarder spends 20.0 µs per event:\n2.00 µs beyond the three",
+		"intake-only (the fake taking encoded bodies)",
+		fmt.Sprintf("bound: encode + intake + consume alone         (no target)   %s events/s = %s of encode-only",
+			benchutil.FormatValue(float64(runtime.NumCPU())*1e9/18000), benchutil.FormatPercent(float64(runtime.NumCPU())*1e9/18000/160000)),
 	} {
 		if !strings.Contains(rep.text, want) {
 			t.Errorf("report lacks %q:\n%s", want, rep.text)

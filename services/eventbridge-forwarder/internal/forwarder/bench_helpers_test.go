@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -176,37 +175,4 @@ func benchIDNumber(detail string) (int, bool) {
 	}
 	n, err := strconv.ParseUint(detail[len(prefix)+24:len(prefix)+36], 16, 63)
 	return int(n), err == nil
-}
-
-// benchCPU measures the share of the machine's CPUs the process used
-// between start and busy (runtime/metrics: all CPU time less idle), to tell
-// a CPU-bound run from one waiting on something.
-type benchCPU struct{ total, idle float64 }
-
-var benchCPUSamples = []string{"/cpu/classes/total:cpu-seconds", "/cpu/classes/idle:cpu-seconds"}
-
-func readBenchCPU() benchCPU {
-	s := make([]metrics.Sample, len(benchCPUSamples))
-	for i, name := range benchCPUSamples {
-		s[i].Name = name
-	}
-	metrics.Read(s)
-	var c benchCPU
-	if s[0].Value.Kind() == metrics.KindFloat64 {
-		c.total = s[0].Value.Float64()
-	}
-	if s[1].Value.Kind() == metrics.KindFloat64 {
-		c.idle = s[1].Value.Float64()
-	}
-	return c
-}
-
-// busy is the share of CPU time used since c, in percent.
-func (c benchCPU) busy() float64 {
-	now := readBenchCPU()
-	total := now.total - c.total
-	if total <= 0 {
-		return 0
-	}
-	return 100 * (total - (now.idle - c.idle)) / total
 }

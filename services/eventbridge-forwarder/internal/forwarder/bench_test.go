@@ -81,7 +81,7 @@ func BenchmarkEventBridgeConsumeCeiling(b *testing.B) {
 	forwardingtest.BenchPreload(b, cluster, cfg, b.N)
 	dc := cfg.Delivery
 
-	mem := forwardingtest.StartBenchMemory(b)
+	mem := forwardingtest.StartBenchUsage(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
@@ -164,7 +164,7 @@ func benchParallel(b *testing.B, work func(entries [][]byte) error) {
 		wg         sync.WaitGroup
 	)
 	workers := runtime.GOMAXPROCS(0)
-	mem := forwardingtest.StartBenchMemory(b)
+	mem := forwardingtest.StartBenchUsage(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
@@ -315,10 +315,9 @@ func benchForwarder(b *testing.B, inflight config.ByteSize) {
 	bus := newBenchBus(b, tally.accept)
 	benchWriteDestinations(b, cfg, bus.URL())
 
-	mem := forwardingtest.StartBenchMemory(b)
+	mem := forwardingtest.StartBenchUsage(b)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := readBenchCPU()
 	start := time.Now()
 	stop := benchStart(b, cfg)
 	progress := forwardingtest.NewBenchProgress(start)
@@ -328,7 +327,6 @@ func benchForwarder(b *testing.B, inflight config.ByteSize) {
 		return n >= int64(b.N)
 	})
 	elapsed := time.Since(start)
-	busy := cpu.busy()
 	b.StopTimer()
 	mem.Stop(b)
 	stop()
@@ -358,7 +356,6 @@ func benchForwarder(b *testing.B, inflight config.ByteSize) {
 	}
 	b.ReportMetric(float64(st.Bytes)/float64(max(st.Accepted, 1)), "entry-B")
 	b.ReportMetric(float64(st.Accepted)/float64(max(st.OK, 1)), "entries/call")
-	b.ReportMetric(busy, "cpu-%")
 	b.ReportMetric(benchutil.MB(uint64(inflight)), "max-inflight-MB")
 }
 
@@ -427,7 +424,7 @@ func BenchmarkEventBridgeEndToEndLatency(b *testing.B) {
 		failures atomic.Int64
 		firstErr atomic.Pointer[error]
 	)
-	mem := forwardingtest.StartBenchMemory(b)
+	mem := forwardingtest.StartBenchUsage(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
