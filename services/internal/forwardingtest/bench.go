@@ -414,3 +414,45 @@ func readBenchCPU() benchCPU {
 	}
 	return benchCPU{used: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), at: time.Now()}
 }
+
+// BenchMicros is a result's CPU per op (per event) in microseconds.
+func BenchMicros(r benchutil.Result) string {
+	v, ok := r.Metrics["cpu-ns/op"]
+	if !ok {
+		return "-"
+	}
+	return benchutil.FormatValue(v / 1000)
+}
+
+// BenchBoundRate is the most events/s any forwarder could reach on these
+// CPUs when the broker and the intake share them: the consume ceiling's,
+// the encode-only pass's and the intake-only pass's CPU per event add up,
+// so with nothing else spent the CPUs run out at cores / their sum.
+func BenchBoundRate(ceiling, encode, intake benchutil.Result) (float64, bool) {
+	sum := 0.0
+	for _, r := range []benchutil.Result{ceiling, encode, intake} {
+		v, ok := r.Metrics["cpu-ns/op"]
+		if !ok || v <= 0 {
+			return 0, false
+		}
+		sum += v
+	}
+	return float64(runtime.NumCPU()) * 1e9 / sum, true
+}
+
+// BenchBound explains the forwarder's CPU per event against the three
+// passes it cannot do without.
+func BenchBound(ceiling, encode, intake, fwd benchutil.Result, peer string) string {
+	bound, ok := BenchBoundRate(ceiling, encode, intake)
+	f, okF := fwd.Metrics["cpu-ns/op"]
+	if !ok || !okF {
+		return ""
+	}
+	rig := ceiling.Metrics["cpu-ns/op"] + encode.Metrics["cpu-ns/op"] + intake.Metrics["cpu-ns/op"]
+	return fmt.Sprintf("\nCPU per event adds up on %d CPUs: consume %s µs + encode %s µs + %s %s µs = %s µs, so even a forwarder that spent\n"+
+		"nothing else would reach at most %s events/s here, %s of encode-only. The default forwarder spends %s µs per event:\n"+
+		"%s µs beyond the three (the delivery runtime: routing, batching, commits; the client library; garbage collection).\n",
+		runtime.NumCPU(), BenchMicros(ceiling), BenchMicros(encode), peer, BenchMicros(intake), benchutil.FormatValue(rig/1000),
+		benchutil.FormatValue(bound), benchutil.FormatPercent(bound/encode.Metrics["events/s"]),
+		benchutil.FormatValue(f/1000), benchutil.FormatValue((f-rig)/1000))
+}

@@ -505,48 +505,6 @@ func BenchmarkDatadogEndToEndLatency(b *testing.B) {
 	b.ReportMetric(benchutil.Millis(lat.Percentile(100)), "max-ms")
 }
 
-// micros is a result's CPU per op (per event) in microseconds.
-func micros(r benchutil.Result) string {
-	v, ok := r.Metrics["cpu-ns/op"]
-	if !ok {
-		return "-"
-	}
-	return benchutil.FormatValue(v / 1000)
-}
-
-// benchBoundRate is the most events/s any forwarder could reach on these
-// CPUs when the broker and the intake share them: the consume ceiling's,
-// the encode-only pass's and the intake-only pass's CPU per event add up,
-// so with nothing else spent the CPUs run out at cores / their sum.
-func benchBoundRate(ceiling, encode, intake benchutil.Result) (float64, bool) {
-	sum := 0.0
-	for _, r := range []benchutil.Result{ceiling, encode, intake} {
-		v, ok := r.Metrics["cpu-ns/op"]
-		if !ok || v <= 0 {
-			return 0, false
-		}
-		sum += v
-	}
-	return float64(runtime.NumCPU()) * 1e9 / sum, true
-}
-
-// benchBound explains the forwarder's CPU per event against the three
-// passes it cannot do without.
-func benchBound(ceiling, encode, intake, fwd benchutil.Result, peer string) string {
-	bound, ok := benchBoundRate(ceiling, encode, intake)
-	f, okF := fwd.Metrics["cpu-ns/op"]
-	if !ok || !okF {
-		return ""
-	}
-	rig := ceiling.Metrics["cpu-ns/op"] + encode.Metrics["cpu-ns/op"] + intake.Metrics["cpu-ns/op"]
-	return fmt.Sprintf("\nCPU per event adds up on %d CPUs: consume %s µs + encode %s µs + %s %s µs = %s µs, so even a forwarder that spent\n"+
-		"nothing else would reach at most %s events/s here, %s of encode-only. The default forwarder spends %s µs per event:\n"+
-		"%s µs beyond the three (batching and commits, its HTTP client, routing, garbage collection).\n",
-		runtime.NumCPU(), micros(ceiling), micros(encode), peer, micros(intake), benchutil.FormatValue(rig/1000),
-		benchutil.FormatValue(bound), benchutil.FormatPercent(bound/encode.Metrics["events/s"]),
-		benchutil.FormatValue(f/1000), benchutil.FormatValue((f-rig)/1000))
-}
-
 // Targets of the Datadog forwarder (the issue's, on a 2-core machine).
 const (
 	benchTargetEventsPerSec = 100_000
@@ -680,10 +638,10 @@ func datadogBenchReport(out benchutil.Output) (benchReport, error) {
 			_, e = ratio(r, "events/s", encode)
 			_, ue = ratio(r, "unparked-events/s", encode)
 		}
-		tbl.Row(labels[i], metric(r, "events/s"), c, e, metric(r, "parked"), metric(r, "unparked-events/s"), ue, micros(r), metric(r, "cpu-%")+" %")
+		tbl.Row(labels[i], metric(r, "events/s"), c, e, metric(r, "parked"), metric(r, "unparked-events/s"), ue, forwardingtest.BenchMicros(r), metric(r, "cpu-%")+" %")
 	}
 	tbl.WriteTo(&s)
-	s.WriteString(benchBound(ceiling, encode, intake, fwds[0], "Datadog intake"))
+	s.WriteString(forwardingtest.BenchBound(ceiling, encode, intake, fwds[0], "Datadog intake"))
 	s.WriteString("\nmemory (MB): peak is the whole process (benchutil: heap and stacks, garbage included); over-base is above the\nheap in use before the run (the broker holding the loaded topic, the event pool); live is the live heap's peak above its own\n")
 	mt := &benchutil.Table{}
 	mt.Row("", "max_inflight", "live over base", "peak over base", "peak")
@@ -747,7 +705,7 @@ func datadogBenchReport(out benchutil.Output) (benchReport, error) {
 	verdict(fmt.Sprintf("memory set by config (backlog %s MB)", benchutil.FormatValue(backlog)), pass, strings.Join(got, ", "))
 	_, txt = ratio(fwd, "events/s", ceiling)
 	line("forwarder / consume ceiling", "(no target)", txt)
-	if bound, ok := benchBoundRate(ceiling, encode, intake); ok {
+	if bound, ok := forwardingtest.BenchBoundRate(ceiling, encode, intake); ok {
 		line("bound: encode + intake + consume alone", "(no target)",
 			fmt.Sprintf("%s events/s = %s of encode-only", benchutil.FormatValue(bound), benchutil.FormatPercent(bound/encode.Metrics["events/s"])))
 	}

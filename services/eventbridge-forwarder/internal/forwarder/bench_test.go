@@ -273,6 +273,126 @@ func (h benchLocalHTTP) Do(r *http.Request) (*http.Response, error) {
 	}, nil
 }
 
+// BenchmarkEventBridgeBusOnly is what the fake costs on the CPUs it shares
+// with the forwarder: PutEvents calls of 10 entries, built and signed by the
+// connection's Sink before the timer (captured on their way out), sent
+// again and again by a bare net/http client with as many calls out as the
+// forwarder has (benchConnections connections, max_concurrent_calls each),
+// until the fake has accepted b.N entries, every signature verified. The
+// forwarder's CPU per event is at least this pass's, the encode-only
+// pass's and the consume ceiling's together.
+func BenchmarkEventBridgeBusOnly(b *testing.B) {
+	bus := newBenchBus(b, nil)
+	capture := &benchCaptureHTTP{}
+	sink, err := eventbridge.New(benchConnectionConfig(bus.URL()), eventbridge.Options{HTTPClient: capture})
+	if err != nil {
+		b.Fatal(err)
+	}
+	records := benchRecords(b)
+	enc := benchConnectionConfig("").Encoder()
+	entries := make([][]byte, 0, benchBatchEntries)
+	for i := range benchBatchEntries {
+		ev, err := auditevent.DecodeRecord(records[i])
+		if err != nil {
+			b.Fatal(err)
+		}
+		entry, err := enc.Encode(ev)
+		if err != nil {
+			b.Fatal(err)
+		}
+		entries = append(entries, entry)
+	}
+	if err := sink.WriteBatch(context.Background(), entries); err != nil {
+		b.Fatal(err)
+	}
+	calls := capture.calls
+	if len(calls) == 0 {
+		b.Fatal("the sink made no call")
+	}
+	transport := &http.Transport{MaxIdleConnsPerHost: 128}
+	b.Cleanup(transport.CloseIdleConnections)
+	client := &http.Client{Transport: transport}
+	send := func(c benchCall) error {
+		req, err := http.NewRequest(http.MethodPost, c.url, bytes.NewReader(c.body))
+		if err != nil {
+			return err
+		}
+		req.Header = c.header.Clone()
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("the fake answered %s", resp.Status)
+		}
+		return nil
+	}
+	perCall := eventbridge.MaxEntries
+	total := int64((b.N + perCall - 1) / perCall)
+	var (
+		next   atomic.Int64
+		failed atomic.Pointer[error]
+		wg     sync.WaitGroup
+	)
+	before := bus.Stats()
+	usage := forwardingtest.StartBenchUsage(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for range benchConnections * eventbridge.DefaultMaxConcurrentCalls {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < total; i = next.Add(1) - 1 {
+				if err := send(calls[i%int64(len(calls))]); err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	usage.Stop(b)
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+	st := bus.Stats()
+	if got := st.Accepted - before.Accepted; got < b.N || st.Failed > 0 {
+		b.Fatalf("the fake accepted %d of %d entries, %d failed", got, b.N, st.Failed)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+}
+
+// benchCall is a signed PutEvents request as the SDK sent it.
+type benchCall struct {
+	url    string
+	header http.Header
+	body   []byte
+}
+
+// benchCaptureHTTP keeps every request the SDK sends and answers it as the
+// fake would when every entry is accepted.
+type benchCaptureHTTP struct {
+	mu    sync.Mutex
+	calls []benchCall
+}
+
+func (h *benchCaptureHTTP) Do(r *http.Request) (*http.Response, error) {
+	body, err := io.ReadAll(r.Body)
+	r.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	h.calls = append(h.calls, benchCall{url: r.URL.String(), header: r.Header.Clone(), body: body})
+	h.mu.Unlock()
+	var calls, size atomic.Int64
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return benchLocalHTTP{&calls, &size}.Do(r)
+}
+
 // BenchmarkEventBridgeForwarder runs forwarder.Run in this process with the
 // default delivery configuration (500-entry / 4 MB / 200 ms batches), 50
 // accounts routed to 4 connections (each its own bus, each up to 8 calls of
@@ -514,6 +634,7 @@ const (
 	benchNameCeiling = "EventBridgeConsumeCeiling"
 	benchNameEntry   = "EventBridgeEntryOnly"
 	benchNameEncode  = "EventBridgeEncodeOnly"
+	benchNameBus     = "EventBridgeBusOnly"
 	benchNameLatency = "EventBridgeEndToEndLatency"
 )
 
@@ -544,6 +665,10 @@ func eventBridgeBenchReport(out benchutil.Output) (benchReport, error) {
 	if err != nil {
 		return benchReport{}, err
 	}
+	bus, _, err := get(benchNameBus)
+	if err != nil {
+		return benchReport{}, err
+	}
 	fwds := make([]benchutil.Result, len(benchInflightSettings))
 	fwdRuns := make([]int, len(benchInflightSettings))
 	for i, inflight := range benchInflightSettings {
@@ -571,9 +696,9 @@ func eventBridgeBenchReport(out benchutil.Output) (benchReport, error) {
 		}
 		return a / b, benchutil.FormatPercent(a / b)
 	}
-	labels := []string{"raw franz-go consume ceiling", "entry-only (decode, EventBridge entry)", "encode-only (+ SDK PutEvents calls, signed)"}
-	results := []benchutil.Result{ceiling, entry, encode}
-	const firstForwarder = 3
+	labels := []string{"raw franz-go consume ceiling", "entry-only (decode, EventBridge entry)", "encode-only (+ SDK PutEvents calls, signed)", "bus-only (the fake taking signed calls)"}
+	results := []benchutil.Result{ceiling, entry, encode, bus}
+	const firstForwarder = 4
 	for i, inflight := range benchInflightSettings {
 		label := fmt.Sprintf("forwarder into the fake, max_inflight %d MiB", inflight>>20)
 		if i == 0 {
@@ -586,7 +711,7 @@ func eventBridgeBenchReport(out benchutil.Output) (benchReport, error) {
 	var s strings.Builder
 	fmt.Fprintf(&s, "\nEventBridge forwarder against its ceilings (median of %d run(s); 1 KB records, broker and EventBridge fake in this process)\n", runs)
 	tbl := &benchutil.Table{}
-	tbl.Row("", "events/s", "of ceiling", "of encode-only", "parked", "unparked events/s", "of encode-only", "cpu %")
+	tbl.Row("", "events/s", "of ceiling", "of encode-only", "parked", "unparked events/s", "of encode-only", "CPU µs/event", "CPU busy")
 	for i, r := range results {
 		c, e, ue := "-", "-", "-"
 		if i > 0 {
@@ -596,9 +721,10 @@ func eventBridgeBenchReport(out benchutil.Output) (benchReport, error) {
 			_, e = ratio(r, "events/s", encode)
 			_, ue = ratio(r, "unparked-events/s", encode)
 		}
-		tbl.Row(labels[i], metric(r, "events/s"), c, e, metric(r, "parked"), metric(r, "unparked-events/s"), ue, metric(r, "cpu-%"))
+		tbl.Row(labels[i], metric(r, "events/s"), c, e, metric(r, "parked"), metric(r, "unparked-events/s"), ue, forwardingtest.BenchMicros(r), metric(r, "cpu-%")+" %")
 	}
 	tbl.WriteTo(&s)
+	s.WriteString(forwardingtest.BenchBound(ceiling, encode, bus, fwds[0], "EventBridge fake"))
 	fmt.Fprintf(&s, "entries a call: encode-only %s, forwarder %s; entries resent after a lost answer: %s\n",
 		metric(encode, "entries/call"), metric(fwds[0], "entries/call"), metric(fwds[0], "resent"))
 	s.WriteString("\nmemory (MB): peak is the whole process (benchutil: heap and stacks, garbage included); over-base is above the\nheap in use before the run (the broker holding the loaded topic, the event pool); live is the live heap's peak above its own\n")
@@ -662,6 +788,10 @@ func eventBridgeBenchReport(out benchutil.Output) (benchReport, error) {
 	line("forwarder / consume ceiling", "(no target)", txt)
 	_, txt = ratio(fwd, "events/s", entry)
 	line("forwarder / entry-only", "(no target)", txt)
+	if bound, ok := forwardingtest.BenchBoundRate(ceiling, encode, bus); ok {
+		line("bound: encode + fake + consume alone", "(no target)",
+			fmt.Sprintf("%s events/s = %s of encode-only", benchutil.FormatValue(bound), benchutil.FormatPercent(bound/encode.Metrics["events/s"])))
+	}
 	s.WriteString("\ntargets (2-core machine)\n")
 	s.WriteString(verdicts.String())
 	rep.text = s.String()
@@ -670,10 +800,11 @@ func eventBridgeBenchReport(out benchutil.Output) (benchReport, error) {
 
 // The report reads the benchmarks' result lines and judges each target.
 func TestEventBridgeBenchReportFormat(t *testing.T) {
-	const output = `BenchmarkEventBridgeConsumeCeiling-2                 	  200000	      2500 ns/op	    400000 events/s	     300.0 peak-MB	      40.0 peak-over-base-MB	      30.0 live-over-base-MB
+	const output = `BenchmarkEventBridgeConsumeCeiling-2                 	  200000	      2500 ns/op	    400000 events/s	     300.0 peak-MB	      40.0 peak-over-base-MB	      30.0 live-over-base-MB	 1000 cpu-ns/op
 BenchmarkEventBridgeEntryOnly-2                      	  200000	      2000 ns/op	    500000 events/s	      30.0 peak-MB	       5.0 peak-over-base-MB	       2.0 live-over-base-MB
-BenchmarkEventBridgeEncodeOnly-2                     	  200000	     10000 ns/op	    100000 events/s	      30.0 peak-MB	       5.0 peak-over-base-MB	       2.0 live-over-base-MB	  10.0 entries/call
-BenchmarkEventBridgeForwarder/max-inflight=16MB-2    	  200000	     12500 ns/op	     80000 events/s	 85000 unparked-events/s	 10 parked	 0 resent	 10.0 entries/call	 95.0 cpu-%	     300.0 peak-MB	      60.0 peak-over-base-MB	 50.0 live-over-base-MB	      16.8 max-inflight-MB
+BenchmarkEventBridgeEncodeOnly-2                     	  200000	     10000 ns/op	    100000 events/s	      30.0 peak-MB	       5.0 peak-over-base-MB	       2.0 live-over-base-MB	  10.0 entries/call	 20000 cpu-ns/op
+BenchmarkEventBridgeBusOnly-2                        	  200000	      5000 ns/op	    200000 events/s	 9000 cpu-ns/op
+BenchmarkEventBridgeForwarder/max-inflight=16MB-2    	  200000	     12500 ns/op	     80000 events/s	 85000 unparked-events/s	 10 parked	 0 resent	 10.0 entries/call	 95.0 cpu-%	     300.0 peak-MB	      60.0 peak-over-base-MB	 50.0 live-over-base-MB	      16.8 max-inflight-MB	 25000 cpu-ns/op
 BenchmarkEventBridgeForwarder/max-inflight=64MB-2    	  200000	     15000 ns/op	     66000 events/s	 66000 unparked-events/s	 0 parked	 0 resent	 10.0 entries/call	 94.0 cpu-%	     400.0 peak-MB	     150.0 peak-over-base-MB	 120.0 live-over-base-MB	      67.1 max-inflight-MB
 BenchmarkEventBridgeEndToEndLatency-2                	       1	5000000000 ns/op	      1000 produced-events/s	     150.0 p50-ms	    1200 p99-ms	      1300 max-ms	 80.0 peak-MB
 PASS
@@ -693,6 +824,11 @@ PASS
 		"forwarder / consume ceiling                    (no target)   20.0 %",
 		"forwarder / entry-only                         (no target)   16.0 %",
 		"entries a call: encode-only 10.0, forwarder 10.0; entries resent after a lost answer: 0.00",
+		"consume 1.00 µs + encode 20.0 µs + EventBridge fake 9.00 µs = 30.0 µs",
+		"The default forwarder spends 25.0 µs per event:\n-5.00 µs beyond the three",
+		"bus-only (the fake taking signed calls)",
+		fmt.Sprintf("bound: encode + fake + consume alone           (no target)   %s events/s = %s of encode-only",
+			benchutil.FormatValue(float64(runtime.NumCPU())*1e9/30000), benchutil.FormatPercent(float64(runtime.NumCPU())*1e9/30000/100000)),
 	} {
 		if !strings.Contains(rep.text, want) {
 			t.Errorf("report lacks %q:\n%s", want, rep.text)
