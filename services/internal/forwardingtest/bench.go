@@ -449,10 +449,13 @@ func BenchBound(ceiling, encode, intake, fwd benchutil.Result, peer string) stri
 		return ""
 	}
 	rig := ceiling.Metrics["cpu-ns/op"] + encode.Metrics["cpu-ns/op"] + intake.Metrics["cpu-ns/op"]
+	own := f - intake.Metrics["cpu-ns/op"]
 	return fmt.Sprintf("\nCPU per event adds up on %d CPUs: consume %s µs + encode %s µs + %s %s µs = %s µs, so even a forwarder that spent\n"+
 		"nothing else would reach at most %s events/s here, %s of encode-only. The default forwarder spends %s µs per event:\n"+
-		"%s µs beyond the three (the delivery runtime: routing, batching, commits; the client library; garbage collection).\n",
+		"%s µs beyond the three (the delivery runtime: routing, batching, commits; the client library; garbage collection).\n"+
+		"Less the %s's share, that is %s µs per event, of which the encode-only work is %s.\n",
 		runtime.NumCPU(), BenchMicros(ceiling), BenchMicros(encode), peer, BenchMicros(intake), benchutil.FormatValue(rig/1000),
 		benchutil.FormatValue(bound), benchutil.FormatPercent(bound/encode.Metrics["events/s"]),
-		benchutil.FormatValue(f/1000), benchutil.FormatValue((f-rig)/1000))
+		benchutil.FormatValue(f/1000), benchutil.FormatValue((f-rig)/1000),
+		peer, benchutil.FormatValue(own/1000), benchutil.FormatPercent(encode.Metrics["cpu-ns/op"]/own))
 }
