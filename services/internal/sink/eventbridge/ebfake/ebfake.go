@@ -501,6 +501,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	now := s.now()
+	call.Entries = make([]Entry, 0, len(req.Entries))
+	var times []time.Time // the entries' times, allocated together
 	for _, in := range req.Entries {
 		e := Entry{Source: deref(in.Source), DetailType: deref(in.DetailType), Detail: deref(in.Detail),
 			EventBusName: deref(in.EventBusName), Resources: in.Resources, TraceHeader: deref(in.TraceHeader),
@@ -511,8 +513,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 				s.answerError(w, &call, http.StatusBadRequest, "SerializationException", "Time is not a number")
 				return
 			}
-			t := time.UnixMilli(int64(f*1000 + 0.5)).UTC()
-			e.Time = &t
+			if times == nil {
+				times = make([]time.Time, 0, len(req.Entries))
+			}
+			times = append(times, time.UnixMilli(int64(f*1000+0.5)).UTC())
+			e.Time = &times[len(times)-1]
 		}
 		call.Entries = append(call.Entries, e)
 		call.Bytes += e.Size()
@@ -550,7 +555,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	results := make([]result, len(call.Entries))
 	call.Codes = make([]string, len(call.Entries))
 	failed := 0
-	var accepted []Entry
+	accepted := make([]Entry, 0, len(call.Entries))
 	for i, e := range call.Entries {
 		code, msg := checkEntry(e)
 		if code == "" && failEntries != nil {

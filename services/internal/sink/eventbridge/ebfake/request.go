@@ -1,11 +1,13 @@
 package ebfake
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"math/bits"
 	"strconv"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
-	"unsafe"
 )
 
 // parseRequest reads a PutEvents request body of the plain shape clients
@@ -16,7 +18,14 @@ import (
 // members, nulls, unusual strings, malformed JSON), and then the strict
 // encoding/json decoder decides, with its error for the answer.
 func parseRequest(b []byte) (req request, ok bool) {
-	s := scanner{b: b}
+	bp := scratchBufs.Get().(*[]byte)
+	s := scanner{b: b, buf: (*bp)[:0]}
+	defer func() {
+		if cap(s.buf) <= maxScratch {
+			*bp = s.buf[:0]
+			scratchBufs.Put(bp)
+		}
+	}()
 	if !s.consume('{') {
 		return req, false
 	}
@@ -28,12 +37,12 @@ func parseRequest(b []byte) (req request, ok bool) {
 		if !ok {
 			return req, false
 		}
-		switch key {
+		switch string(key) {
 		case "Entries":
 			if !s.consume('[') {
 				return req, false
 			}
-			req.Entries = []entryJSON{}
+			req.Entries = make([]entryJSON, 0, MaxEntries)
 			if !s.consume(']') {
 				for {
 					e, ok := s.entry()
@@ -70,7 +79,17 @@ func parseRequest(b []byte) (req request, ok bool) {
 type scanner struct {
 	b []byte
 	i int
+	// buf holds the last string read that had escapes, unescaped.
+	buf []byte
+	// seen is the last short string each entry member's slot held.
+	seen [numSlots]string
 }
+
+// scratchBufs keeps scanners' buffers between requests; one over
+// maxScratch is dropped.
+var scratchBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+const maxScratch = 64 << 10
 
 func (s *scanner) ws() {
 	for s.i < len(s.b) {
@@ -97,12 +116,50 @@ func (s *scanner) end() bool {
 	return s.i == len(s.b)
 }
 
-func (s *scanner) key() (string, bool) {
-	k, ok := s.str()
+// key reads a member's name and the colon after it; the name is valid
+// until the next string is read.
+func (s *scanner) key() ([]byte, bool) {
+	k, ok := s.strBytes()
 	if !ok || !s.consume(':') {
-		return "", false
+		return nil, false
 	}
 	return k, true
+}
+
+// entryValues holds one entry's strings (indexed by the members' slots)
+// and time, so that an entry costs one allocation for them rather than one
+// each.
+type entryValues struct {
+	strs [numSlots]string
+	time json.Number
+}
+
+// The slots of an entry's string members.
+const (
+	slotSource = iota
+	slotDetailType
+	slotDetail
+	slotEventBusName
+	slotTraceHeader
+	numSlots
+)
+
+// maxShared bounds the strings intern compares and keeps.
+const maxShared = 256
+
+// intern returns raw as a string, the same one as the last time this slot
+// held these bytes: a call's entries mostly share their Source, DetailType
+// and bus.
+func (s *scanner) intern(slot int, raw []byte) string {
+	if len(raw) > maxShared {
+		return string(raw)
+	}
+	if p := &s.seen[slot]; string(raw) == *p {
+		return *p
+	}
+	v := string(raw)
+	s.seen[slot] = v
+	return v
 }
 
 func (s *scanner) entry() (entryJSON, bool) {
@@ -113,23 +170,25 @@ func (s *scanner) entry() (entryJSON, bool) {
 	if s.consume('}') {
 		return e, true
 	}
+	v := new(entryValues)
 	for {
 		key, ok := s.key()
 		if !ok {
 			return e, false
 		}
 		var dst **string
-		switch key {
+		var slot int
+		switch string(key) {
 		case "Source":
-			dst = &e.Source
+			dst, slot = &e.Source, slotSource
 		case "DetailType":
-			dst = &e.DetailType
+			dst, slot = &e.DetailType, slotDetailType
 		case "Detail":
-			dst = &e.Detail
+			dst, slot = &e.Detail, slotDetail
 		case "EventBusName":
-			dst = &e.EventBusName
+			dst, slot = &e.EventBusName, slotEventBusName
 		case "TraceHeader":
-			dst = &e.TraceHeader
+			dst, slot = &e.TraceHeader, slotTraceHeader
 		case "Resources":
 			if !s.consume('[') {
 				return e, false
@@ -155,16 +214,18 @@ func (s *scanner) entry() (entryJSON, bool) {
 			if !ok {
 				return e, false
 			}
-			e.Time = &n
+			v.time = n
+			e.Time = &v.time
 		default:
 			return e, false
 		}
 		if dst != nil {
-			v, ok := s.str()
+			raw, ok := s.strBytes()
 			if !ok {
 				return e, false
 			}
-			*dst = &v
+			v.strs[slot] = s.intern(slot, raw)
+			*dst = &v.strs[slot]
 		}
 		if s.consume('}') {
 			return e, true
@@ -187,11 +248,11 @@ func (s *scanner) number() (json.Number, bool) {
 		}
 		break
 	}
-	n := s.b[start:s.i]
-	if !validNumber(n) {
+	if !validNumber(s.b[start:s.i]) {
 		return "", false
 	}
-	if _, err := strconv.ParseFloat(string(n), 64); err != nil {
+	n := string(s.b[start:s.i])
+	if _, err := strconv.ParseFloat(n, 64); err != nil {
 		return "", false
 	}
 	return json.Number(n), true
@@ -237,106 +298,114 @@ func validNumber(n []byte) bool {
 // str reads a JSON string: valid UTF-8, no control characters, the escapes
 // JSON defines (a lone surrogate declines).
 func (s *scanner) str() (string, bool) {
-	if !s.consume('"') {
+	v, ok := s.strBytes()
+	if !ok {
 		return "", false
 	}
-	start := s.i
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
-			v := s.b[start:s.i]
-			s.i++
-			if !utf8.Valid(v) {
-				return "", false
+	return string(v), true
+}
+
+// strBytes reads a string as str does, in one pass: its bytes are the
+// body's own when it holds no escape, else s.buf's (valid until the next
+// string). Eight bytes at a time it skips plain ASCII; at a byte from 0x80
+// up it checks that one UTF-8 sequence starts there. Checking each run of
+// bytes between escapes on its own is checking the whole string: what an
+// escape gives is whole characters, and no run's sequence can go on past a
+// quote or backslash.
+func (s *scanner) strBytes() ([]byte, bool) {
+	if !s.consume('"') {
+		return nil, false
+	}
+	b := s.b
+	i := s.i
+	run := i // the first byte not yet copied to out
+	out, escaped := s.buf[:0], false
+	for {
+		for i+8 <= len(b) {
+			if m := stopsOrHigh(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
 			}
-			return string(v), true
+			i += 8
+		}
+		if i >= len(b) {
+			return nil, false
+		}
+		switch c := b[i]; {
+		case c == '"':
+			s.i = i + 1
+			if !escaped {
+				return b[run:i], true
+			}
+			out = append(out, b[run:i]...)
+			s.buf = out
+			return out, true
 		case c == '\\':
-			return s.escaped(start)
-		case c < 0x20:
-			return "", false
-		}
-		s.i++
-	}
-	return "", false
-}
-
-// escaped finishes a string that holds escapes, from its start.
-func (s *scanner) escaped(start int) (string, bool) {
-	out := make([]byte, 0, s.i-start+64)
-	out = append(out, s.b[start:s.i]...)
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
-			s.i++
-			if !utf8.Valid(out) {
-				return "", false
+			escaped = true
+			out = append(out, b[run:i]...)
+			if i+1 >= len(b) {
+				return nil, false
 			}
-			// out is this string's own buffer, never written again
-			return unsafe.String(unsafe.SliceData(out), len(out)), true
-		case c < 0x20:
-			return "", false
-		case c != '\\':
-			// copy the run up to the next quote or backslash
-			j := s.i
-			for j < len(s.b) && s.b[j] != '"' && s.b[j] != '\\' && s.b[j] >= 0x20 {
-				j++
-			}
-			out = append(out, s.b[s.i:j]...)
-			s.i = j
-			continue
-		}
-		if s.i+1 >= len(s.b) {
-			return "", false
-		}
-		e := s.b[s.i+1]
-		s.i += 2
-		switch e {
-		case '"', '\\', '/':
-			out = append(out, e)
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			r, ok := s.hex4()
-			if !ok {
-				return "", false
-			}
-			if utf16.IsSurrogate(r) {
-				if s.i+1 >= len(s.b) || s.b[s.i] != '\\' || s.b[s.i+1] != 'u' {
-					return "", false
-				}
-				s.i += 2
-				r2, ok := s.hex4()
+			e := b[i+1]
+			i += 2
+			switch e {
+			case '"', '\\', '/':
+				out = append(out, e)
+			case 'b':
+				out = append(out, '\b')
+			case 'f':
+				out = append(out, '\f')
+			case 'n':
+				out = append(out, '\n')
+			case 'r':
+				out = append(out, '\r')
+			case 't':
+				out = append(out, '\t')
+			case 'u':
+				r, ok := hex4(b, i)
 				if !ok {
-					return "", false
+					return nil, false
 				}
-				if r = utf16.DecodeRune(r, r2); r == utf8.RuneError {
-					return "", false
+				i += 4
+				if utf16.IsSurrogate(r) {
+					if i+1 >= len(b) || b[i] != '\\' || b[i+1] != 'u' {
+						return nil, false
+					}
+					r2, ok := hex4(b, i+2)
+					if !ok {
+						return nil, false
+					}
+					i += 6
+					if r = utf16.DecodeRune(r, r2); r == utf8.RuneError {
+						return nil, false
+					}
 				}
+				out = utf8.AppendRune(out, r)
+			default:
+				return nil, false
 			}
-			out = utf8.AppendRune(out, r)
+			run = i
+		case c < 0x20:
+			return nil, false
+		case c >= utf8.RuneSelf:
+			r, n := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && n == 1 {
+				return nil, false
+			}
+			i += n
 		default:
-			return "", false
+			i++
 		}
 	}
-	return "", false
 }
 
-func (s *scanner) hex4() (rune, bool) {
-	if s.i+4 > len(s.b) {
+// hex4 reads the four hex digits at b[i:].
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
 		return 0, false
 	}
 	var r rune
-	for _, c := range s.b[s.i : s.i+4] {
+	for _, c := range b[i : i+4] {
 		r <<= 4
 		switch {
 		case c >= '0' && c <= '9':
@@ -349,6 +418,28 @@ func (s *scanner) hex4() (rune, bool) {
 			return 0, false
 		}
 	}
-	s.i += 4
 	return r, true
+}
+
+// Bytes repeated over a word, for stops and stopsOrHigh.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// stops marks with its high bit each byte of the little-endian word x that
+// may end a run of plain string bytes: '"', '\\' or one below 0x20. The
+// lowest marked byte is always one of those (a borrow can only mark bytes
+// above a true one), and a word with none has no mark. Bytes from 0x80 up
+// are never marked.
+func stops(x uint64) uint64 {
+	q := x ^ (ones * '"')
+	e := x ^ (ones * '\\')
+	return ((x-ones*0x20)&^x | (q-ones)&^q | (e-ones)&^e) & highs
+}
+
+// stopsOrHigh is stops that also marks each byte from 0x80 up, for
+// strBytes's UTF-8 check.
+func stopsOrHigh(x uint64) uint64 {
+	return stops(x) | x&highs
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -28,7 +29,10 @@ type Auth struct {
 // Scope is the credential scope: date/region/service/aws4_request.
 func (a Auth) Scope() string { return a.Date + "/" + a.Region + "/" + a.Service + "/aws4_request" }
 
-var errNoAuth = errors.New("missing Authentication Token")
+var (
+	errNoAuth        = errors.New("missing Authentication Token")
+	errBadCredential = errors.New("credential is not of the form <key>/<date>/<region>/<service>/aws4_request")
+)
 
 // parseAuth reads a SigV4 Authorization header:
 // AWS4-HMAC-SHA256 Credential=AKID/20240216/eu-west-1/events/aws4_request, SignedHeaders=host;x-amz-date, Signature=hex
@@ -37,18 +41,27 @@ func parseAuth(h string) (Auth, error) {
 	if !strings.HasPrefix(h, AuthPrefix) {
 		return a, errNoAuth
 	}
-	for _, part := range strings.Split(strings.TrimPrefix(h, "AWS4-HMAC-SHA256 "), ",") {
+	rest := strings.TrimPrefix(h, "AWS4-HMAC-SHA256 ")
+	for more := true; more; {
+		var part string
+		part, rest, more = strings.Cut(rest, ",")
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok {
 			return a, errors.New("authorization header is malformed")
 		}
 		switch k {
 		case "Credential":
-			f := strings.Split(v, "/")
-			if len(f) != 5 || f[4] != "aws4_request" || f[0] == "" {
-				return a, errors.New("credential is not of the form <key>/<date>/<region>/<service>/aws4_request")
+			if strings.Count(v, "/") != 4 {
+				return a, errBadCredential
 			}
-			a.AccessKeyID, a.Date, a.Region, a.Service = f[0], f[1], f[2], f[3]
+			id, v, _ := strings.Cut(v, "/")
+			date, v, _ := strings.Cut(v, "/")
+			region, v, _ := strings.Cut(v, "/")
+			service, term, _ := strings.Cut(v, "/")
+			if term != "aws4_request" || id == "" {
+				return a, errBadCredential
+			}
+			a.AccessKeyID, a.Date, a.Region, a.Service = id, date, region, service
 		case "SignedHeaders":
 			a.SignedHeaders = strings.Split(v, ";")
 		case "Signature":
@@ -81,47 +94,164 @@ func verify(r *http.Request, body []byte, a Auth, secret string, now time.Time) 
 		return "credential scope date differs from X-Amz-Date"
 	}
 	sum := sha256.Sum256(body)
-	payload := hex.EncodeToString(sum[:])
-	if h := r.Header.Get("X-Amz-Content-Sha256"); h != "" && h != payload {
+	var payload [2 * sha256.Size]byte
+	hex.Encode(payload[:], sum[:])
+	if h := r.Header.Get("X-Amz-Content-Sha256"); h != "" && h != string(payload[:]) {
 		return "The provided X-Amz-Content-Sha256 header does not match what was computed."
 	}
-	var canon strings.Builder
-	canon.WriteString(r.Method + "\n")
+	var space [1024]byte
+	canon := append(space[:0], r.Method...)
+	canon = append(canon, '\n')
 	path := r.URL.EscapedPath()
 	if path == "" {
 		path = "/"
 	}
-	canon.WriteString(path + "\n")
-	canon.WriteString(canonicalQuery(r) + "\n")
+	canon = append(canon, path...)
+	canon = append(canon, '\n')
+	canon = append(canon, canonicalQuery(r)...)
+	canon = append(canon, '\n')
 	for _, name := range a.SignedHeaders {
-		var v string
+		canon = append(canon, name...)
+		canon = append(canon, ':')
 		switch name {
 		case "host":
-			v = r.Host
+			canon = append(canon, r.Host...)
 		case "content-length":
-			v = strconv.FormatInt(r.ContentLength, 10)
+			canon = strconv.AppendInt(canon, r.ContentLength, 10)
 		default:
-			vals := r.Header.Values(name)
+			vals := headerValues(r.Header, name)
 			for i := range vals {
-				vals[i] = strings.Join(strings.Fields(vals[i]), " ")
+				vals[i] = squeezeSpace(vals[i])
+				if i > 0 {
+					canon = append(canon, ',')
+				}
+				canon = append(canon, vals[i]...)
 			}
-			v = strings.Join(vals, ",")
 		}
-		canon.WriteString(name + ":" + v + "\n")
+		canon = append(canon, '\n')
 	}
-	canon.WriteString("\n" + strings.Join(a.SignedHeaders, ";") + "\n" + payload)
-	creq := sha256.Sum256([]byte(canon.String()))
-	toSign := "AWS4-HMAC-SHA256\n" + amzDate + "\n" + a.Scope() + "\n" + hex.EncodeToString(creq[:])
-	key := hmacSHA256([]byte("AWS4"+secret), a.Date)
-	key = hmacSHA256(key, a.Region)
-	key = hmacSHA256(key, a.Service)
-	key = hmacSHA256(key, "aws4_request")
-	want := hex.EncodeToString(hmacSHA256(key, toSign))
-	if !hmac.Equal([]byte(want), []byte(a.Signature)) {
+	canon = append(canon, '\n')
+	for i, name := range a.SignedHeaders {
+		if i > 0 {
+			canon = append(canon, ';')
+		}
+		canon = append(canon, name...)
+	}
+	canon = append(canon, '\n')
+	canon = append(canon, payload[:]...)
+	creq := sha256.Sum256(canon)
+
+	// The signature is HMAC-SHA256 (RFC 2104) of the string to sign under
+	// the derived key, computed here over buffers of this call.
+	key := signingKey(secret, a.Date, a.Region, a.Service)
+	inner := appendPadded(canon[:0], key, 0x36)
+	inner = append(inner, "AWS4-HMAC-SHA256\n"...)
+	inner = append(inner, amzDate...)
+	inner = append(inner, '\n')
+	inner = append(inner, a.Date...)
+	inner = append(inner, '/')
+	inner = append(inner, a.Region...)
+	inner = append(inner, '/')
+	inner = append(inner, a.Service...)
+	inner = append(inner, "/aws4_request\n"...)
+	inner = hex.AppendEncode(inner, creq[:])
+	innerSum := sha256.Sum256(inner)
+	var outer [sha256.BlockSize + sha256.Size]byte
+	appendPadded(outer[:0], key, 0x5c)
+	copy(outer[sha256.BlockSize:], innerSum[:])
+	mac := sha256.Sum256(outer[:])
+	var want [2 * sha256.Size]byte
+	hex.Encode(want[:], mac[:])
+	if !hmac.Equal(want[:], []byte(a.Signature)) {
 		return "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method."
 	}
 	return ""
 }
+
+// appendPadded appends HMAC's padded key block: key, zeros to SHA-256's
+// block size, each byte XORed with pad.
+func appendPadded(dst []byte, key [sha256.Size]byte, pad byte) []byte {
+	for _, c := range key {
+		dst = append(dst, c^pad)
+	}
+	for range sha256.BlockSize - sha256.Size {
+		dst = append(dst, pad)
+	}
+	return dst
+}
+
+// headerValues is h.Values(name) without allocating the canonical form of
+// a lower-case name, which is what SignedHeaders holds.
+func headerValues(h http.Header, name string) []string {
+	var space [64]byte
+	if len(name) == 0 || len(name) > len(space) {
+		return h.Values(name)
+	}
+	key := space[:len(name)]
+	upper := true
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z':
+			if upper {
+				c -= 'a' - 'A'
+			}
+		case c >= '0' && c <= '9' || c == '-':
+		default:
+			return h.Values(name)
+		}
+		key[i] = c
+		upper = c == '-'
+	}
+	return h[string(key)]
+}
+
+// squeezeSpace is strings.Join(strings.Fields(v), " "): v itself when it
+// is printable ASCII with single spaces between words.
+func squeezeSpace(v string) string {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < ' ' || c > '~' || c == ' ' && (i == 0 || i == len(v)-1 || v[i-1] == ' ') {
+			return strings.Join(strings.Fields(v), " ")
+		}
+	}
+	return v
+}
+
+// signingKey is SigV4's key derived from the secret for a date, region and
+// service. Derived keys are kept: a key serves every call of its day.
+func signingKey(secret, date, region, service string) [sha256.Size]byte {
+	k := scope{secret, date, region, service}
+	signingKeys.Lock()
+	key, ok := signingKeys.m[k]
+	signingKeys.Unlock()
+	if ok {
+		return key
+	}
+	b := hmacSHA256([]byte("AWS4"+secret), date)
+	b = hmacSHA256(b, region)
+	b = hmacSHA256(b, service)
+	b = hmacSHA256(b, "aws4_request")
+	copy(key[:], b)
+	k = scope{strings.Clone(secret), strings.Clone(date), strings.Clone(region), strings.Clone(service)}
+	signingKeys.Lock()
+	if len(signingKeys.m) >= maxSigningKeys {
+		clear(signingKeys.m)
+	}
+	signingKeys.m[k] = key
+	signingKeys.Unlock()
+	return key
+}
+
+type scope struct{ secret, date, region, service string }
+
+// maxSigningKeys bounds the kept derived keys; past it they are dropped.
+const maxSigningKeys = 256
+
+var signingKeys = struct {
+	sync.Mutex
+	m map[scope][sha256.Size]byte
+}{m: map[scope][sha256.Size]byte{}}
 
 func canonicalQuery(r *http.Request) string {
 	if r.URL.RawQuery == "" {
