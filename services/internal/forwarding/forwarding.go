@@ -46,6 +46,9 @@ type Spec struct {
 	// Setup runs once at start and returns the factory of per-connection
 	// sinks. Work it starts must end with ctx.
 	Setup func(ctx context.Context, env Env) (delivery.SinkFactory, error)
+	// DeliveryDefaults, when set, adjusts the runtime's defaults for this
+	// destination before the file and environment apply.
+	DeliveryDefaults func(c *delivery.Config)
 }
 
 // Env is what Setup may use.
@@ -65,13 +68,17 @@ type Config struct {
 
 // DefaultConfig is the configuration before the file and environment apply.
 func DefaultConfig(spec Spec) Config {
-	return Config{
+	c := Config{
 		Log:          logging.Default(),
 		HTTP:         server.Default(spec.DefaultAddr),
 		Kafka:        kafka.Default("auditstream-" + spec.Binary),
 		Delivery:     delivery.DefaultConfig(spec.Name),
 		Destinations: destinations.DefaultConfig(),
 	}
+	if spec.DeliveryDefaults != nil {
+		spec.DeliveryDefaults(&c.Delivery)
+	}
+	return c
 }
 
 // Validate reports every problem in the configuration.

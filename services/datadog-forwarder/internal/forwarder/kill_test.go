@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 )
 
@@ -64,7 +63,7 @@ func TestKilledMidBatchLosesNothing(t *testing.T) {
 	// With requests_in_flight batches of 200 out at once and a 20 ms
 	// intake, a 50 ms commit interval (plus the commit's own round trip,
 	// under one more intake period) sees at most 4 rounds finish.
-	requestsInFlight := delivery.DefaultConfig("datadog").RequestsInFlight
+	requestsInFlight := DefaultConfig().Delivery.RequestsInFlight
 	window := inflightBytes/450 + requestsInFlight*4*200
 	t.Logf("%d events; %d delivered before the kill; %d duplicates after restart (window %d)", len(all), atKill, dups, window)
 	if dups > window {

@@ -65,8 +65,8 @@ type Config struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// Compression is gzip (default) or none.
 	Compression string `yaml:"compression"`
-	// CompressionLevel is the gzip level, 1 (fastest) to 9 (smallest);
-	// 0 means 6, the Datadog Agent's default.
+	// CompressionLevel is the gzip level, 1 (fastest) to 9 (smallest); 0
+	// means the compressor's default, level 5.
 	CompressionLevel int `yaml:"compression_level"`
 }
 
