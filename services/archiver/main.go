@@ -4,4 +4,4 @@ package main
 
 import "github.com/auditstream/auditstream/services/archiver/internal/archiver"
 
-func main() { archiver.Main() }
+func main() { archiver.CommandLine.Main() }

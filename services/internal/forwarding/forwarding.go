@@ -7,7 +7,6 @@ package forwarding
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/auditstream/auditstream/services/internal/cmdline"
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/destinations"
@@ -23,7 +23,6 @@ import (
 	"github.com/auditstream/auditstream/services/internal/server"
 	"github.com/auditstream/auditstream/services/internal/version"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 )
 
@@ -92,62 +91,33 @@ func (c *Config) Validate() error {
 	return errs.Err()
 }
 
-// Command is the forwarder's command line.
-func Command(spec Spec, env []string) *cobra.Command {
-	var configPath string
-	var checkOnly bool
-	cmd := &cobra.Command{
-		Use:           spec.Binary,
-		Short:         spec.Short,
-		Long:          spec.Long,
-		Version:       version.Version,
-		Args:          cobra.NoArgs,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := DefaultConfig(spec)
-			if err := config.Load(configPath, env, &cfg); err != nil {
+// CommandLine is the forwarder's command line: --config, --check-config (which
+// also checks every connection of the forwarder's type in the destinations
+// file) and Run.
+func CommandLine(spec Spec) cmdline.Service[Config, *Config] {
+	return cmdline.Service[Config, *Config]{
+		Use:      spec.Binary,
+		Short:    spec.Short,
+		Long:     spec.Long,
+		Defaults: func() Config { return DefaultConfig(spec) },
+		Check: func(cfg Config) error {
+			table, err := destinations.Load(cfg.Destinations.File)
+			if err != nil {
 				return err
 			}
-			if checkOnly {
-				table, err := destinations.Load(cfg.Destinations.File)
-				if err != nil {
-					return err
-				}
-				if err := destinations.CheckType(spec.Type, spec.Check)(table); err != nil {
-					return err
-				}
-				_, err = fmt.Fprintln(cmd.OutOrStdout(), "config is valid")
-				return err
-			}
-			return Run(cmd.Context(), spec, cfg)
+			return destinations.CheckType(spec.Type, spec.Check)(table)
 		},
+		Run: func(ctx context.Context, cfg Config) error { return Run(ctx, spec, cfg) },
 	}
-	cmd.Flags().StringVar(&configPath, "config", "", "path to the YAML config file")
-	cmd.Flags().BoolVar(&checkOnly, "check-config", false, "validate the configuration and the destinations file, then exit")
-	return cmd
 }
 
 // Execute runs the command line and returns the exit code.
 func Execute(ctx context.Context, spec Spec, args, env []string, stdout, stderr io.Writer) int {
-	cmd := Command(spec, env)
-	cmd.SetArgs(args)
-	cmd.SetOut(stdout)
-	cmd.SetErr(stderr)
-	if err := cmd.ExecuteContext(ctx); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", spec.Binary, err)
-		return 1
-	}
-	return 0
+	return CommandLine(spec).Execute(ctx, args, env, stdout, stderr)
 }
 
 // Main is a forwarder's whole main: signals, command line, exit code.
-func Main(spec Spec) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := Execute(ctx, spec, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func Main(spec Spec) { CommandLine(spec).Main() }
 
 // Run forwards until ctx ends, then flushes what it holds and commits.
 func Run(ctx context.Context, spec Spec, cfg Config) error {
