@@ -424,10 +424,12 @@ func BenchMicros(r benchutil.Result) string {
 	return benchutil.FormatValue(v / 1000)
 }
 
-// BenchBoundRate is the most events/s any forwarder could reach on these
-// CPUs when the broker and the intake share them: the consume ceiling's,
-// the encode-only pass's and the intake-only pass's CPU per event add up,
-// so with nothing else spent the CPUs run out at cores / their sum.
+// BenchBoundRate estimates the most events/s any forwarder could reach on
+// these CPUs when the broker and the intake share them: the consume
+// ceiling's, the encode-only pass's and the intake-only pass's CPU per
+// event add up, so with nothing else spent the CPUs run out at cores /
+// their sum. It is an estimate: each pass measured alone also pays its own
+// garbage collection and scheduling, which a forwarder pays once.
 func BenchBoundRate(ceiling, encode, intake benchutil.Result) (float64, bool) {
 	sum := 0.0
 	for _, r := range []benchutil.Result{ceiling, encode, intake} {
@@ -451,7 +453,7 @@ func BenchBound(ceiling, encode, intake, fwd benchutil.Result, peer string) stri
 	rig := ceiling.Metrics["cpu-ns/op"] + encode.Metrics["cpu-ns/op"] + intake.Metrics["cpu-ns/op"]
 	own := f - intake.Metrics["cpu-ns/op"]
 	return fmt.Sprintf("\nCPU per event adds up on %d CPUs: consume %s µs + encode %s µs + %s %s µs = %s µs, so even a forwarder that spent\n"+
-		"nothing else would reach at most %s events/s here, %s of encode-only. The default forwarder spends %s µs per event:\n"+
+		"nothing else would reach about %s events/s here, %s of encode-only. The default forwarder spends %s µs per event:\n"+
 		"%s µs beyond the three (the delivery runtime: routing, batching, commits; the client library; garbage collection).\n"+
 		"Less the %s's share, that is %s µs per event, of which the encode-only work is %s.\n",
 		runtime.NumCPU(), BenchMicros(ceiling), BenchMicros(encode), peer, BenchMicros(intake), benchutil.FormatValue(rig/1000),

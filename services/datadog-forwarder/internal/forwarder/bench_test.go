@@ -19,8 +19,9 @@ package forwarder
 //     it is produced) to the fake's accepting the log.
 //
 // For the throughput benchmarks b.N is the number of events (run them with
-// a fixed count, -benchtime=200000x); one op of the latency benchmark is a
-// 5 s window at 1k events/s (-benchtime=1x). TestDatadogBenchReport prints
+// a fixed count, -benchtime=500000x, so that start-up and the linger of
+// the last batches are a small part of a run); one op of the latency
+// benchmark is a 5 s window at 1k events/s (-benchtime=1x). TestDatadogBenchReport prints
 // one comparison of a run's results against the targets.
 
 import (
