@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/internal/benchutil"
+	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/forwarding"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -460,4 +462,35 @@ func BenchBound(ceiling, encode, intake, fwd benchutil.Result, peer string) stri
 		benchutil.FormatValue(bound), benchutil.FormatPercent(bound/encode.Metrics["events/s"]),
 		benchutil.FormatValue(f/1000), benchutil.FormatValue((f-rig)/1000),
 		peer, benchutil.FormatValue(own/1000), benchutil.FormatPercent(encode.Metrics["cpu-ns/op"]/own))
+}
+
+// BenchMemoryVerdict judges "memory set by config, not by backlog" over
+// forwarder runs at several max_inflight_bytes settings (results[i] at
+// settings[i], each the median of runs[i] runs draining the same backlog):
+// the smallest setting keeps a live heap below the backlog it drains, so
+// the backlog is not read into memory, and no smaller setting keeps a
+// larger live heap than a larger one (within 10 %: a larger cap the
+// pipeline never fills costs nothing more). It returns the verdict, the
+// live heaps as text and the backlog in MB.
+func BenchMemoryVerdict(settings []config.ByteSize, results []benchutil.Result, runs []int) (pass bool, got string, backlogMB float64) {
+	pass = true
+	var parts []string
+	smallest := 0
+	for i, inflight := range settings {
+		live := results[i].Metrics["live-over-base-MB"]
+		for j, other := range settings {
+			if other < inflight && results[j].Metrics["live-over-base-MB"] > 1.1*live {
+				pass = false
+			}
+		}
+		if inflight < settings[smallest] {
+			smallest = i
+		}
+		parts = append(parts, fmt.Sprintf("live %s MB at %d MiB", benchutil.FormatValue(live), inflight>>20))
+	}
+	// Median sums the iterations of every run; one run's backlog is b.N
+	// records.
+	backlogMB = float64(results[smallest].Iterations) / float64(max(runs[smallest], 1)) * BenchRecordBytes / 1e6
+	pass = pass && results[smallest].Metrics["live-over-base-MB"] < backlogMB
+	return pass, strings.Join(parts, ", "), backlogMB
 }

@@ -761,30 +761,8 @@ func eventBridgeBenchReport(out benchutil.Output) (benchReport, error) {
 	verdict(fmt.Sprintf("forwarder >= %s of encode-only", benchutil.FormatPercent(benchTargetOfEncodeOnly)), r >= benchTargetOfEncodeOnly, txt)
 	p99, ok := latency.Metrics["p99-ms"]
 	verdict(fmt.Sprintf("end-to-end p99 < %s at 1k events/s", benchTargetP99), ok && p99 < benchutil.Millis(benchTargetP99), metric(latency, "p99-ms")+" ms")
-	// Memory follows configuration, not backlog: a smaller
-	// max_inflight_bytes keeps a smaller live heap, and the smallest keeps
-	// less than the backlog it drains, so the backlog is not read into
-	// memory.
-	pass := true
-	var got []string
-	smallest := 0
-	for i, inflight := range benchInflightSettings {
-		live := fwds[i].Metrics["live-over-base-MB"]
-		for j, other := range benchInflightSettings {
-			if other < inflight {
-				pass = pass && fwds[j].Metrics["live-over-base-MB"] < live
-			}
-		}
-		if inflight < benchInflightSettings[smallest] {
-			smallest = i
-		}
-		got = append(got, fmt.Sprintf("live %s MB at %d MiB", benchutil.FormatValue(live), inflight>>20))
-	}
-	// Median sums the iterations of every run; one run's backlog is b.N
-	// records.
-	backlog := float64(fwds[smallest].Iterations) / float64(fwdRuns[smallest]) * forwardingtest.BenchRecordBytes / 1e6
-	pass = pass && fwds[smallest].Metrics["live-over-base-MB"] < backlog
-	verdict(fmt.Sprintf("memory set by config (backlog %s MB)", benchutil.FormatValue(backlog)), pass, strings.Join(got, ", "))
+	pass, got, backlog := forwardingtest.BenchMemoryVerdict(benchInflightSettings, fwds, fwdRuns)
+	verdict(fmt.Sprintf("memory set by config (backlog %s MB)", benchutil.FormatValue(backlog)), pass, got)
 	_, txt = ratio(fwd, "events/s", ceiling)
 	line("forwarder / consume ceiling", "(no target)", txt)
 	_, txt = ratio(fwd, "events/s", entry)
