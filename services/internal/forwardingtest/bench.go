@@ -494,3 +494,43 @@ func BenchMemoryVerdict(settings []config.ByteSize, results []benchutil.Result, 
 	pass = pass && results[smallest].Metrics["live-over-base-MB"] < backlogMB
 	return pass, strings.Join(parts, ", "), backlogMB
 }
+
+// BenchWorkers is the timed part of a pass that needs no broker: jobs 0 to
+// jobs-1 are taken in order by workers goroutines, each with the state
+// newWorker gives it, while usage is sampled (StartBenchUsage, with the
+// timer reset and stopped around it). The first error fails b. It returns
+// how long the jobs took.
+func BenchWorkers(b *testing.B, workers int, jobs int64, newWorker func() (func(job int64) error, error)) time.Duration {
+	var (
+		next   atomic.Int64
+		failed atomic.Pointer[error]
+		wg     sync.WaitGroup
+	)
+	usage := StartBenchUsage(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			work, err := newWorker()
+			if err != nil {
+				failed.CompareAndSwap(nil, &err)
+				return
+			}
+			for job := next.Add(1) - 1; job < jobs; job = next.Add(1) - 1 {
+				if err := work(job); err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	usage.Stop(b)
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+	return elapsed
+}

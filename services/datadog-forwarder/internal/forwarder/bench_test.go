@@ -132,50 +132,21 @@ func BenchmarkDatadogConsumeCeiling(b *testing.B) {
 // Sink.encodeBody does), on GOMAXPROCS goroutines, sent nowhere.
 func BenchmarkDatadogEncodeOnly(b *testing.B) {
 	records := benchRecords(b)
-	var (
-		next                  atomic.Int64
-		entryBytes, wireBytes atomic.Int64
-		failed                atomic.Pointer[error]
-		wg                    sync.WaitGroup
-	)
-	workers := runtime.GOMAXPROCS(0)
-	usage := forwardingtest.StartBenchUsage(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	for range workers {
-		wg.Go(func() {
-			enc, err := newBenchBodyEncoder()
-			if err != nil {
-				failed.CompareAndSwap(nil, &err)
-				return
-			}
-			var raw, wire int64
-			defer func() { entryBytes.Add(raw); wireBytes.Add(wire) }()
-			for {
-				from := int(next.Add(benchBodyEntries)) - benchBodyEntries
-				if from >= b.N {
-					return
-				}
-				to := min(from+benchBodyEntries, b.N)
-				r, err := enc.encode(records, from, to)
-				if err != nil {
-					failed.CompareAndSwap(nil, &err)
-					return
-				}
-				raw += r
-				wire += int64(enc.body.Len())
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	usage.Stop(b)
-	if err := failed.Load(); err != nil {
-		b.Fatal(*err)
-	}
-
+	var entryBytes, wireBytes atomic.Int64
+	bodies := int64((b.N + benchBodyEntries - 1) / benchBodyEntries)
+	elapsed := forwardingtest.BenchWorkers(b, runtime.GOMAXPROCS(0), bodies, func() (func(int64) error, error) {
+		enc, err := newBenchBodyEncoder()
+		if err != nil {
+			return nil, err
+		}
+		return func(body int64) error {
+			from := int(body) * benchBodyEntries
+			raw, err := enc.encode(records, from, min(from+benchBodyEntries, b.N))
+			entryBytes.Add(raw)
+			wireBytes.Add(int64(enc.body.Len()))
+			return err
+		}, nil
+	})
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(entryBytes.Load())/float64(b.N), "entry-B")
 	b.ReportMetric(float64(wireBytes.Load())/float64(b.N), "wire-B")
@@ -268,11 +239,6 @@ func BenchmarkDatadogIntakeOnly(b *testing.B) {
 	b.Cleanup(transport.CloseIdleConnections)
 	client := &http.Client{Transport: transport}
 	requests := int64((b.N + benchBodyEntries - 1) / benchBodyEntries)
-	var (
-		next   atomic.Int64
-		failed atomic.Pointer[error]
-		wg     sync.WaitGroup
-	)
 	post := func(i int64) error {
 		req, err := http.NewRequest(http.MethodPost, in.URL()+ddfake.LogsPath, bytes.NewReader(bodies[i%int64(len(bodies))]))
 		if err != nil {
@@ -292,28 +258,8 @@ func BenchmarkDatadogIntakeOnly(b *testing.B) {
 		}
 		return nil
 	}
-
-	usage := forwardingtest.StartBenchUsage(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	for range benchConnections * DefaultConfig().Delivery.RequestsInFlight {
-		wg.Go(func() {
-			for i := next.Add(1) - 1; i < requests; i = next.Add(1) - 1 {
-				if err := post(i); err != nil {
-					failed.CompareAndSwap(nil, &err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	usage.Stop(b)
-	if err := failed.Load(); err != nil {
-		b.Fatal(*err)
-	}
+	elapsed := forwardingtest.BenchWorkers(b, benchConnections*DefaultConfig().Delivery.RequestsInFlight, requests,
+		func() (func(int64) error, error) { return post, nil })
 	if got := in.delivered(); got < int64(b.N) {
 		b.Fatalf("the intake accepted %d of %d entries", got, b.N)
 	}

@@ -158,57 +158,28 @@ func benchConnectionConfig(endpoint string) eventbridge.Config {
 func benchParallel(b *testing.B, work func(entries [][]byte) error) {
 	records := benchRecords(b)
 	enc := benchConnectionConfig("").Encoder()
-	var (
-		next       atomic.Int64
-		entryBytes atomic.Int64
-		failed     atomic.Pointer[error]
-		wg         sync.WaitGroup
-	)
-	workers := runtime.GOMAXPROCS(0)
-	mem := forwardingtest.StartBenchUsage(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	for range workers {
-		wg.Go(func() {
-			entries := make([][]byte, 0, benchBatchEntries)
-			var size int64
-			defer func() { entryBytes.Add(size) }()
-			for {
-				from := int(next.Add(benchBatchEntries)) - benchBatchEntries
-				if from >= b.N {
-					return
+	var entryBytes atomic.Int64
+	batches := int64((b.N + benchBatchEntries - 1) / benchBatchEntries)
+	elapsed := forwardingtest.BenchWorkers(b, runtime.GOMAXPROCS(0), batches, func() (func(int64) error, error) {
+		entries := make([][]byte, 0, benchBatchEntries)
+		return func(batch int64) error {
+			from := int(batch) * benchBatchEntries
+			entries = entries[:0]
+			for i := from; i < min(from+benchBatchEntries, b.N); i++ {
+				ev, err := auditevent.DecodeRecord(records[i%len(records)])
+				if err != nil {
+					return err
 				}
-				to := min(from+benchBatchEntries, b.N)
-				entries = entries[:0]
-				for i := from; i < to; i++ {
-					ev, err := auditevent.DecodeRecord(records[i%len(records)])
-					if err != nil {
-						failed.CompareAndSwap(nil, &err)
-						return
-					}
-					entry, err := enc.Encode(ev)
-					if err != nil {
-						failed.CompareAndSwap(nil, &err)
-						return
-					}
-					size += int64(enc.EntrySize(entry))
-					entries = append(entries, entry)
+				entry, err := enc.Encode(ev)
+				if err != nil {
+					return err
 				}
-				if err := work(entries); err != nil {
-					failed.CompareAndSwap(nil, &err)
-					return
-				}
+				entryBytes.Add(int64(enc.EntrySize(entry)))
+				entries = append(entries, entry)
 			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	mem.Stop(b)
-	if err := failed.Load(); err != nil {
-		b.Fatal(*err)
-	}
+			return work(entries)
+		}, nil
+	})
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(entryBytes.Load())/float64(b.N), "entry-B")
 }
@@ -332,33 +303,11 @@ func BenchmarkEventBridgeBusOnly(b *testing.B) {
 	}
 	perCall := eventbridge.MaxEntries
 	total := int64((b.N + perCall - 1) / perCall)
-	var (
-		next   atomic.Int64
-		failed atomic.Pointer[error]
-		wg     sync.WaitGroup
-	)
 	before := bus.Stats()
-	usage := forwardingtest.StartBenchUsage(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	for range benchConnections * eventbridge.DefaultMaxConcurrentCalls {
-		wg.Go(func() {
-			for i := next.Add(1) - 1; i < total; i = next.Add(1) - 1 {
-				if err := send(calls[i%int64(len(calls))]); err != nil {
-					failed.CompareAndSwap(nil, &err)
-					return
-				}
-			}
+	elapsed := forwardingtest.BenchWorkers(b, benchConnections*eventbridge.DefaultMaxConcurrentCalls, total,
+		func() (func(int64) error, error) {
+			return func(i int64) error { return send(calls[i%int64(len(calls))]) }, nil
 		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	usage.Stop(b)
-	if err := failed.Load(); err != nil {
-		b.Fatal(*err)
-	}
 	st := bus.Stats()
 	if got := st.Accepted - before.Accepted; got < b.N || st.Failed > 0 {
 		b.Fatalf("the fake accepted %d of %d entries, %d failed", got, b.N, st.Failed)
