@@ -1,9 +1,9 @@
 package ddfake
 
 import (
-	"encoding/binary"
 	"encoding/json"
-	"math/bits"
+
+	"github.com/auditstream/auditstream/services/internal/sink/internal/jsonscan"
 )
 
 // splitValidArray checks in one pass that b is what the intake takes as a
@@ -153,67 +153,9 @@ func (s *scanner) literal(lit string) bool {
 // Eight bytes at a time it skips what holds no quote, backslash or control
 // character; bytes from 0x80 up are string bytes like any other.
 func (s *scanner) str() bool {
-	if !s.consume('"') {
-		return false
-	}
-	b := s.b
-	for i := s.i; ; {
-		for i+8 <= len(b) {
-			if m := stops(binary.LittleEndian.Uint64(b[i:])); m != 0 {
-				i += bits.TrailingZeros64(m) >> 3
-				break
-			}
-			i += 8
-		}
-		if i >= len(b) {
-			return false
-		}
-		switch c := b[i]; {
-		case c == '"':
-			s.i = i + 1
-			return true
-		case c == '\\':
-			if i+1 >= len(b) {
-				return false
-			}
-			switch b[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+6 > len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
-					return false
-				}
-				i += 6
-			default:
-				return false
-			}
-		case c < 0x20:
-			return false
-		default:
-			i++
-		}
-	}
-}
-
-// Bytes repeated over a word, for stops.
-const (
-	ones  = 0x0101010101010101
-	highs = 0x8080808080808080
-)
-
-// stops marks with its high bit each byte of the little-endian word x that
-// may end a run of plain string bytes: '"', '\\' or one below 0x20. The
-// lowest marked byte is always one of those (a borrow can only mark bytes
-// above a true one), and a word with none has no mark. Bytes from 0x80 up
-// are never marked.
-func stops(x uint64) uint64 {
-	q := x ^ (ones * '"')
-	e := x ^ (ones * '\\')
-	return ((x-ones*0x20)&^x | (q-ones)&^q | (e-ones)&^e) & highs
-}
-
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+	end, ok := jsonscan.String(s.b, s.i)
+	s.i = end
+	return ok
 }
 
 // number reads -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?

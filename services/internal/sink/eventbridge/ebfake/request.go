@@ -8,6 +8,8 @@ import (
 	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/auditstream/auditstream/services/internal/sink/internal/jsonscan"
 )
 
 // parseRequest reads a PutEvents request body of the plain shape clients
@@ -322,7 +324,7 @@ func (s *scanner) strBytes() ([]byte, bool) {
 	out, escaped := s.buf[:0], false
 	for {
 		for i+8 <= len(b) {
-			if m := stopsOrHigh(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			if m := jsonscan.StopsOrHigh(binary.LittleEndian.Uint64(b[i:])); m != 0 {
 				i += bits.TrailingZeros64(m) >> 3
 				break
 			}
@@ -419,27 +421,4 @@ func hex4(b []byte, i int) (rune, bool) {
 		}
 	}
 	return r, true
-}
-
-// Bytes repeated over a word, for stops and stopsOrHigh.
-const (
-	ones  = 0x0101010101010101
-	highs = 0x8080808080808080
-)
-
-// stops marks with its high bit each byte of the little-endian word x that
-// may end a run of plain string bytes: '"', '\\' or one below 0x20. The
-// lowest marked byte is always one of those (a borrow can only mark bytes
-// above a true one), and a word with none has no mark. Bytes from 0x80 up
-// are never marked.
-func stops(x uint64) uint64 {
-	q := x ^ (ones * '"')
-	e := x ^ (ones * '\\')
-	return ((x-ones*0x20)&^x | (q-ones)&^q | (e-ones)&^e) & highs
-}
-
-// stopsOrHigh is stops that also marks each byte from 0x80 up, for
-// strBytes's UTF-8 check.
-func stopsOrHigh(x uint64) uint64 {
-	return stops(x) | x&highs
 }

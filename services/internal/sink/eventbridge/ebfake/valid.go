@@ -1,6 +1,6 @@
 package ebfake
 
-import "math/bits"
+import "github.com/auditstream/auditstream/services/internal/sink/internal/jsonscan"
 
 // MaxDetailDepth is how deeply nested a Detail may be: PutEvents processes
 // nested JSON up to 1100 levels deep.
@@ -136,55 +136,9 @@ func (v *validator) lit(l string) bool {
 // what holds no quote, backslash or control character; like encoding/json
 // it takes any byte from 0x80 up.
 func (v *validator) str() bool {
-	s := v.s
-	i := v.i + 1
-	for {
-		for i+8 <= len(s) {
-			if m := stops(load64(s, i)); m != 0 {
-				i += bits.TrailingZeros64(m) >> 3
-				break
-			}
-			i += 8
-		}
-		if i >= len(s) {
-			return false
-		}
-		switch c := s[i]; {
-		case c == '"':
-			v.i = i + 1
-			return true
-		case c == '\\':
-			if i+1 >= len(s) {
-				return false
-			}
-			switch s[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+6 > len(s) || !isHex(s[i+2]) || !isHex(s[i+3]) || !isHex(s[i+4]) || !isHex(s[i+5]) {
-					return false
-				}
-				i += 6
-			default:
-				return false
-			}
-		case c < 0x20:
-			return false
-		default:
-			i++
-		}
-	}
-}
-
-// load64 reads the little-endian word at s[i:].
-func load64(s string, i int) uint64 {
-	s = s[i : i+8]
-	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
-}
-
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+	end, ok := jsonscan.String(v.s, v.i)
+	v.i = end
+	return ok
 }
 
 func (v *validator) num() bool {
