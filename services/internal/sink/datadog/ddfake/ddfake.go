@@ -107,10 +107,10 @@ type Observed struct {
 	// Entries are the accepted entries (Status 202 only); they are valid
 	// only during the call.
 	Entries [][]byte
-	// At is when the answer was handed to the connection.
+	// At is when the answer was written.
 	At time.Time
-	// Unanswered is true when the client had gone before the answer
-	// reached it: a client that timed out sends accepted entries again.
+	// Unanswered is true when the client had gone before the answer was
+	// written: a client that timed out sends accepted entries again.
 	Unanswered bool
 }
 
@@ -336,10 +336,11 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, rec Request, sta
 		}
 		return
 	}
-	unanswered := status == 0
-	if !unanswered {
+	// A client that left before its answer was written never sees it; one
+	// that leaves later may have read it, so only the first counts.
+	unanswered := status == 0 || r.Context().Err() != nil
+	if status != 0 {
 		answer(w, status, msg)
-		unanswered = http.NewResponseController(w).Flush() != nil || r.Context().Err() != nil
 	}
 	rec.Status = status
 	if status != http.StatusAccepted {

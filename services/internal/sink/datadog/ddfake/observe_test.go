@@ -3,6 +3,7 @@ package ddfake
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"sync"
 	"testing"
@@ -43,22 +44,6 @@ func TestObserveSeesAnsweredRequestsAndRecordsNothing(t *testing.T) {
 		{"unknown key", "key-b", "gzip", zbody.Bytes(), http.StatusForbidden, 0},
 		{"not an array", "key-a", "", []byte(`{"message":"x"}`), http.StatusBadRequest, 0},
 	}
-	for _, c := range cases {
-		req, _ := http.NewRequest(http.MethodPost, s.URL()+LogsPath, bytes.NewReader(c.body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("DD-API-KEY", c.key)
-		if c.encoding != "" {
-			req.Header.Set("Content-Encoding", c.encoding)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != c.status {
-			t.Fatalf("%s: answered %d, want %d", c.name, resp.StatusCode, c.status)
-		}
-	}
 	waitObserved := func(n int) []Observed {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
@@ -69,8 +54,28 @@ func TestObserveSeesAnsweredRequestsAndRecordsNothing(t *testing.T) {
 			if len(out) >= n || time.Now().After(deadline) {
 				return out
 			}
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(time.Millisecond)
 		}
+	}
+	for i, c := range cases {
+		req, _ := http.NewRequest(http.MethodPost, s.URL()+LogsPath, bytes.NewReader(c.body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("DD-API-KEY", c.key)
+		if c.encoding != "" {
+			req.Header.Set("Content-Encoding", c.encoding)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Fatalf("%s: answered %d, want %d", c.name, resp.StatusCode, c.status)
+		}
+		// The observer runs once the answer is written, possibly after the
+		// client read it: wait, so that the order is the requests'.
+		waitObserved(i + 1)
 	}
 	obs := waitObserved(len(cases))
 	if len(obs) != len(cases) {
@@ -120,6 +125,7 @@ func TestObserveSeesAnsweredRequestsAndRecordsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if n := s.Count("key-a"); n != 3 {
 		t.Errorf("recorded %d entries after Observe(nil), want 3", n)
