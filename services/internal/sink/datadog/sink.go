@@ -520,9 +520,19 @@ const timeLayout = "2006-01-02T15:04:05"
 // way (plus an optional fraction), which orders as text, so comparing the
 // first bytes is enough. An entry with no timestamp gets the time Datadog
 // receives it, so it is not old.
+//
+// The top-level timestamp is the last member before the optional "extra"
+// object, so it is searched for from the end, in front of that object: an
+// extra attribute named timestamp is not it, and the search reads tens of
+// bytes rather than the whole entry. (In JSON text `,"extra":{` can only be
+// that member: inside strings quotes are escaped, and extra's own values
+// are strings.)
 func olderThan(entry, cutoff []byte) bool {
 	const member = `"timestamp":"`
-	i := bytes.Index(entry, []byte(member))
+	if k := bytes.LastIndex(entry, []byte(`,"extra":{`)); k >= 0 {
+		entry = entry[:k]
+	}
+	i := bytes.LastIndex(entry, []byte(member))
 	if i < 0 {
 		return false
 	}

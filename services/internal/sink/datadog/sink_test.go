@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
@@ -528,13 +529,22 @@ func TestAtRisk(t *testing.T) {
 	}
 	noTime := event(9, now)
 	noTime.Timestamp = nil
+	noTime.Extra = map[string]string{"timestamp": "1999-01-01T00:00:00Z"}
 	e, _ := enc.Encode(noTime)
 	batch = append(batch, e)
+	// An extra attribute named timestamp is not the log's timestamp.
+	recent, old := event(10, now), event(11, now.Add(-MaxLogAge-time.Minute))
+	recent.Extra = map[string]string{"timestamp": "1999-01-01T00:00:00Z", "a": `"timestamp":"1999`}
+	old.Extra = map[string]string{"timestamp": "2999-01-01T00:00:00Z", "extra": "{"}
+	for _, ev := range []*auditlogv1.AuditEvent{recent, old} {
+		e, _ := enc.Encode(ev)
+		batch = append(batch, e)
+	}
 	if err := s.WriteBatch(context.Background(), batch); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(calls, []int{2}) {
-		t.Errorf("AtRisk calls %v, want [2]", calls)
+	if !slices.Equal(calls, []int{3}) {
+		t.Errorf("AtRisk calls %v, want [3]", calls)
 	}
 	if f.Count(testKey) != len(batch) {
 		t.Error("old entries were not sent")
