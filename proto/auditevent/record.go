@@ -136,6 +136,13 @@ func recordContentType(rec *kgo.Record) string {
 	for i := len(rec.Headers) - 1; i >= 0; i-- {
 		h := rec.Headers[i]
 		if h.Key == HeaderContentType {
+			// What producers write, without allocating.
+			switch string(h.Value) {
+			case ContentTypeProtobuf:
+				return ContentTypeProtobuf
+			case ContentTypeJSON:
+				return ContentTypeJSON
+			}
 			// "application/json; charset=utf-8" is still JSON.
 			ct, _, _ := bytes.Cut(h.Value, []byte(";"))
 			return string(bytes.ToLower(bytes.TrimSpace(ct)))
