@@ -4,13 +4,17 @@ package forwardingtest
 // broker preloaded with records, and memory and progress sampling.
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +28,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/forwarding"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/google/pprof/profile"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
@@ -325,6 +330,26 @@ func (p *BenchProgress) Reached(n int64) (time.Duration, bool) {
 	return 0, false
 }
 
+// Steady is the rate between the counts from and to: events/s once the
+// run is under way and before its last batches linger, which start-up and
+// the batch period's wait for a last partial batch do not dilute.
+func (p *BenchProgress) Steady(from, to int64) (float64, bool) {
+	i, j := -1, -1
+	for k, v := range p.n {
+		if i < 0 && v >= from {
+			i = k
+		}
+		if v >= to {
+			j = k
+			break
+		}
+	}
+	if i < 0 || j <= i || p.at[j] <= p.at[i] {
+		return 0, false
+	}
+	return float64(p.n[j]-p.n[i]) / (p.at[j] - p.at[i]).Seconds(), true
+}
+
 // BenchUncommitted is how many records of the events and retry topics the
 // forwarder's group has not committed: zero once everything was delivered,
 // parked and delivered, or dead-lettered.
@@ -360,23 +385,105 @@ type BenchUsage struct {
 	live        *BenchLive
 	cpu         benchCPU
 	stopProfile func() error
+	split       *bytes.Buffer // the run's CPU profile, for StartBenchUsageSplit
 }
 
 // StartBenchUsage collects garbage, takes the heap in use as the baseline
 // (the broker holding the loaded topic, the event pool, the test's own
 // state) and starts sampling. Call it right before b.ResetTimer.
-func StartBenchUsage(b *testing.B) *BenchUsage {
+func StartBenchUsage(b *testing.B) *BenchUsage { return startBenchUsage(b, false) }
+
+// StartBenchUsageSplit is StartBenchUsage for a forwarder run started with
+// RunAsForwarder: it also profiles the run's CPU to tell the forwarder's
+// share (its goroutines, and the collector's own workers) from the rest,
+// the broker and the fake, which share the CPUs with it.
+func StartBenchUsageSplit(b *testing.B) *BenchUsage { return startBenchUsage(b, true) }
+
+func startBenchUsage(b *testing.B, split bool) *BenchUsage {
 	runtime.GC()
 	m := &BenchUsage{base: benchutil.InUseBytes()}
 	m.live = StartBenchLive()
 	m.peak = benchutil.StartPeakMemory(0)
-	stop, err := benchutil.StartTimedProfile()
-	if err != nil {
-		b.Fatal(err)
+	if split {
+		m.split = &bytes.Buffer{}
+		if err := pprof.StartCPUProfile(m.split); err != nil {
+			b.Fatal(err)
+		}
+		m.stopProfile = func() error {
+			pprof.StopCPUProfile()
+			if path := os.Getenv(benchutil.ProfileEnv); path != "" {
+				return os.WriteFile(path, m.split.Bytes(), 0o644)
+			}
+			return nil
+		}
+	} else {
+		stop, err := benchutil.StartTimedProfile()
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.stopProfile = stop
 	}
-	m.stopProfile = stop
 	m.cpu = readBenchCPU()
 	return m
+}
+
+// benchSideLabel is the profile label RunAsForwarder puts on the
+// forwarder's goroutines; every goroutine the forwarder starts inherits it,
+// while the broker and the fake, started by the benchmark, run without.
+const benchSideLabel = "auditstream_bench_side"
+
+// RunAsForwarder runs f (the forwarder) under the label that
+// StartBenchUsageSplit counts as the forwarder's.
+func RunAsForwarder(ctx context.Context, f func(ctx context.Context)) {
+	pprof.Do(ctx, pprof.Labels(benchSideLabel, "forwarder"), f)
+}
+
+// splitCPU reads a CPU profile and returns the share of its CPU time spent
+// by the forwarder: goroutines labelled by RunAsForwarder, and the
+// garbage collector's and scavenger's own workers, which work for every
+// allocation in the process (counting them as the forwarder's makes the
+// rest, the broker and the fake, no larger than it is).
+func splitCPU(data []byte) (forwarder float64, samples int, err error) {
+	p, err := profile.Parse(bytes.NewReader(data))
+	if err != nil {
+		return 0, 0, fmt.Errorf("read the run's CPU profile: %w", err)
+	}
+	idx := -1
+	for i, st := range p.SampleType {
+		if st.Type == "cpu" {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return 0, 0, errors.New("the CPU profile has no cpu samples")
+	}
+	var own, total int64
+	for _, s := range p.Sample {
+		v := s.Value[idx]
+		total += v
+		if slices.Contains(s.Label[benchSideLabel], "forwarder") || benchCollector(s) {
+			own += v
+		}
+	}
+	if total == 0 {
+		return 0, 0, errors.New("the CPU profile is empty")
+	}
+	return float64(own) / float64(total), len(p.Sample), nil
+}
+
+func benchCollector(s *profile.Sample) bool {
+	for _, loc := range s.Location {
+		for _, line := range loc.Line {
+			if line.Function == nil {
+				continue
+			}
+			switch line.Function.Name {
+			case "runtime.gcBgMarkWorker", "runtime.bgsweep", "runtime.bgscavenge":
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Stop ends the sampling and reports peak-MB, peak-over-base-MB,
@@ -399,6 +506,16 @@ func (m *BenchUsage) Stop(b *testing.B) {
 	if wall > 0 {
 		b.ReportMetric(100*float64(used)/float64(wall)/float64(runtime.NumCPU()), "cpu-%")
 		b.ReportMetric(float64(used.Nanoseconds())/float64(max(b.N, 1)), "cpu-ns/op")
+	}
+	if m.split != nil {
+		share, _, err := splitCPU(m.split.Bytes())
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		perOp := float64(used.Nanoseconds()) / float64(max(b.N, 1))
+		b.ReportMetric(share*perOp, "own-cpu-ns/op")
+		b.ReportMetric((1-share)*perOp, "rig-cpu-ns/op")
 	}
 }
 
@@ -427,41 +544,37 @@ func BenchMicros(r benchutil.Result) string {
 }
 
 // BenchBoundRate estimates the most events/s any forwarder could reach on
-// these CPUs when the broker and the intake share them: the consume
-// ceiling's, the encode-only pass's and the intake-only pass's CPU per
-// event add up, so with nothing else spent the CPUs run out at cores /
-// their sum. It is an estimate: each pass measured alone also pays its own
-// garbage collection and scheduling, which a forwarder pays once.
-func BenchBoundRate(ceiling, encode, intake benchutil.Result) (float64, bool) {
-	sum := 0.0
-	for _, r := range []benchutil.Result{ceiling, encode, intake} {
-		v, ok := r.Metrics["cpu-ns/op"]
-		if !ok || v <= 0 {
-			return 0, false
-		}
-		sum += v
+// these CPUs while the broker and the fake share them, as they do in the
+// forwarder's run fwd (measured with StartBenchUsageSplit): were the
+// forwarder's own CPU per event no more than the encode-only pass's, the
+// CPUs would run out at cores / (encode's + the broker's and fake's).
+func BenchBoundRate(encode, fwd benchutil.Result) (float64, bool) {
+	e, okE := encode.Metrics["cpu-ns/op"]
+	rig, okR := fwd.Metrics["rig-cpu-ns/op"]
+	if !okE || !okR || e <= 0 {
+		return 0, false
 	}
-	return float64(runtime.NumCPU()) * 1e9 / sum, true
+	return float64(runtime.NumCPU()) * 1e9 / (e + rig), true
 }
 
-// BenchBound explains the forwarder's CPU per event against the three
-// passes it cannot do without.
-func BenchBound(ceiling, encode, intake, fwd benchutil.Result, peer string) string {
-	bound, ok := BenchBoundRate(ceiling, encode, intake)
-	f, okF := fwd.Metrics["cpu-ns/op"]
-	if !ok || !okF {
+// BenchBound explains the forwarder run's CPU per event: what the broker
+// and the fake took of it, what that leaves any forwarder, and the
+// forwarder's own.
+func BenchBound(encode, fwd benchutil.Result, peer string) string {
+	bound, ok := BenchBoundRate(encode, fwd)
+	total, okT := fwd.Metrics["cpu-ns/op"]
+	if !ok || !okT || total <= 0 {
 		return ""
 	}
-	rig := ceiling.Metrics["cpu-ns/op"] + encode.Metrics["cpu-ns/op"] + intake.Metrics["cpu-ns/op"]
-	own := f - intake.Metrics["cpu-ns/op"]
-	return fmt.Sprintf("\nCPU per event adds up on %d CPUs: consume %s µs + encode %s µs + %s %s µs = %s µs, so even a forwarder that spent\n"+
-		"nothing else would reach about %s events/s here, %s of encode-only. The default forwarder spends %s µs per event:\n"+
-		"%s µs beyond the three (the delivery runtime: routing, batching, commits; the client library; garbage collection).\n"+
-		"Less the %s's share, that is %s µs per event, of which the encode-only work is %s.\n",
-		runtime.NumCPU(), BenchMicros(ceiling), BenchMicros(encode), peer, BenchMicros(intake), benchutil.FormatValue(rig/1000),
-		benchutil.FormatValue(bound), benchutil.FormatPercent(bound/encode.Metrics["events/s"]),
-		benchutil.FormatValue(f/1000), benchutil.FormatValue((f-rig)/1000),
-		peer, benchutil.FormatValue(own/1000), benchutil.FormatPercent(encode.Metrics["cpu-ns/op"]/own))
+	rig, own, e := fwd.Metrics["rig-cpu-ns/op"], fwd.Metrics["own-cpu-ns/op"], encode.Metrics["cpu-ns/op"]
+	us := func(ns float64) string { return benchutil.FormatValue(ns / 1000) }
+	return fmt.Sprintf("\nIn the default forwarder's run the broker and the %s took %s µs of CPU per event (%s of %s µs); the forwarder\n"+
+		"itself, with the garbage collector, %s µs, of which the encode-only work (%s µs) is %s. On %d CPUs shared with the\n"+
+		"broker and the %s, a forwarder spending no more than the encode-only work would reach about %s events/s, %s of\n"+
+		"encode-only: the most the ratio can show here.\n",
+		peer, us(rig), benchutil.FormatPercent(rig/total), us(total),
+		us(own), us(e), benchutil.FormatPercent(e/own), runtime.NumCPU(),
+		peer, benchutil.FormatValue(bound), benchutil.FormatPercent(bound/encode.Metrics["events/s"]))
 }
 
 // BenchMemoryVerdict judges "memory set by config, not by backlog" over

@@ -1,9 +1,13 @@
 package forwardingtest
 
 import (
+	"bytes"
+	"context"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/auditstream/auditstream/services/internal/benchutil"
 	"github.com/auditstream/auditstream/services/internal/config"
@@ -40,21 +44,52 @@ func TestBenchMemoryVerdict(t *testing.T) {
 }
 
 func TestBenchBound(t *testing.T) {
-	res := func(nsPerOp, eventsPerSec float64) benchutil.Result {
-		return benchutil.Result{Metrics: map[string]float64{"cpu-ns/op": nsPerOp, "events/s": eventsPerSec}}
-	}
-	ceiling, encode, peer, fwd := res(1000, 1e6), res(10000, 2e5), res(5000, 4e5), res(18000, 1e5)
-	rate, ok := BenchBoundRate(ceiling, encode, peer)
-	if want := float64(runtime.NumCPU()) * 1e9 / 16000; !ok || rate != want {
+	encode := benchutil.Result{Metrics: map[string]float64{"cpu-ns/op": 10000, "events/s": 2e5}}
+	fwd := benchutil.Result{Metrics: map[string]float64{"cpu-ns/op": 18000, "own-cpu-ns/op": 12500, "rig-cpu-ns/op": 5500}}
+	rate, ok := BenchBoundRate(encode, fwd)
+	if want := float64(runtime.NumCPU()) * 1e9 / 15500; !ok || rate != want {
 		t.Errorf("bound %v (%v), want %v", rate, ok, want)
 	}
-	text := BenchBound(ceiling, encode, peer, fwd, "fake")
-	for _, want := range []string{"= 16.0 µs", "2.00 µs beyond the three", "that is 13.0 µs per event, of which the encode-only work is 76.9 %"} {
+	text := BenchBound(encode, fwd, "fake")
+	for _, want := range []string{"the broker and the fake took 5.50 µs of CPU per event (30.6 % of 18.0 µs)", "itself, with the garbage collector, 12.5 µs, of which the encode-only work (10.0 µs) is 80.0 %"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("bound text lacks %q:\n%s", want, text)
 		}
 	}
-	if _, ok := BenchBoundRate(ceiling, benchutil.Result{Metrics: map[string]float64{}}, peer); ok {
-		t.Error("a bound without the encode pass's CPU")
+	if _, ok := BenchBoundRate(encode, benchutil.Result{Metrics: map[string]float64{"cpu-ns/op": 18000}}); ok {
+		t.Error("a bound from a run measured without the split")
+	}
+}
+
+// The split counts labelled goroutines and the collector's workers as the
+// forwarder's, the rest as the broker's and the fake's.
+func TestSplitCPU(t *testing.T) {
+	var buf bytes.Buffer
+	if err := pprof.StartCPUProfile(&buf); err != nil {
+		t.Skip("a CPU profile is already running:", err)
+	}
+	spin := func(d time.Duration) {
+		for end := time.Now().Add(d); time.Now().Before(end); {
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		RunAsForwarder(context.Background(), func(context.Context) { spin(600 * time.Millisecond) })
+	}()
+	spin(200 * time.Millisecond)
+	<-done
+	pprof.StopCPUProfile()
+	share, samples, err := splitCPU(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if samples < 20 {
+		t.Skipf("only %d samples", samples)
+	}
+	// 600 ms labelled against 200 ms not: 75 %, give or take the sampling
+	// and whatever else the test process ran.
+	if share < 0.55 || share > 0.9 {
+		t.Errorf("forwarder share %.2f, want about 0.75", share)
 	}
 }

@@ -97,7 +97,7 @@ func benchStart(b *testing.B, cfg Config) (stop func()) {
 	b.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg) }()
+	go forwardingtest.RunAsForwarder(ctx, func(ctx context.Context) { done <- Run(ctx, cfg) })
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
