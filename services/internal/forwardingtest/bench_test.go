@@ -25,9 +25,10 @@ func TestBenchMemoryVerdict(t *testing.T) {
 		pass         bool
 	}{
 		{"heap grows with the cap", 50, 120, true},
-		{"a cap the pipeline never fills", 119, 112, true},
-		{"smaller cap, much larger heap", 150, 100, false},
-		{"the smallest cap holds the backlog", 230, 240, false},
+		{"a cap the pipeline never fills", 119, 96, true},
+		{"past what the small cap allows", 210, 120, false},
+		{"past what the large cap allows", 120, 610, false},
+		{"near the caps, under the backlog", 190, 240, true},
 	}
 	for _, c := range cases {
 		pass, got, backlog := BenchMemoryVerdict(settings, []benchutil.Result{run(c.small), run(c.large)}, []int{3, 3})
@@ -45,19 +46,20 @@ func TestBenchMemoryVerdict(t *testing.T) {
 
 func TestBenchBound(t *testing.T) {
 	encode := benchutil.Result{Metrics: map[string]float64{"cpu-ns/op": 10000, "events/s": 2e5}}
-	fwd := benchutil.Result{Metrics: map[string]float64{"cpu-ns/op": 18000, "own-cpu-ns/op": 12500, "rig-cpu-ns/op": 5500}}
-	rate, ok := BenchBoundRate(encode, fwd)
-	if want := float64(runtime.NumCPU()) * 1e9 / 15500; !ok || rate != want {
+	fwd := benchutil.Result{Metrics: map[string]float64{"cpu-ns/op": 18000}}
+	split := benchutil.Result{Metrics: map[string]float64{"cpu-ns/op": 20000, "rig-cpu-%": 25}}
+	rate, ok := BenchBoundRate(encode, fwd, split)
+	if want := float64(runtime.NumCPU()) * 1e9 / 14500; !ok || rate != want {
 		t.Errorf("bound %v (%v), want %v", rate, ok, want)
 	}
-	text := BenchBound(encode, fwd, "fake")
-	for _, want := range []string{"the broker and the fake took 5.50 µs of CPU per event (30.6 % of 18.0 µs)", "itself, with the garbage collector, 12.5 µs, of which the encode-only work (10.0 µs) is 80.0 %"} {
+	text := BenchBound(encode, fwd, split, "fake")
+	for _, want := range []string{"the broker and the fake took 4.50 µs of CPU per event (25.0 % of 18.0 µs", "itself, with the garbage collector, 13.5 µs, of which the encode-only work (10.0 µs) is 74.1 %"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("bound text lacks %q:\n%s", want, text)
 		}
 	}
-	if _, ok := BenchBoundRate(encode, benchutil.Result{Metrics: map[string]float64{"cpu-ns/op": 18000}}); ok {
-		t.Error("a bound from a run measured without the split")
+	if _, ok := BenchBoundRate(encode, fwd, benchutil.Result{Metrics: map[string]float64{}}); ok {
+		t.Error("a bound without a split run")
 	}
 }
 
