@@ -411,17 +411,20 @@ func startBenchUsage(b *testing.B, split bool) *BenchUsage {
 		}
 		m.stopProfile = func() error {
 			pprof.StopCPUProfile()
-			if path := os.Getenv(benchutil.ProfileEnv); path != "" {
+			if path := os.Getenv(benchutil.ProfileEnv); path != "" && b.N > 1 {
 				return os.WriteFile(path, m.split.Bytes(), 0o644)
 			}
 			return nil
 		}
-	} else {
+	} else if b.N > 1 {
+		// go test runs b.N = 1 first; its profile would overwrite the run's
 		stop, err := benchutil.StartTimedProfile()
 		if err != nil {
 			b.Fatal(err)
 		}
 		m.stopProfile = stop
+	} else {
+		m.stopProfile = func() error { return nil }
 	}
 	m.cpu = readBenchCPU()
 	return m
