@@ -208,11 +208,22 @@ func TestKilledAtRandomWhileEventsArrive(t *testing.T) {
 // Killed at each step of writing a group: after the cut is committed but
 // before any object exists, part-way through the objects, and after every
 // object and manifest exists but before the commit that moves past them.
+// Every backend: what a re-run meets at each step is the store's own
+// conditional create.
 func TestKilledAtEachStepOfAGroup(t *testing.T) {
+	for i, be := range allBackends() {
+		t.Run(be.name, func(t *testing.T) { killedAtEachStep(t, i) })
+	}
+}
+
+// killedAtEachStep runs the steps against allBackends()[i], each with a
+// store of its own: a backend's fake server lives as long as the test that
+// started it.
+func killedAtEachStep(t *testing.T, i int) {
 	for _, step := range []string{"before-upload", "mid-upload", "after-upload-before-commit"} {
 		t.Run(step, func(t *testing.T) {
 			e := newEnv(t)
-			b := localBackend().newBucket(t)
+			b := allBackends()[i].newBucket(t)
 			e.route(b)
 			st := b.st
 			p := e.process(t.TempDir())
