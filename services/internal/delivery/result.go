@@ -31,6 +31,8 @@ type Sink[T any] interface {
 type BatchError struct {
 	errs   []error // errs[i] != nil: item i failed
 	failed int
+	calls  int   // Fail calls so far
+	shared error // the error every Fail call gave, nil once two differed
 }
 
 // NewBatchError returns an empty BatchError for a batch of n items.
@@ -57,7 +59,18 @@ func (e *BatchError) Fail(i int, err error) {
 		e.failed++
 	}
 	e.errs[i] = err
+	if e.calls == 0 {
+		e.shared = err
+	} else if e.shared != err {
+		e.shared = nil
+	}
+	e.calls++
 }
+
+// Shared is the one error every failure was recorded with, or nil when
+// none failed or two failures differ. A sink that delivered nothing can
+// return it instead of e: the batch failed as a whole, for one reason.
+func (e *BatchError) Shared() error { return e.shared }
 
 // Failed is item i's error, or nil when it was delivered (or i is outside
 // the batch).

@@ -203,3 +203,26 @@ func TestSinkContextEnd(t *testing.T) {
 		})
 	})
 }
+
+func TestBatchErrorShared(t *testing.T) {
+	denied, throttled := errors.New("denied"), errors.New("throttled")
+	cases := []struct {
+		name  string
+		fails []error
+		want  error
+	}{
+		{"none failed", nil, nil},
+		{"one reason", []error{denied, denied, denied}, denied},
+		{"two reasons", []error{denied, throttled, denied}, nil},
+		{"a later reason for the same item still differs", []error{denied, throttled}, nil},
+	}
+	for _, c := range cases {
+		be := NewBatchError(3)
+		for i, err := range c.fails {
+			be.Fail(i%2, err)
+		}
+		if got := be.Shared(); got != c.want {
+			t.Errorf("%s: Shared() = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -220,9 +220,9 @@ func (s *Sink) WriteBatch(ctx context.Context, entries [][]byte) error {
 	for i, e := range entries {
 		switch {
 		case len(e) == 0:
-			r.fail(i, permanent(0, ReasonEmptyEntry, "the log entry is empty"))
+			r.be.Fail(i, permanent(0, ReasonEmptyEntry, "the log entry is empty"))
 		case len(e) > MaxEntryBytes:
-			r.fail(i, permanent(0, ReasonEntryTooLarge, fmt.Sprintf("log entry is %d bytes, over Datadog's %d-byte limit", len(e), MaxEntryBytes)))
+			r.be.Fail(i, permanent(0, ReasonEntryTooLarge, fmt.Sprintf("log entry is %d bytes, over Datadog's %d-byte limit", len(e), MaxEntryBytes)))
 		default:
 			if olderThan(e, cutoff) {
 				atRisk++
@@ -240,8 +240,8 @@ func (s *Sink) WriteBatch(ctx context.Context, entries [][]byte) error {
 	if r.be.Len() == 0 {
 		return nil
 	}
-	if r.delivered == 0 && r.same != nil {
-		return r.same
+	if shared := r.be.Shared(); r.delivered == 0 && shared != nil {
+		return shared
 	}
 	return r.be
 }
@@ -257,24 +257,11 @@ type batchRun struct {
 	// abort, once set, fails every entry not yet sent: the connection is
 	// unhealthy, the intake asked us to slow down or ctx ended.
 	abort error
-	// same is the error every failed entry shares, nil once they differ.
-	same  error
-	fails int
-}
-
-func (r *batchRun) fail(i int, err error) {
-	if r.fails == 0 {
-		r.same = err
-	} else if r.same != err {
-		r.same = nil
-	}
-	r.fails++
-	r.be.Fail(i, err)
 }
 
 func (r *batchRun) failAll(idx []int, err error) {
 	for _, i := range idx {
-		r.fail(i, err)
+		r.be.Fail(i, err)
 	}
 }
 
@@ -312,12 +299,12 @@ func (r *batchRun) send(idx []int, parent *delivery.SendError) {
 	switch se.Class {
 	case delivery.TooLarge:
 		if len(idx) == 1 {
-			r.fail(idx[0], permanent(se.Status, ReasonEntryTooLarge, "the intake answered 413 for this entry alone: "+errText(se.Err)))
+			r.be.Fail(idx[0], permanent(se.Status, ReasonEntryTooLarge, "the intake answered 413 for this entry alone: "+errText(se.Err)))
 			return
 		}
 	case delivery.Permanent:
 		if len(idx) == 1 {
-			r.fail(idx[0], permanent(se.Status, ReasonRejected, fmt.Sprintf("the intake answered %d for this entry alone: %s", se.Status, errText(se.Err))))
+			r.be.Fail(idx[0], permanent(se.Status, ReasonRejected, fmt.Sprintf("the intake answered %d for this entry alone: %s", se.Status, errText(se.Err))))
 			return
 		}
 	default: // Retryable, Unhealthy

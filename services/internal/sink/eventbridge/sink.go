@@ -189,9 +189,9 @@ func (s *Sink) WriteBatch(ctx context.Context, entries [][]byte) error {
 		n, ok := entrySize(e, s.enc.fixed)
 		switch {
 		case !ok:
-			r.fail(i, permanent(0, ReasonBadEntry, "", "the sink was handed bytes that are not an encoded entry"))
+			r.be.Fail(i, permanent(0, ReasonBadEntry, "", "the sink was handed bytes that are not an encoded entry"))
 		case n > MaxCallBytes:
-			r.fail(i, permanent(0, ReasonEntryTooLarge, "", fmt.Sprintf("entry is %d bytes as EventBridge counts it, over the %d-byte PutEvents limit", n, MaxCallBytes)))
+			r.be.Fail(i, permanent(0, ReasonEntryTooLarge, "", fmt.Sprintf("entry is %d bytes as EventBridge counts it, over the %d-byte PutEvents limit", n, MaxCallBytes)))
 		default:
 			sizes[i] = n
 			idx = append(idx, i)
@@ -202,8 +202,8 @@ func (s *Sink) WriteBatch(ctx context.Context, entries [][]byte) error {
 	if r.be.Len() == 0 {
 		return nil
 	}
-	if r.delivered.Load() == 0 && r.same != nil {
-		return r.same
+	if shared := r.be.Shared(); r.delivered.Load() == 0 && shared != nil {
+		return shared
 	}
 	return r.be
 }
@@ -218,18 +218,6 @@ type batchRun struct {
 	mu    sync.Mutex
 	be    *delivery.BatchError
 	abort error // once set, calls not yet started fail with it
-	same  error // the error every failed entry shares, nil once they differ
-	fails int
-}
-
-func (r *batchRun) fail(i int, err error) {
-	if r.fails == 0 {
-		r.same = err
-	} else if r.same != err {
-		r.same = nil
-	}
-	r.fails++
-	r.be.Fail(i, err)
 }
 
 func (r *batchRun) run(chunks [][]int) {
@@ -266,7 +254,7 @@ func (r *batchRun) send(idx []int) {
 	}
 	if abort := r.abort; abort != nil {
 		for _, i := range idx {
-			r.fail(i, abort)
+			r.be.Fail(i, abort)
 		}
 		r.mu.Unlock()
 		return
@@ -296,14 +284,14 @@ func (r *batchRun) send(idx []int) {
 			}
 		}
 		for _, i := range idx {
-			r.fail(i, err)
+			r.be.Fail(i, err)
 		}
 		return
 	}
 	ok := 0
 	for k, i := range idx {
 		if results[k] != nil {
-			r.fail(i, results[k])
+			r.be.Fail(i, results[k])
 		} else {
 			ok++
 		}
