@@ -19,8 +19,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"runtime"
-	rtmetrics "runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -146,45 +144,6 @@ func benchArchive(b *testing.B, c *kafkatest.Cluster, n int, settings string) (e
 	return benchArchiveSampled(b, c, n, settings, false)
 }
 
-// liveSampler collects garbage every 100 ms and keeps the largest live heap
-// above the starting one. Forcing the collections costs some speed, but with
-// a broker holding gigabytes in the same process the collector would
-// otherwise run too seldom for the archiver's own peak to show.
-type liveSampler struct {
-	base, peak uint64
-	stop, done chan struct{}
-}
-
-func startLiveSampler() *liveSampler {
-	read := func() uint64 {
-		runtime.GC()
-		s := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
-		rtmetrics.Read(s)
-		return s[0].Value.Uint64()
-	}
-	l := &liveSampler{base: read(), stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(l.done)
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-l.stop:
-				return
-			case <-t.C:
-				l.peak = max(l.peak, read())
-			}
-		}
-	}()
-	return l
-}
-
-func (l *liveSampler) overBase() uint64 {
-	close(l.stop)
-	<-l.done
-	return l.peak - min(l.peak, l.base)
-}
-
 func benchArchiveSampled(b *testing.B, c *kafkatest.Cluster, n int, settings string, exact bool) (elapsed time.Duration, liveOverBase uint64) {
 	b.Helper()
 	dir := b.TempDir()
@@ -207,7 +166,7 @@ func benchArchiveSampled(b *testing.B, c *kafkatest.Cluster, n int, settings str
 
 	var overBase func() uint64
 	if exact {
-		overBase = startLiveSampler().overBase
+		overBase = forwardingtest.StartBenchLiveCollecting(100 * time.Millisecond).OverBase
 	} else {
 		overBase = forwardingtest.StartBenchLive().OverBase
 	}
