@@ -3,23 +3,18 @@ package eventbridge
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/proto/auditevent"
-	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
-	"google.golang.org/protobuf/types/known/timestamppb"
+	"github.com/auditstream/auditstream/services/internal/sink/internal/sinktest"
 )
 
 // seedAttributesPath is the seed's example `attributes` object, shared with
 // the event codec's own golden test.
-var seedAttributesPath = filepath.Join("..", "..", "..", "..", "proto", "auditevent", "testdata", "seed-attributes.json")
+var seedAttributesPath = sinktest.SeedAttributesPath
 
 // Test credentials. The secret parts must never appear in an error.
 const (
@@ -27,38 +22,12 @@ const (
 	testSecret = "wJalrXUtnFEMI-secret-never-printed"
 )
 
-func readFile(t testing.TB, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func seedEvent(t testing.TB) *auditlogv1.AuditEvent {
-	t.Helper()
-	ev, err := auditevent.DecodeJSON(readFile(t, seedAttributesPath), auditevent.DecodeOptions{DisallowUnknownFields: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ev
-}
-
-// event returns a small event numbered n, timestamped at.
-func event(n int, at time.Time) *auditlogv1.AuditEvent {
-	return &auditlogv1.AuditEvent{
-		Id:       fmt.Sprintf("evt-%06d", n),
-		Actor:    &auditlogv1.Actor{Id: "user-1", Email: "jane@example.com"},
-		Request:  &auditlogv1.Request{Action: "update-workspace"},
-		Hostname: "app.example.com",
-		Outcome:  &auditlogv1.Outcome{Result: "SUCCESS", StatusCode: 200},
-		Target: &auditlogv1.Target{Id: fmt.Sprintf("ws-%d", n), Type: "workspaces", Context: &auditlogv1.Context{
-			Account: &auditlogv1.Ref{Id: "acc-1"},
-		}},
-		Timestamp: timestamppb.New(at),
-	}
-}
+// The events the tests encode (sinktest).
+var (
+	readFile  = sinktest.ReadFile
+	seedEvent = sinktest.SeedEvent
+	event     = sinktest.Event
+)
 
 // fakeBus starts a fake EventBridge that knows the test key (and verifies
 // its signatures) and refuses any other, and returns it with a connection
