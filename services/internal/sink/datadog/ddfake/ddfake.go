@@ -291,18 +291,28 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	known := s.keys[key]
 	reject := s.reject
 	oversize := s.oversize
+	observe := s.observe
 	s.mu.Unlock()
 
 	// Read the body first: the server notices a client that gave up only
-	// once the body has been read.
-	wire, rerr := readAll(r.Body, maxWireBytes+1, r.ContentLength)
+	// once the body has been read. Neither body outlives the request under
+	// Observe (its fn must not keep Entries), so both buffers are reused
+	// then; recorded entries point into the decompressed one, which is new.
+	wireBuf := getBuf()
+	defer putBuf(wireBuf)
+	var rawBuf *bytes.Buffer
+	if observe != nil {
+		rawBuf = getBuf()
+		defer putBuf(rawBuf)
+	}
+	wire, rerr := readAll(wireBuf, r.Body, maxWireBytes+1, r.ContentLength)
 	if slow > 0 {
 		t := time.NewTimer(slow)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
-			s.finish(w, r, rec, 0, "", "", nil, 0)
+			s.finish(w, r, observe, rec, 0, "", "", nil, 0)
 			return
 		}
 	}
@@ -310,25 +320,25 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		for k, v := range scripted.headers {
 			w.Header()[k] = v
 		}
-		s.finish(w, r, rec, scripted.status, http.StatusText(scripted.status), "", nil, 0)
+		s.finish(w, r, observe, rec, scripted.status, http.StatusText(scripted.status), "", nil, 0)
 		return
 	}
 	if !known {
-		s.finish(w, r, rec, http.StatusForbidden, "Forbidden", "", nil, 0)
+		s.finish(w, r, observe, rec, http.StatusForbidden, "Forbidden", "", nil, 0)
 		return
 	}
-	status, msg, entries, trunc := s.read(r, wire, rerr, &rec, reject, oversize)
-	s.finish(w, r, rec, status, msg, key, entries, trunc)
+	if rawBuf == nil {
+		rawBuf = new(bytes.Buffer)
+	}
+	status, msg, entries, trunc := s.read(r, wire, rerr, rawBuf, &rec, reject, oversize)
+	s.finish(w, r, observe, rec, status, msg, key, entries, trunc)
 }
 
 // finish answers status (none when 0: the client is gone) and records the
 // request, before answering, so that a client that got its answer finds
 // the entries recorded; or, under Observe, hands it to the observer once
-// answered.
-func (s *Server) finish(w http.ResponseWriter, r *http.Request, rec Request, status int, msg, key string, entries [][]byte, trunc int) {
-	s.mu.Lock()
-	observe := s.observe
-	s.mu.Unlock()
+// answered. observe is the observer the request started under.
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, observe func(Observed), rec Request, status int, msg, key string, entries [][]byte, trunc int) {
 	if observe == nil {
 		s.record(rec, status, key, entries, trunc)
 		if status != 0 {
@@ -350,8 +360,8 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, rec Request, sta
 }
 
 // read checks the body and returns the status to answer, an error message,
-// and the entries to record on success.
-func (s *Server) read(r *http.Request, wire []byte, rerr error, rec *Request, reject func([]byte) bool, oversize Oversize) (int, string, [][]byte, int) {
+// and the entries to record on success, which point into rawBuf.
+func (s *Server) read(r *http.Request, wire []byte, rerr error, rawBuf *bytes.Buffer, rec *Request, reject func([]byte) bool, oversize Oversize) (int, string, [][]byte, int) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
 		return http.StatusBadRequest, "Content-Type must be application/json", nil, 0
@@ -394,7 +404,7 @@ func (s *Server) read(r *http.Request, wire []byte, rerr error, rec *Request, re
 	default:
 		return http.StatusBadRequest, "unsupported Content-Encoding", nil, 0
 	}
-	raw, err := readAll(body, MaxRequestBytes+1, size)
+	raw, err := readAll(rawBuf, body, MaxRequestBytes+1, size)
 	if err != nil {
 		return http.StatusBadRequest, "body does not decode: " + err.Error(), nil, 0
 	}
@@ -448,13 +458,32 @@ func (s *Server) read(r *http.Request, wire []byte, rerr error, rec *Request, re
 // requests.
 var gzipReaders sync.Pool
 
-// readAll reads r up to limit bytes into a buffer sized by the hint
+// readAll reads r up to limit bytes into buf, grown first by the hint
 // (bounded by limit), instead of io.ReadAll's growing and copying.
-func readAll(r io.Reader, limit, hint int64) ([]byte, error) {
+func readAll(buf *bytes.Buffer, r io.Reader, limit, hint int64) ([]byte, error) {
 	hint = min(max(hint, 0), limit)
-	buf := bytes.NewBuffer(make([]byte, 0, hint+bytes.MinRead))
+	buf.Reset()
+	buf.Grow(int(hint) + bytes.MinRead)
 	_, err := buf.ReadFrom(io.LimitReader(r, limit))
 	return buf.Bytes(), err
+}
+
+// bufs keeps request body buffers between requests: the fake shares the
+// CPUs with what it measures, and a new buffer per request is garbage the
+// forwarder's collector pays for.
+var bufs sync.Pool
+
+func getBuf() *bytes.Buffer {
+	if b, ok := bufs.Get().(*bytes.Buffer); ok {
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() <= 2*MaxRequestBytes {
+		bufs.Put(b)
+	}
 }
 
 func (s *Server) record(rec Request, status int, key string, entries [][]byte, trunc int) {
