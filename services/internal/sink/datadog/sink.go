@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadog"
@@ -58,13 +59,14 @@ type Options struct {
 //
 // Requests go through datadog-api-client-go: the client's server
 // configuration for v2.LogsApi.SubmitLog picks the URL, SetAuthKeys the
-// DD-API-KEY header, PrepareRequest and CallAPI build and send the request.
-// The body is handed to PrepareRequest as raw bytes, the client's own raw
-// body support, instead of as []datadogV2.HTTPLogItem: SubmitLog would
+// DD-API-KEY header, PrepareRequest the request's URL and headers. The
+// body, already encoded (and compressed) into a pooled buffer, is attached
+// to that request, which the client's HTTP client sends: SubmitLog would
 // re-encode every entry through a map and reflection (see the benchmarks)
-// and would pull the very large datadogV2 package into the binary. A test
-// sends the same entries with SubmitLog and checks that the intake receives
-// the same logs.
+// and would pull the very large datadogV2 package into the binary, and
+// PrepareRequest and CallAPI would each copy the body again, on every
+// request, for retries the runtime does itself. A test sends the same
+// entries with SubmitLog and checks that the intake receives the same logs.
 type Sink struct {
 	cfg      Config
 	api      *datadog.APIClient
@@ -356,11 +358,12 @@ func (s *Sink) post(ctx context.Context, entries [][]byte, idx []int) error {
 	defer cancel()
 	rctx = context.WithValue(rctx, datadog.ContextAPIKeys, map[string]datadog.APIKey{"apiKeyAuth": {Key: key}})
 
-	req, err := s.prepare(rctx, entries, idx)
+	req, body, err := s.prepare(rctx, entries, idx)
 	if err != nil {
 		return &delivery.SendError{Class: delivery.Unhealthy, Err: fmt.Errorf("build datadog request: %w", err)}
 	}
-	resp, err := s.api.CallAPI(req)
+	resp, err := s.api.Cfg.HTTPClient.Do(req)
+	body.release()
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
@@ -408,30 +411,72 @@ func misdirected(status int) bool {
 }
 
 // prepare builds the request as SubmitLog does, with the body already
-// encoded (and compressed).
-func (s *Sink) prepare(ctx context.Context, entries [][]byte, idx []int) (*http.Request, error) {
+// encoded (and compressed); the caller releases the body once the request
+// is sent.
+func (s *Sink) prepare(ctx context.Context, entries [][]byte, idx []int) (*http.Request, *sharedBody, error) {
 	base, err := s.api.Cfg.ServerURLWithContext(ctx, submitLogOp)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	headers := map[string]string{"Content-Type": "application/json", "Accept": "application/json"}
 	datadog.SetAuthKeys(ctx, &headers, [2]string{"apiKeyAuth", "DD-API-KEY"})
 
 	buf := bodyBufs.Get().(*bytes.Buffer)
-	defer putBuf(buf)
 	if err := s.encodeBody(buf, entries, idx); err != nil {
-		return nil, err
+		putBuf(buf)
+		return nil, nil, err
 	}
-	// No Content-Encoding is passed in, so PrepareRequest sends the bytes
-	// as they are (it copies them) instead of compressing them again.
-	req, err := s.api.PrepareRequest(ctx, base+logsPath, http.MethodPost, buf.Bytes(), headers, url.Values{}, url.Values{}, nil)
+	req, err := s.api.PrepareRequest(ctx, base+logsPath, http.MethodPost, nil, headers, url.Values{}, url.Values{}, nil)
 	if err != nil {
-		return nil, err
+		putBuf(buf)
+		return nil, nil, err
 	}
+	body := newSharedBody(buf)
+	req.Body, _ = body.get()
+	req.GetBody = body.get
+	req.ContentLength = int64(buf.Len())
 	if s.cfg.Compression == CompressionGzip {
 		req.Header.Set("Content-Encoding", "gzip")
 	}
-	return req, nil
+	return req, body, nil
+}
+
+// sharedBody lends a pooled request body to the transport. The buffer goes
+// back to the pool once the sender is done (release) and every body handed
+// out is closed: the transport may still be writing a body after Do
+// returns, and may ask GetBody for another (to resend a request that
+// found its kept-alive connection closed) after closing the first.
+type sharedBody struct {
+	buf  *bytes.Buffer
+	refs atomic.Int32
+}
+
+func newSharedBody(buf *bytes.Buffer) *sharedBody {
+	b := &sharedBody{buf: buf}
+	b.refs.Store(1) // the sender's
+	return b
+}
+
+func (b *sharedBody) get() (io.ReadCloser, error) {
+	b.refs.Add(1)
+	return &lentBody{Reader: bytes.NewReader(b.buf.Bytes()), owner: b}, nil
+}
+
+func (b *sharedBody) release() {
+	if b.refs.Add(-1) == 0 {
+		putBuf(b.buf)
+	}
+}
+
+type lentBody struct {
+	*bytes.Reader
+	owner *sharedBody
+	once  sync.Once
+}
+
+func (b *lentBody) Close() error {
+	b.once.Do(b.owner.release)
+	return nil
 }
 
 func putBuf(buf *bytes.Buffer) {
@@ -513,11 +558,14 @@ const timeLayout = "2006-01-02T15:04:05"
 // extra attribute named timestamp is not it, and the search reads tens of
 // bytes rather than the whole entry. (In JSON text `,"extra":{` can only be
 // that member: inside strings quotes are escaped, and extra's own values
-// are strings.)
+// are strings.) An entry with extra ends in `"}}`; one ending otherwise has
+// none, and is not scanned for it, which would read the whole entry.
 func olderThan(entry, cutoff []byte) bool {
 	const member = `"timestamp":"`
-	if k := bytes.LastIndex(entry, []byte(`,"extra":{`)); k >= 0 {
-		entry = entry[:k]
+	if bytes.HasSuffix(entry, []byte(`"}}`)) {
+		if k := bytes.LastIndex(entry, []byte(`,"extra":{`)); k >= 0 {
+			entry = entry[:k]
+		}
 	}
 	i := bytes.LastIndex(entry, []byte(member))
 	if i < 0 {

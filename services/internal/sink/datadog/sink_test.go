@@ -738,3 +738,33 @@ func TestSinkFootprint(t *testing.T) {
 	}
 	runtime.KeepAlive(keep)
 }
+
+// TestSharedBodyReturnsBufferOnce: the request buffer goes back to the pool
+// only when the sender and every body lent to the transport are done, and
+// only once, however often a body is closed.
+func TestSharedBodyReturnsBufferOnce(t *testing.T) {
+	buf := bytes.NewBufferString("[{}]")
+	b := newSharedBody(buf)
+	first, _ := b.get()
+	b.release() // Do returned; the transport still writes the first body
+	if got := b.refs.Load(); got != 1 {
+		t.Fatalf("refs after release = %d, want 1 (the lent body)", got)
+	}
+	data, err := io.ReadAll(first)
+	if err != nil || string(data) != "[{}]" {
+		t.Fatalf("body = %q, %v", data, err)
+	}
+	second, _ := b.get() // a resend on a fresh connection
+	first.Close()
+	first.Close()
+	if got := b.refs.Load(); got != 1 {
+		t.Fatalf("refs with the resent body open = %d, want 1", got)
+	}
+	if data, _ := io.ReadAll(second); string(data) != "[{}]" {
+		t.Fatalf("resent body = %q", data)
+	}
+	second.Close()
+	if got := b.refs.Load(); got != 0 {
+		t.Fatalf("refs at the end = %d, want 0", got)
+	}
+}
