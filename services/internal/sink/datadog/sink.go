@@ -553,27 +553,45 @@ const timeLayout = "2006-01-02T15:04:05"
 // first bytes is enough. An entry with no timestamp gets the time Datadog
 // receives it, so it is not old.
 //
-// The top-level timestamp is the last member before the optional "extra"
-// object, so it is searched for from the end, in front of that object: an
-// extra attribute named timestamp is not it, and the search reads tens of
-// bytes rather than the whole entry. (In JSON text `,"extra":{` can only be
-// that member: inside strings quotes are escaped, and extra's own values
-// are strings.) An entry with extra ends in `"}}`; one ending otherwise has
-// none, and is not scanned for it, which would read the whole entry.
+// Encoder writes no member named timestamp before the top-level one, which
+// is the last member but for the optional "extra" object, so the first
+// `"timestamp":"` in the entry is that member when there is one (the text
+// cannot occur inside a string: quotes there are escaped). It is found
+// with bytes.Index, which reads many bytes at a time. An entry without the
+// member may still have an extra attribute named timestamp: that match is
+// told apart by what follows its value, which for the top-level member is
+// the end of the entry or the extra object (`,"extra":{` cannot occur
+// inside extra, whose values are strings).
 func olderThan(entry, cutoff []byte) bool {
 	const member = `"timestamp":"`
-	if bytes.HasSuffix(entry, []byte(`"}}`)) {
-		if k := bytes.LastIndex(entry, []byte(`,"extra":{`)); k >= 0 {
-			entry = entry[:k]
-		}
-	}
-	i := bytes.LastIndex(entry, []byte(member))
+	i := bytes.Index(entry, []byte(member))
 	if i < 0 {
 		return false
 	}
 	ts := entry[i+len(member):]
-	if len(ts) < len(cutoff) {
+	end := stringEnd(ts)
+	if end < 0 {
+		return false
+	}
+	if rest := ts[end:]; !bytes.Equal(rest, []byte(`"}`)) && !bytes.HasPrefix(rest, []byte(`","extra":{`)) {
+		return false // an extra attribute; the entry has no timestamp
+	}
+	if end < len(cutoff) {
 		return false
 	}
 	return bytes.Compare(ts[:len(cutoff)], cutoff) < 0
+}
+
+// stringEnd returns the index of the quote closing the JSON string whose
+// contents s starts with, or -1.
+func stringEnd(s []byte) int {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '"':
+			return i
+		case '\\':
+			i++
+		}
+	}
+	return -1
 }

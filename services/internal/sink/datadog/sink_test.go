@@ -22,6 +22,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
+	"github.com/auditstream/auditstream/services/internal/sink/internal/sinktest"
 )
 
 const testKey = "dd0123456789abcdef0123456789abcd"
@@ -766,5 +767,43 @@ func TestSharedBodyReturnsBufferOnce(t *testing.T) {
 	second.Close()
 	if got := b.refs.Load(); got != 0 {
 		t.Fatalf("refs at the end = %d, want 0", got)
+	}
+}
+
+func TestOlderThan(t *testing.T) {
+	cutoff := []byte("2025-06-01T00:00:00")
+	for _, tc := range []struct {
+		name  string
+		entry string
+		want  bool
+	}{
+		{"old, no extra", `{"a":"b","timestamp":"2025-05-01T00:00:00Z"}`, true},
+		{"recent, no extra", `{"a":"b","timestamp":"2025-07-01T00:00:00Z"}`, false},
+		{"old, extra after", `{"timestamp":"2025-05-01T00:00:00Z","extra":{"timestamp":"2999-01-01"}}`, true},
+		{"recent, old extra", `{"timestamp":"2025-07-01T00:00:00Z","extra":{"a":"x","timestamp":"1999-01-01"}}`, false},
+		{"no timestamp, old extra last", `{"a":"b","extra":{"timestamp":"1999-01-01"}}`, false},
+		{"no timestamp, old extra first", `{"a":"b","extra":{"timestamp":"1999-01-01","z":"y"}}`, false},
+		{"no timestamp, extra value escaping", `{"a":"b","extra":{"timestamp":"1999\"}","z":"y"}}`, false},
+		{"no timestamp, extra value looks like the end", `{"a":"b","extra":{"timestamp":"1999\"}"}}`, false},
+		{"no timestamp", `{"a":"b"}`, false},
+		{"short timestamp", `{"timestamp":"2025"}`, false},
+		{"unterminated", `{"timestamp":"2025-05-01T00:00:00`, false},
+		{"empty", ``, false},
+	} {
+		if got := olderThan([]byte(tc.entry), cutoff); got != tc.want {
+			t.Errorf("%s: olderThan(%s) = %v, want %v", tc.name, tc.entry, got, tc.want)
+		}
+	}
+}
+
+func BenchmarkOlderThan(b *testing.B) {
+	entry, err := NewEncoder("scalr", "").Encode(sinktest.SeedEvent(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cutoff := []byte("2025-06-01T00:00:00")
+	b.SetBytes(int64(len(entry)))
+	for b.Loop() {
+		olderThan(entry, cutoff)
 	}
 }
