@@ -401,6 +401,36 @@ func TestSecretSources(t *testing.T) {
 	if v, _ := config.SecretFile(file).Value(); v != "rotated-pw" {
 		t.Errorf("after rotation: %q", v)
 	}
+	// a value of the same size, rotated as a Kubernetes Secret is: a new
+	// file behind a swapped symlink
+	link := filepath.Join(dir, "current")
+	for i, v := range []string{"key-aaaa", "key-bbbb", "key-cccc"} {
+		target := filepath.Join(dir, fmt.Sprintf("data-%d", i))
+		if err := os.WriteFile(target, []byte(v+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(link)
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := config.SecretFile(link).Value(); got != v || err != nil {
+			t.Errorf("rotation %d: %q, %v, want %q", i, got, err, v)
+		}
+	}
+	// a file rewritten in place, at once, with a value of the same size
+	for _, v := range []string{"key-dddd", "key-eeee"} {
+		if err := os.WriteFile(link, []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := config.SecretFile(link).Value(); got != v || err != nil {
+			t.Errorf("rewritten in place: %q, %v, want %q", got, err, v)
+		}
+	}
+	// and a removed one is an error again, not the last value read
+	os.Remove(link)
+	if got, err := config.SecretFile(link).Value(); err == nil || got != "" {
+		t.Errorf("after removal: %q, %v", got, err)
+	}
 }
 
 func TestSecretFromYAML(t *testing.T) {

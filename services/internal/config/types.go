@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -52,7 +54,7 @@ func (b *ByteSize) UnmarshalYAML(node *yaml.Node) error {
 // MarshalText writes the size as bytes.
 func (b ByteSize) MarshalText() ([]byte, error) { return []byte(strconv.FormatInt(int64(b), 10)), nil }
 
-// Secret is a credential. In YAML it is a literal string, {file: path} (read
+// Secret is a credential. In YAML it is a literal string, {file: path} (checked
 // each time it is used, so a rotated Kubernetes Secret is picked up) or
 // {env: NAME}. It never prints its value: String, MarshalText and the zap
 // field all show "[redacted]".
@@ -94,14 +96,7 @@ const MaxSecretBytes = 64 << 10
 func (s Secret) Value() (string, error) {
 	switch {
 	case s.file != "":
-		data, err := os.ReadFile(s.file)
-		if err != nil {
-			return "", fmt.Errorf("read secret: %w", err)
-		}
-		if len(data) > MaxSecretBytes {
-			return "", fmt.Errorf("secret file %s is larger than %d bytes", s.file, MaxSecretBytes)
-		}
-		return strings.TrimRight(string(data), "\r\n"), nil
+		return readSecretFile(s.file)
 	case s.env != "":
 		v, ok := os.LookupEnv(s.env)
 		if !ok || v == "" {
@@ -112,6 +107,60 @@ func (s Secret) Value() (string, error) {
 		return s.literal, nil
 	}
 	return "", errors.New("secret is not set")
+}
+
+// secretFiles caches secret files by path. A file is read again when it is
+// another file (a rotated Kubernetes Secret is a new file behind a swapped
+// symlink), its size or modification time changed, and at least every
+// secretRecheck. A file modified less than secretRacy before it was read is
+// read every time until it is older, as git treats racily clean files: the
+// modification time is kept at the granularity of the kernel's clock tick
+// (or worse), so a rewrite of the same size right after a read can leave
+// it unchanged. A sink
+// resolves its secret for every request, and a stat is one system call
+// where reading is five.
+var secretFiles sync.Map // path -> *cachedSecret
+
+const (
+	secretRecheck = 10 * time.Second
+	secretRacy    = 2 * time.Second
+)
+
+type cachedSecret struct {
+	id      [2]uint64
+	size    int64
+	modTime time.Time
+	readAt  time.Time
+	value   string
+}
+
+func readSecretFile(path string) (string, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		secretFiles.Delete(path)
+		return "", fmt.Errorf("read secret: %w", err)
+	}
+	now := time.Now()
+	if v, ok := secretFiles.Load(path); ok {
+		c := v.(*cachedSecret)
+		if c.id == fileID(info) && c.size == info.Size() && c.modTime.Equal(info.ModTime()) &&
+			c.readAt.Sub(c.modTime) > secretRacy && now.Sub(c.readAt) < secretRecheck {
+			return c.value, nil
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		secretFiles.Delete(path)
+		return "", fmt.Errorf("read secret: %w", err)
+	}
+	if len(data) > MaxSecretBytes {
+		return "", fmt.Errorf("secret file %s is larger than %d bytes", path, MaxSecretBytes)
+	}
+	value := strings.TrimRight(string(data), "\r\n")
+	// What was stat'ed is what was read, unless the file changed between
+	// the two; then the next call stats a newer file and reads it again.
+	secretFiles.Store(path, &cachedSecret{id: fileID(info), size: info.Size(), modTime: info.ModTime(), readAt: now, value: value})
+	return value, nil
 }
 
 // Check resolves the secret once so a missing file is found at start-up.

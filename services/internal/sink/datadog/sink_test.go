@@ -555,7 +555,8 @@ func TestAtRisk(t *testing.T) {
 	}
 }
 
-// TestKeyRotation: the key is read at every request.
+// TestKeyRotation: a key file rewritten between requests is used by the
+// next one.
 func TestKeyRotation(t *testing.T) {
 	f := startFake(t, "key-one")
 	path := filepath.Join(t.TempDir(), "api-key")
