@@ -147,18 +147,28 @@ func (w *worker) flush() {
 
 func (w *worker) stop() { w.stopOnce.Do(func() { close(w.done) }) }
 
-func (w *worker) take() *job {
+// takeChunk is how many jobs take moves out of the queue at once: one lock
+// and one clock reading per chunk rather than per event, while a worker
+// blocked on a full set of requests in flight holds few events the queue's
+// cap no longer sees.
+const takeChunk = 64
+
+// take appends up to takeChunk queued jobs to dst.
+func (w *worker) take(dst []*job) []*job {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.queue) == 0 {
-		return nil
+	n := min(len(w.queue), takeChunk)
+	if n == 0 {
+		return dst
 	}
-	j := w.queue[0]
-	w.queue[0] = nil
-	w.queue = w.queue[1:]
-	w.queuedBytes -= j.held()
+	for i, j := range w.queue[:n] {
+		dst = append(dst, j)
+		w.queuedBytes -= j.held()
+		w.queue[i] = nil
+	}
+	w.queue = w.queue[n:]
 	w.lastTake = time.Now()
-	return j
+	return dst
 }
 
 func (w *worker) queued() (int, int) {
@@ -188,18 +198,22 @@ func (w *worker) run() {
 	batcher := NewBatcher[*job](w.r.cfg.Batch)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	taken := make([]*job, 0, takeChunk)
 	for {
-		for j := w.take(); j != nil; j = w.take() {
-			if j.t.tracker.revoked.Load() {
-				// the partition moved to another member, which resends it
-				j.t.complete()
-				continue
-			}
-			if !w.encode(j) {
-				continue
-			}
-			if batcher.Add(j, j.size()) {
-				w.dispatch(batcher.Flush())
+		for taken = w.take(taken[:0]); len(taken) > 0; taken = w.take(taken[:0]) {
+			for i, j := range taken {
+				taken[i] = nil
+				if j.t.tracker.revoked.Load() {
+					// the partition moved to another member, which resends it
+					j.t.complete()
+					continue
+				}
+				if !w.encode(j) {
+					continue
+				}
+				if batcher.Add(j, j.size()) {
+					w.dispatch(batcher.Flush())
+				}
 			}
 		}
 		var timerC <-chan time.Time
@@ -212,9 +226,12 @@ func (w *worker) run() {
 		case <-timerC:
 			w.dispatch(batcher.Flush())
 		case <-w.flushReq:
-			for j := w.take(); j != nil; j = w.take() {
-				if w.encode(j) {
-					batcher.Add(j, j.size())
+			for taken = w.take(taken[:0]); len(taken) > 0; taken = w.take(taken[:0]) {
+				for i, j := range taken {
+					taken[i] = nil
+					if w.encode(j) {
+						batcher.Add(j, j.size())
+					}
 				}
 			}
 			if batcher.Len() > 0 {
