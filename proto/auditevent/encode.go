@@ -45,6 +45,13 @@ func AppendJSON(dst []byte, ev *auditlogv1.AuditEvent) []byte {
 // (actor, request, hostname, service, outcome, target, timestamp) into an
 // object being written; sinks that wrap the event (Datadog) share it.
 func AppendAttributes(w *ObjectWriter, ev *auditlogv1.AuditEvent) {
+	AppendAttributesWithoutTimestamp(w, ev)
+	AppendTimestampMember(w, ev)
+}
+
+// AppendAttributesWithoutTimestamp is AppendAttributes up to the
+// timestamp, for a sink that writes members of its own before it.
+func AppendAttributesWithoutTimestamp(w *ObjectWriter, ev *auditlogv1.AuditEvent) {
 	if a := ev.GetActor(); a != nil {
 		w.Key("actor")
 		x := w.Object()
@@ -98,6 +105,11 @@ func AppendAttributes(w *ObjectWriter, ev *auditlogv1.AuditEvent) {
 		}
 		w.End(x)
 	}
+}
+
+// AppendTimestampMember writes the event's "timestamp" member, if it has a
+// timestamp, as AppendAttributes does.
+func AppendTimestampMember(w *ObjectWriter, ev *auditlogv1.AuditEvent) {
 	if ts := ev.GetTimestamp(); ts != nil {
 		w.Key("timestamp")
 		w.buf = append(w.buf, '"')

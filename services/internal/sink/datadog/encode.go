@@ -171,11 +171,13 @@ func (e *Encoder) appendEntry(st *encodeState, dst []byte, ev *auditlogv1.AuditE
 		w.Str("service", DefaultService)
 	}
 	w.Str("audit-id", ev.GetId())
-	auditevent.AppendAttributes(w, ev)
+	auditevent.AppendAttributesWithoutTimestamp(w, ev)
 	if extra := ev.GetExtra(); len(extra) > 0 {
 		w.Key("extra")
 		st.tmp = appendExtra(w, st.tmp, extra)
 	}
+	// Last, so the sink reads it from the entry's end (see olderThan).
+	auditevent.AppendTimestampMember(w, ev)
 	out := append(w.Bytes(), '}')
 	if n := len(out) - start; n > MaxEntryBytes {
 		return dst[:start], &delivery.SendError{Class: delivery.Permanent, Err: &RejectError{

@@ -553,45 +553,25 @@ const timeLayout = "2006-01-02T15:04:05"
 // first bytes is enough. An entry with no timestamp gets the time Datadog
 // receives it, so it is not old.
 //
-// Encoder writes no member named timestamp before the top-level one, which
-// is the last member but for the optional "extra" object, so the first
-// `"timestamp":"` in the entry is that member when there is one (the text
-// cannot occur inside a string: quotes there are escaped). It is found
-// with bytes.Index, which reads many bytes at a time. An entry without the
-// member may still have an extra attribute named timestamp: that match is
-// told apart by what follows its value, which for the top-level member is
-// the end of the entry or the extra object (`,"extra":{` cannot occur
-// inside extra, whose values are strings).
+// Encoder writes the timestamp as the entry's last member, so it is read
+// from the end: `"timestamp":"<value>"}`, the value holding no quote. No
+// other string member is last (extra, which may hold an attribute named
+// timestamp, is an object), and an escaped quote inside another string
+// cannot be taken for the value's opening one: the text before it would
+// end in a backslash, not in `"timestamp":"`.
 func olderThan(entry, cutoff []byte) bool {
 	const member = `"timestamp":"`
-	i := bytes.Index(entry, []byte(member))
-	if i < 0 {
+	rest, ok := bytes.CutSuffix(entry, []byte(`"}`))
+	if !ok {
 		return false
 	}
-	ts := entry[i+len(member):]
-	end := stringEnd(ts)
-	if end < 0 {
+	open := bytes.LastIndexByte(rest, '"')
+	if open < 0 || !bytes.HasSuffix(rest[:open+1], []byte(member)) {
 		return false
 	}
-	if rest := ts[end:]; !bytes.Equal(rest, []byte(`"}`)) && !bytes.HasPrefix(rest, []byte(`","extra":{`)) {
-		return false // an extra attribute; the entry has no timestamp
-	}
-	if end < len(cutoff) {
+	ts := rest[open+1:]
+	if len(ts) < len(cutoff) {
 		return false
 	}
 	return bytes.Compare(ts[:len(cutoff)], cutoff) < 0
-}
-
-// stringEnd returns the index of the quote closing the JSON string whose
-// contents s starts with, or -1.
-func stringEnd(s []byte) int {
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '"':
-			return i
-		case '\\':
-			i++
-		}
-	}
-	return -1
 }
