@@ -88,6 +88,9 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(pb, "application/x-protobuf", true)
 	f.Add(pb, "", false)
 	f.Add(withUnknown, "application/x-protobuf", true)
+	// A second target naming another account: the messages merge, the
+	// last id wins.
+	f.Add(append(append([]byte{}, pb...), otherAccountTarget("acc-other")...), "", false)
 	f.Add([]byte{0xff, 0xff, 0xff}, "application/x-protobuf", true)
 	f.Add([]byte{0x42, 0x00}, "", false)
 	for _, s := range jsonSeeds {
@@ -112,6 +115,11 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 		if strings.TrimSpace(auditevent.AccountID(ev)) == "" {
 			t.Fatal("accepted event has no account id")
+		}
+		// Routing by the scanned account sends the event where its decoded
+		// account says.
+		if id, ok := auditevent.RecordAccount(rec); ok && id != auditevent.AccountID(ev) {
+			t.Fatalf("RecordAccount = %q, the decoded event's account is %q", id, auditevent.AccountID(ev))
 		}
 		if tok := ev.GetActor().GetAccessToken().GetToken(); tok != auditevent.MaskToken(tok) {
 			t.Fatalf("accepted event carries an unmasked token %q", tok)
