@@ -70,6 +70,7 @@ const (
 	HeaderForwarder          = "auditstream-forwarder"
 	headerPrefix             = "auditstream-"
 	reasonDecode             = "decode_failed"
+	reasonAccountMismatch    = "account_mismatch"
 	reasonMaxAge             = "max_age_exceeded"
 	reasonPermanent          = "rejected"
 	reasonEncode             = "encode_failed"
@@ -311,17 +312,31 @@ func (r *Runtime) dispatch(ctx context.Context, tr *partitionTracker, rec *kgo.R
 	return true
 }
 
-// route decodes the record and hands it to its connections. parked is the
+// route hands the record to its account's connections. parked is the
 // parking state of a record read back from the retry topic (nil otherwise):
 // such a record goes only to the connection it was parked for.
+//
+// A protobuf record is routed by its account alone (auditevent.
+// RecordAccount) and decoded by the connections' workers, just before they
+// encode it: queues then hold raw records, which the collector need not
+// scan, and this loop only reads. A worker checks the decoded event's
+// account against the one it was routed by. Other records are decoded
+// here, as is a record no connection wants, so that one which does not
+// decode is dead-lettered all the same.
 func (r *Runtime) route(t *tracked, parked *parkState) {
-	ev, err := auditevent.DecodeRecord(sourceView(t, parked))
-	if err != nil {
-		t.remaining.Store(1)
-		r.deadLetterParked(t, parked, "", reasonFor(err), err)
-		return
+	view := sourceView(t, parked)
+	account, scanned := auditevent.RecordAccount(view)
+	var ev *auditlogv1.AuditEvent
+	if !scanned {
+		var err error
+		if ev, err = auditevent.DecodeRecord(view); err != nil {
+			t.remaining.Store(1)
+			r.deadLetterParked(t, parked, "", reasonFor(err), err)
+			return
+		}
+		account = auditevent.AccountID(ev)
 	}
-	targets := r.router.Route(auditevent.AccountID(ev))
+	targets := r.router.Route(account)
 	if parked != nil {
 		targets = pickTarget(targets, parked.connection)
 		if len(targets) == 0 {
@@ -333,13 +348,25 @@ func (r *Runtime) route(t *tracked, parked *parkState) {
 			return
 		}
 	}
+	t.remaining.Store(int32(max(len(targets), 1)))
 	if len(targets) == 0 {
-		t.remaining.Store(1)
+		if ev == nil {
+			if _, err := auditevent.DecodeRecord(view); err != nil {
+				r.deadLetterParked(t, parked, "", reasonFor(err), err)
+				return
+			}
+		}
 		t.complete()
 		return
 	}
-	t.remaining.Store(int32(len(targets)))
-	eventTime := auditevent.EventTime(ev, t.rec)
+	var shared *sharedEvent
+	var eventTime time.Time
+	if ev != nil {
+		eventTime = auditevent.EventTime(ev, t.rec)
+	} else {
+		shared = &sharedEvent{account: account}
+		shared.encoders.Store(int32(len(targets)))
+	}
 	for _, target := range targets {
 		w, err := r.worker(target)
 		if err != nil {
@@ -349,8 +376,51 @@ func (r *Runtime) route(t *tracked, parked *parkState) {
 			r.park(&job{t: t, conn: target.Name, parked: parked, eventTime: eventTime}, parkReasonUnhealthy)
 			continue
 		}
-		// encoding happens in the connection's worker, off this loop
-		w.offer(&job{t: t, conn: target.Name, ev: ev, parked: parked, eventTime: eventTime})
+		// decoding (when not done above) and encoding happen in the
+		// connection's worker, off this loop
+		w.offer(&job{t: t, conn: target.Name, ev: ev, shared: shared, parked: parked, eventTime: eventTime})
+	}
+}
+
+// sharedEvent decodes a record once for all the connections it is routed
+// to, in whichever worker gets to it first.
+type sharedEvent struct {
+	account string // what the record was routed by
+	once    sync.Once
+	ev      *auditlogv1.AuditEvent
+	err     error
+	// encoders counts the jobs yet to encode the event; the last one lets
+	// it go, so batches waiting to be sent hold only entries.
+	encoders atomic.Int32
+	// deadLettered is claimed by the one job that dead-letters a record
+	// that does not decode; the others only finish their share.
+	deadLettered atomic.Bool
+}
+
+// errAccountMismatch is a decoded event whose account is not the one the
+// record was routed by. RecordAccount reads the account as the decoder
+// does, so this is not expected; were it to happen, the event would have
+// been routed to another account's connections, and is dead-lettered.
+var errAccountMismatch = errors.New("the decoded event's account is not the one the record was routed by")
+
+func (s *sharedEvent) event(rec *kgo.Record) (*auditlogv1.AuditEvent, error) {
+	s.once.Do(func() {
+		ev, err := auditevent.DecodeRecord(rec)
+		if err == nil && auditevent.AccountID(ev) != s.account {
+			err = fmt.Errorf("%w (routed by %q, decoded %q)", errAccountMismatch, s.account, auditevent.AccountID(ev))
+		}
+		if err != nil {
+			ev = nil
+		}
+		s.ev, s.err = ev, err
+	})
+	return s.ev, s.err
+}
+
+// encoded is called by each job once done with the event.
+func (s *sharedEvent) encoded() {
+	if s.encoders.Add(-1) == 0 {
+		s.ev = nil
 	}
 }
 
@@ -367,6 +437,9 @@ func reasonFor(err error) string {
 	var fe *auditevent.FieldError
 	if errors.As(err, &fe) {
 		return fe.Reason
+	}
+	if errors.Is(err, errAccountMismatch) {
+		return reasonAccountMismatch
 	}
 	return reasonDecode
 }

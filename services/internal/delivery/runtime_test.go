@@ -2,7 +2,9 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +20,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // memSink is a destination in memory: it records what it accepted and can
@@ -338,6 +342,101 @@ func TestRuntimeDeadLettersPoisonRecordsAndKeepsGoing(t *testing.T) {
 		if !reasons[want] {
 			t.Errorf("no dead letter with reason %s (got %v)", want, reasons)
 		}
+	}
+}
+
+// A protobuf record is routed by its account and decoded by the workers. A
+// record whose account reads but which does not decode is dead-lettered
+// once, however many connections it was routed to, and so is one of an
+// account no connection wants; the partition keeps moving.
+func TestRuntimeDeadLettersUndecodableRoutedRecordsOnce(t *testing.T) {
+	rg := newRig(t, staticRouter(map[string][]string{"acc-b": {"b", "shared"}}), "b", "shared")
+	valid, err := auditevent.NewRecord("audit.events", &auditlogv1.AuditEvent{
+		Id:        "ev-1",
+		Request:   &auditlogv1.Request{Action: "a"},
+		Timestamp: timestamppb.Now(),
+		Target:    &auditlogv1.Target{Context: &auditlogv1.Context{Account: &auditlogv1.Ref{Id: "acc-b"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// hostname (field 4) again, as invalid UTF-8: the last value wins, and
+	// proto3 refuses it
+	badUTF8 := protowire.AppendBytes(protowire.AppendTag(nil, 4, protowire.BytesType), []byte{0xff})
+	routed := &kgo.Record{Topic: "audit.events", Key: []byte("acc-b"), Value: append(slices.Clone(valid.Value), badUTF8...), Headers: valid.Headers}
+	unrouted := &kgo.Record{Topic: "audit.events", Key: []byte("acc-z"), Value: append(slices.Clone(routed.Value), otherAccountTarget("acc-z")...), Headers: valid.Headers}
+	for _, rec := range []*kgo.Record{routed, unrouted} {
+		if acc, ok := auditevent.RecordAccount(rec); !ok {
+			t.Fatalf("test record not scanned (account %q)", acc)
+		}
+		if _, err := auditevent.DecodeRecord(rec); err == nil {
+			t.Fatal("test record decodes")
+		}
+	}
+	if err := rg.cluster.Client().ProduceSync(context.Background(), routed, unrouted).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	rg.start()
+	ids := rg.publish([]string{"acc-b"}, 20)
+	for _, name := range []string{"b", "shared"} {
+		waitFor(t, "delivery to "+name, 20*time.Second, func() bool { return len(rg.sinks[name].ids()) >= len(ids["acc-b"]) })
+	}
+	dlq := kafkatest.ReadAll(t, rg.cluster.Brokers(), "audit.events.dlq", 2, 10*time.Second)
+	time.Sleep(300 * time.Millisecond) // a second dead letter for the routed record would be written by now
+	if more := kafkatest.ReadAll(t, rg.cluster.Brokers(), "audit.events.dlq", 3, time.Second); len(more) != 2 {
+		t.Fatalf("dead letters: %d, want 2 (one per bad record)", len(more))
+	}
+	keys := map[string]bool{}
+	for _, rec := range dlq {
+		h := headerMap(rec)
+		keys[string(rec.Key)] = true
+		if h[HeaderDLQReason] != auditevent.ReasonBadProtobuf || h[HeaderConnection] != "" {
+			t.Errorf("dead letter of %s: reason %q connection %q, want %q and none", rec.Key, h[HeaderDLQReason], h[HeaderConnection], auditevent.ReasonBadProtobuf)
+		}
+	}
+	if !keys["acc-b"] || !keys["acc-z"] {
+		t.Errorf("dead letters for %v, want acc-b and acc-z", keys)
+	}
+}
+
+// otherAccountTarget is the wire form of a target field holding only
+// context.account.id = id; appended to an event, it moves the event to
+// that account.
+func otherAccountTarget(id string) []byte {
+	ref := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), []byte(id))
+	ctx := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), ref)
+	tgt := protowire.AppendBytes(protowire.AppendTag(nil, 4, protowire.BytesType), ctx)
+	return protowire.AppendBytes(protowire.AppendTag(nil, 8, protowire.BytesType), tgt)
+}
+
+// The workers check each decoded event against the account it was routed
+// by.
+func TestSharedEventRefusesAnotherAccount(t *testing.T) {
+	rec, err := auditevent.NewRecord("audit.events", &auditlogv1.AuditEvent{
+		Id:        "ev-1",
+		Request:   &auditlogv1.Request{Action: "a"},
+		Timestamp: timestamppb.Now(),
+		Target:    &auditlogv1.Target{Context: &auditlogv1.Context{Account: &auditlogv1.Ref{Id: "acc-a"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sharedEvent{account: "acc-b"}
+	if ev, err := s.event(rec); ev != nil || !errors.Is(err, errAccountMismatch) || reasonFor(err) != reasonAccountMismatch {
+		t.Fatalf("event = %v, %v (reason %s), want the mismatch", ev, err, reasonFor(err))
+	}
+	s = &sharedEvent{account: "acc-a"}
+	s.encoders.Store(2)
+	if ev, err := s.event(rec); err != nil || auditevent.AccountID(ev) != "acc-a" {
+		t.Fatalf("event = %v, %v", ev, err)
+	}
+	s.encoded()
+	if s.ev == nil {
+		t.Fatal("event let go while a job still has to encode it")
+	}
+	s.encoded()
+	if s.ev != nil {
+		t.Fatal("event kept after every job encoded it")
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -16,7 +17,8 @@ import (
 type job struct {
 	t         *tracked
 	conn      string
-	ev        *auditlogv1.AuditEvent // until encoded; shared, read-only
+	ev        *auditlogv1.AuditEvent // decoded by the poll loop, until encoded; shared, read-only
+	shared    *sharedEvent           // or decoded by the first worker to encode it
 	entry     []byte
 	queuedAt  time.Time
 	parked    *parkState // set when read back from the retry topic
@@ -179,12 +181,34 @@ func (w *worker) queued() (int, int) {
 
 // encode turns the job's event into the sink's entry; an event the sink
 // cannot take (over its size limit) is dead-lettered for this connection.
+// A record that does not decode is dead-lettered once, by whichever of its
+// connections' workers finds out first.
 func (w *worker) encode(j *job) bool {
 	if j.entry != nil {
 		return true
 	}
-	entry, err := w.currentSink().Encode(j.ev)
+	ev := j.ev
+	if shared := j.shared; shared != nil {
+		var err error
+		ev, err = shared.event(sourceView(j.t, j.parked))
+		if err != nil {
+			shared.encoded()
+			j.shared = nil
+			if shared.deadLettered.CompareAndSwap(false, true) {
+				w.r.deadLetterParked(j.t, j.parked, "", reasonFor(err), err)
+			} else {
+				j.t.complete()
+			}
+			return false
+		}
+		j.eventTime = auditevent.EventTime(ev, j.t.rec)
+	}
+	entry, err := w.currentSink().Encode(ev)
 	j.ev = nil
+	if j.shared != nil {
+		j.shared.encoded()
+		j.shared = nil
+	}
 	if err != nil {
 		w.r.metrics.failed.WithLabelValues(w.name, Classify(err).String()).Inc()
 		w.r.deadLetterParked(j.t, j.parked, w.name, reasonEncode, err)
