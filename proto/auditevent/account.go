@@ -29,34 +29,41 @@ func RecordAccount(rec *kgo.Record) (id string, ok bool) {
 		return "", false
 	}
 	var last []byte
-	ok = eachMessage(rec.Value, 8, func(target []byte) bool { // AuditEvent.target
-		return eachMessage(target, 4, func(context []byte) bool { // Target.context
-			return eachMessage(context, 1, func(account []byte) bool { // Context.account
-				return eachMessage(account, 1, func(v []byte) bool { // Ref.id
-					last = v
-					return true
-				})
-			})
-		})
-	})
-	if !ok {
+	if !scanPath(rec.Value, accountPath[:], &last) {
 		return "", false
 	}
 	return string(last), true
 }
 
-// eachMessage calls fn with the value of every occurrence of field num, a
-// length-delimited field, in the message b. It is false when b is malformed
-// or the field has another wire type, as proto.Unmarshal would refuse.
-func eachMessage(b []byte, num protowire.Number, fn func([]byte) bool) bool {
+// accountPath is the field numbers from AuditEvent to the account id:
+// target, context, account, id.
+var accountPath = [...]protowire.Number{8, 4, 1, 1}
+
+// scanPath sets *last to the value of every occurrence of the field path
+// leads to, in the order proto.Unmarshal merges them, so the last one set
+// is the one decoding gives. path's fields are all length-delimited. It is
+// false when a message on the way is malformed or a field of path has
+// another wire type, as proto.Unmarshal would refuse.
+func scanPath(b []byte, path []protowire.Number, last *[]byte) bool {
 	for len(b) > 0 {
-		n, typ, l := protowire.ConsumeTag(b)
-		if l < 0 {
-			return false
+		var num protowire.Number
+		var typ protowire.Type
+		if c := b[0]; c < 0x80 { // a one-byte tag: field numbers below 16
+			num, typ = protowire.Number(c>>3), protowire.Type(c&7)
+			b = b[1:]
+			if num == 0 {
+				return false
+			}
+		} else {
+			n, t, l := protowire.ConsumeTag(b)
+			if l < 0 {
+				return false
+			}
+			num, typ, b = n, t, b[l:]
 		}
-		b = b[l:]
-		if n != num {
-			if l = protowire.ConsumeFieldValue(n, typ, b); l < 0 {
+		if num != path[0] {
+			l := protowire.ConsumeFieldValue(num, typ, b)
+			if l < 0 {
 				return false
 			}
 			b = b[l:]
@@ -66,7 +73,12 @@ func eachMessage(b []byte, num protowire.Number, fn func([]byte) bool) bool {
 			return false
 		}
 		v, l := protowire.ConsumeBytes(b)
-		if l < 0 || !fn(v) {
+		if l < 0 {
+			return false
+		}
+		if len(path) == 1 {
+			*last = v
+		} else if !scanPath(v, path[1:], last) {
 			return false
 		}
 		b = b[l:]
