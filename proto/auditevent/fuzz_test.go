@@ -103,6 +103,14 @@ func FuzzDecodeRecord(f *testing.F) {
 			rec.Headers = []kgo.RecordHeader{{Key: auditevent.HeaderContentType, Value: []byte(contentType)}}
 		}
 		ev, err := auditevent.DecodeRecord(rec)
+		// A record RecordAccount reads decodes as protobuf, with or without
+		// its headers read again.
+		if _, ok := auditevent.RecordAccount(rec); ok {
+			pev, perr := auditevent.DecodeProtobufRecord(rec)
+			if (err == nil) != (perr == nil) || (err == nil && !proto.Equal(ev, pev)) || (err != nil && err.Error() != perr.Error()) {
+				t.Fatalf("DecodeProtobufRecord = %v, %v; DecodeRecord = %v, %v", pev, perr, ev, err)
+			}
+		}
 		if err != nil {
 			if fe, ok := err.(*auditevent.FieldError); !ok || fe.Reason == "" || fe.Index != -1 {
 				t.Fatalf("error %#v (%T) is not a *FieldError with a reason and index -1", err, err)

@@ -105,6 +105,21 @@ func DecodeRecord(rec *kgo.Record) (*auditlogv1.AuditEvent, error) {
 	if err != nil {
 		return nil, err
 	}
+	return finishRecord(ev, rec)
+}
+
+// DecodeProtobufRecord is DecodeRecord for a record already known to hold
+// protobuf, such as one RecordAccount read: its headers are not read again.
+func DecodeProtobufRecord(rec *kgo.Record) (*auditlogv1.AuditEvent, error) {
+	ev, err := decodeProtobuf(rec.Value)
+	if err != nil {
+		return nil, err
+	}
+	return finishRecord(ev, rec)
+}
+
+// finishRecord masks, identifies and validates an event decoded from rec.
+func finishRecord(ev *auditlogv1.AuditEvent, rec *kgo.Record) (*auditlogv1.AuditEvent, error) {
 	MaskEvent(ev)
 	if ev.Id == "" {
 		// Producers publishing directly may leave the id out. Derive it from

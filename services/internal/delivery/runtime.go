@@ -405,7 +405,7 @@ var errAccountMismatch = errors.New("the decoded event's account is not the one 
 
 func (s *sharedEvent) event(rec *kgo.Record) (*auditlogv1.AuditEvent, error) {
 	s.once.Do(func() {
-		ev, err := auditevent.DecodeRecord(rec)
+		ev, err := auditevent.DecodeProtobufRecord(rec) // RecordAccount read it as protobuf
 		if err == nil && auditevent.AccountID(ev) != s.account {
 			err = fmt.Errorf("%w (routed by %q, decoded %q)", errAccountMismatch, s.account, auditevent.AccountID(ev))
 		}
