@@ -22,6 +22,13 @@ type BatchPolicy struct {
 	// Period flushes a non-empty batch this long after its first item, so a
 	// quiet account's events do not wait for traffic that never comes.
 	Period time.Duration `yaml:"period"`
+	// Idle flushes a non-empty batch once no item was added for this long,
+	// before Period: the last events of a burst go out when it ends rather
+	// than waiting out the period. Under steady traffic items keep coming
+	// and Period and the limits decide. Events sparser than Idle travel in
+	// smaller batches (at most one request per Idle) but sooner. Zero turns
+	// it off.
+	Idle time.Duration `yaml:"idle"`
 }
 
 // Validate reports every problem in the policy.
@@ -40,6 +47,9 @@ func (p BatchPolicy) Validate() error {
 	}
 	if p.Period < 0 {
 		errs.Addf("period", "must not be negative")
+	}
+	if p.Idle < 0 {
+		errs.Addf("idle", "must not be negative")
 	}
 	if p.Period == 0 && p.Count != 1 {
 		// A partial batch with no period waits for more traffic forever,
@@ -116,6 +126,20 @@ func (b *Batcher[T]) Deadline() (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return b.first.Add(b.policy.Period), true
+}
+
+// FlushAt is when the waiting batch must be flushed if no item is added
+// from quiet on: its Deadline, or quiet plus Idle when that comes first.
+// It is false when the batch is empty or neither applies.
+func (b *Batcher[T]) FlushAt(quiet time.Time) (time.Time, bool) {
+	d, ok := b.Deadline()
+	if len(b.items) == 0 || b.policy.Idle <= 0 {
+		return d, ok
+	}
+	if idle := quiet.Add(b.policy.Idle); !ok || idle.Before(d) {
+		return idle, true
+	}
+	return d, true
 }
 
 // Split cuts items, in order, into consecutive chunks of at most maxCount

@@ -314,3 +314,33 @@ func TestSplitChunksDoNotAlias(t *testing.T) {
 		t.Fatalf("appending to chunk 0 overwrote chunk 1: %v", chunks)
 	}
 }
+
+func TestBatcherFlushAt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := NewBatcher[int](BatchPolicy{Count: 100, Period: time.Second, Idle: 50 * time.Millisecond})
+		if _, ok := b.FlushAt(time.Now()); ok {
+			t.Fatal("empty batcher has a flush time")
+		}
+		start := time.Now()
+		b.Add(1, 1)
+		if at, ok := b.FlushAt(time.Now()); !ok || !at.Equal(start.Add(50*time.Millisecond)) {
+			t.Fatalf("FlushAt = %v, %v, want quiet + idle", at, ok)
+		}
+		// items keep coming: the idle time moves with the last quiet moment,
+		// but never past the period
+		time.Sleep(970 * time.Millisecond)
+		b.Add(2, 1)
+		if at, _ := b.FlushAt(time.Now()); !at.Equal(start.Add(time.Second)) {
+			t.Fatalf("FlushAt = %v, want first item + period %v", at, start.Add(time.Second))
+		}
+	})
+	b := NewBatcher[int](BatchPolicy{Count: 100, Period: time.Second})
+	b.Add(1, 1)
+	now := time.Now()
+	if at, _ := b.FlushAt(now); !at.After(now.Add(900 * time.Millisecond)) {
+		t.Fatalf("without Idle, FlushAt = %v, want the period", at)
+	}
+	if err := (BatchPolicy{Count: 1, Idle: -time.Second}).Validate(); err == nil || !strings.Contains(err.Error(), "idle") {
+		t.Fatalf("negative idle: %v", err)
+	}
+}

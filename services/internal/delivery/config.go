@@ -66,7 +66,7 @@ func DefaultConfig(name string) Config {
 	return Config{
 		Group:              "auditstream-" + name,
 		RetryTopic:         kafka.TopicSpec{Name: "audit.events.retry." + name, Partitions: 6, ReplicationFactor: -1, Retention: 8 * 24 * time.Hour},
-		Batch:              BatchPolicy{Count: 500, Bytes: 4 << 20, Period: 200 * time.Millisecond},
+		Batch:              BatchPolicy{Count: 500, Bytes: 4 << 20, Period: 200 * time.Millisecond, Idle: 50 * time.Millisecond},
 		Backoff:            DefaultBackoff(),
 		RetryBudget:        30 * time.Second,
 		ParkDelay:          time.Minute,

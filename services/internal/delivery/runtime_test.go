@@ -440,6 +440,37 @@ func TestSharedEventRefusesAnotherAccount(t *testing.T) {
 	}
 }
 
+// A burst smaller than a batch goes out once the connection has been idle
+// for batch.idle, not after batch.period; with idle off it waits the
+// period out.
+func TestRuntimeIdleFlushesTheEndOfABurst(t *testing.T) {
+	const period = 3 * time.Second
+	for _, idle := range []time.Duration{50 * time.Millisecond, 0} {
+		t.Run(fmt.Sprintf("idle=%s", idle), func(t *testing.T) {
+			rg := newRig(t, staticRouter(map[string][]string{"*": {"all"}}), "all")
+			rg.cfg.Batch = BatchPolicy{Count: 1000, Bytes: 1 << 20, Period: period, Idle: idle}
+			rg.start()
+			start := time.Now()
+			ids := rg.publish([]string{"acc-a"}, 30)
+			delivered := func() bool { return len(rg.sinks["all"].ids()) == len(ids["acc-a"]) }
+			if idle > 0 {
+				// consumer start-up included, well before the period
+				waitFor(t, "the burst", period/2, delivered)
+				t.Logf("burst delivered %s after it was published", time.Since(start).Round(time.Millisecond))
+				return
+			}
+			time.Sleep(period / 2)
+			if n := len(rg.sinks["all"].ids()); n != 0 {
+				t.Fatalf("%d events delivered before the period with idle off", n)
+			}
+			waitFor(t, "the burst, after the period", 20*time.Second, delivered)
+			if d := time.Since(start); d < period {
+				t.Fatalf("burst delivered after %s, before the period", d)
+			}
+		})
+	}
+}
+
 func headerMap(rec *kgo.Record) map[string]string {
 	m := map[string]string{}
 	for _, h := range rec.Headers {

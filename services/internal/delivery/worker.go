@@ -241,7 +241,9 @@ func (w *worker) run() {
 			}
 		}
 		var timerC <-chan time.Time
-		if d, ok := batcher.Deadline(); ok {
+		// The queue is drained: from now on the connection is quiet until
+		// woken.
+		if d, ok := batcher.FlushAt(time.Now()); ok {
 			timer.Reset(time.Until(d))
 			timerC = timer.C
 		}
