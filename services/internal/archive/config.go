@@ -31,6 +31,11 @@ type Config struct {
 	MaxGroupBytes config.ByteSize `yaml:"max_group_bytes"`
 	// MaxOpenGroups bounds the windows one partition collects at once.
 	MaxOpenGroups int `yaml:"max_open_groups"`
+	// OffsetMetadataMaxBytes is the brokers' offset.metadata.max.bytes
+	// (4096 unless changed). Each commit carries which windows are archived
+	// past its offset; the archiver cuts a long-open group early rather
+	// than let that outgrow what the brokers accept.
+	OffsetMetadataMaxBytes config.ByteSize `yaml:"offset_metadata_max_bytes"`
 	// MaxFutureSkew: an event stamped further ahead of its record's time is
 	// filed under the record's time.
 	MaxFutureSkew time.Duration `yaml:"max_future_skew"`
@@ -59,19 +64,21 @@ type Config struct {
 // DefaultConfig is the section before the file and environment apply.
 func DefaultConfig() Config {
 	return Config{
-		Group:             "auditstream-archiver",
-		Window:            24 * time.Hour,
-		Grace:             time.Hour,
-		LateFlushAfter:    15 * time.Minute,
-		SpoolDir:          "/var/lib/auditstream/spool",
-		MaxGroupBytes:     1 << 30,
-		MaxOpenGroups:     16,
-		MaxFutureSkew:     time.Hour,
-		UploadConcurrency: 8,
-		StorageRetryFor:   10 * time.Minute,
-		CommitInterval:    5 * time.Second,
-		SessionTimeout:    45 * time.Second,
-		RebalanceTimeout:  60 * time.Second,
+		Group:          "auditstream-archiver",
+		Window:         24 * time.Hour,
+		Grace:          time.Hour,
+		LateFlushAfter: 15 * time.Minute,
+		SpoolDir:       "/var/lib/auditstream/spool",
+		MaxGroupBytes:  1 << 30,
+		MaxOpenGroups:  16,
+		// Kafka's default offset.metadata.max.bytes.
+		OffsetMetadataMaxBytes: 4096,
+		MaxFutureSkew:          time.Hour,
+		UploadConcurrency:      8,
+		StorageRetryFor:        10 * time.Minute,
+		CommitInterval:         5 * time.Second,
+		SessionTimeout:         45 * time.Second,
+		RebalanceTimeout:       60 * time.Second,
 	}
 }
 
@@ -96,6 +103,9 @@ func (a Config) Validate() error {
 	}
 	if a.MaxOpenGroups < 2 || a.MaxOpenGroups > 1024 {
 		errs.Addf("max_open_groups", "%d is outside 2..1024", a.MaxOpenGroups)
+	} else if need := MinMetadataBytes(a.MaxOpenGroups); int64(a.OffsetMetadataMaxBytes) < int64(need) {
+		errs.Addf("offset_metadata_max_bytes", "%d leaves no room for the commits of %d open groups (max_open_groups), which need %d; lower max_open_groups, or raise the brokers' offset.metadata.max.bytes and this setting with it",
+			a.OffsetMetadataMaxBytes, a.MaxOpenGroups, need)
 	}
 	if a.UploadConcurrency < 1 || a.UploadConcurrency > 256 {
 		errs.Addf("upload_concurrency", "%d is outside 1..256", a.UploadConcurrency)
@@ -148,7 +158,8 @@ func (a Config) PartitionConfig() PartitionConfig {
 	return PartitionConfig{
 		Window: a.Window, Grace: a.Grace, LateFlushAfter: a.LateFlushAfter,
 		MaxGroupBytes: int64(a.MaxGroupBytes), MaxOpenGroups: a.MaxOpenGroups,
-		MaxFutureSkew: a.MaxFutureSkew, SpoolDir: a.SpoolDir,
+		MaxMetadataBytes: int(a.OffsetMetadataMaxBytes),
+		MaxFutureSkew:    a.MaxFutureSkew, SpoolDir: a.SpoolDir,
 	}
 }
 

@@ -21,6 +21,14 @@ type PartitionConfig struct {
 	// MaxOpenGroups cuts the oldest group when one more would open (events
 	// scattered over many windows).
 	MaxOpenGroups int
+	// MaxMetadataBytes bounds the checkpoint's metadata, which the brokers
+	// refuse past offset.metadata.max.bytes (commits would then fail for
+	// good). Windows archived past the committed offset each keep an entry
+	// until the offset passes them, which a long-open group holds back: a
+	// backfill over many days while today's group collects. When a new group
+	// would leave too little room, the oldest open group is cut instead, so
+	// the offset moves on. Zero means no bound.
+	MaxMetadataBytes int
 	// MaxFutureSkew: an event stamped further ahead of its record's time is
 	// filed under the record's time, so a bad clock cannot hold a window open
 	// for days.
@@ -99,7 +107,7 @@ func (p *Partition) Add(now time.Time, offset int64, w Window, account, id strin
 	}
 	g := p.open[w]
 	if g == nil {
-		if len(p.open) >= p.cfg.MaxOpenGroups {
+		if len(p.open) > 0 && (len(p.open) >= p.cfg.MaxOpenGroups || p.metadataCrowded()) {
 			oldest := p.oldest()
 			oldest.Last = p.pos - 1
 			delete(p.open, oldest.Window)
@@ -142,6 +150,30 @@ func (p *Partition) reached(ready []*OpenGroup) []*OpenGroup {
 	}
 	slices.SortFunc(ready, func(a, b *OpenGroup) int { return int(a.First - b.First) })
 	return ready
+}
+
+// maxCheckpointEntry is the longest entry of the checkpoint's metadata:
+// ";" start "+" length ":" first "-" last ":" kind, with an 11-digit Unix
+// start, a 5-digit length in seconds and 19-digit offsets (60 bytes).
+const maxCheckpointEntry = 60
+
+// MinMetadataBytes is the least MaxMetadataBytes that leaves room for
+// maxOpen open groups: their entries, those of as many groups being
+// written, and a few windows archived past the committed offset.
+func MinMetadataBytes(maxOpen int) int {
+	return len(metadataVersion) + (2*maxOpen+4)*maxCheckpointEntry
+}
+
+// metadataCrowded reports whether opening a group would leave the
+// checkpoint's metadata too little room: every open group may yet gain an
+// entry, and so may one being written.
+func (p *Partition) metadataCrowded() bool {
+	if p.cfg.MaxMetadataBytes <= 0 {
+		return false
+	}
+	p.pruneSpans(p.checkpointOffset())
+	entries := len(p.spans) + len(p.pending) + 2*(len(p.open)+1) + len(p.closing)
+	return len(metadataVersion)+entries*maxCheckpointEntry > p.cfg.MaxMetadataBytes
 }
 
 func (p *Partition) oldest() *OpenGroup {
@@ -230,21 +262,8 @@ func (p *Partition) Late(now time.Time, w Window) bool {
 // metadata naming the windows' archived spans at or past it and the decided
 // cuts of groups not yet written.
 func (p *Partition) Checkpoint() (offset int64, metadata string) {
-	offset = p.pos
-	for _, g := range p.open {
-		offset = min(offset, g.First)
-	}
-	for _, g := range p.closing {
-		offset = min(offset, g.First)
-	}
-	for _, pc := range p.pending {
-		offset = min(offset, pc.First)
-	}
-	for w, sp := range p.spans {
-		if sp.Last < offset {
-			delete(p.spans, w)
-		}
-	}
+	offset = p.checkpointOffset()
+	p.pruneSpans(offset)
 	var b strings.Builder
 	b.WriteString(metadataVersion)
 	write := func(w Window, sp span, kind byte) {
@@ -268,6 +287,31 @@ func (p *Partition) Checkpoint() (offset int64, metadata string) {
 }
 
 const metadataVersion = "auditstream-archiver/1"
+
+// checkpointOffset is the first offset not yet archived.
+func (p *Partition) checkpointOffset() int64 {
+	offset := p.pos
+	for _, g := range p.open {
+		offset = min(offset, g.First)
+	}
+	for _, g := range p.closing {
+		offset = min(offset, g.First)
+	}
+	for _, pc := range p.pending {
+		offset = min(offset, pc.First)
+	}
+	return offset
+}
+
+// pruneSpans forgets archived spans that end before offset: a re-run
+// starts there and never sees them.
+func (p *Partition) pruneSpans(offset int64) {
+	for w, sp := range p.spans {
+		if sp.Last < offset {
+			delete(p.spans, w)
+		}
+	}
+}
 
 func sortedWindows[V any](m map[Window]V) []Window {
 	ws := make([]Window, 0, len(m))

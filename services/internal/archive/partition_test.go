@@ -259,3 +259,53 @@ func TestPartitionRejectsForeignMetadata(t *testing.T) {
 		}
 	}
 }
+
+// A backfill files events of many past days while today's group stays open:
+// each past day is archived past the committed offset, and its entry stays
+// in the checkpoint until the offset passes it. The metadata must stay
+// within the brokers' offset.metadata.max.bytes, or commits fail for good.
+func TestPartitionMetadataStaysWithinBudget(t *testing.T) {
+	run := func(budget int) (maxLen, todayGroups int) {
+		cfg := testPartitionConfig(t)
+		cfg.MaxOpenGroups = 16
+		cfg.MaxMetadataBytes = budget
+		p, err := NewPartition(cfg, 0, 0, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := &feed{t: t, p: p}
+		now := day0.Add(6 * time.Hour)
+		var off int64
+		for d := 1; d <= 300; d++ {
+			f.add(now, off, "a", now) // today's traffic
+			off++
+			f.add(now, off, "a", day0.Add(-time.Duration(d)*24*time.Hour)) // the backfill
+			off++
+			now = now.Add(time.Minute)
+			f.tick(now)
+			if _, meta := p.Checkpoint(); len(meta) > maxLen {
+				maxLen = len(meta)
+			}
+		}
+		for _, g := range f.cut {
+			if g.Window.Start.Equal(day0) {
+				todayGroups++
+			}
+		}
+		return maxLen, todayGroups
+	}
+	if maxLen, _ := run(0); maxLen <= 4096 {
+		t.Fatalf("without a bound the metadata reached only %d bytes: the test does not exercise the bound", maxLen)
+	}
+	maxLen, todayGroups := run(4096)
+	if maxLen > 4096 {
+		t.Fatalf("metadata reached %d bytes, over the 4096 bound", maxLen)
+	}
+	if todayGroups == 0 {
+		t.Fatal("today's group was never cut to make room")
+	}
+	t.Logf("metadata peaked at %d bytes; today's window was cut %d times", maxLen, todayGroups)
+	if MinMetadataBytes(16) > 4096 {
+		t.Fatalf("MinMetadataBytes(16) = %d: the default max_open_groups does not fit Kafka's default offset.metadata.max.bytes", MinMetadataBytes(16))
+	}
+}

@@ -12,6 +12,7 @@ func TestConfigFiles(t *testing.T) {
 	for _, tc := range []struct {
 		file    string
 		wantErr []string // substrings; empty means valid
+		valid   bool     // valid, with values other than valid.yaml's
 	}{
 		{file: "valid.yaml"},
 		{file: "window-not-dividing-day.yaml", wantErr: []string{"archive.window", "divide 24h"}},
@@ -22,10 +23,19 @@ func TestConfigFiles(t *testing.T) {
 		{file: "unknown-key.yaml", wantErr: []string{"windw"}},
 		{file: "bad-signing-key.yaml", wantErr: []string{"archive.signing_key"}},
 		{file: "wrong-type.yaml", wantErr: []string{"line 4", "not a size"}},
+		// 64 groups' commits outgrow Kafka's default offset.metadata.max.bytes
+		{file: "open-groups-over-commit-metadata.yaml", wantErr: []string{"archive.offset_metadata_max_bytes", "offset.metadata.max.bytes", "max_open_groups"}},
+		{file: "open-groups-with-larger-commit-metadata.yaml", valid: true},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			cfg := DefaultConfig()
 			err := config.Load("testdata/"+tc.file, nil, &cfg)
+			if tc.valid {
+				if err != nil {
+					t.Fatalf("valid config refused: %v", err)
+				}
+				return
+			}
 			if len(tc.wantErr) == 0 {
 				if err != nil {
 					t.Fatalf("valid config refused: %v", err)

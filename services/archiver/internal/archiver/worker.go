@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -371,6 +372,9 @@ func (w *worker) commit(ctx context.Context) error {
 				}
 			}
 		})
+	if errors.Is(cerr, kerr.OffsetMetadataTooLarge) {
+		return fmt.Errorf("commit partition %d at %d with %d bytes of metadata: %w (set archive.offset_metadata_max_bytes to the brokers' offset.metadata.max.bytes)", w.part, offset, len(meta), cerr)
+	}
 	if cerr != nil {
 		return fmt.Errorf("commit partition %d at %d: %w", w.part, offset, cerr)
 	}
