@@ -46,7 +46,9 @@ const benchAccounts = 100
 
 func benchCluster(b *testing.B) *kafkatest.Cluster {
 	b.Helper()
-	return kafkatest.New(b, kfake.SeedTopics(benchPartitions, "audit.events"), kfake.SeedTopics(1, "audit.events.dlq"))
+	c := kafkatest.New(b, kfake.SeedTopics(benchPartitions, "audit.events"), kfake.SeedTopics(1, "audit.events.dlq"))
+	c.ReleaseOnCleanup()
+	return c
 }
 
 // benchPreload writes n events of accounts accounts, all stamped within

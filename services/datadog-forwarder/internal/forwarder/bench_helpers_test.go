@@ -53,6 +53,7 @@ func benchConfig(cluster *kafkatest.Cluster, dir string) Config {
 func benchBroker(b *testing.B) (*kafkatest.Cluster, Config) {
 	b.Helper()
 	cluster := kafkatest.New(b)
+	cluster.ReleaseOnCleanup()
 	cfg := benchConfig(cluster, b.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -76,6 +76,7 @@ func benchConfig() Config {
 func benchBroker(b *testing.B, cfg *Config) *kafkatest.Cluster {
 	b.Helper()
 	cluster := kafkatest.New(b)
+	cluster.ReleaseOnCleanup()
 	cfg.Kafka.Brokers = cluster.Brokers()
 	for _, spec := range []kafka.TopicSpec{cfg.Kafka.Topics.Events, cfg.Kafka.Topics.DeadLetter} {
 		configs := map[string]string{
