@@ -45,7 +45,7 @@ func TestRecordAccount(t *testing.T) {
 		{"a later target's account wins", append(append([]byte{}, pb...), otherAccountTarget("acc-other")...), nil, "acc-other", true},
 		{"a later target without an account merges", append(append([]byte{}, pb...), wsOnly...), nil, seedAccount, true},
 		{"no target", nil, protoHeader, "", true},
-		{"target with the wrong wire type", []byte{8<<3 | 0, 1}, protoHeader, "", false},
+		{"target with the wrong wire type", protowire.AppendVarint(protowire.AppendTag(nil, 8, protowire.VarintType), 1), protoHeader, "", false},
 		{"truncated", pb[:len(pb)-3], protoHeader, "", false},
 		{"garbage", []byte("\x00\x01 not protobuf"), nil, "", false},
 		{"JSON by header", []byte(`{"target":{"context":{"account":{"id":"acc-1"}}}}`), jsonHeader, "", false},
