@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -351,20 +350,7 @@ func TestRuntimeDeadLettersPoisonRecordsAndKeepsGoing(t *testing.T) {
 // account no connection wants; the partition keeps moving.
 func TestRuntimeDeadLettersUndecodableRoutedRecordsOnce(t *testing.T) {
 	rg := newRig(t, staticRouter(map[string][]string{"acc-b": {"b", "shared"}}), "b", "shared")
-	valid, err := auditevent.NewRecord("audit.events", &auditlogv1.AuditEvent{
-		Id:        "ev-1",
-		Request:   &auditlogv1.Request{Action: "a"},
-		Timestamp: timestamppb.Now(),
-		Target:    &auditlogv1.Target{Context: &auditlogv1.Context{Account: &auditlogv1.Ref{Id: "acc-b"}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// hostname (field 4) again, as invalid UTF-8: the last value wins, and
-	// proto3 refuses it
-	badUTF8 := protowire.AppendBytes(protowire.AppendTag(nil, 4, protowire.BytesType), []byte{0xff})
-	routed := &kgo.Record{Topic: "audit.events", Key: []byte("acc-b"), Value: append(slices.Clone(valid.Value), badUTF8...), Headers: valid.Headers}
-	unrouted := &kgo.Record{Topic: "audit.events", Key: []byte("acc-z"), Value: append(slices.Clone(routed.Value), otherAccountTarget("acc-z")...), Headers: valid.Headers}
+	routed, unrouted := undecodableRecord(t, "acc-b"), undecodableRecord(t, "acc-z")
 	for _, rec := range []*kgo.Record{routed, unrouted} {
 		if acc, ok := auditevent.RecordAccount(rec); !ok {
 			t.Fatalf("test record not scanned (account %q)", acc)
@@ -399,28 +385,35 @@ func TestRuntimeDeadLettersUndecodableRoutedRecordsOnce(t *testing.T) {
 	}
 }
 
-// otherAccountTarget is the wire form of a target field holding only
-// context.account.id = id; appended to an event, it moves the event to
-// that account.
-func otherAccountTarget(id string) []byte {
-	ref := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), []byte(id))
-	ctx := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), ref)
-	tgt := protowire.AppendBytes(protowire.AppendTag(nil, 4, protowire.BytesType), ctx)
-	return protowire.AppendBytes(protowire.AppendTag(nil, 8, protowire.BytesType), tgt)
+// eventRecord is the record of a valid event of account.
+func eventRecord(t *testing.T, account string) *kgo.Record {
+	t.Helper()
+	rec, err := auditevent.NewRecord("audit.events", &auditlogv1.AuditEvent{
+		Id:        "ev-" + account,
+		Request:   &auditlogv1.Request{Action: "a"},
+		Timestamp: timestamppb.Now(),
+		Target:    &auditlogv1.Target{Context: &auditlogv1.Context{Account: &auditlogv1.Ref{Id: account}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// undecodableRecord is the record of an event of account whose hostname
+// (field 4) is given again, as invalid UTF-8: the last value wins, and
+// proto3 refuses it. Its account still reads.
+func undecodableRecord(t *testing.T, account string) *kgo.Record {
+	rec := eventRecord(t, account)
+	rec.Value = protowire.AppendBytes(protowire.AppendTag(rec.Value, 4, protowire.BytesType), []byte{0xff})
+	rec.Key = []byte(account)
+	return rec
 }
 
 // The workers check each decoded event against the account it was routed
 // by.
 func TestSharedEventRefusesAnotherAccount(t *testing.T) {
-	rec, err := auditevent.NewRecord("audit.events", &auditlogv1.AuditEvent{
-		Id:        "ev-1",
-		Request:   &auditlogv1.Request{Action: "a"},
-		Timestamp: timestamppb.Now(),
-		Target:    &auditlogv1.Target{Context: &auditlogv1.Context{Account: &auditlogv1.Ref{Id: "acc-a"}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := eventRecord(t, "acc-a")
 	s := &sharedEvent{account: "acc-b"}
 	if ev, err := s.event(rec); ev != nil || !errors.Is(err, errAccountMismatch) || reasonFor(err) != reasonAccountMismatch {
 		t.Fatalf("event = %v, %v (reason %s), want the mismatch", ev, err, reasonFor(err))
