@@ -59,6 +59,18 @@ func header(k, v string) kgo.RecordHeader { return kgo.RecordHeader{Key: k, Valu
 // park writes the job's record to the retry topic, due after ParkDelay, and
 // finishes the job once Kafka has it. Past MaxAge it is dead-lettered.
 func (r *Runtime) park(j *job, reason string) {
+	if s := j.shared; s != nil {
+		// Not decoded yet: a record that never will goes to the dead-letter
+		// topic now, once for all its connections, rather than round the
+		// retry topic to be dead-lettered again when it comes back.
+		j.shared = nil
+		_, err := s.event(sourceView(j.t, j.parked))
+		s.encoded()
+		if err != nil {
+			r.undecodable(j, s, err)
+			return
+		}
+	}
 	now := r.now()
 	st := parkState{connection: j.conn, attempt: 1, firstFailed: now}
 	st.srcTopic, st.srcPart, st.srcOffset = source(j.t, j.parked)

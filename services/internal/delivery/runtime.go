@@ -373,7 +373,7 @@ func (r *Runtime) route(t *tracked, parked *parkState) {
 			// a connection whose sink cannot be built is broken until fixed:
 			// park, never drop
 			r.log.Error("build sink", zap.String("connection", target.Name), zap.Error(err))
-			r.park(&job{t: t, conn: target.Name, parked: parked, eventTime: eventTime}, parkReasonUnhealthy)
+			r.park(&job{t: t, conn: target.Name, shared: shared, parked: parked, eventTime: eventTime}, parkReasonUnhealthy)
 			continue
 		}
 		// decoding (when not done above) and encoding happen in the
@@ -415,6 +415,17 @@ func (s *sharedEvent) event(rec *kgo.Record) (*auditlogv1.AuditEvent, error) {
 		s.ev, s.err = ev, err
 	})
 	return s.ev, s.err
+}
+
+// undecodable finishes job j, whose record does not decode (err): the
+// first of the record's jobs to find out dead-letters it, the others only
+// finish their share.
+func (r *Runtime) undecodable(j *job, s *sharedEvent, err error) {
+	if s.deadLettered.CompareAndSwap(false, true) {
+		r.deadLetterParked(j.t, j.parked, "", reasonFor(err), err)
+		return
+	}
+	j.t.complete()
 }
 
 // encoded is called by each job once done with the event.

@@ -346,10 +346,11 @@ func TestRuntimeDeadLettersPoisonRecordsAndKeepsGoing(t *testing.T) {
 
 // A protobuf record is routed by its account and decoded by the workers. A
 // record whose account reads but which does not decode is dead-lettered
-// once, however many connections it was routed to, and so is one of an
-// account no connection wants; the partition keeps moving.
+// once, however many connections it was routed to (one of them, whose sink
+// cannot be built, parks its events before any worker sees them), and so
+// is one of an account no connection wants; the partition keeps moving.
 func TestRuntimeDeadLettersUndecodableRoutedRecordsOnce(t *testing.T) {
-	rg := newRig(t, staticRouter(map[string][]string{"acc-b": {"b", "shared"}}), "b", "shared")
+	rg := newRig(t, staticRouter(map[string][]string{"acc-b": {"b", "shared", "broken"}}), "b", "shared")
 	routed, unrouted := undecodableRecord(t, "acc-b"), undecodableRecord(t, "acc-z")
 	for _, rec := range []*kgo.Record{routed, unrouted} {
 		if acc, ok := auditevent.RecordAccount(rec); !ok {
@@ -368,7 +369,9 @@ func TestRuntimeDeadLettersUndecodableRoutedRecordsOnce(t *testing.T) {
 		waitFor(t, "delivery to "+name, 20*time.Second, func() bool { return len(rg.sinks[name].ids()) >= len(ids["acc-b"]) })
 	}
 	dlq := kafkatest.ReadAll(t, rg.cluster.Brokers(), "audit.events.dlq", 2, 10*time.Second)
-	time.Sleep(300 * time.Millisecond) // a second dead letter for the routed record would be written by now
+	// a second dead letter would be written by now, by a worker or by a
+	// parked copy read back after park_delay
+	time.Sleep(3 * rg.cfg.ParkDelay)
 	if more := kafkatest.ReadAll(t, rg.cluster.Brokers(), "audit.events.dlq", 3, time.Second); len(more) != 2 {
 		t.Fatalf("dead letters: %d, want 2 (one per bad record)", len(more))
 	}
@@ -380,8 +383,15 @@ func TestRuntimeDeadLettersUndecodableRoutedRecordsOnce(t *testing.T) {
 			t.Errorf("dead letter of %s: reason %q connection %q, want %q and none", rec.Key, h[HeaderDLQReason], h[HeaderConnection], auditevent.ReasonBadProtobuf)
 		}
 	}
-	if !keys["acc-b"] || !keys["acc-z"] {
-		t.Errorf("dead letters for %v, want acc-b and acc-z", keys)
+	if !keys["acc-b-undecodable"] || !keys["acc-z-undecodable"] {
+		t.Errorf("dead letters for %v, want the two undecodable records", keys)
+	}
+	// and neither went round the retry topic, where the broken
+	// connection's events are parked
+	for _, rec := range kafkatest.ReadAll(t, rg.cluster.Brokers(), rg.cfg.RetryTopic.Name, 1000, 2*time.Second) {
+		if strings.HasSuffix(string(rec.Key), "-undecodable") {
+			t.Errorf("undecodable record %s parked for %s", rec.Key, headerMap(rec)[HeaderConnection])
+		}
 	}
 }
 
@@ -406,7 +416,7 @@ func eventRecord(t *testing.T, account string) *kgo.Record {
 func undecodableRecord(t *testing.T, account string) *kgo.Record {
 	rec := eventRecord(t, account)
 	rec.Value = protowire.AppendBytes(protowire.AppendTag(rec.Value, 4, protowire.BytesType), []byte{0xff})
-	rec.Key = []byte(account)
+	rec.Key = []byte(account + "-undecodable")
 	return rec
 }
 

@@ -194,11 +194,7 @@ func (w *worker) encode(j *job) bool {
 		if err != nil {
 			shared.encoded()
 			j.shared = nil
-			if shared.deadLettered.CompareAndSwap(false, true) {
-				w.r.deadLetterParked(j.t, j.parked, "", reasonFor(err), err)
-			} else {
-				j.t.complete()
-			}
+			w.r.undecodable(j, shared, err)
 			return false
 		}
 		j.eventTime = auditevent.EventTime(ev, j.t.rec)
