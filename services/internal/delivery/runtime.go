@@ -151,6 +151,13 @@ func New(o Options) (*Runtime, error) {
 	return r, nil
 }
 
+// FetchMaxBytes is the most one fetch of the runtime asks for: half of
+// MaxInflightBytes (so a fetch never waits for more than half the cap to
+// free up), at most 50 MB.
+func FetchMaxBytes(cfg Config) int32 {
+	return int32(min(int64(cfg.MaxInflightBytes)/2, 50<<20))
+}
+
 // Run consumes until ctx ends. On the way out it stops fetching, lets the
 // workers finish what they hold (bounded by RevokeTimeout) and commits.
 func (r *Runtime) Run(ctx context.Context) error {
@@ -169,7 +176,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onLost),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.FetchMaxBytes(int32(min(int64(r.cfg.MaxInflightBytes)/2, 50<<20))),
+		kgo.FetchMaxBytes(FetchMaxBytes(r.cfg)),
 	)
 	if err != nil {
 		return err

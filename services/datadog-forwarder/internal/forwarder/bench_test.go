@@ -61,68 +61,13 @@ const (
 	benchLatencyWindow = 5 * time.Second
 )
 
-// benchFetchMaxBytes is the runtime's fetch size for a configuration.
-func benchFetchMaxBytes(cfg Config) int32 {
-	return int32(min(int64(cfg.Delivery.MaxInflightBytes)/2, 50<<20))
-}
-
 // BenchmarkDatadogConsumeCeiling is the ceiling: a franz-go group consumer
 // with the runtime's consumer and fetch options (no decoding, no delivery)
 // polling b.N pre-loaded records, from a cold start (group join included,
 // as for the forwarder).
 func BenchmarkDatadogConsumeCeiling(b *testing.B) {
 	cluster, cfg := benchBroker(b)
-	forwardingtest.BenchPreload(b, cluster, cfg, b.N)
-	dc := cfg.Delivery
-
-	mem := forwardingtest.StartBenchUsage(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(cfg.Kafka.Brokers...),
-		kgo.ConsumerGroup(dc.Group),
-		kgo.ConsumeTopics(cfg.Kafka.Topics.Events.Name, dc.RetryTopic.Name),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.DisableAutoCommit(),
-		kgo.SessionTimeout(dc.SessionTimeout),
-		kgo.RebalanceTimeout(dc.RebalanceTimeout),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.FetchMaxBytes(benchFetchMaxBytes(cfg)),
-	)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), benchDeliverTimeout)
-	defer cancel()
-	var (
-		n          int
-		valueBytes int64
-		first      time.Duration
-	)
-	for n < b.N {
-		fs := cl.PollRecords(ctx, 10000)
-		if ctx.Err() != nil {
-			b.Fatalf("consumed %d of %d records: %v", n, b.N, ctx.Err())
-		}
-		fs.EachError(func(t string, p int32, err error) { b.Fatalf("fetch %s/%d: %v", t, p, err) })
-		fs.EachRecord(func(r *kgo.Record) {
-			n++
-			valueBytes += int64(len(r.Value))
-		})
-		if first == 0 && n > 0 {
-			first = time.Since(start)
-		}
-		cl.AllowRebalance()
-	}
-	elapsed := time.Since(start)
-	b.StopTimer()
-	mem.Stop(b)
-
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
-	b.ReportMetric(float64(valueBytes)/float64(n), "record-B")
-	b.ReportMetric(benchutil.Millis(first), "first-ms")
+	forwardingtest.BenchConsumeCeiling(b, cluster, cfg, benchDeliverTimeout)
 }
 
 // BenchmarkDatadogEncodeOnly is the work without the plumbing: b.N

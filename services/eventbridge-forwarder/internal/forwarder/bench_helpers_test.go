@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/services/internal/forwardingtest"
-	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
 	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
 )
@@ -27,38 +26,15 @@ const (
 	// benchConnections is how many EventBridge connections the accounts
 	// route to (account i to connection i mod benchConnections).
 	benchConnections = 4
-	// benchPartitions is the events topic's partition count.
-	benchPartitions = 6
 	// benchPrefix is the connections' prefix: Source scalr.audit-log.
 	benchPrefix = "scalr"
 )
 
-// benchConfig is the forwarder's default configuration (delivery defaults
-// included) pointed at cluster, with quiet logs, an ephemeral status port
-// and a destinations file in dir.
-func benchConfig(cluster *kafkatest.Cluster, dir string) Config {
-	cfg := DefaultConfig()
-	cfg.Log.Level = "error"
-	cfg.HTTP.Addr = "127.0.0.1:0"
-	cfg.Kafka.Brokers = cluster.Brokers()
-	cfg.Kafka.Topics.Events.Partitions = benchPartitions
-	cfg.Destinations.File = filepath.Join(dir, "destinations.yaml")
-	return cfg
-}
-
-// benchBroker starts a broker with the forwarder's topics (events,
-// dead-letter, retry), created as bootstrap creates them.
+// benchBroker starts a broker with the forwarder's topics and returns its
+// default configuration pointed at it (forwardingtest.BenchBroker).
 func benchBroker(b *testing.B) (*kafkatest.Cluster, Config) {
 	b.Helper()
-	cluster := kafkatest.New(b)
-	cluster.ReleaseOnCleanup()
-	cfg := benchConfig(cluster, b.TempDir())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := kafka.EnsureTopics(ctx, cluster.Client(), cfg.Kafka.Topics.Events, cfg.Kafka.Topics.DeadLetter, cfg.Delivery.RetryTopic); err != nil {
-		b.Fatal(err)
-	}
-	return cluster, cfg
+	return forwardingtest.BenchBroker(b, Spec)
 }
 
 // benchConnName is connection i's name, which is also its bus's name.
