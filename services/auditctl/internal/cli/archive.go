@@ -187,15 +187,9 @@ different, missing-in-topic or bad-manifest.`,
 			if err := o.check(cmd); err != nil {
 				return err
 			}
-			cfg, err := g.load()
+			cfg, err := g.loadWithDefaults(&o.topic, &o.destinations)
 			if err != nil {
 				return err
-			}
-			if o.topic == "" {
-				o.topic = cfg.Kafka.Topics.Events.Name
-			}
-			if o.destinations == "" {
-				o.destinations = cfg.Destinations.File
 			}
 			return runArchiveRebuild(cmd.Context(), g, cfg, o)
 		},

@@ -69,6 +69,24 @@ type globals struct {
 
 // load reads the configuration: defaults, --config, AUDITSTREAM_*, then
 // --brokers.
+// loadWithDefaults is load, then fills an empty *topic with the events
+// topic and an empty *destinations (when not nil) with the destinations
+// file the configuration names: the defaults of the commands' --topic and
+// --destinations flags.
+func (g *globals) loadWithDefaults(topic, destinations *string) (*Config, error) {
+	cfg, err := g.load()
+	if err != nil {
+		return nil, err
+	}
+	if *topic == "" {
+		*topic = cfg.Kafka.Topics.Events.Name
+	}
+	if destinations != nil && *destinations == "" {
+		*destinations = cfg.Destinations.File
+	}
+	return cfg, nil
+}
+
 func (g *globals) load() (*Config, error) {
 	if g.timeout <= 0 {
 		return nil, fmt.Errorf("--timeout must be positive, not %s", g.timeout)

@@ -82,12 +82,9 @@ any failed. --file - reads stdin.`,
 				defer f.Close()
 				in = f
 			}
-			cfg, err := g.load()
+			cfg, err := g.loadWithDefaults(&o.topic, nil)
 			if err != nil {
 				return err
-			}
-			if o.topic == "" {
-				o.topic = cfg.Kafka.Topics.Events.Name
 			}
 			return produce(cmd.Context(), g, cfg, o, in)
 		},

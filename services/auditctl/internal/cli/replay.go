@@ -72,15 +72,9 @@ a line every 10 s otherwise.`,
 			if err := o.check(cmd); err != nil {
 				return err
 			}
-			cfg, err := g.load()
+			cfg, err := g.loadWithDefaults(&o.topic, &o.destinations)
 			if err != nil {
 				return err
-			}
-			if o.topic == "" {
-				o.topic = cfg.Kafka.Topics.Events.Name
-			}
-			if o.destinations == "" {
-				o.destinations = cfg.Destinations.File
 			}
 			return runReplay(cmd.Context(), g, cfg, o)
 		},

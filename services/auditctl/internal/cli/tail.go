@@ -58,12 +58,9 @@ one of each.`,
 			if cmd.Flags().Changed("topic") && o.topic == "" {
 				return errors.New("--topic must not be empty")
 			}
-			cfg, err := g.load()
+			cfg, err := g.loadWithDefaults(&o.topic, nil)
 			if err != nil {
 				return err
-			}
-			if o.topic == "" {
-				o.topic = cfg.Kafka.Topics.Events.Name
 			}
 			return tail(cmd.Context(), g, cfg, o)
 		},
