@@ -64,3 +64,43 @@ func bitsTrailing(m uint64) int {
 	}
 	return n
 }
+
+// Value, over a whole input with whitespace around it, agrees with
+// json.Valid, for strings and byte slices alike; and it refuses nesting
+// past maxDepth.
+func FuzzValue(f *testing.F) {
+	for _, s := range []string{
+		`{}`, `[]`, ` {"a":[1,-2.5e+3,true,false,null,"x"]} `, `{"a":}`, `{"a" 1}`, `[1,]`, `[,1]`, `{,}`,
+		`-`, `-0`, `01`, `1.`, `1.e3`, `1e`, `1e+`, `.5`, `tru`, `nulll`, `"\u12G4"`, `[[[[]]]]`, `{"a":{"b":{}}}`,
+		"[\"\x1f\"]", `{"a":1,"a":2}`, `[1 2]`, `{"a":1}}`, ` `, ``,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		const maxDepth = 10000
+		end, ok := Value(s, Space(s, 0), 0, maxDepth)
+		endB, okB := Value([]byte(s), Space(s, 0), 0, maxDepth)
+		if end != endB || ok != okB {
+			t.Fatalf("string (%d, %v) and bytes (%d, %v) disagree on %q", end, ok, endB, okB, s)
+		}
+		if got, want := ok && Space(s, end) == len(s), json.Valid([]byte(s)); got != want {
+			t.Fatalf("Value(%q) = (%d, %v); json.Valid says %v", s, end, ok, want)
+		}
+	})
+}
+
+func TestValueDepth(t *testing.T) {
+	nested := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	if _, ok := Value(nested(5), 0, 0, 5); !ok {
+		t.Error("5 levels refused at a bound of 5")
+	}
+	if _, ok := Value(nested(6), 0, 0, 5); ok {
+		t.Error("6 levels accepted at a bound of 5")
+	}
+	if _, ok := Value(`{"a":`+nested(4)+`}`, 0, 0, 5); !ok {
+		t.Error("an object holding 4 levels refused at a bound of 5")
+	}
+	if _, ok := Value(`{"a":`+nested(5)+`}`, 0, 0, 5); ok {
+		t.Error("an object holding 5 levels accepted at a bound of 5")
+	}
+}
