@@ -1,8 +1,6 @@
 package auditevent
 
 import (
-	"bytes"
-
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -19,13 +17,7 @@ import (
 // and a caller that acts on the account must check it against the decoded
 // event before trusting anything else the record says.
 func RecordAccount(rec *kgo.Record) (id string, ok bool) {
-	switch recordContentType(rec) {
-	case ContentTypeProtobuf:
-	case "":
-		if v := bytes.TrimLeft(rec.Value, " \t\r\n"); len(v) > 0 && v[0] == '{' {
-			return "", false // JSON, as DecodeRecord takes it
-		}
-	default:
+	if recordFormat(rec) != ContentTypeProtobuf {
 		return "", false
 	}
 	var last []byte

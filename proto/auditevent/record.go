@@ -88,17 +88,11 @@ func DecodeRecord(rec *kgo.Record) (*auditlogv1.AuditEvent, error) {
 		ev  *auditlogv1.AuditEvent
 		err error
 	)
-	switch ct := recordContentType(rec); ct {
+	switch ct := recordFormat(rec); ct {
 	case ContentTypeProtobuf:
 		ev, err = decodeProtobuf(rec.Value)
 	case ContentTypeJSON:
 		ev, err = DecodeJSON(rec.Value, DecodeOptions{})
-	case "":
-		if v := bytes.TrimLeft(rec.Value, " \t\r\n"); len(v) > 0 && v[0] == '{' {
-			ev, err = DecodeJSON(rec.Value, DecodeOptions{})
-		} else {
-			ev, err = decodeProtobuf(rec.Value)
-		}
 	default:
 		return nil, &FieldError{Index: -1, Reason: ReasonBadContentType, Message: fmt.Sprintf("record content-type %q is neither %s nor %s", truncate(ct, 64), ContentTypeProtobuf, ContentTypeJSON)}
 	}
@@ -145,6 +139,22 @@ func EventTime(ev *auditlogv1.AuditEvent, rec *kgo.Record) time.Time {
 		return ts.AsTime()
 	}
 	return rec.Timestamp
+}
+
+// recordFormat is how the record's value is encoded, ContentTypeProtobuf
+// or ContentTypeJSON, as DecodeRecord reads it: the content-type header,
+// or without one, JSON when the value starts with '{' and protobuf
+// otherwise. Any other result is a content-type the record names and the
+// codec does not know.
+func recordFormat(rec *kgo.Record) string {
+	ct := recordContentType(rec)
+	if ct != "" {
+		return ct
+	}
+	if v := bytes.TrimLeft(rec.Value, " \t\r\n"); len(v) > 0 && v[0] == '{' {
+		return ContentTypeJSON
+	}
+	return ContentTypeProtobuf
 }
 
 func recordContentType(rec *kgo.Record) string {
