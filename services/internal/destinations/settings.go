@@ -20,10 +20,15 @@ import (
 
 // SettingsPath is the path of the connection's settings in the file, the
 // prefix of every error about them: "connections.dd-acme.settings".
-func (c Connection) SettingsPath() string { return "connections." + c.Name + ".settings" }
+func (c Connection) SettingsPath() string {
+	if c.resolve != nil {
+		return "accounts." + c.Account + "." + c.resolve.collection + "." + c.resolve.name + ".settings"
+	}
+	return "connections." + c.Name + ".settings"
+}
 
-// HasSettings reports whether the file gives the connection settings.
-func (c Connection) HasSettings() bool { return c.settings != nil }
+// HasSettings reports whether the connection has settings.
+func (c Connection) HasSettings() bool { return c.settings != nil || c.resolve != nil }
 
 // Decode decodes the connection's settings into into, a non-nil pointer to
 // the forwarder's settings struct, which holds the defaults. Decoding is
@@ -39,9 +44,17 @@ func (c Connection) Decode(into any) error {
 		return fmt.Errorf("%s: decode needs a non-nil pointer, not %T", path, into)
 	}
 	var errs config.Errors
-	if c.settings != nil {
-		checkKnownFields(c.settings, rv.Type().Elem(), path, &errs, map[*yaml.Node]bool{})
-		if err := c.settings.Decode(into); err != nil {
+	settings := c.settings
+	if c.resolve != nil {
+		n, err := c.resolve.settings()
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		settings = n
+	}
+	if settings != nil {
+		checkKnownFields(settings, rv.Type().Elem(), path, &errs, map[*yaml.Node]bool{})
+		if err := settings.Decode(into); err != nil {
 			for _, msg := range errorMessages(err) {
 				errs.Addf(path, "%s", msg)
 			}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"slices"
 	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -28,9 +29,14 @@ type Connection struct {
 	// inline secret could be confirmed against it, so logs name changed
 	// connections rather than print fingerprints.
 	Fingerprint string
+	// Account is the account a connection configured through the
+	// destinations API belongs to (its Name is then qualified, see
+	// QualifiedConnection); empty for a connection of the file.
+	Account string
 
 	settings *yaml.Node // nil when the file gives none
 	line     int
+	resolve  *resolver // API-managed: settings with secrets opened on use
 }
 
 // Route is one entry of the file's routes list.
@@ -59,6 +65,7 @@ type Table struct {
 	version  string
 	typ      string            // "" for the whole file
 	byType   map[string]*Table // precomputed ForType views of the whole file
+	api      *apiSet           // accounts configured through the destinations API
 }
 
 // buildTable builds the whole-file table and its per-type views. conns and
@@ -159,6 +166,9 @@ func (t *Table) Route(account string) []*Connection {
 	if t == nil || !ValidAccountID(account) {
 		return nil
 	}
+	if a := t.api.get(account); a != nil {
+		return a.routed[t.typ]
+	}
 	if s, ok := t.accounts[account]; ok {
 		return s
 	}
@@ -190,9 +200,18 @@ func (t *Table) Type() string {
 	return t.typ
 }
 
-// Lookup returns the connection named name, or nil.
+// Lookup returns the connection named name, or nil; a qualified name
+// finds a connection configured through the destinations API.
 func (t *Table) Lookup(name string) *Connection {
 	if t == nil {
+		return nil
+	}
+	if account, _, ok := strings.Cut(name, "/"); ok {
+		for _, c := range t.AccountConnections(account) {
+			if c.Name == name {
+				return c
+			}
+		}
 		return nil
 	}
 	return t.byName[name]

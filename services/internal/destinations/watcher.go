@@ -63,6 +63,12 @@ type Options struct {
 	Logger *zap.Logger
 	// Registerer receives the watcher's metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// Store, when set, adds the accounts configured through the
+	// destinations API to every table; with it, Path may be empty. Register
+	// the watcher before the store runs: NewWatcher does, through OnChange.
+	Store *Store
+	// Open opens the sealed secrets of API-managed connections.
+	Open Opener
 }
 
 // Watcher keeps the current Table of a destinations file. It publishes a new
@@ -76,19 +82,22 @@ type Watcher struct {
 	log      *zap.Logger
 	m        metrics
 
-	current atomic.Pointer[Table]
+	open     Opener
+	current  atomic.Pointer[Table]
 
 	mu       sync.Mutex // serializes loads and the subscriber list
 	lastSeen [sha256.Size]byte
 	subs     map[chan *Table]struct{}
+	file     *Table  // the file's table, without the API's accounts
+	api      *apiSet // the API's accounts, routed against file
 }
 
 // NewWatcher loads the file once and returns a Watcher holding it. A file
 // that cannot be read, parsed or checked is an error: a consumer should not
 // start without its routes. Call Run to follow changes.
 func NewWatcher(o Options) (*Watcher, error) {
-	if o.Path == "" {
-		return nil, errors.New("destinations: no file given")
+	if o.Path == "" && o.Store == nil {
+		return nil, errors.New("destinations: neither a file nor the destinations topic given")
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = DefaultPollInterval
@@ -104,13 +113,37 @@ func NewWatcher(o Options) (*Watcher, error) {
 		log:      o.Logger,
 		m:        newMetrics(o.Registerer),
 		subs:     map[chan *Table]struct{}{},
+		open:     o.Open,
+		api:      newAPISet(),
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err := w.apply(w.read()); err != nil {
+	if o.Path == "" {
+		w.publish(buildTable(nil, nil))
+	} else if err := w.apply(w.read()); err != nil {
 		return nil, err
 	}
+	if o.Store != nil {
+		o.Store.OnChange(w.applyAccounts)
+	}
 	return w, nil
+}
+
+// applyAccounts applies changes the destinations topic brought.
+func (w *Watcher) applyAccounts(changes map[string]*AccountConfig) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.api = w.api.with(changes, w.open, w.file)
+	old := w.current.Load()
+	t := withAPI(w.file, w.api)
+	w.current.Store(t)
+	w.m.lastSuccess.SetToCurrentTime()
+	w.log.Info("destinations topic applied",
+		zap.String("version", t.Version()),
+		zap.Int("accounts_changed", len(changes)),
+		zap.Int("api_accounts", w.api.n),
+		zap.String("previous_version", old.Version()))
+	w.notify(t)
 }
 
 // Current returns the table in force. It never returns nil.
@@ -120,6 +153,9 @@ func (w *Watcher) Current() *Table { return w.current.Load() }
 // returns why a version was rejected. A rejected version keeps the current
 // table.
 func (w *Watcher) Reload() error {
+	if w.path == "" {
+		return nil
+	}
 	data, sum, err := w.read()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -132,6 +168,10 @@ func (w *Watcher) Reload() error {
 // ConfigMap swap is atomic but a write in place is not, so changed bytes are
 // read again after a short pause and used only if both reads agree.
 func (w *Watcher) Run(ctx context.Context) error {
+	if w.path == "" {
+		<-ctx.Done()
+		return nil
+	}
 	tick := time.NewTicker(w.interval)
 	defer tick.Stop()
 	for {
@@ -222,9 +262,33 @@ func (w *Watcher) apply(data []byte, sum [sha256.Size]byte, err error) error {
 	w.m.lastSuccess.SetToCurrentTime()
 	w.m.lastOK.Set(1)
 	old := w.current.Load()
-	if old != nil && old.Version() == t.Version() {
+	if w.file != nil && w.file.Version() == t.Version() {
 		w.log.Debug("destinations file read; routing unchanged", zap.String("file", w.path), zap.String("version", t.Version()))
 		return nil
+	}
+	w.publish(t)
+	added, removed, changed := diff(old, t)
+	// Names and counts only: settings may hold secrets.
+	w.log.Info("destinations loaded",
+		zap.String("file", w.path),
+		zap.String("version", w.current.Load().Version()),
+		zap.Int("connections", len(t.conns)),
+		zap.Int("routes", len(t.routes)),
+		zap.Int("accounts", len(t.accounts)),
+		zap.Strings("added", added),
+		zap.Strings("removed", removed),
+		zap.Strings("changed", changed))
+	return nil
+}
+
+// publish puts the file's table file in force, with the API's accounts
+// routed against it. w.mu is held.
+func (w *Watcher) publish(file *Table) {
+	t := file
+	w.file = file
+	if w.api.n > 0 {
+		w.api = w.api.rerouted(file)
+		t = withAPI(file, w.api)
 	}
 	w.current.Store(t)
 	for _, typ := range Types {
@@ -233,17 +297,11 @@ func (w *Watcher) apply(data []byte, sum [sha256.Size]byte, err error) error {
 	for typ, n := range t.CountByType(true) {
 		w.m.connections.WithLabelValues(typ).Set(float64(n))
 	}
-	added, removed, changed := diff(old, t)
-	// Names and counts only: settings may hold secrets.
-	w.log.Info("destinations loaded",
-		zap.String("file", w.path),
-		zap.String("version", t.Version()),
-		zap.Int("connections", len(t.conns)),
-		zap.Int("routes", len(t.routes)),
-		zap.Int("accounts", len(t.accounts)),
-		zap.Strings("added", added),
-		zap.Strings("removed", removed),
-		zap.Strings("changed", changed))
+	w.notify(t)
+}
+
+// notify hands t to every subscriber. w.mu is held.
+func (w *Watcher) notify(t *Table) {
 	for ch := range w.subs {
 		select { // drop an unread older table: the latest wins
 		case <-ch:
@@ -251,7 +309,6 @@ func (w *Watcher) apply(data []byte, sum [sha256.Size]byte, err error) error {
 		}
 		ch <- t
 	}
-	return nil
 }
 
 func (w *Watcher) reject(err error) error {

@@ -135,10 +135,14 @@ func EnsureTopics(ctx context.Context, cl *kgo.Client, specs ...TopicSpec) error
 	adm := kadm.NewClient(cl)
 	var errs []error
 	for _, t := range specs {
-		var configs map[string]*string
-		if t.Retention > 0 {
+		configs := map[string]*string{}
+		switch {
+		case t.Compacted:
+			compact := "compact"
+			configs["cleanup.policy"] = &compact
+		case t.Retention > 0:
 			ms := strconv.FormatInt(t.Retention.Milliseconds(), 10)
-			configs = map[string]*string{"retention.ms": &ms}
+			configs["retention.ms"] = &ms
 		}
 		resp, err := adm.CreateTopic(ctx, t.Partitions, t.ReplicationFactor, configs, t.Name)
 		if err == nil {

@@ -51,6 +51,10 @@ type SASLConfig struct {
 type Topics struct {
 	Events     TopicSpec `yaml:"events"`
 	DeadLetter TopicSpec `yaml:"dead_letter"`
+	// Destinations is the compacted topic the destinations API keeps every
+	// account's configuration in (key = account id); every consumer reads
+	// it. Bootstrap creates it with cleanup.policy=compact.
+	Destinations TopicSpec `yaml:"destinations"`
 	// Bootstrap creates missing topics at start-up. Turn it off where the
 	// service's credentials may not create topics.
 	Bootstrap bool `yaml:"bootstrap"`
@@ -64,6 +68,9 @@ type TopicSpec struct {
 	ReplicationFactor int16 `yaml:"replication_factor"`
 	// Retention is retention.ms; 0 takes the broker default.
 	Retention time.Duration `yaml:"retention"`
+	// Compacted topics keep the latest record of each key
+	// (cleanup.policy=compact) and ignore Retention.
+	Compacted bool `yaml:"-"`
 }
 
 // Default returns settings for a local broker and production topic sizes.
@@ -74,9 +81,10 @@ func Default(clientID string) Config {
 		DialTimeout:    10 * time.Second,
 		RequestTimeout: 10 * time.Second,
 		Topics: Topics{
-			Events:     TopicSpec{Name: "audit.events", Partitions: 12, ReplicationFactor: -1, Retention: 7 * 24 * time.Hour},
-			DeadLetter: TopicSpec{Name: "audit.events.dlq", Partitions: 3, ReplicationFactor: -1, Retention: 30 * 24 * time.Hour},
-			Bootstrap:  true,
+			Events:       TopicSpec{Name: "audit.events", Partitions: 12, ReplicationFactor: -1, Retention: 7 * 24 * time.Hour},
+			DeadLetter:   TopicSpec{Name: "audit.events.dlq", Partitions: 3, ReplicationFactor: -1, Retention: 30 * 24 * time.Hour},
+			Destinations: TopicSpec{Name: "audit.destinations", Partitions: 6, ReplicationFactor: -1, Compacted: true},
+			Bootstrap:    true,
 		},
 	}
 }
@@ -124,8 +132,12 @@ func (c Config) Validate() error {
 	}
 	errs.Add("topics.events", c.Topics.Events.Validate())
 	errs.Add("topics.dead_letter", c.Topics.DeadLetter.Validate())
+	errs.Add("topics.destinations", c.Topics.Destinations.Validate())
 	if c.Topics.Events.Name != "" && c.Topics.Events.Name == c.Topics.DeadLetter.Name {
 		errs.Addf("topics.dead_letter.name", "must differ from topics.events.name")
+	}
+	if d := c.Topics.Destinations.Name; d != "" && (d == c.Topics.Events.Name || d == c.Topics.DeadLetter.Name) {
+		errs.Addf("topics.destinations.name", "must differ from the events and dead-letter topics")
 	}
 	return errs.Err()
 }

@@ -1,0 +1,366 @@
+package destinations
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Opener opens a secret the destinations API sealed; aad is the context it
+// was sealed under (SecretContext). The service wires it to its key ring.
+type Opener func(ctx context.Context, sealed json.RawMessage, aad map[string]string) ([]byte, error)
+
+// Collections of an account's resources, as they appear in the API's paths
+// and in a sealed secret's context.
+const (
+	CollectionConnections     = "connections"
+	CollectionStorageProfiles = "storage-profiles"
+)
+
+// SecretContext is the authenticated data a secret of an API-managed
+// resource is sealed under: a ciphertext moved to another account, resource
+// or field fails to open.
+func SecretContext(account, collection, name, field string) map[string]string {
+	return map[string]string{"account": account, "resource": collection + "/" + name, "field": field}
+}
+
+// openRetry is how long a failure to open a connection's secrets is kept
+// before the next attempt, so a missing key does not cost a KMS call for
+// every record routed to the connection.
+const openRetry = 10 * time.Second
+
+// resolver turns an API-managed resource's stored settings into the YAML
+// settings a forwarder decodes, opening its sealed secrets on first use.
+type resolver struct {
+	account, collection, name string
+	raw                       json.RawMessage
+	open                      Opener
+
+	mu    sync.Mutex
+	node  *yaml.Node
+	err   error
+	errAt time.Time
+}
+
+func (r *resolver) settings() (*yaml.Node, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.node != nil {
+		return r.node, nil
+	}
+	if r.err != nil && time.Since(r.errAt) < openRetry {
+		return nil, r.err
+	}
+	n, err := r.resolve()
+	if err != nil {
+		r.err, r.errAt = err, time.Now()
+		return nil, err
+	}
+	r.node, r.err = n, nil
+	return n, nil
+}
+
+func (r *resolver) resolve() (*yaml.Node, error) {
+	if len(bytes.TrimSpace(r.raw)) == 0 {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(r.raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("stored settings are not JSON: %w", err)
+	}
+	v, err := r.openSecrets(v, "")
+	if err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("settings: %w", err)
+	}
+	var n yaml.Node
+	if err := yaml.Unmarshal(data, &n); err != nil {
+		return nil, fmt.Errorf("settings: %w", sanitize(err))
+	}
+	return &n, nil
+}
+
+// openSecrets replaces every sealed secret in v by its value.
+func (r *resolver) openSecrets(v any, path string) (any, error) {
+	switch x := v.(type) {
+	case map[string]any:
+		if sealed, ok := x["sealed"]; ok {
+			raw, err := json.Marshal(sealed)
+			if err != nil {
+				return nil, err
+			}
+			if r.open == nil {
+				return nil, fmt.Errorf("secret %s is sealed and no key ring is configured to open it", path)
+			}
+			plain, err := r.open(context.Background(), raw, SecretContext(r.account, r.collection, r.name, path))
+			if err != nil {
+				return nil, fmt.Errorf("open secret %s: %w", path, err)
+			}
+			return string(plain), nil
+		}
+		for k, e := range x {
+			o, err := r.openSecrets(e, joinPath(path, k))
+			if err != nil {
+				return nil, err
+			}
+			x[k] = o
+		}
+	case []any:
+		for i, e := range x {
+			o, err := r.openSecrets(e, fmt.Sprintf("%s[%d]", path, i))
+			if err != nil {
+				return nil, err
+			}
+			x[i] = o
+		}
+	}
+	return v, nil
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// apiAccount is one account's API configuration compiled for routing.
+type apiAccount struct {
+	cfg   *AccountConfig
+	hash  [sha256.Size]byte
+	conns []*Connection // every connection and storage profile, by name
+	// routed is, per type ("" for every type), what the account's events go
+	// to: its API connections in force merged with the file's routes for the
+	// account and the "*" routes.
+	routed map[string][]*Connection
+}
+
+// compileAccount builds the connections of an account's configuration.
+func compileAccount(cfg *AccountConfig, open Opener) *apiAccount {
+	a := &apiAccount{cfg: cfg, hash: cfg.Hash()}
+	add := func(collection, name string, r *Resource) {
+		qualified := QualifiedConnection(cfg.Account, name)
+		if collection == CollectionStorageProfiles {
+			qualified = QualifiedStorageProfile(cfg.Account, name)
+		}
+		c := &Connection{Name: qualified, Type: r.Type, Enabled: r.Enabled, Account: cfg.Account,
+			resolve: &resolver{account: cfg.Account, collection: collection, name: name, raw: r.Settings, open: open}}
+		h := sha256.New()
+		for _, s := range []string{"auditstream.destinations.api-connection.v1", qualified, r.Type} {
+			fmt.Fprintf(h, "%d:%s", len(s), s)
+		}
+		h.Write(r.Settings)
+		c.Fingerprint = hex.EncodeToString(h.Sum(nil)[:16])
+		a.conns = append(a.conns, c)
+	}
+	for name, r := range cfg.Connections {
+		add(CollectionConnections, name, r)
+	}
+	for name, r := range cfg.StorageProfiles {
+		add(CollectionStorageProfiles, name, r)
+	}
+	slices.SortFunc(a.conns, func(x, y *Connection) int { return cmp.Compare(x.Name, y.Name) })
+	return a
+}
+
+// inForce is what of the account's own connections its events go to.
+func (a *apiAccount) inForce() []*Connection {
+	var out []*Connection
+	al := a.cfg.AuditLogs
+	for _, c := range a.conns {
+		if !c.Enabled {
+			continue
+		}
+		name := strings.TrimPrefix(c.Name, a.cfg.Account+"/")
+		switch {
+		case c.Type == TypeStorage:
+			if al.StorageProfile != "" && name == "storage-profiles/"+al.StorageProfile {
+				out = append(out, c)
+			}
+		case al.Streaming && slices.Contains(al.Connections, name):
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// route computes a.routed against the file's table.
+func (a *apiAccount) route(file *Table) {
+	own := a.inForce()
+	a.routed = make(map[string][]*Connection, len(Types)+1)
+	a.routed[""] = sortedUnique(own, file.Route(a.cfg.Account))
+	for _, typ := range Types {
+		var mine []*Connection
+		for _, c := range own {
+			if c.Type == typ {
+				mine = append(mine, c)
+			}
+		}
+		a.routed[typ] = sortedUnique(mine, file.ForType(typ).Route(a.cfg.Account))
+	}
+}
+
+// apiShards splits the accounts so that applying one account's change
+// copies one shard, not every account.
+const apiShards = 256
+
+// apiSet is an immutable set of compiled accounts; with returns a changed
+// copy that shares every untouched shard.
+type apiSet struct {
+	seed   maphash.Seed
+	shards [apiShards]map[string]*apiAccount
+	n      int
+	sum    [sha256.Size]byte // XOR of every account's hash: order-free, incremental
+}
+
+func newAPISet() *apiSet { return &apiSet{seed: maphash.MakeSeed()} }
+
+func (s *apiSet) shard(account string) int {
+	return int(maphash.String(s.seed, account) % apiShards)
+}
+
+func (s *apiSet) get(account string) *apiAccount {
+	if s == nil {
+		return nil
+	}
+	return s.shards[s.shard(account)][account]
+}
+
+// with applies changes (nil deletes) and routes changed accounts against
+// file.
+func (s *apiSet) with(changes map[string]*AccountConfig, open Opener, file *Table) *apiSet {
+	out := *s
+	copied := map[int]bool{}
+	for account, cfg := range changes {
+		i := s.shard(account)
+		if !copied[i] {
+			m := make(map[string]*apiAccount, len(s.shards[i])+1)
+			for k, v := range s.shards[i] {
+				m[k] = v
+			}
+			out.shards[i] = m
+			copied[i] = true
+		}
+		if old := out.shards[i][account]; old != nil {
+			xor(&out.sum, old.hash)
+			delete(out.shards[i], account)
+			out.n--
+		}
+		if cfg == nil {
+			continue
+		}
+		a := compileAccount(cfg, open)
+		a.route(file)
+		out.shards[i][account] = a
+		xor(&out.sum, a.hash)
+		out.n++
+	}
+	return &out
+}
+
+// rerouted is s with every account routed again against a new file table.
+func (s *apiSet) rerouted(file *Table) *apiSet {
+	out := *s
+	for i, m := range s.shards {
+		if len(m) == 0 {
+			continue
+		}
+		c := make(map[string]*apiAccount, len(m))
+		for k, a := range m {
+			b := *a
+			b.route(file)
+			c[k] = &b
+		}
+		out.shards[i] = c
+	}
+	return &out
+}
+
+func xor(dst *[sha256.Size]byte, h [sha256.Size]byte) {
+	for i := range dst {
+		dst[i] ^= h[i]
+	}
+}
+
+// withAPI is the table file extended by the accounts of api: an account
+// configured through the API routes to its own connections in force as well
+// as to what the file routes it to. Views of each type share api.
+func withAPI(file *Table, api *apiSet) *Table {
+	if api == nil || api.n == 0 {
+		return file
+	}
+	t := file.shallow(api)
+	t.byType = make(map[string]*Table, len(file.byType))
+	for typ, v := range file.byType {
+		t.byType[typ] = v.shallow(api)
+	}
+	return t
+}
+
+// shallow is a copy of t that consults api too.
+func (t *Table) shallow(api *apiSet) *Table {
+	c := *t
+	c.api = api
+	h := sha256.New()
+	h.Write([]byte(t.version))
+	h.Write(api.sum[:])
+	c.version = hex.EncodeToString(h.Sum(nil)[:16])
+	return &c
+}
+
+// AccountConnections returns the connections an account configured through
+// the destinations API, enabled or not, sorted by name; in a view, only
+// those of its type.
+func (t *Table) AccountConnections(account string) []*Connection {
+	a := t.apiAccount(account)
+	if a == nil {
+		return nil
+	}
+	var out []*Connection
+	for _, c := range a.conns {
+		if t.typ == "" || c.Type == t.typ {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// APIAccounts returns, sorted, the accounts configured through the
+// destinations API.
+func (t *Table) APIAccounts() []string {
+	if t == nil || t.api == nil {
+		return nil
+	}
+	out := make([]string, 0, t.api.n)
+	for _, m := range t.api.shards {
+		for k := range m {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (t *Table) apiAccount(account string) *apiAccount {
+	if t == nil {
+		return nil
+	}
+	return t.api.get(account)
+}
