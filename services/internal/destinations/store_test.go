@@ -351,10 +351,10 @@ func TestStoreRefusesBadRecordsAndKeepsOthers(t *testing.T) {
 	hdr := func(v string) []kgo.RecordHeader { return []kgo.RecordHeader{{Key: HeaderVersion, Value: []byte(v)}} }
 	bad := []*kgo.Record{
 		{Key: []byte("acc-1"), Value: []byte("{not json"), Headers: hdr("1")},
-		{Key: []byte("acc-1"), Value: good, Headers: hdr("1")},               // key does not match the value
-		{Key: []byte("acc-2"), Value: good},                                  // no version header
-		{Key: []byte("acc-2"), Value: good, Headers: hdr("x")},               // bad version header
-		{Key: []byte("acc/2"), Value: good, Headers: hdr("1")},               // bad account id
+		{Key: []byte("acc-1"), Value: good, Headers: hdr("1")}, // key does not match the value
+		{Key: []byte("acc-2"), Value: good},                    // no version header
+		{Key: []byte("acc-2"), Value: good, Headers: hdr("x")}, // bad version header
+		{Key: []byte("acc/2"), Value: good, Headers: hdr("1")}, // bad account id
 		{Key: []byte("acc-2"), Value: []byte(`{"schema":"other"}`), Headers: hdr("1")},
 		{Key: []byte("acc-2"), Value: []byte(strings.Repeat(" ", MaxAccountRecordBytes+1)), Headers: hdr("1")},
 	}

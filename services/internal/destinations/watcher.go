@@ -82,8 +82,8 @@ type Watcher struct {
 	log      *zap.Logger
 	m        metrics
 
-	open     Opener
-	current  atomic.Pointer[Table]
+	open    Opener
+	current atomic.Pointer[Table]
 
 	mu       sync.Mutex // serializes loads and the subscriber list
 	lastSeen [sha256.Size]byte
