@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
+	"github.com/auditstream/auditstream/services/internal/bearer"
 )
 
 const (
@@ -115,20 +116,20 @@ func equalDetails(a, b []wantDetail) bool {
 }
 
 func TestAuthenticatorUnit(t *testing.T) {
-	a := newAuthenticator(Auth{Tokens: []Token{{Name: "x", SHA256: hashToken("secret"), Accounts: []string{"a", "b"}}}})
+	a := bearer.New(Auth{Tokens: []Token{{Name: "x", SHA256: hashToken("secret"), Accounts: []string{"a", "b"}}}})
 	hdr := http.Header{}
 	hdr.Set("Authorization", "Bearer secret")
-	p, why := a.authenticate(hdr)
-	if p == nil || why != "" || p.name != "x" {
+	p, why := a.Authenticate(hdr)
+	if p == nil || why != "" || p.Name != "x" {
 		t.Fatalf("principal %+v, %q", p, why)
 	}
 	for acc, want := range map[string]bool{"a": true, "b": true, "c": false, "": false} {
-		if p.mayWrite(acc) != want {
+		if p.MayAccess(acc) != want {
 			t.Errorf("mayWrite(%q) = %v", acc, !want)
 		}
 	}
 	hdr.Set("Authorization", "Bearer secreT")
-	if p, why := a.authenticate(hdr); p != nil || why == "" || strings.Contains(why, "secreT") {
+	if p, why := a.Authenticate(hdr); p != nil || why == "" || strings.Contains(why, "secreT") {
 		t.Errorf("wrong token: %+v %q", p, why)
 	}
 }

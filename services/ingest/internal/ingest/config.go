@@ -1,9 +1,6 @@
 package ingest
 
 import (
-	"encoding/hex"
-
-	"strings"
 	"time"
 
 	"github.com/auditstream/auditstream/services/internal/config"
@@ -38,27 +35,6 @@ type Limits struct {
 	MaxBodyBytes  config.ByteSize `yaml:"max_body_bytes"`
 	MaxEvents     int             `yaml:"max_events"`
 	MaxEventBytes config.ByteSize `yaml:"max_event_bytes"`
-}
-
-// Auth is bearer-token authentication.
-type Auth struct {
-	// Disabled accepts every request. Only for development: the service logs
-	// a warning when it is set.
-	Disabled bool `yaml:"disabled"`
-	// Tokens are the accepted bearer tokens, stored as SHA-256 hashes
-	// (`printf %s "$TOKEN" | sha256sum`).
-	Tokens []Token `yaml:"tokens"`
-}
-
-// Token is one accepted bearer token.
-type Token struct {
-	// Name identifies the producer in logs and metrics.
-	Name string `yaml:"name"`
-	// SHA256 is the hex SHA-256 of the token.
-	SHA256 string `yaml:"sha256"`
-	// Accounts limits the account ids the token may write for; empty or "*"
-	// allows all.
-	Accounts []string `yaml:"accounts"`
 }
 
 // DefaultConfig is the configuration before the file and environment apply.
@@ -111,20 +87,6 @@ func (s Settings) Validate() error {
 	if s.MaxInflightBytes < l.MaxBodyBytes {
 		errs.Addf("max_inflight_bytes", "must be at least max_body_bytes (%d)", l.MaxBodyBytes)
 	}
-	if !s.Auth.Disabled && len(s.Auth.Tokens) == 0 {
-		errs.Addf("auth.tokens", "at least one token is required unless auth.disabled is true")
-	}
-	names := map[string]bool{}
-	for i, t := range s.Auth.Tokens {
-		if strings.TrimSpace(t.Name) == "" {
-			errs.Addf("auth.tokens", "token %d has no name", i)
-		} else if names[t.Name] {
-			errs.Addf("auth.tokens", "token name %q is used twice", t.Name)
-		}
-		names[t.Name] = true
-		if b, err := hex.DecodeString(t.SHA256); err != nil || len(b) != 32 {
-			errs.Addf("auth.tokens", "token %q: sha256 must be 64 hex characters (the hash, never the token itself)", t.Name)
-		}
-	}
+	errs.Add("auth", s.Auth.Validate(false))
 	return errs.Err()
 }

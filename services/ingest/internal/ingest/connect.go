@@ -78,7 +78,7 @@ func (c connectService) Publish(ctx context.Context, req *connect.Request[auditl
 
 func (c connectService) publish(ctx context.Context, req *connect.Request[auditlogv1.PublishRequest]) (*connect.Response[auditlogv1.PublishResponse], error) {
 	s := c.s
-	p, why := s.auth.authenticate(req.Header())
+	p, why := s.auth.Authenticate(req.Header())
 	if p == nil {
 		s.metrics.rejected.WithLabelValues("unauthorized").Inc()
 		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New(why))

@@ -36,7 +36,7 @@ func (s *Service) handleEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) serveEvents(w http.ResponseWriter, r *http.Request) int {
-	p, why := s.auth.authenticate(r.Header)
+	p, why := s.auth.Authenticate(r.Header)
 	if p == nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="auditstream"`)
 		s.metrics.rejected.WithLabelValues("unauthorized").Inc()

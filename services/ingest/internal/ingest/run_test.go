@@ -121,7 +121,7 @@ func TestCheckConfig(t *testing.T) {
 		extraFlags []string
 	}{
 		{name: "valid", file: "valid.yaml", code: 0, stdout: "config is valid"},
-		{name: "defaults refuse without tokens", file: "", code: 1, stderr: []string{"ingest.auth.tokens: at least one token is required unless auth.disabled is true"}},
+		{name: "defaults refuse without tokens", file: "", code: 1, stderr: []string{"ingest.auth.tokens: at least one token is required unless authentication is disabled (disabled: true)"}},
 		{name: "no tokens in the file", file: "no-tokens.yaml", code: 1, stderr: []string{"ingest.auth.tokens"}},
 		{name: "no tokens, auth disabled by env", file: "no-tokens.yaml", env: []string{"AUDITSTREAM_INGEST_AUTH_DISABLED=true"}, code: 0, stdout: "config is valid"},
 		{name: "auth disabled in the file", file: "auth-disabled.yaml", code: 0, stdout: "config is valid"},

@@ -14,6 +14,7 @@ import (
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/proto/producer"
+	"github.com/auditstream/auditstream/services/internal/bearer"
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -28,7 +29,7 @@ type Service struct {
 	log      *zap.Logger
 	client   *kgo.Client
 	producer *producer.Producer
-	auth     *authenticator
+	auth     *bearer.Authenticator
 	metrics  *metrics
 	inflight *semaphore.Weighted
 	now      func() time.Time
@@ -49,7 +50,7 @@ func NewService(cfg Config, client *kgo.Client, log *zap.Logger, reg prometheus.
 		log:       log,
 		client:    client,
 		producer:  producer.New(client, cfg.Kafka.Topics.Events.Name),
-		auth:      newAuthenticator(cfg.Ingest.Auth),
+		auth:      bearer.New(cfg.Ingest.Auth),
 		metrics:   newMetrics(reg),
 		inflight:  semaphore.NewWeighted(int64(cfg.Ingest.MaxInflightBytes)),
 		now:       time.Now,
@@ -194,7 +195,7 @@ const maxErrorDetails = 100
 // Kafka acknowledged every event. fromJSON says the events are as
 // auditevent.DecodeJSON returned them, so their strings are valid UTF-8
 // already.
-func (s *Service) publish(ctx context.Context, p *principal, events []*auditlogv1.AuditEvent, fromJSON bool) ([]string, *apiError) {
+func (s *Service) publish(ctx context.Context, p *bearer.Principal, events []*auditlogv1.AuditEvent, fromJSON bool) ([]string, *apiError) {
 	if !s.available.Load() {
 		s.metrics.rejected.WithLabelValues("unavailable").Add(float64(len(events)))
 		return nil, &apiError{status: http.StatusServiceUnavailable, code: "unavailable", message: "Kafka is not reachable; nothing was written, retry later", retryAfter: 5 * time.Second}
@@ -208,8 +209,8 @@ func (s *Service) publish(ctx context.Context, p *principal, events []*auditlogv
 	}
 	var denied []*auditevent.FieldError
 	for i, ev := range events {
-		if acc := auditevent.AccountID(ev); !p.mayWrite(acc) && len(denied) < maxErrorDetails {
-			denied = append(denied, &auditevent.FieldError{Index: i, Field: "target.context.account.id", Reason: "forbidden", Message: fmt.Sprintf("token %q may not write events for account %q", p.name, acc)})
+		if acc := auditevent.AccountID(ev); !p.MayAccess(acc) && len(denied) < maxErrorDetails {
+			denied = append(denied, &auditevent.FieldError{Index: i, Field: "target.context.account.id", Reason: "forbidden", Message: fmt.Sprintf("token %q may not write events for account %q", p.Name, acc)})
 		}
 	}
 	if len(denied) > 0 {
