@@ -111,13 +111,13 @@ func BenchmarkCheckAuth(b *testing.B) {
 	now := time.Now().UTC()
 	r := benchRequest(b, body, now)
 	lookup := func(string) (Key, bool, bool) { return Key{AccessKeyID: keyID, SecretAccessKey: secret}, true, false }
-	if _, status, _, msg := checkAuth(r, body, "events", now, lookup); status != 0 {
+	if _, status, _, msg := CheckAuth(r, body, "events", now, lookup); status != 0 {
 		b.Fatalf("signed request refused: %s", msg)
 	}
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		checkAuth(r, body, "events", now, lookup)
+		CheckAuth(r, body, "events", now, lookup)
 	}
 	perEntry(b)
 }

@@ -463,7 +463,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	auth, status, typ, msg := checkAuth(r, body, "events", s.now(), s.lookupKey)
+	auth, status, typ, msg := CheckAuth(r, body, "events", s.now(), s.lookupKey)
 	var script *scripted
 	s.mu.Lock()
 	if status == 0 && len(s.failNext) > 0 {

@@ -298,11 +298,11 @@ type keyring struct {
 	require bool
 }
 
-// checkAuth authenticates a request: a SigV4 header for service, verified
+// CheckAuth authenticates a request: a SigV4 header for service, verified
 // when lookup knows the key; unknown keys are refused when lookup says so.
 // It returns the parsed header, or the status, error type and message to
-// answer.
-func checkAuth(r *http.Request, body []byte, service string, now time.Time, lookup func(id string) (k Key, known, require bool)) (Auth, int, string, string) {
+// answer. The fakes of other AWS services (kmsfake) check with it too.
+func CheckAuth(r *http.Request, body []byte, service string, now time.Time, lookup func(id string) (k Key, known, require bool)) (Auth, int, string, string) {
 	a, err := parseAuth(r.Header.Get("Authorization"))
 	if errors.Is(err, errNoAuth) {
 		return a, http.StatusForbidden, "MissingAuthenticationTokenException", "Missing Authentication Token"

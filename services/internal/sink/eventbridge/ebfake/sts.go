@@ -118,7 +118,7 @@ func (s *STS) serve(w http.ResponseWriter, r *http.Request) {
 		s.answerError(w, call, http.StatusBadRequest, "InvalidAction", "Could not find operation "+form.Get("Action"))
 		return
 	}
-	auth, status, code, msg := checkAuth(r, body, "sts", s.now(), s.lookupKey)
+	auth, status, code, msg := CheckAuth(r, body, "sts", s.now(), s.lookupKey)
 	call.AccessKeyID, call.Region = auth.AccessKeyID, auth.Region
 	s.mu.Lock()
 	var script *scripted
