@@ -101,9 +101,11 @@ func (c Context) String() string {
 	return b.String()
 }
 
+// short bounds a key id or context value quoted in an error (a KMS key
+// ARN is about 80 bytes).
 func short(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
+	if len(s) > 128 {
+		return s[:128] + "..."
 	}
 	return s
 }
