@@ -126,3 +126,12 @@ func assertNoSecrets(t *testing.T, errs []error, secrets []string) {
 		}
 	}
 }
+
+func mustRead(t testing.TB, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
