@@ -31,8 +31,10 @@ func newServer(t *testing.T) (*Server, *kms.Client) {
 	client := kms.New(kms.Options{
 		Region:       "eu-west-1",
 		BaseEndpoint: aws.String(s.URL()),
-		Credentials:  aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return aws.Credentials{AccessKeyID: cred.AccessKeyID, SecretAccessKey: cred.SecretAccessKey}, nil }),
-		Retryer:      aws.NopRetryer{},
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: cred.AccessKeyID, SecretAccessKey: cred.SecretAccessKey}, nil
+		}),
+		Retryer: aws.NopRetryer{},
 	})
 	return s, client
 }
