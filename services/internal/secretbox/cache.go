@@ -5,6 +5,7 @@ import (
 	"crypto/cipher"
 	"crypto/sha256"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/singleflight"
 )
@@ -28,17 +29,20 @@ func cacheKey(kid string, wrapped []byte) [sha256.Size]byte {
 type keyCache struct {
 	mu    sync.Mutex
 	size  int
+	ttl   time.Duration // 0: entries do not expire
+	now   func() time.Time
 	ll    *list.List // of *cacheEntry, most recent first
 	items map[[sha256.Size]byte]*list.Element
 }
 
 type cacheEntry struct {
-	key  [sha256.Size]byte
-	aead cipher.AEAD
+	key   [sha256.Size]byte
+	aead  cipher.AEAD
+	added time.Time
 }
 
-func newKeyCache(size int) *keyCache {
-	return &keyCache{size: size, ll: list.New(), items: map[[sha256.Size]byte]*list.Element{}}
+func newKeyCache(size int, ttl time.Duration, now func() time.Time) *keyCache {
+	return &keyCache{size: size, ttl: ttl, now: now, ll: list.New(), items: map[[sha256.Size]byte]*list.Element{}}
 }
 
 func (c *keyCache) get(k [sha256.Size]byte) (cipher.AEAD, bool) {
@@ -48,18 +52,27 @@ func (c *keyCache) get(k [sha256.Size]byte) (cipher.AEAD, bool) {
 	if !ok {
 		return nil, false
 	}
+	e := el.Value.(*cacheEntry)
+	if c.ttl > 0 && c.now().Sub(e.added) >= c.ttl {
+		// Expired: the KEK is asked again, so a key removed or disabled
+		// since stops opening values within the TTL.
+		c.ll.Remove(el)
+		delete(c.items, k)
+		return nil, false
+	}
 	c.ll.MoveToFront(el)
-	return el.Value.(*cacheEntry).aead, true
+	return e.aead, true
 }
 
 func (c *keyCache) put(k [sha256.Size]byte, aead cipher.AEAD) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[k]; ok {
+		el.Value.(*cacheEntry).added = c.now()
 		c.ll.MoveToFront(el)
 		return
 	}
-	c.items[k] = c.ll.PushFront(&cacheEntry{key: k, aead: aead})
+	c.items[k] = c.ll.PushFront(&cacheEntry{key: k, aead: aead, added: c.now()})
 	for c.ll.Len() > c.size {
 		last := c.ll.Back()
 		c.ll.Remove(last)

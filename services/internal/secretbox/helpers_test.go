@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -135,3 +136,16 @@ func mustRead(t testing.TB, path string) []byte {
 	}
 	return data
 }
+
+// testClock is a clock tests move by hand.
+type testClock struct{ ns atomic.Int64 }
+
+func newTestClock() *testClock {
+	c := &testClock{}
+	c.ns.Store(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano())
+	return c
+}
+
+func (c *testClock) now() time.Time         { return time.Unix(0, c.ns.Load()) }
+func (c *testClock) add(d time.Duration)    { c.ns.Add(int64(d)) }
+func withClock(now func() time.Time) Option { return func(b *Box) { b.now = now } }

@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Version is the Sealed format this package writes and reads.
@@ -134,8 +135,15 @@ type KEK interface {
 	Unwrap(ctx context.Context, keyID string, wrapped []byte, c Context) ([]byte, error)
 }
 
-// DefaultCacheSize is how many unwrapped data keys a Box keeps.
-const DefaultCacheSize = 10_000
+// Defaults of the cache of unwrapped data keys.
+const (
+	// DefaultCacheSize is how many unwrapped data keys a Box keeps.
+	DefaultCacheSize = 10_000
+	// DefaultCacheTTL is how long a Box keeps an unwrapped data key: a
+	// key removed from the keyring or disabled in KMS stops opening
+	// values in a running process within it.
+	DefaultCacheTTL = 10 * time.Minute
+)
 
 // Option configures a Box.
 type Option func(*Box)
@@ -145,22 +153,28 @@ type Option func(*Box)
 // turns it off, so every Open unwraps (one KMS Decrypt each).
 func WithCacheSize(n int) Option { return func(b *Box) { b.cacheSize = max(n, 0) } }
 
+// WithCacheTTL sets how long an unwrapped data key is kept (default
+// DefaultCacheTTL); 0 keeps it until it is evicted.
+func WithCacheTTL(d time.Duration) Option { return func(b *Box) { b.cacheTTL = max(d, 0) } }
+
 // Box seals and opens values with a KEK. It is safe for concurrent use.
 type Box struct {
 	kek       KEK
 	cacheSize int
+	cacheTTL  time.Duration
+	now       func() time.Time
 	cache     *keyCache
 	flight    flight
 }
 
 // New returns a Box sealing with kek.
 func New(kek KEK, opts ...Option) *Box {
-	b := &Box{kek: kek, cacheSize: DefaultCacheSize}
+	b := &Box{kek: kek, cacheSize: DefaultCacheSize, cacheTTL: DefaultCacheTTL, now: time.Now}
 	for _, o := range opts {
 		o(b)
 	}
 	if b.cacheSize > 0 {
-		b.cache = newKeyCache(b.cacheSize)
+		b.cache = newKeyCache(b.cacheSize, b.cacheTTL, b.now)
 	}
 	return b
 }

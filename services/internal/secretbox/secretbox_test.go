@@ -229,7 +229,8 @@ func TestRotation(t *testing.T) {
 	ctx := context.Background()
 	path := newKeyringFile(t, "k1")
 	kr := openKeyring(t, path)
-	box := New(kr)
+	clock := newTestClock()
+	box := New(kr, withClock(clock.now))
 	contexts := []Context{
 		{"account": "acc-1", "connection": "dd-main", "field": "api_key"},
 		{"account": "acc-2", "connection": "eb", "field": "secret_access_key"},
@@ -307,6 +308,17 @@ func TestRotation(t *testing.T) {
 		if _, err := restarted.Open(ctx, old[i], contexts[i]); !errors.Is(err, ErrUnknownKey) {
 			t.Fatalf("value %d under the removed k1: %v, want ErrUnknownKey", i, err)
 		}
+	}
+	// The running Box still holds k1's data keys, until they expire.
+	if _, err := box.Open(ctx, old[0], contexts[0]); err != nil {
+		t.Fatalf("a cached data key under the removed k1: %v", err)
+	}
+	clock.add(DefaultCacheTTL)
+	if _, err := box.Open(ctx, old[0], contexts[0]); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("value under the removed k1 after the cache TTL: %v, want ErrUnknownKey", err)
+	}
+	if _, err := box.Open(ctx, rewrapped[0], contexts[0]); err != nil {
+		t.Fatalf("rewrapped value after the cache TTL: %v", err)
 	}
 }
 
