@@ -364,9 +364,8 @@ func (s *Server) open(blob []byte, ec map[string]string, keyID string) (*kmsKey,
 	if len(blob) < header+12+16 {
 		return nil, nil, invalid
 	}
-	blobKey := string(blob[len(blobMagic)+1 : header])
 	s.mu.Lock()
-	k, ok := s.keys[blobKey]
+	k, ok := s.keys[string(blob[len(blobMagic)+1:header])]
 	var want *kmsKey
 	var typ, msg string
 	if keyID != "" {
