@@ -9,13 +9,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/maphash"
+	"maps"
+	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/auditstream/auditstream/services/internal/config"
 )
 
 // Opener opens a secret the destinations API sealed; aad is the context it
@@ -50,6 +55,7 @@ type resolver struct {
 
 	mu    sync.Mutex
 	node  *yaml.Node
+	lines map[int]string // line of each key and value in node -> settings path
 	err   error
 	errAt time.Time
 }
@@ -63,38 +69,87 @@ func (r *resolver) settings() (*yaml.Node, error) {
 	if r.err != nil && time.Since(r.errAt) < openRetry {
 		return nil, r.err
 	}
-	n, err := r.resolve()
+	n, lines, err := r.resolve()
 	if err != nil {
 		r.err, r.errAt = err, time.Now()
 		return nil, err
 	}
-	r.node, r.err = n, nil
+	r.node, r.lines, r.err = n, lines, nil
 	return n, nil
 }
 
-func (r *resolver) resolve() (*yaml.Node, error) {
+func (r *resolver) resolve() (*yaml.Node, map[int]string, error) {
 	if len(bytes.TrimSpace(r.raw)) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(r.raw))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("stored settings are not JSON: %w", err)
+		return nil, nil, fmt.Errorf("settings are not JSON: %w", err)
 	}
 	v, err := r.openSecrets(v, "")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	data, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("settings: %w", err)
+	b := nodeBuilder{lines: map[int]string{}}
+	return b.node(v, ""), b.lines, nil
+}
+
+// nodeBuilder turns decoded JSON into the YAML node a settings struct is
+// decoded from, with tags from the JSON types (so "yes" stays a string) and
+// one line for each key and scalar, so that a decoding error's line names
+// the settings path at fault.
+type nodeBuilder struct {
+	line  int
+	lines map[int]string
+}
+
+func (b *nodeBuilder) next(path string) int {
+	b.line++
+	b.lines[b.line] = path
+	return b.line
+}
+
+func (b *nodeBuilder) node(v any, path string) *yaml.Node {
+	switch x := v.(type) {
+	case map[string]any:
+		n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: b.next(path)}
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			p := joinPath(path, k)
+			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k, Line: b.next(p)}, b.node(x[k], p))
+		}
+		return n
+	case []any:
+		n := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: b.next(path)}
+		for i, e := range x {
+			n.Content = append(n.Content, b.node(e, fmt.Sprintf("%s[%d]", path, i)))
+		}
+		return n
+	case string:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: x, Line: b.next(path)}
+	case json.Number:
+		tag := "!!int"
+		if strings.ContainsAny(string(x), ".eE") {
+			tag = "!!float"
+		}
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: string(x), Line: b.next(path)}
+	case bool:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(x), Line: b.next(path)}
 	}
-	var n yaml.Node
-	if err := yaml.Unmarshal(data, &n); err != nil {
-		return nil, fmt.Errorf("settings: %w", sanitize(err))
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null", Line: b.next(path)}
+}
+
+// SettingsField names the settings path at a line of a decoding error of
+// a connection the API manages ("" when unknown): its settings arrive as
+// JSON, whose lines mean nothing to the caller.
+func (c *Connection) SettingsField(line int) string {
+	if c.resolve == nil {
+		return ""
 	}
-	return &n, nil
+	c.resolve.mu.Lock()
+	defer c.resolve.mu.Unlock()
+	return c.resolve.lines[line]
 }
 
 // openSecrets replaces every sealed secret in v by its value.
@@ -156,14 +211,10 @@ type apiAccount struct {
 func compileAccount(cfg *AccountConfig, open Opener) *apiAccount {
 	a := &apiAccount{cfg: cfg, hash: cfg.Hash()}
 	add := func(collection, name string, r *Resource) {
-		qualified := QualifiedConnection(cfg.Account, name)
-		if collection == CollectionStorageProfiles {
-			qualified = QualifiedStorageProfile(cfg.Account, name)
-		}
-		c := &Connection{Name: qualified, Type: r.Type, Enabled: r.Enabled, Account: cfg.Account,
-			resolve: &resolver{account: cfg.Account, collection: collection, name: name, raw: r.Settings, open: open}}
+		c := NewAPIConnection(cfg.Account, collection, name, r.Type, r.Settings, open)
+		c.Enabled = r.Enabled
 		h := sha256.New()
-		for _, s := range []string{"auditstream.destinations.api-connection.v1", qualified, r.Type} {
+		for _, s := range []string{"auditstream.destinations.api-connection.v1", c.Name, r.Type} {
 			fmt.Fprintf(h, "%d:%s", len(s), s)
 		}
 		h.Write(r.Settings)
@@ -363,4 +414,46 @@ func (t *Table) apiAccount(account string) *apiAccount {
 		return nil
 	}
 	return t.api.get(account)
+}
+
+// NewAPIConnection is a connection or storage profile of account as the
+// destinations API receives or stores it: settings in JSON, secrets plain
+// or sealed. The API decodes it with the forwarder's own settings type to
+// check it, exactly as a consumer will.
+func NewAPIConnection(account, collection, name, typ string, settings json.RawMessage, open Opener) *Connection {
+	qualified := QualifiedConnection(account, name)
+	if collection == CollectionStorageProfiles {
+		qualified = QualifiedStorageProfile(account, name)
+	}
+	return &Connection{Name: qualified, Type: typ, Enabled: true, Account: account,
+		resolve: &resolver{account: account, collection: collection, name: name, raw: settings, open: open}}
+}
+
+var secretType = reflect.TypeFor[config.Secret]()
+
+// SecretFields lists the dotted settings paths of every config.Secret in a
+// settings struct type, as the destinations file spells them
+// ("api_key", "credentials.secret_access_key", "s3.credentials.external_id").
+func SecretFields(t reflect.Type) []string {
+	var out []string
+	var walk func(t reflect.Type, path string, depth int)
+	walk = func(t reflect.Type, path string, depth int) {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t == secretType {
+			out = append(out, path)
+			return
+		}
+		if t.Kind() != reflect.Struct || depth > 8 {
+			return
+		}
+		fields, _ := structFields(t)
+		for name, ft := range fields {
+			walk(ft, joinPath(path, name), depth+1)
+		}
+	}
+	walk(t, "", 0)
+	sort.Strings(out)
+	return out
 }

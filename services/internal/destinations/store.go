@@ -348,13 +348,14 @@ func recordVersion(r *kgo.Record) (int64, error) {
 }
 
 // Update changes account's configuration: fn receives a copy of the one in
-// force (nil if there is none) and returns the next one, nil or Empty to
+// force (nil if there is none) and the version the change will have (for
+// resources' revisions), and returns the next configuration, nil or Empty to
 // delete it, or an error to change nothing. Update writes it with acks=all
 // and returns once this store has read it back and it is in force. Writes
 // of one account through one Store are serialized; a write that loses to
 // another writer is reported as ErrConflict after the winner's
 // configuration was written again on top.
-func (s *Store) Update(ctx context.Context, account string, actor string, fn func(cur *AccountConfig) (*AccountConfig, error)) (*AccountConfig, error) {
+func (s *Store) Update(ctx context.Context, account string, actor string, fn func(cur *AccountConfig, next int64) (*AccountConfig, error)) (*AccountConfig, error) {
 	if !s.writer {
 		return nil, errors.New("destinations store opened read-only")
 	}
@@ -374,7 +375,7 @@ func (s *Store) Update(ctx context.Context, account string, actor string, fn fun
 	if cur != nil {
 		base, ver = cur.cfg.Clone(), cur.ver
 	}
-	next, err := fn(base)
+	next, err := fn(base, ver+1)
 	if err != nil {
 		return nil, err
 	}

@@ -97,7 +97,7 @@ func update(t *testing.T, s *Store, account string, change func(*AccountConfig))
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	got, err := s.Update(ctx, account, "test-token", func(cur *AccountConfig) (*AccountConfig, error) {
+	got, err := s.Update(ctx, account, "test-token", func(cur *AccountConfig, _ int64) (*AccountConfig, error) {
 		if cur == nil {
 			cur = &AccountConfig{}
 		}
@@ -228,7 +228,7 @@ func TestStoreDeleteWritesTombstoneAndStopsRouting(t *testing.T) {
 		t.Fatalf("reader saw %v, want acc-1 configured", m)
 	}
 	ctx := context.Background()
-	got, err := w.Update(ctx, "acc-1", "t", func(cur *AccountConfig) (*AccountConfig, error) { return nil, nil })
+	got, err := w.Update(ctx, "acc-1", "t", func(cur *AccountConfig, _ int64) (*AccountConfig, error) { return nil, nil })
 	if err != nil || got != nil {
 		t.Fatalf("delete: %v, %v", got, err)
 	}
@@ -269,7 +269,7 @@ func TestStoreConcurrentWritersOneWinsAndCompactionAgrees(t *testing.T) {
 		errs := make([]error, 2)
 		for i, s := range []*Store{a, b} {
 			wg.Go(func() {
-				_, errs[i] = s.Update(context.Background(), "acc-1", fmt.Sprint("writer-", i), func(cur *AccountConfig) (*AccountConfig, error) {
+				_, errs[i] = s.Update(context.Background(), "acc-1", fmt.Sprint("writer-", i), func(cur *AccountConfig, _ int64) (*AccountConfig, error) {
 					read.Done()
 					read.Wait() // both have read the same version
 					cur.AuditLogs.StorageProfile = ""

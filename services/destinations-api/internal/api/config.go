@@ -1,0 +1,96 @@
+// Package api is the destinations API: account admins manage their own
+// audit-log destinations (connections, storage profiles, audit-log
+// settings) through a JSON REST API under /v1. The configuration lives in
+// the compacted destinations topic, which every consumer reads; secrets are
+// sealed with envelope encryption and never returned.
+package api
+
+import (
+	"time"
+
+	"github.com/auditstream/auditstream/services/internal/bearer"
+	"github.com/auditstream/auditstream/services/internal/config"
+	"github.com/auditstream/auditstream/services/internal/kafka"
+	"github.com/auditstream/auditstream/services/internal/logging"
+	"github.com/auditstream/auditstream/services/internal/secretbox"
+	"github.com/auditstream/auditstream/services/internal/server"
+)
+
+// Name is the service's binary and the source of the audit events it
+// writes about configuration changes.
+const Name = "destinations-api"
+
+// Config is the service's configuration file.
+type Config struct {
+	Log   logging.Config `yaml:"log"`
+	HTTP  server.Config  `yaml:"http"`
+	Kafka kafka.Config   `yaml:"kafka"`
+	// Auth: every token must list the accounts it may manage, or "*" for
+	// an operator token that manages every account.
+	Auth bearer.Config `yaml:"auth"`
+	// Encryption is the key-encryption key secrets are sealed under.
+	Encryption secretbox.Config `yaml:"encryption"`
+	API        Settings         `yaml:"api"`
+}
+
+// Settings are the API's own settings.
+type Settings struct {
+	// DestinationsFile is the destinations file the consumers also read,
+	// if any: a connection name it defines is refused through the API, so
+	// a name never means two things.
+	DestinationsFile string `yaml:"destinations_file"`
+	// AllowCustomEndpoints lets a connection set base_url, endpoint,
+	// sts_endpoint or an Azure account URL outside Azure's own domains.
+	// Off by default: an account admin could otherwise make the platform
+	// send requests, and test calls, to any address it can reach.
+	AllowCustomEndpoints bool `yaml:"allow_custom_endpoints"`
+	// AllowLocalStorage lets a storage profile be of kind local: a
+	// directory on the archiver's own disk. Only for development.
+	AllowLocalStorage bool `yaml:"allow_local_storage"`
+	// AllowPlatformCredentials lets a connection leave out its own cloud
+	// credentials and use the platform's (the archiver's or forwarder's
+	// default AWS, GCS or Azure identity). Off by default: an account
+	// admin could otherwise write with the platform's identity.
+	AllowPlatformCredentials bool `yaml:"allow_platform_credentials"`
+	// MaxPageSize bounds page_size in lists (default 100).
+	MaxPageSize int `yaml:"max_page_size"`
+	// WriteTimeout bounds one write: producing the account's record and
+	// reading it back (default 15s).
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// TestTimeout bounds one test call to a destination (default 20s).
+	TestTimeout time.Duration `yaml:"test_timeout"`
+}
+
+// DefaultConfig is the configuration before the file and environment apply.
+func DefaultConfig() Config {
+	return Config{
+		Log:   logging.Default(),
+		HTTP:  server.Default("127.0.0.1:8084"),
+		Kafka: kafka.Default("auditstream-" + Name),
+		API: Settings{
+			MaxPageSize:  100,
+			WriteTimeout: 15 * time.Second,
+			TestTimeout:  20 * time.Second,
+		},
+	}
+}
+
+// Validate reports every problem in the configuration.
+func (c *Config) Validate() error {
+	var errs config.Errors
+	errs.Add("log", c.Log.Validate())
+	errs.Add("http", c.HTTP.Validate())
+	errs.Add("kafka", c.Kafka.Validate())
+	errs.Add("auth", c.Auth.Validate(true))
+	errs.Add("encryption", c.Encryption.Validate())
+	if c.API.MaxPageSize < 1 || c.API.MaxPageSize > 1000 {
+		errs.Addf("api.max_page_size", "must be between 1 and 1000")
+	}
+	if c.API.WriteTimeout <= 0 {
+		errs.Addf("api.write_timeout", "must be positive")
+	}
+	if c.API.TestTimeout <= 0 {
+		errs.Addf("api.test_timeout", "must be positive")
+	}
+	return errs.Err()
+}

@@ -1,0 +1,263 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/auditstream/auditstream/services/internal/bearer"
+	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/internal/secretbox"
+)
+
+// Tokens of the test installation: an operator, and an admin of each of two
+// accounts.
+const (
+	tokenOperator = "op-token-0123456789abcdefghijkl"
+	tokenA        = "acc-a-token-0123456789abcdefgh"
+	tokenB        = "acc-b-token-0123456789abcdefgh"
+	accountA      = "acc-a"
+	accountB      = "acc-b"
+)
+
+func hashOf(tok string) string {
+	s := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(s[:])
+}
+
+// harness is a running API against an in-process broker, with a key ring
+// of its own; every request and answer is checked against openapi.json.
+type harness struct {
+	t       *testing.T
+	cluster *kafkatest.Cluster
+	cfg     Config
+	svc     *Service
+	url     string
+	logs    *syncBuffer
+	router  routers.Router
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func testConfig(t *testing.T, c *kafkatest.Cluster, keyring string) Config {
+	cfg := DefaultConfig()
+	cfg.Kafka.Brokers = c.Brokers()
+	cfg.Kafka.Topics.Events.Partitions = 2
+	cfg.Kafka.Topics.Destinations.Partitions = 2
+	cfg.Auth.Tokens = []bearer.Token{
+		{Name: "operator", SHA256: hashOf(tokenOperator), Accounts: []string{"*"}},
+		{Name: "admin-a", SHA256: hashOf(tokenA), Accounts: []string{accountA}},
+		{Name: "admin-b", SHA256: hashOf(tokenB), Accounts: []string{accountB}},
+	}
+	cfg.Encryption.KeyringFile = keyring
+	return cfg
+}
+
+func newHarness(t *testing.T, change ...func(*Config)) *harness {
+	t.Helper()
+	c := kafkatest.New(t)
+	keyring := filepath.Join(t.TempDir(), "keyring.yaml")
+	if err := secretbox.GenerateKeyring(keyring, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, c, keyring)
+	for _, fn := range change {
+		fn(&cfg)
+	}
+	return startHarness(t, c, cfg)
+}
+
+func startHarness(t *testing.T, c *kafkatest.Cluster, cfg Config) *harness {
+	t.Helper()
+	h := &harness{t: t, cluster: c, cfg: cfg, logs: &syncBuffer{}}
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(h.logs), zap.DebugLevel))
+	ctx, cancel := context.WithCancel(context.Background())
+	svc, err := New(ctx, cfg, log, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait := svc.Start(ctx, log)
+	srv := httptest.NewServer(svc.API.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		cancel()
+		wait()
+		svc.Close()
+	})
+	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer rcancel()
+	if err := svc.store.WaitReady(rctx); err != nil {
+		t.Fatal(err)
+	}
+	h.svc, h.url = svc, srv.URL
+	doc, err := openapi3.NewLoader().LoadFromData(openAPIDocument)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("openapi.json is not a valid OpenAPI document: %v", err)
+	}
+	doc.Servers = openapi3.Servers{{URL: srv.URL}}
+	if h.router, err = legacy.NewRouter(doc); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// response is an answer, its body read.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("answer %d is not JSON: %v: %s", r.status, err, r.body)
+	}
+}
+
+// field returns the details of an error answer, by field.
+func (r response) fields(t *testing.T) map[string]string {
+	t.Helper()
+	var e struct {
+		Error apiError `json:"error"`
+	}
+	r.json(t, &e)
+	out := map[string]string{}
+	for _, d := range e.Error.Details {
+		out[d.Field] = d.Message
+	}
+	return out
+}
+
+// do sends a request with token and optional headers (pairs) and checks it
+// and its answer against the OpenAPI document.
+func (h *harness) do(method, path, token string, body any, headers ...string) response {
+	h.t.Helper()
+	var rd io.Reader
+	var raw []byte
+	switch b := body.(type) {
+	case nil:
+	case string:
+		raw = []byte(b)
+	case []byte:
+		raw = b
+	default:
+		var err error
+		if raw, err = json.Marshal(b); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	if raw != nil {
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, h.url+path, rd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if raw != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.checkContract(req, raw, resp, got)
+	return response{status: resp.StatusCode, header: resp.Header, body: got}
+}
+
+// checkContract validates a request the API accepted, and every answer,
+// against openapi.json: a route, status or field the document does not
+// describe fails the test.
+func (h *harness) checkContract(req *http.Request, reqBody []byte, resp *http.Response, respBody []byte) {
+	h.t.Helper()
+	route, params, err := h.router.FindRoute(req)
+	if err != nil {
+		if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed {
+			return // no such route: the document need not describe it
+		}
+		h.t.Fatalf("%s %s answered %d but is not in openapi.json: %v", req.Method, req.URL.Path, resp.StatusCode, err)
+	}
+	opts := &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, IncludeResponseStatus: true}
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts}
+	if reqBody != nil {
+		req.Body = io.NopCloser(bytes.NewReader(reqBody))
+	}
+	if resp.StatusCode < 300 {
+		if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
+			h.t.Fatalf("%s %s was accepted (%d) but openapi.json refuses it: %v", req.Method, req.URL.Path, resp.StatusCode, err)
+		}
+	}
+	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
+		Options: opts}
+	out.SetBodyBytes(respBody)
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+		h.t.Fatalf("%s %s answered %d against openapi.json: %v\n%s", req.Method, req.URL.Path, resp.StatusCode, err, respBody)
+	}
+}
+
+func datadogBody(key string) map[string]any {
+	return map[string]any{"type": "datadog", "settings": map[string]any{"site": "datadoghq.eu", "api_key": key}}
+}
+
+func connPath(account, name string) string {
+	return "/v1/accounts/" + account + "/connections/" + name
+}
+
+func mustStatus(t *testing.T, r response, want int) {
+	t.Helper()
+	if r.status != want {
+		t.Fatalf("status %d, want %d: %s", r.status, want, r.body)
+	}
+}
+
+func contains(haystack []byte, needle string) bool { return strings.Contains(string(haystack), needle) }
+
+func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }

@@ -1,0 +1,134 @@
+package api
+
+import (
+	"net/url"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/auditstream/auditstream/services/internal/awsauth"
+	"github.com/auditstream/auditstream/services/internal/config"
+	"github.com/auditstream/auditstream/services/internal/destinations"
+	"github.com/auditstream/auditstream/services/internal/forwarding"
+	"github.com/auditstream/auditstream/services/internal/objstore"
+	"github.com/auditstream/auditstream/services/internal/sink/datadog"
+	"github.com/auditstream/auditstream/services/internal/sink/eventbridge"
+)
+
+// kind is what the API knows of a connection type: the settings type the
+// consumer of that type decodes (strictly, with its own Validate), which of
+// its fields are secrets, and the rules that keep one account admin from
+// using the platform's identity or network position.
+type kind struct {
+	typ        string
+	collection string
+	secrets    []string
+	// check decodes and validates the settings exactly as the consumer of
+	// the type does, then applies the API's rules.
+	check func(c *destinations.Connection, s Settings) error
+}
+
+func newKind[T interface{ WithDefaults() T }](typ, collection string, rules func(T, Settings, *config.Errors)) *kind {
+	return &kind{
+		typ:        typ,
+		collection: collection,
+		secrets:    destinations.SecretFields(reflect.TypeFor[T]()),
+		check: func(c *destinations.Connection, s Settings) error {
+			v, err := forwarding.DecodeSettings[T](c)
+			if err != nil {
+				return err
+			}
+			var errs, out config.Errors
+			rules(v, s, &errs)
+			out.Add(c.SettingsPath(), errs.Err())
+			return out.Err()
+		},
+	}
+}
+
+// connectionKinds are the types of connections; storageKind is the one
+// type of storage profiles.
+var (
+	connectionKinds = map[string]*kind{
+		destinations.TypeDatadog:     newKind(destinations.TypeDatadog, destinations.CollectionConnections, datadogRules),
+		destinations.TypeEventBridge: newKind(destinations.TypeEventBridge, destinations.CollectionConnections, eventBridgeRules),
+	}
+	storageKind = newKind(destinations.TypeStorage, destinations.CollectionStorageProfiles, storageRules)
+)
+
+func connectionTypes() []string {
+	var out []string
+	for t := range connectionKinds {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
+}
+
+const endpointsOff = "custom endpoints are turned off for this installation (api.allow_custom_endpoints)"
+
+func datadogRules(c datadog.Config, s Settings, errs *config.Errors) {
+	if c.BaseURL != "" && !s.AllowCustomEndpoints {
+		errs.Addf("base_url", endpointsOff)
+	}
+}
+
+func eventBridgeRules(c eventbridge.Config, s Settings, errs *config.Errors) {
+	if c.Endpoint != "" && !s.AllowCustomEndpoints {
+		errs.Addf("endpoint", endpointsOff)
+	}
+	awsRules("credentials", c.Credentials, s, errs)
+}
+
+// awsRules keep a connection from signing with the platform's own AWS
+// identity: it brings static keys, or a role to assume whose trust policy
+// requires an external id (the confused-deputy guard AWS documents for
+// third parties).
+func awsRules(path string, c awsauth.Credentials, s Settings, errs *config.Errors) {
+	if c.STSEndpoint != "" && !s.AllowCustomEndpoints {
+		errs.Addf(path+".sts_endpoint", endpointsOff)
+	}
+	if s.AllowPlatformCredentials {
+		return
+	}
+	switch c.Mode() {
+	case awsauth.ModeDefaultChain:
+		errs.Addf(path, "must give access_key_id and secret_access_key, or role_arn with external_id: the platform's own AWS identity is not available to accounts (api.allow_platform_credentials)")
+	case awsauth.ModeAssumeRole:
+		if !c.ExternalID.IsSet() {
+			errs.Addf(path+".external_id", "is required with role_arn when the role is assumed with the platform's identity")
+		}
+	}
+}
+
+// azureDomains are the Blob endpoints of Azure's clouds.
+var azureDomains = []string{".blob.core.windows.net", ".blob.core.usgovcloudapi.net", ".blob.core.chinacloudapi.cn"}
+
+func storageRules(c objstore.Settings, s Settings, errs *config.Errors) {
+	switch {
+	case c.Local != nil || c.Kind == objstore.KindLocal:
+		if !s.AllowLocalStorage {
+			errs.Addf("kind", "local storage is turned off for this installation (api.allow_local_storage)")
+		}
+	case c.S3 != nil:
+		if c.S3.Endpoint != "" && !s.AllowCustomEndpoints {
+			errs.Addf("s3.endpoint", endpointsOff)
+		}
+		awsRules("s3.credentials", c.S3.Credentials, s, errs)
+	case c.GCS != nil:
+		if c.GCS.Endpoint != "" && !s.AllowCustomEndpoints {
+			errs.Addf("gcs.endpoint", endpointsOff)
+		}
+		if !c.GCS.Credentials.IsSet() && !s.AllowPlatformCredentials {
+			errs.Addf("gcs.credentials", "must be set (a service account key): the platform's own Google identity is not available to accounts (api.allow_platform_credentials)")
+		}
+	case c.Azure != nil:
+		if u, err := url.Parse(c.Azure.AccountURL); err == nil && !s.AllowCustomEndpoints &&
+			!slices.ContainsFunc(azureDomains, func(d string) bool { return strings.HasSuffix(strings.ToLower(u.Hostname()), d) }) {
+			errs.Addf("azure.account_url", "must be an Azure Blob endpoint (https://<account>.blob.core.windows.net); %s", endpointsOff)
+		}
+		if c.Azure.SharedKey == nil && !c.Azure.SASToken.IsSet() && !s.AllowPlatformCredentials {
+			errs.Addf("azure", "must give shared_key or sas_token: the platform's own Azure identity is not available to accounts (api.allow_platform_credentials)")
+		}
+	}
+}
