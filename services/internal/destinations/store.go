@@ -193,7 +193,7 @@ func (s *Store) Run(ctx context.Context) error {
 	s.checkReady(ends, pending, start)
 	for {
 		fetches := s.cl.PollFetches(ctx)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return nil
 		}
 		fetches.EachError(func(topic string, p int32, err error) {

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/services/internal/config"
+	"github.com/auditstream/auditstream/services/internal/secretbox"
 )
 
 // DefaultPollInterval is how often a Watcher re-reads the file.
@@ -24,22 +25,33 @@ const maxSettle = 250 * time.Millisecond
 
 // Config is the `destinations` section of a consumer's config.
 type Config struct {
-	// File is the destinations file, typically a mounted ConfigMap.
+	// File is the destinations file, typically a mounted ConfigMap; it may
+	// be left out when the topic is followed.
 	File string `yaml:"file"`
+	// Topic follows the destinations topic (kafka.topics.destinations) that
+	// the destinations API writes. On by default.
+	Topic bool `yaml:"topic"`
+	// Encryption is the key-encryption key that opens the secrets the API
+	// sealed (the API's own encryption section). Without it, connections
+	// with secrets configured through the API fail, saying so.
+	Encryption secretbox.Config `yaml:"encryption"`
 	// PollInterval is how often the file is re-read. A mounted ConfigMap
 	// changes by a symlink swap that file notifications miss, so the file is
 	// polled and compared by content.
 	PollInterval time.Duration `yaml:"poll_interval"`
 }
 
-// DefaultConfig polls every 5s; the file must be set.
-func DefaultConfig() Config { return Config{PollInterval: DefaultPollInterval} }
+// DefaultConfig polls the file every 5s and follows the topic.
+func DefaultConfig() Config { return Config{PollInterval: DefaultPollInterval, Topic: true} }
 
 // Validate reports every problem in the section.
 func (c Config) Validate() error {
 	var errs config.Errors
-	if c.File == "" {
-		errs.Addf("file", "is required: the destinations file (connections and routes)")
+	if c.File == "" && !c.Topic {
+		errs.Addf("file", "is required unless topic is on: the destinations file (connections and routes)")
+	}
+	if c.Encryption.IsSet() {
+		errs.Add("encryption", c.Encryption.Validate())
 	}
 	if c.PollInterval < 100*time.Millisecond {
 		errs.Addf("poll_interval", "must be at least 100ms")

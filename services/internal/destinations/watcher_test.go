@@ -408,8 +408,19 @@ func TestWatcherMetrics(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
-	if err := DefaultConfig().Validate(); err == nil || !strings.Contains(err.Error(), "file: is required") {
-		t.Errorf("default config: %v", err)
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Errorf("default config (the topic alone): %v", err)
+	}
+	off := DefaultConfig()
+	off.Topic = false
+	if err := off.Validate(); err == nil || !strings.Contains(err.Error(), "file: is required unless topic is on") {
+		t.Errorf("neither file nor topic: %v", err)
+	}
+	bad := DefaultConfig()
+	bad.Encryption.KeyringFile = "/k"
+	bad.Encryption.KMS.KeyID = "alias/x"
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "encryption.") {
+		t.Errorf("two key-encryption keys: %v", err)
 	}
 	c := DefaultConfig()
 	c.File = "/etc/auditstream/destinations.yaml"

@@ -101,6 +101,9 @@ func CommandLine(spec Spec) cmdline.Service[Config, *Config] {
 		Long:     spec.Long,
 		Defaults: func() Config { return DefaultConfig(spec) },
 		Check: func(cfg Config) error {
+			if cfg.Destinations.File == "" {
+				return nil
+			}
 			table, err := destinations.Load(cfg.Destinations.File)
 			if err != nil {
 				return err
@@ -128,23 +131,19 @@ func Run(ctx context.Context, spec Spec, cfg Config) error {
 	defer func() { _ = log.Sync() }()
 	srv := server.New(cfg.HTTP, log)
 
-	watcher, err := destinations.NewWatcher(destinations.Options{
-		Path:         cfg.Destinations.File,
-		PollInterval: cfg.Destinations.PollInterval,
-		Check:        destinations.CheckType(spec.Type, spec.Check),
-		Logger:       log,
-		Registerer:   srv.Registry,
-	})
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	dests, err := destinations.Follow(ctx, cfg.Destinations, cfg.Kafka, destinations.CheckType(spec.Type, spec.Check), log, srv.Registry)
 	if err != nil {
 		return err
 	}
-	if n := len(watcher.Current().ForType(spec.Type).Routes()); n == 0 {
+	defer dests.Close()
+	watcher := dests.Watcher
+	if n := len(watcher.Current().ForType(spec.Type).Routes()); n == 0 && dests.Store == nil {
 		log.Warn("no route to a "+spec.Type+" connection is configured: events are read and committed but sent nowhere until the destinations file names one",
 			zap.String("destinations_file", cfg.Destinations.File))
 	}
 
-	ctx, stop := context.WithCancel(ctx)
-	defer stop()
 	newSink, err := spec.Setup(ctx, Env{Logger: log, Registry: srv.Registry})
 	if err != nil {
 		return err
@@ -162,6 +161,7 @@ func Run(ctx context.Context, spec Spec, cfg Config) error {
 		return err
 	}
 	srv.AddCheck("kafka", rt.Ready)
+	srv.AddCheck("destinations", dests.Ready)
 	srv.Handle("GET /status", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(struct {
@@ -173,10 +173,16 @@ func Run(ctx context.Context, spec Spec, cfg Config) error {
 		return err
 	}
 
-	wait := ServeAndWatch(ctx, log, srv, watcher)
+	wait := ServeAndWatch(ctx, log, srv, dests)
 	log.Info(spec.Binary+" started", zap.String("version", version.Version), zap.String("addr", srv.Addr()), zap.Strings("brokers", cfg.Kafka.Brokers),
-		zap.String("group", cfg.Delivery.Group), zap.String("destinations_file", cfg.Destinations.File))
-	err = rt.Run(ctx)
+		zap.String("group", cfg.Delivery.Group), zap.String("destinations_file", cfg.Destinations.File), zap.Bool("destinations_topic", cfg.Destinations.Topic))
+	// Routing before every account's configuration is read would commit
+	// events of the accounts not read yet without delivering them.
+	if err = dests.WaitReady(ctx); err == nil {
+		err = rt.Run(ctx)
+	} else if ctx.Err() != nil {
+		err = nil
+	}
 	stop()
 	wait()
 	log.Info(spec.Binary + " stopped")
@@ -184,11 +190,17 @@ func Run(ctx context.Context, spec Spec, cfg Config) error {
 }
 
 // ServeAndWatch runs a consumer's companions until ctx ends: the HTTP
-// server (already listening), the destinations watcher, and a reload of the
-// destinations file on SIGHUP. wait blocks until all three have stopped.
-func ServeAndWatch(ctx context.Context, log *zap.Logger, srv *server.Server, watcher *destinations.Watcher) (wait func()) {
+// server (already listening), its destinations (the file's watcher and the
+// destinations topic), and a reload of the destinations file on SIGHUP.
+// wait blocks until all three have stopped.
+func ServeAndWatch(ctx context.Context, log *zap.Logger, srv *server.Server, dests *destinations.Following) (wait func()) {
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = watcher.Run(ctx) })
+	watcher := dests.Watcher
+	wg.Go(func() {
+		if err := dests.Run(ctx); err != nil {
+			log.Error("destinations", zap.Error(err))
+		}
+	})
 	wg.Go(func() {
 		if err := srv.Serve(ctx); err != nil {
 			log.Error("http server", zap.Error(err))

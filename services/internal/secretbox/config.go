@@ -170,3 +170,6 @@ func NewKEK(ctx context.Context, c Config, log *zap.Logger) (KEK, error) {
 	}
 	return newKMS(ctx, c.KMS, log, kmsOptions{})
 }
+
+// IsSet reports whether a key-encryption key is configured at all.
+func (c Config) IsSet() bool { return strings.TrimSpace(c.KeyringFile) != "" || c.KMS.isSet() }

@@ -91,6 +91,7 @@ func (e *env) config(group string) Config {
 	cfg.Kafka.Topics.Events.Partitions = testPartitions
 	cfg.Kafka.Topics.DeadLetter.Partitions = 1
 	cfg.Destinations.File = e.destFile
+	cfg.Destinations.Topic = false // these tests route through the file and run Consume alone
 	cfg.Destinations.PollInterval = 100 * time.Millisecond
 	cfg.Archive.Group = group
 	cfg.Archive.Grace = 30 * time.Minute

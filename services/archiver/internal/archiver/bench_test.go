@@ -162,6 +162,7 @@ func benchArchiveSampled(b *testing.B, c *kafkatest.Cluster, n int, settings str
 	cfg.Kafka.Topics.Events.Partitions = benchPartitions
 	cfg.Kafka.Topics.DeadLetter.Partitions = 1
 	cfg.Destinations.File = dest
+	cfg.Destinations.Topic = false // these tests route through the file and run Consume alone
 	cfg.Archive.SpoolDir = dir + "/spool"
 	cfg.Archive.Group = "bench"
 	clk := newClock(day0.Add(23 * time.Hour))

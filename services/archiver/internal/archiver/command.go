@@ -18,6 +18,9 @@ creates and never overwritten; offsets are committed only after the objects
 covering them exist.`,
 	Defaults: DefaultConfig,
 	Check: func(cfg Config) error {
+		if cfg.Destinations.File == "" {
+			return nil
+		}
 		table, err := destinations.Load(cfg.Destinations.File)
 		if err != nil {
 			return err

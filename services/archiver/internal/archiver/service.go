@@ -46,6 +46,7 @@ type Service struct {
 	log     *zap.Logger
 	metrics *metrics
 	watcher *destinations.Watcher
+	dests   *destinations.Following
 	writer  *archive.Writer
 	stores  *storeCache
 	cl      *kgo.Client
@@ -88,7 +89,8 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	wait := forwarding.ServeAndWatch(ctx, log, srv, s.watcher)
+	srv.AddCheck("destinations", s.dests.Ready)
+	wait := forwarding.ServeAndWatch(ctx, log, srv, s.dests)
 	log.Info("archiver started", zap.String("version", version.Version), zap.String("addr", srv.Addr()),
 		zap.Strings("brokers", cfg.Kafka.Brokers), zap.String("group", cfg.Archive.Group),
 		zap.Duration("window", cfg.Archive.Window), zap.Duration("grace", cfg.Archive.Grace),
@@ -96,6 +98,7 @@ func Run(ctx context.Context, cfg Config) error {
 	err = s.Consume(ctx)
 	stop()
 	wait()
+	s.dests.Close()
 	log.Info("archiver stopped")
 	return err
 }
@@ -118,22 +121,17 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, reg prometheus.Regist
 	if signer == nil {
 		log.Warn("archive.signing_key is not set: manifests are written unsigned (hashes and chain links are still checked)")
 	}
-	watcher, err := destinations.NewWatcher(destinations.Options{
-		Path:         cfg.Destinations.File,
-		PollInterval: cfg.Destinations.PollInterval,
-		Check:        destinations.CheckType(StorageType, CheckStorage),
-		Logger:       log,
-		Registerer:   reg,
-	})
+	dests, err := destinations.Follow(ctx, cfg.Destinations, cfg.Kafka, destinations.CheckType(StorageType, CheckStorage), log, reg)
 	if err != nil {
 		return nil, err
 	}
-	if n := len(watcher.Current().ForType(StorageType).Routes()); n == 0 {
+	watcher := dests.Watcher
+	if n := len(watcher.Current().ForType(StorageType).Routes()); n == 0 && dests.Store == nil {
 		log.Warn("no route to a storage connection is configured: events are read and committed but archived nowhere until the destinations file names one",
 			zap.String("destinations_file", cfg.Destinations.File))
 	}
 	s := &Service{
-		cfg: cfg, log: log, metrics: newMetrics(reg), watcher: watcher,
+		cfg: cfg, log: log, metrics: newMetrics(reg), watcher: watcher, dests: dests,
 		writer: archive.NewWriter(signer), stores: newStoreCache(log),
 		workers: map[int32]*worker{}, fatal: make(chan error, 1), now: time.Now,
 		uploads: make(chan struct{}, cfg.Archive.UploadConcurrency),
@@ -168,8 +166,17 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, reg prometheus.Regist
 }
 
 // Consume runs the poll loop until ctx ends or a partition fails for good.
+// It starts once the destinations topic has been read: archiving before
+// every account's storage is known would commit events it archived nowhere.
+// The caller runs the destinations (ServeAndWatch).
 func (s *Service) Consume(ctx context.Context) error {
 	defer s.stores.closeAll()
+	if err := s.dests.WaitReady(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	var runErr error
 	for {
 		fetches := s.cl.PollRecords(ctx, 10_000)

@@ -59,15 +59,6 @@ func (s sealer) seal(ctx context.Context, value string, aad map[string]string) (
 	return json.Marshal(sealed)
 }
 
-// Open is the destinations.Opener of the service's key ring.
-func (s sealer) Open(ctx context.Context, raw json.RawMessage, aad map[string]string) ([]byte, error) {
-	var sealed secretbox.Sealed
-	if err := json.Unmarshal(raw, &sealed); err != nil {
-		return nil, fmt.Errorf("stored secret is not a sealed value: %w", err)
-	}
-	return s.box.Open(ctx, sealed, secretbox.Context(aad))
-}
-
 // prepared is a request's settings, checked, ready to be stored.
 type prepared struct {
 	stored json.RawMessage

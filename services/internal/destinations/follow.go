@@ -1,0 +1,100 @@
+package destinations
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/auditstream/auditstream/services/internal/kafka"
+	"github.com/auditstream/auditstream/services/internal/secretbox"
+)
+
+// SecretboxOpener opens the secrets the destinations API sealed with box.
+func SecretboxOpener(box *secretbox.Box) Opener {
+	return func(ctx context.Context, raw json.RawMessage, aad map[string]string) ([]byte, error) {
+		var sealed secretbox.Sealed
+		if err := json.Unmarshal(raw, &sealed); err != nil {
+			return nil, fmt.Errorf("stored secret is not a sealed value: %w", err)
+		}
+		return box.Open(ctx, sealed, secretbox.Context(aad))
+	}
+}
+
+// Following is a consumer's view of its destinations: the file, the
+// destinations topic, or both.
+type Following struct {
+	Watcher *Watcher
+	// Store is nil when the topic is not followed.
+	Store *Store
+}
+
+// Follow opens what cfg names: the destinations file (checked with check)
+// and, unless turned off, the destinations topic the API writes, with the
+// key ring that opens its secrets. Run the result; a consumer must not
+// route before Ready.
+func Follow(ctx context.Context, cfg Config, kcfg kafka.Config, check func(*Table) error, log *zap.Logger, reg prometheus.Registerer) (*Following, error) {
+	f := &Following{}
+	var open Opener
+	if cfg.Topic {
+		if cfg.Encryption.IsSet() {
+			kek, err := secretbox.NewKEK(ctx, cfg.Encryption, log)
+			if err != nil {
+				return nil, fmt.Errorf("destinations.encryption: %w", err)
+			}
+			open = SecretboxOpener(secretbox.New(kek))
+		}
+		s, err := NewStore(ctx, StoreOptions{Kafka: kcfg, Logger: log, Registerer: reg})
+		if err != nil {
+			return nil, err
+		}
+		f.Store = s
+	}
+	w, err := NewWatcher(Options{Path: cfg.File, PollInterval: cfg.PollInterval, Check: check, Logger: log, Registerer: reg, Store: f.Store, Open: open})
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	f.Watcher = w
+	return f, nil
+}
+
+// Run follows the file and the topic until ctx ends.
+func (f *Following) Run(ctx context.Context) error {
+	if f.Store == nil {
+		return f.Watcher.Run(ctx)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- f.Store.Run(ctx) }()
+	werr := f.Watcher.Run(ctx)
+	if err := <-errc; err != nil {
+		return err
+	}
+	return werr
+}
+
+// WaitReady waits until the topic has been read up to its end (at once
+// without the topic).
+func (f *Following) WaitReady(ctx context.Context) error {
+	if f.Store == nil {
+		return nil
+	}
+	return f.Store.WaitReady(ctx)
+}
+
+// Ready is a readiness check: the topic has been read.
+func (f *Following) Ready(context.Context) error {
+	if f.Store == nil {
+		return nil
+	}
+	return f.Store.IsReady()
+}
+
+// Close releases the topic's client; call it after Run returned.
+func (f *Following) Close() {
+	if f.Store != nil {
+		f.Store.Close()
+	}
+}
