@@ -2,6 +2,7 @@ package destinations
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -267,3 +268,79 @@ func ETag(kind, account, name string, rev int64) string {
 
 // ErrNotConfigured is returned for an account with no configuration.
 var ErrNotConfigured = errors.New("account has no destinations configuration")
+
+// Rewrap passes every sealed secret of a's resources to fn with the
+// context it was sealed under, and stores what fn returns in place of the
+// changed ones. It returns how many secrets it saw and changed; on an error
+// a is left partly changed and must not be written.
+func (a *AccountConfig) Rewrap(ctx context.Context, fn Rewrapper) (seen, changed int, err error) {
+	for _, coll := range []struct {
+		name string
+		m    map[string]*Resource
+	}{{CollectionConnections, a.Connections}, {CollectionStorageProfiles, a.StorageProfiles}} {
+		for name, r := range coll.m {
+			var settings any
+			dec := json.NewDecoder(bytes.NewReader(r.Settings))
+			dec.UseNumber()
+			if err := dec.Decode(&settings); err != nil {
+				return seen, changed, fmt.Errorf("%s %s: settings: %w", coll.name, name, err)
+			}
+			n := 0
+			settings, err = walkSealed(settings, "", func(path string, secret map[string]any, sealed json.RawMessage) (any, error) {
+				seen++
+				out, ok, err := fn(ctx, sealed, SecretContext(a.Account, coll.name, name, path))
+				if err != nil {
+					return nil, fmt.Errorf("%s %s: secret %s: %w", coll.name, name, path, err)
+				}
+				if ok {
+					n++
+					secret["sealed"] = json.RawMessage(out)
+				}
+				return secret, nil
+			})
+			if err != nil {
+				return seen, changed, err
+			}
+			if n == 0 {
+				continue
+			}
+			changed += n
+			if r.Settings, err = json.Marshal(settings); err != nil {
+				return seen, changed, fmt.Errorf("%s %s: settings: %w", coll.name, name, err)
+			}
+		}
+	}
+	return seen, changed, nil
+}
+
+// walkSealed calls fn for every stored secret in v (an object with a
+// "sealed" member, see SealedSecret) with its path and sealed value, and
+// puts what fn returns in the secret's place.
+func walkSealed(v any, path string, fn func(path string, secret map[string]any, sealed json.RawMessage) (any, error)) (any, error) {
+	switch x := v.(type) {
+	case map[string]any:
+		if inner, ok := x["sealed"]; ok {
+			raw, err := json.Marshal(inner)
+			if err != nil {
+				return nil, err
+			}
+			return fn(path, x, raw)
+		}
+		for k, e := range x {
+			o, err := walkSealed(e, joinPath(path, k), fn)
+			if err != nil {
+				return nil, err
+			}
+			x[k] = o
+		}
+	case []any:
+		for i, e := range x {
+			o, err := walkSealed(e, fmt.Sprintf("%s[%d]", path, i), fn)
+			if err != nil {
+				return nil, err
+			}
+			x[i] = o
+		}
+	}
+	return v, nil
+}

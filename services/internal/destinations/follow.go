@@ -98,3 +98,27 @@ func (f *Following) Close() {
 		f.Store.Close()
 	}
 }
+
+// Rewrapper re-seals one stored secret under the current key-encryption
+// key; changed is false for a secret already under it.
+type Rewrapper func(ctx context.Context, sealed json.RawMessage, aad map[string]string) (out json.RawMessage, changed bool, err error)
+
+// SecretboxRewrapper re-wraps with box the secrets sealed under a key that
+// is no longer box's current one.
+func SecretboxRewrapper(box *secretbox.Box) Rewrapper {
+	return func(ctx context.Context, raw json.RawMessage, aad map[string]string) (json.RawMessage, bool, error) {
+		var sealed secretbox.Sealed
+		if err := json.Unmarshal(raw, &sealed); err != nil {
+			return nil, false, fmt.Errorf("stored secret is not a sealed value: %w", err)
+		}
+		if !box.Stale(sealed) {
+			return raw, false, nil
+		}
+		again, err := box.Rewrap(ctx, sealed, secretbox.Context(aad))
+		if err != nil {
+			return nil, false, err
+		}
+		out, err := json.Marshal(again)
+		return out, err == nil, err
+	}
+}

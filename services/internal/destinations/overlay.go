@@ -88,7 +88,7 @@ func (r *resolver) resolve() (*yaml.Node, map[int]string, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, nil, fmt.Errorf("settings are not JSON: %w", err)
 	}
-	v, err := r.openSecrets(v, "")
+	v, err := r.openSecrets(v)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -153,40 +153,17 @@ func (c *Connection) SettingsField(line int) string {
 }
 
 // openSecrets replaces every sealed secret in v by its value.
-func (r *resolver) openSecrets(v any, path string) (any, error) {
-	switch x := v.(type) {
-	case map[string]any:
-		if sealed, ok := x["sealed"]; ok {
-			raw, err := json.Marshal(sealed)
-			if err != nil {
-				return nil, err
-			}
-			if r.open == nil {
-				return nil, fmt.Errorf("secret %s is sealed and no key ring is configured to open it", path)
-			}
-			plain, err := r.open(context.Background(), raw, SecretContext(r.account, r.collection, r.name, path))
-			if err != nil {
-				return nil, fmt.Errorf("open secret %s: %w", path, err)
-			}
-			return string(plain), nil
+func (r *resolver) openSecrets(v any) (any, error) {
+	return walkSealed(v, "", func(path string, _ map[string]any, sealed json.RawMessage) (any, error) {
+		if r.open == nil {
+			return nil, fmt.Errorf("secret %s is sealed and no key ring is configured to open it (destinations.encryption)", path)
 		}
-		for k, e := range x {
-			o, err := r.openSecrets(e, joinPath(path, k))
-			if err != nil {
-				return nil, err
-			}
-			x[k] = o
+		plain, err := r.open(context.Background(), sealed, SecretContext(r.account, r.collection, r.name, path))
+		if err != nil {
+			return nil, fmt.Errorf("open secret %s: %w", path, err)
 		}
-	case []any:
-		for i, e := range x {
-			o, err := r.openSecrets(e, fmt.Sprintf("%s[%d]", path, i))
-			if err != nil {
-				return nil, err
-			}
-			x[i] = o
-		}
-	}
-	return v, nil
+		return string(plain), nil
+	})
 }
 
 func joinPath(path, key string) string {

@@ -105,6 +105,7 @@ rebuild read partitions directly, so running it moves no service's offsets.`,
 		newDLQCommand(g),
 		newReplayCommand(g),
 		newArchiveCommand(g),
+		newDestinationsCommand(g),
 	)
 	return root
 }
