@@ -47,6 +47,8 @@ type AccountConfig struct {
 	AuditLogs       AuditLogs            `json:"audit_logs"`
 	Connections     map[string]*Resource `json:"connections,omitempty"`
 	StorageProfiles map[string]*Resource `json:"storage_profiles,omitempty"`
+
+	recordHash [sha256.Size]byte // of the record it was decoded from, if any
 }
 
 // AuditLogs are an account's audit-log settings: which connections stream
@@ -117,6 +119,7 @@ func DecodeAccount(data []byte) (*AccountConfig, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
+	a.recordHash = sha256.Sum256(data)
 	return &a, nil
 }
 
@@ -133,6 +136,19 @@ func (a *AccountConfig) Encode() ([]byte, error) {
 	return data, nil
 }
 
+// keepTypes drops the resources of types not in types: a consumer keeps
+// only what it delivers to. The audit-log settings may then name
+// connections it no longer holds, which route nowhere.
+func (a *AccountConfig) keepTypes(types []string) {
+	for _, m := range []map[string]*Resource{a.Connections, a.StorageProfiles} {
+		for name, r := range m {
+			if !slices.Contains(types, r.Type) {
+				delete(m, name)
+			}
+		}
+	}
+}
+
 // Empty reports whether nothing is configured: such an account is deleted
 // from the topic with a tombstone.
 func (a *AccountConfig) Empty() bool {
@@ -146,6 +162,7 @@ func (a *AccountConfig) Clone() *AccountConfig {
 		return nil
 	}
 	c := *a
+	c.recordHash = [sha256.Size]byte{} // a copy is to be changed
 	c.AuditLogs.Connections = slices.Clone(a.AuditLogs.Connections)
 	c.Connections = cloneResources(a.Connections)
 	c.StorageProfiles = cloneResources(a.StorageProfiles)
@@ -252,6 +269,9 @@ func checkSettingsJSON(path string, raw json.RawMessage, errs *config.Errors) {
 // Hash is a digest of a's content, the same in every process that reads the
 // same record; tables use it in their Version.
 func (a *AccountConfig) Hash() [sha256.Size]byte {
+	if a.recordHash != ([sha256.Size]byte{}) {
+		return a.recordHash
+	}
 	data, err := json.Marshal(a)
 	if err != nil {
 		// Only unsupported values fail, and an AccountConfig holds none.

@@ -33,9 +33,10 @@ type Following struct {
 
 // Follow opens what cfg names: the destinations file (checked with check)
 // and, unless turned off, the destinations topic the API writes, with the
-// key ring that opens its secrets. Run the result; a consumer must not
+// key ring that opens its secrets. Of the topic, a consumer keeps the
+// resources of types only (nil keeps all). Run the result; a consumer must not
 // route before Ready.
-func Follow(ctx context.Context, cfg Config, kcfg kafka.Config, check func(*Table) error, log *zap.Logger, reg prometheus.Registerer) (*Following, error) {
+func Follow(ctx context.Context, cfg Config, kcfg kafka.Config, types []string, check func(*Table) error, log *zap.Logger, reg prometheus.Registerer) (*Following, error) {
 	f := &Following{}
 	var open Opener
 	if cfg.Topic {
@@ -46,7 +47,7 @@ func Follow(ctx context.Context, cfg Config, kcfg kafka.Config, check func(*Tabl
 			}
 			open = SecretboxOpener(secretbox.New(kek))
 		}
-		s, err := NewStore(ctx, StoreOptions{Kafka: kcfg, Logger: log, Registerer: reg})
+		s, err := NewStore(ctx, StoreOptions{Kafka: kcfg, Logger: log, Registerer: reg, Types: types})
 		if err != nil {
 			return nil, err
 		}

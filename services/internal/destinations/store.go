@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -38,6 +39,10 @@ type StoreOptions struct {
 	// Writer makes the store able to Update (the destinations API); readers
 	// (the consumers) leave it off.
 	Writer bool
+	// Types, when set, keeps only resources of these types (what a
+	// consumer delivers to), so its memory holds nothing of the others.
+	// Only for readers.
+	Types []string
 }
 
 // Store is the destinations topic read into memory: every account's
@@ -57,6 +62,7 @@ type Store struct {
 	topic  string
 	log    *zap.Logger
 	writer bool
+	types  []string
 	m      storeMetrics
 
 	mu       sync.Mutex
@@ -96,7 +102,7 @@ func NewStore(ctx context.Context, o StoreOptions) (*Store, error) {
 	opts := []kgo.Opt{
 		kgo.ConsumeTopics(topic.Name),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(500 * time.Millisecond),
+		kgo.FetchMaxWait(50 * time.Millisecond),
 		kgo.ProducerLinger(0),
 	}
 	// The store's client keeps its metrics to itself: the service's main
@@ -112,7 +118,7 @@ func NewStore(ctx context.Context, o StoreOptions) (*Store, error) {
 		}
 	}
 	return &Store{
-		cl: cl, topic: topic.Name, log: o.Logger, writer: o.Writer, m: newStoreMetrics(o.Registerer),
+		cl: cl, topic: topic.Name, log: o.Logger, writer: o.Writer, types: o.Types, m: newStoreMetrics(o.Registerer),
 		accounts: map[string]*storedAccount{}, applied: map[int32]int64{},
 		changed: make(chan struct{}), ready: make(chan struct{}), failed: make(chan struct{}),
 	}, nil
@@ -200,8 +206,11 @@ func (s *Store) Run(ctx context.Context) error {
 			s.log.Warn("fetch destinations topic", zap.String("topic", topic), zap.Int32("partition", p), zap.Error(err))
 		})
 		changes := map[string]*AccountConfig{}
+		decoded := s.decodeAll(fetches)
 		s.mu.Lock()
-		fetches.EachRecord(func(r *kgo.Record) { s.applyLocked(r, changes) })
+		for _, d := range decoded {
+			s.applyLocked(d, changes)
+		}
 		ch := s.changed
 		s.changed = make(chan struct{})
 		s.mu.Unlock()
@@ -288,30 +297,68 @@ func (s *Store) endOffsets(ctx context.Context) (map[int32]int64, error) {
 	return out, nil
 }
 
-// applyLocked applies one record if it is in force. s.mu is held.
-func (s *Store) applyLocked(r *kgo.Record, changes map[string]*AccountConfig) {
+// decodedRecord is a record of the topic read into its configuration.
+type decodedRecord struct {
+	r   *kgo.Record
+	ver int64
+	cfg *AccountConfig // nil for a tombstone
+	err error
+}
+
+// decodeAll decodes the records of a fetch, on every CPU: at start-up a
+// consumer reads every account's configuration, and decoding is most of
+// the work.
+func (s *Store) decodeAll(fetches kgo.Fetches) []decodedRecord {
+	var out []decodedRecord
+	fetches.EachRecord(func(r *kgo.Record) { out = append(out, decodedRecord{r: r}) })
+	workers := min(runtime.GOMAXPROCS(0), 1+len(out)/64)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(out); i += workers {
+				out[i].ver, out[i].cfg, out[i].err = s.decode(out[i].r)
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func (s *Store) decode(r *kgo.Record) (int64, *AccountConfig, error) {
+	account := string(r.Key)
+	ver, err := recordVersion(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !ValidAccountID(account) {
+		return 0, nil, errors.New("the key is not a valid account id")
+	}
+	if r.Value == nil {
+		return ver, nil, nil
+	}
+	cfg, err := DecodeAccount(r.Value)
+	if err == nil && (cfg.Account != account || cfg.Version != ver) {
+		err = errors.New("the record's key or version header does not match its value")
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	if s.types != nil {
+		cfg.keepTypes(s.types)
+	}
+	return ver, cfg, nil
+}
+
+// applyLocked applies one decoded record if it is in force. s.mu is held.
+func (s *Store) applyLocked(d decodedRecord, changes map[string]*AccountConfig) {
+	r, ver, cfg := d.r, d.ver, d.cfg
 	s.applied[r.Partition] = r.Offset + 1
 	account := string(r.Key)
 	at := []zap.Field{zap.String("account", account), zap.Int32("partition", r.Partition), zap.Int64("offset", r.Offset)}
-	ver, err := recordVersion(r)
-	if err != nil || !ValidAccountID(account) {
-		if err == nil {
-			err = errors.New("the key is not a valid account id")
-		}
+	if d.err != nil {
 		s.m.refused.Inc()
-		s.log.Error("destinations record refused", append(at, zap.Error(err))...)
+		s.log.Error("destinations record refused", append(at, zap.Error(d.err))...)
 		return
-	}
-	var cfg *AccountConfig
-	if r.Value != nil {
-		if cfg, err = DecodeAccount(r.Value); err == nil && (cfg.Account != account || cfg.Version != ver) {
-			err = errors.New("the record's key or version header does not match its value")
-		}
-		if err != nil {
-			s.m.refused.Inc()
-			s.log.Error("destinations record refused", append(at, zap.Error(err))...)
-			return
-		}
 	}
 	cur := s.accounts[account]
 	if cur != nil && ver != cur.ver+1 {

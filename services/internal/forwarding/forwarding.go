@@ -133,7 +133,7 @@ func Run(ctx context.Context, spec Spec, cfg Config) error {
 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	dests, err := destinations.Follow(ctx, cfg.Destinations, cfg.Kafka, destinations.CheckType(spec.Type, spec.Check), log, srv.Registry)
+	dests, err := destinations.Follow(ctx, cfg.Destinations, cfg.Kafka, []string{spec.Type}, destinations.CheckType(spec.Type, spec.Check), log, srv.Registry)
 	if err != nil {
 		return err
 	}

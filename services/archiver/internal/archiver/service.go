@@ -121,7 +121,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, reg prometheus.Regist
 	if signer == nil {
 		log.Warn("archive.signing_key is not set: manifests are written unsigned (hashes and chain links are still checked)")
 	}
-	dests, err := destinations.Follow(ctx, cfg.Destinations, cfg.Kafka, destinations.CheckType(StorageType, CheckStorage), log, reg)
+	dests, err := destinations.Follow(ctx, cfg.Destinations, cfg.Kafka, []string{StorageType}, destinations.CheckType(StorageType, CheckStorage), log, reg)
 	if err != nil {
 		return nil, err
 	}

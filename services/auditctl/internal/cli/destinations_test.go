@@ -113,7 +113,7 @@ func TestDestinationsRewrap(t *testing.T) {
 	}
 	dcfg := destinations.DefaultConfig()
 	dcfg.Encryption.KeyringFile = keyring
-	f, err := destinations.Follow(context.Background(), dcfg, kcfg, nil, zap.NewNop(), nil)
+	f, err := destinations.Follow(context.Background(), dcfg, kcfg, nil, nil, zap.NewNop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
