@@ -166,6 +166,10 @@ bench: ## throughput, latency and peak memory of each service as ratios against 
 	bin/benchreport -quiet -ceiling ArchiveConsumeCeiling -candidate ArchiveS3 -metric events/s -target 0 -min 150000 < $(ARCHIVER_BENCH_OUT)
 	@echo "== archiver: a day of 2 GB of JSON over 10,000 accounts; live heap above the broker's (target under 300 MB)"
 	$(GO) test -run '^$$' -bench 'ArchiveLargeDay$$' -benchtime 1x -timeout 30m $(ARCHIVER_BENCH_PKG)
+	@echo "== destinations: a consumer's start-up with 25,000 and 100,000 accounts in the destinations topic (target: ready in under 10 s, memory by accounts, not records), against a bare read of the same records"
+	$(GO) test -run '^$$' -bench 'DestinationsStartup' -benchtime 1x -timeout 30m ./services/internal/destinations/
+	@echo "== destinations API: from the PUT that turns streaming on to the account's first event at Datadog, through the real forwarder (p50/p99)"
+	$(GO) test -run '^$$' -bench 'Propagation$$' -benchtime 50x ./services/destinations-api/internal/api/
 
 # gofmt on the module directories: `go fmt` does not take workspace patterns.
 fmt: ## gofmt every module

@@ -25,10 +25,22 @@ import (
 // forwarderDir is the Datadog forwarder's source, from this package.
 const forwarderDir = "../../../datadog-forwarder"
 
+// testDelivery are delivery settings that make faults and retries quick.
+const testDelivery = `delivery:
+  retry_topic: {partitions: 1}
+  batch: {count: 100, period: 20ms, idle: 10ms}
+  backoff: {initial: 20ms, max: 200ms}
+  retry_budget: 2s
+  park_delay: 300ms
+  unhealthy_probe: 300ms
+  commit_interval: 100ms
+  session_timeout: 6s
+`
+
 // startForwarder builds the real Datadog forwarder and runs it as a process
 // against the harness's broker and key ring, following the destinations
-// topic only.
-func startForwarder(t *testing.T, h *harness) *lockedLog {
+// topic only, with the delivery section given.
+func startForwarder(t testing.TB, h *harness, delivery string) *lockedLog {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
@@ -48,19 +60,10 @@ kafka:
   topics:
     events: {partitions: %d}
     destinations: {partitions: %d}
-delivery:
-  retry_topic: {partitions: 1}
-  batch: {count: 100, period: 20ms, idle: 10ms}
-  backoff: {initial: 20ms, max: 200ms}
-  retry_budget: 2s
-  park_delay: 300ms
-  unhealthy_probe: 300ms
-  commit_interval: 100ms
-  session_timeout: 6s
-destinations:
+%sdestinations:
   topic: true
   encryption: {keyring_file: %s}
-`, strings.Join(h.cfg.Kafka.Brokers, ", "), h.cfg.Kafka.Topics.Events.Partitions, h.cfg.Kafka.Topics.Destinations.Partitions, h.cfg.Encryption.KeyringFile)
+`, strings.Join(h.cfg.Kafka.Brokers, ", "), h.cfg.Kafka.Topics.Events.Partitions, h.cfg.Kafka.Topics.Destinations.Partitions, delivery, h.cfg.Encryption.KeyringFile)
 	cfgFile := filepath.Join(dir, "forwarder.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -107,7 +110,7 @@ func (l *lockedLog) String() string {
 
 // publish writes one event of account through the producer package and
 // returns its id.
-func publishEvent(t *testing.T, h *harness, account, action string) string {
+func publishEvent(t testing.TB, h *harness, account, action string) string {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(h.cluster.Brokers()...))
 	if err != nil {
@@ -136,7 +139,7 @@ func publishEvent(t *testing.T, h *harness, account, action string) string {
 
 // committedToEnd reports whether group has committed every partition of the
 // events topic up to its end.
-func (h *harness) committedToEnd(t *testing.T, group string) bool {
+func (h *harness) committedToEnd(t testing.TB, group string) bool {
 	t.Helper()
 	adm := kadm.NewClient(h.cluster.Client())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -187,7 +190,7 @@ func TestEndToEndAdminTurnsOnDatadog(t *testing.T) {
 	intake := ddfake.New(key1, key2)
 	t.Cleanup(intake.Close)
 	h := newHarness(t, func(c *Config) { c.API.AllowCustomEndpoints = true })
-	fwdLog := startForwarder(t, h)
+	fwdLog := startForwarder(t, h, testDelivery)
 	conn := func(key string) map[string]any {
 		return map[string]any{"type": "datadog", "settings": map[string]any{"base_url": intake.URL(), "api_key": key, "timeout": "2s"}}
 	}

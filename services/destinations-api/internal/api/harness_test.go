@@ -47,7 +47,7 @@ func hashOf(tok string) string {
 // harness is a running API against an in-process broker, with a key ring
 // of its own; every request and answer is checked against openapi.json.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	cluster *kafkatest.Cluster
 	cfg     Config
 	svc     *Service
@@ -73,7 +73,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func testConfig(t *testing.T, c *kafkatest.Cluster, keyring string) Config {
+func testConfig(t testing.TB, c *kafkatest.Cluster, keyring string) Config {
 	cfg := DefaultConfig()
 	cfg.Kafka.Brokers = c.Brokers()
 	cfg.Kafka.Topics.Events.Partitions = 2
@@ -87,7 +87,7 @@ func testConfig(t *testing.T, c *kafkatest.Cluster, keyring string) Config {
 	return cfg
 }
 
-func newHarness(t *testing.T, change ...func(*Config)) *harness {
+func newHarness(t testing.TB, change ...func(*Config)) *harness {
 	t.Helper()
 	c := kafkatest.New(t)
 	keyring := filepath.Join(t.TempDir(), "keyring.yaml")
@@ -101,7 +101,7 @@ func newHarness(t *testing.T, change ...func(*Config)) *harness {
 	return startHarness(t, c, cfg)
 }
 
-func startHarness(t *testing.T, c *kafkatest.Cluster, cfg Config) *harness {
+func startHarness(t testing.TB, c *kafkatest.Cluster, cfg Config) *harness {
 	t.Helper()
 	h := &harness{t: t, cluster: c, cfg: cfg, logs: &syncBuffer{}}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(h.logs), zap.DebugLevel))
@@ -145,7 +145,7 @@ type response struct {
 	body   []byte
 }
 
-func (r response) json(t *testing.T, v any) {
+func (r response) json(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("answer %d is not JSON: %v: %s", r.status, err, r.body)
@@ -153,7 +153,7 @@ func (r response) json(t *testing.T, v any) {
 }
 
 // field returns the details of an error answer, by field.
-func (r response) fields(t *testing.T) map[string]string {
+func (r response) fields(t testing.TB) map[string]string {
 	t.Helper()
 	var e struct {
 		Error apiError `json:"error"`
@@ -251,7 +251,7 @@ func connPath(account, name string) string {
 	return "/v1/accounts/" + account + "/connections/" + name
 }
 
-func mustStatus(t *testing.T, r response, want int) {
+func mustStatus(t testing.TB, r response, want int) {
 	t.Helper()
 	if r.status != want {
 		t.Fatalf("status %d, want %d: %s", r.status, want, r.body)
