@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -16,10 +18,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/internal/secretbox"
 )
 
 func storeKafka(c *kafkatest.Cluster) kafka.Config {
@@ -374,5 +378,86 @@ func TestStoreRefusesBadRecordsAndKeepsOthers(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(r.m.refused); n != float64(len(bad)) {
 		t.Fatalf("refused %v records, want %d", n, len(bad))
+	}
+}
+
+// A consumer whose key ring lacks the key a secret was sealed under, or
+// that finds the sealed bytes altered, fails that connection with an error
+// that says why, and opens every other connection.
+func TestStoreMissingKeyOrTamperedSecretHarmsOnlyItsConnection(t *testing.T) {
+	c := kafkatest.New(t)
+	dir := t.TempDir()
+	apiRing, consumerRing := filepath.Join(dir, "api.yaml"), filepath.Join(dir, "consumer.yaml")
+	if err := secretbox.GenerateKeyring(consumerRing, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(consumerRing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(apiRing, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	boxFor := func(path string) *secretbox.Box {
+		kek, err := secretbox.NewKEK(context.Background(), secretbox.Config{KeyringFile: path}, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return secretbox.New(kek)
+	}
+	apiBox := boxFor(apiRing)
+	sealed := func(account, name, key string) *Resource {
+		s, err := apiBox.Seal(context.Background(), []byte(key), secretbox.Context(SecretContext(account, CollectionConnections, name, "api_key")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := json.Marshal(s)
+		settings, _ := json.Marshal(map[string]any{"api_key": SealedSecret{Sealed: raw}})
+		return &Resource{Type: TypeDatadog, Enabled: true, Settings: settings}
+	}
+	w := openStore(t, c, true)
+	good := sealed("acc-good", "dd", "key-good-0123456789")
+	tampered := sealed("acc-tampered", "dd", "key-tampered-0123456789")
+	tampered.Settings = []byte(strings.Replace(string(tampered.Settings), `"ct":"`, `"ct":"AAAA`, 1))
+	// The API moves to a key the consumer's ring does not have yet.
+	if err := secretbox.AddKey(apiRing, "k2", true); err != nil {
+		t.Fatal(err)
+	}
+	newKey := sealed("acc-newkey", "dd", "key-newkey-0123456789")
+	for account, r := range map[string]*Resource{"acc-good": good, "acc-tampered": tampered, "acc-newkey": newKey} {
+		update(t, w, account, func(a *AccountConfig) {
+			a.Connections = map[string]*Resource{"dd": r}
+			streamTo("dd")(a)
+		})
+	}
+
+	s, err := NewStore(context.Background(), StoreOptions{Kafka: storeKafka(c)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	watcher, err := NewWatcher(Options{Store: s, Open: SecretboxOpener(boxFor(consumerRing))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Run(ctx) }()
+	defer func() { cancel(); <-done; s.Close() }()
+	if err := s.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tab := watcher.Current().ForType(TypeDatadog)
+	decode := func(account string) error {
+		var v apiSettings
+		return tab.Route(account)[0].Decode(&v)
+	}
+	if err := decode("acc-good"); err != nil {
+		t.Fatalf("the good connection: %v", err)
+	}
+	for account, want := range map[string]error{"acc-tampered": secretbox.ErrTampered, "acc-newkey": secretbox.ErrUnknownKey} {
+		err := decode(account)
+		if !errors.Is(err, want) || !strings.Contains(err.Error(), "open secret api_key") || strings.Contains(err.Error(), "0123456789") {
+			t.Fatalf("%s: %v, want %v naming the field and no key", account, err, want)
+		}
 	}
 }
