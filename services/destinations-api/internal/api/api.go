@@ -128,6 +128,12 @@ func (a *API) handle(w http.ResponseWriter, r *http.Request, h func(*request) (i
 	if p == nil {
 		return 0, nil, errorf(http.StatusUnauthorized, "unauthenticated", "%s", why)
 	}
+	if err := a.store.IsReady(); err != nil {
+		// Before the topic is read, an existing resource would read as
+		// missing.
+		w.Header().Set("Retry-After", "1")
+		return 0, nil, errorf(http.StatusServiceUnavailable, "unavailable", "starting: the destinations topic is not read to its end yet; retry shortly")
+	}
 	req := &request{Request: r, w: w, p: p, account: r.PathValue("account"), name: r.PathValue("name")}
 	if rest, ok := strings.CutPrefix(r.URL.Path, "/v1/accounts/"+req.account+"/"); ok && req.account != "" {
 		req.collection, _, _ = strings.Cut(rest, "/")

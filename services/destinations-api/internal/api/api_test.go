@@ -1,16 +1,23 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
 	"github.com/auditstream/auditstream/proto/auditevent"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/internal/secretbox"
 )
 
 const keyA = "dd-api-key-of-account-a-0123WIFA"
@@ -389,5 +396,39 @@ func TestNameDefinedInTheFileIsRefused(t *testing.T) {
 	mustStatus(t, r, http.StatusConflict)
 	if !contains(r.body, "destinations file") {
 		t.Fatalf("answer: %s", r.body)
+	}
+}
+
+// Until the destinations topic is read to its end, every call is answered
+// 503: a resource not read yet would otherwise read as missing.
+func TestNotReadyAnswers503(t *testing.T) {
+	c := kafkatest.New(t)
+	keyring := filepath.Join(t.TempDir(), "keyring.yaml")
+	if err := secretbox.GenerateKeyring(keyring, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, c, keyring)
+	cfg.Kafka.Topics.Bootstrap = false // the topic never appears
+	ctx, cancel := context.WithCancel(context.Background())
+	svc, err := New(ctx, cfg, zap.NewNop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait := svc.Start(ctx, zap.NewNop())
+	defer func() { cancel(); wait(); svc.Close() }()
+	srv := httptest.NewServer(svc.API.Handler())
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+connPath(accountA, "dd"), nil)
+	req.Header.Set("Authorization", "Bearer "+tokenA)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("before the topic is read: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if err := svc.Ready(ctx); err == nil {
+		t.Fatal("the readiness check passes before the topic is read")
 	}
 }
