@@ -41,6 +41,7 @@ type API struct {
 	log     *zap.Logger
 	metrics apiMetrics
 	now     func() time.Time
+	tests   testGuard
 }
 
 type apiMetrics struct {
@@ -82,6 +83,7 @@ func (a *API) Handler() http.Handler {
 		route("GET "+base+"/{name}", a.getResource)
 		route("PUT "+base+"/{name}", a.putResource)
 		route("DELETE "+base+"/{name}", a.deleteResource)
+		route("POST "+base+"/{name}/test", a.testResource)
 	}
 	route("GET /v1/accounts/{account}/audit-logs", a.getAuditLogs)
 	route("PUT /v1/accounts/{account}/audit-logs", a.putAuditLogs)

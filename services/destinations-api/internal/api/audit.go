@@ -31,6 +31,8 @@ type change struct {
 	status     int
 	before     any // views, never secrets
 	after      any
+	verdict    any  // a test's verdict, never secrets
+	failed     bool // the outcome is FAILURE (a test that failed)
 }
 
 // auditEvent builds the event for c made by p through r.
@@ -53,10 +55,13 @@ func auditEvent(r *http.Request, p *bearer.Principal, c change, now time.Time) (
 		Timestamp: timestamppb.New(now),
 		Extra:     map[string]string{},
 	}
+	if c.failed {
+		ev.Outcome.Result = "FAILURE"
+	}
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		ev.Request.IpAddress = host
 	}
-	for k, v := range map[string]any{"before": c.before, "after": c.after} {
+	for k, v := range map[string]any{"before": c.before, "after": c.after, "verdict": c.verdict} {
 		if v == nil {
 			continue
 		}

@@ -59,6 +59,10 @@ type Settings struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// TestTimeout bounds one test call to a destination (default 20s).
 	TestTimeout time.Duration `yaml:"test_timeout"`
+	// TestsPerMinute bounds the tests one account may start in a minute
+	// (default 10): a test calls a third party, which the endpoint must
+	// not be usable to hammer.
+	TestsPerMinute int `yaml:"tests_per_minute"`
 }
 
 // DefaultConfig is the configuration before the file and environment apply.
@@ -68,9 +72,10 @@ func DefaultConfig() Config {
 		HTTP:  server.Default("127.0.0.1:8084"),
 		Kafka: kafka.Default("auditstream-" + Name),
 		API: Settings{
-			MaxPageSize:  100,
-			WriteTimeout: 15 * time.Second,
-			TestTimeout:  20 * time.Second,
+			MaxPageSize:    100,
+			WriteTimeout:   15 * time.Second,
+			TestTimeout:    20 * time.Second,
+			TestsPerMinute: 10,
 		},
 	}
 }
@@ -91,6 +96,9 @@ func (c *Config) Validate() error {
 	}
 	if c.API.TestTimeout <= 0 {
 		errs.Addf("api.test_timeout", "must be positive")
+	}
+	if c.API.TestsPerMinute < 1 || c.API.TestsPerMinute > 600 {
+		errs.Addf("api.tests_per_minute", "must be between 1 and 600")
 	}
 	return errs.Err()
 }

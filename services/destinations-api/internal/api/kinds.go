@@ -1,11 +1,13 @@
 package api
 
 import (
+	"context"
 	"net/url"
 	"reflect"
 	"slices"
 	"strings"
 
+	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/internal/awsauth"
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/destinations"
@@ -26,12 +28,16 @@ type kind struct {
 	// check decodes and validates the settings exactly as the consumer of
 	// the type does, then applies the API's rules.
 	check func(c *destinations.Connection, s Settings) error
+	// test proves the destination works now (see test.go).
+	test func(ctx context.Context, c *destinations.Connection, ev *auditlogv1.AuditEvent) (testOutcome, error)
 }
 
-func newKind[T interface{ WithDefaults() T }](typ, collection string, rules func(T, Settings, *config.Errors)) *kind {
+func newKind[T interface{ WithDefaults() T }](typ, collection string, rules func(T, Settings, *config.Errors),
+	test func(context.Context, *destinations.Connection, *auditlogv1.AuditEvent) (testOutcome, error)) *kind {
 	return &kind{
 		typ:        typ,
 		collection: collection,
+		test:       test,
 		secrets:    destinations.SecretFields(reflect.TypeFor[T]()),
 		check: func(c *destinations.Connection, s Settings) error {
 			v, err := forwarding.DecodeSettings[T](c)
@@ -50,10 +56,10 @@ func newKind[T interface{ WithDefaults() T }](typ, collection string, rules func
 // type of storage profiles.
 var (
 	connectionKinds = map[string]*kind{
-		destinations.TypeDatadog:     newKind(destinations.TypeDatadog, destinations.CollectionConnections, datadogRules),
-		destinations.TypeEventBridge: newKind(destinations.TypeEventBridge, destinations.CollectionConnections, eventBridgeRules),
+		destinations.TypeDatadog:     newKind(destinations.TypeDatadog, destinations.CollectionConnections, datadogRules, testDatadog),
+		destinations.TypeEventBridge: newKind(destinations.TypeEventBridge, destinations.CollectionConnections, eventBridgeRules, testEventBridge),
 	}
-	storageKind = newKind(destinations.TypeStorage, destinations.CollectionStorageProfiles, storageRules)
+	storageKind = newKind(destinations.TypeStorage, destinations.CollectionStorageProfiles, storageRules, testStorage)
 )
 
 func connectionTypes() []string {

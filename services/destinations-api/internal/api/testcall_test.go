@@ -1,0 +1,454 @@
+package api
+
+import (
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/johannesboyne/gofakes3"
+
+	"github.com/auditstream/auditstream/proto/auditevent"
+	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
+	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/internal/objstore/s3store/s3fake"
+	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
+	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
+)
+
+func customEndpoints(c *Config) { c.API.AllowCustomEndpoints = true }
+
+func ddBody(baseURL, key string) map[string]any {
+	return map[string]any{"type": "datadog", "settings": map[string]any{"base_url": baseURL, "api_key": key}}
+}
+
+// testOf runs a test of path (a connection or storage profile) and
+// decodes its verdict.
+func (h *harness) testOf(path, token string) (response, verdict) {
+	h.t.Helper()
+	r := h.do("POST", path+"/test", token, nil)
+	var v verdict
+	if r.status == http.StatusOK {
+		r.json(h.t, &v)
+	}
+	return r, v
+}
+
+func mustVerdict(t *testing.T, v verdict, result, code, class string) {
+	t.Helper()
+	if v.Result != result || v.Code != code || v.Class != class {
+		t.Fatalf("verdict %s/%s/%s, want %s/%s/%s: %+v", v.Result, v.Code, v.Class, result, code, class, v)
+	}
+}
+
+// testEvents are the audit events of tests on the events topic, by the
+// test event id their verdict names.
+func testEvents(t *testing.T, h *harness, n int) map[string]*auditlogv1.AuditEvent {
+	t.Helper()
+	out := map[string]*auditlogv1.AuditEvent{}
+	for _, rec := range kafkatest.ReadAll(t, h.cluster.Brokers(), h.cfg.Kafka.Topics.Events.Name, n, 10*time.Second) {
+		ev, err := auditevent.DecodeRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := ev.Request.GetAction(); a != ActionTestConnection && a != ActionTestStorageProfile {
+			continue
+		}
+		var v verdict
+		if err := json.Unmarshal([]byte(ev.Extra["verdict"]), &v); err != nil {
+			t.Fatalf("test event without a verdict: %v", ev.Extra)
+		}
+		out[v.EventID] = ev
+	}
+	return out
+}
+
+func TestDatadogConnectionTest(t *testing.T) {
+	const refused = "dd-key-the-intake-refuses-0000RFSD"
+	fake := ddfake.New(keyA)
+	defer fake.Close()
+	h := newHarness(t, customEndpoints)
+	good, bad := connPath(accountA, "dd-good"), connPath(accountA, "dd-bad")
+	mustStatus(t, h.do("PUT", good, tokenA, ddBody(fake.URL(), keyA)), http.StatusCreated)
+	mustStatus(t, h.do("PUT", bad, tokenA, ddBody(fake.URL(), refused)), http.StatusCreated)
+
+	// An accepted key: ok, and the intake received exactly one log, marked
+	// as a test of this account.
+	r, ok := h.testOf(good, tokenA)
+	mustStatus(t, r, http.StatusOK)
+	mustVerdict(t, ok, "ok", "ok", "")
+	if ok.Name != "dd-good" || ok.Type != "datadog" || ok.EventID == "" {
+		t.Fatalf("verdict: %+v", ok)
+	}
+	logs := fake.Logs(keyA)
+	if len(logs) != 1 {
+		t.Fatalf("the intake received %d logs, want 1", len(logs))
+	}
+	log := logs[0]
+	extra, _ := log["extra"].(map[string]any)
+	target, _ := log["target"].(map[string]any)
+	ctx, _ := target["context"].(map[string]any)
+	account, _ := ctx["account"].(map[string]any)
+	request, _ := log["request"].(map[string]any)
+	if extra[TestMarker] != "true" || account["id"] != accountA || request["action"] != ActionTestConnection ||
+		log["audit-id"] != ok.EventID || !strings.Contains(target["display-name"].(string), "test") {
+		t.Fatalf("the log is not a marked test event of %s: %v", accountA, log)
+	}
+
+	// A refused key: the intake's 403, which the runtime treats as an
+	// unhealthy connection.
+	r, refusedV := h.testOf(bad, tokenA)
+	mustStatus(t, r, http.StatusOK)
+	mustVerdict(t, refusedV, "failed", "bad_credentials", "unhealthy")
+	if refusedV.DestinationStatus != http.StatusForbidden {
+		t.Fatalf("destination status %d, want 403", refusedV.DestinationStatus)
+	}
+
+	// 500s: retryable.
+	fake.FailNext(1, http.StatusInternalServerError, nil)
+	_, v500 := h.testOf(good, tokenA)
+	mustVerdict(t, v500, "failed", "destination_error", "retryable")
+
+	// 429: throttled, retryable.
+	fake.FailNext(1, http.StatusTooManyRequests, http.Header{"Retry-After": {"3"}})
+	_, v429 := h.testOf(good, tokenA)
+	mustVerdict(t, v429, "failed", "throttled", "retryable")
+	if n := len(fake.Logs(keyA)); n != 1 {
+		t.Fatalf("the intake holds %d logs after failed tests, want 1", n)
+	}
+
+	// Each test is an audit event of the account with its verdict.
+	events := testEvents(t, h, 6)
+	for _, c := range []struct {
+		v      verdict
+		result string
+	}{{ok, "SUCCESS"}, {refusedV, "FAILURE"}, {v500, "FAILURE"}, {v429, "FAILURE"}} {
+		ev := events[c.v.EventID]
+		if ev == nil {
+			t.Fatalf("no audit event for test %s (%s)", c.v.EventID, c.v.Code)
+		}
+		if ev.Outcome.GetResult() != c.result || auditevent.AccountID(ev) != accountA || ev.Actor.GetId() != "admin-a" ||
+			ev.Request.GetAction() != ActionTestConnection || !strings.Contains(ev.Extra["verdict"], `"code":"`+c.v.Code+`"`) {
+			t.Fatalf("audit event of test %s: %v", c.v.Code, ev)
+		}
+	}
+
+	// No secret in answers, the log or the events topic.
+	recs := kafkatest.ReadAll(t, h.cluster.Brokers(), h.cfg.Kafka.Topics.Events.Name, 6, 10*time.Second)
+	for _, secret := range []string{keyA, refused, tokenA} {
+		for _, v := range []verdict{ok, refusedV, v500, v429} {
+			if b, _ := json.Marshal(v); contains(b, secret) {
+				t.Fatal("a verdict holds a secret")
+			}
+		}
+		for _, rec := range recs {
+			if contains(rec.Value, secret) {
+				t.Fatal("the events topic holds a secret")
+			}
+		}
+		if strings.Contains(h.logs.String(), secret) {
+			t.Fatal("the log holds a secret")
+		}
+	}
+	if !strings.Contains(h.logs.String(), `"code":"bad_credentials"`) {
+		t.Fatal("the log does not record the verdicts")
+	}
+}
+
+func TestDatadogTestTimeoutAndUnreachable(t *testing.T) {
+	fake := ddfake.New(keyA)
+	defer fake.Close()
+	h := newHarness(t, customEndpoints, func(c *Config) { c.API.TestTimeout = 300 * time.Millisecond })
+	path := connPath(accountA, "dd-slow")
+	mustStatus(t, h.do("PUT", path, tokenA, ddBody(fake.URL(), keyA)), http.StatusCreated)
+	fake.Slow(time.Minute)
+	_, v := h.testOf(path, tokenA)
+	mustVerdict(t, v, "failed", "timeout", "retryable")
+	if v.DurationMS > 10_000 {
+		t.Fatalf("the test took %d ms, over its 300ms bound", v.DurationMS)
+	}
+	fake.Slow(0)
+
+	// A port nothing listens on.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	ln.Close()
+	gone := connPath(accountA, "dd-gone")
+	mustStatus(t, h.do("PUT", gone, tokenA, ddBody(closed, keyA)), http.StatusCreated)
+	_, v = h.testOf(gone, tokenA)
+	mustVerdict(t, v, "failed", "unreachable", "retryable")
+}
+
+func ebBody(endpoint, bus, keyID, secret string) map[string]any {
+	return map[string]any{"type": "eventbridge", "settings": map[string]any{
+		"region": "eu-west-1", "event_bus": bus, "endpoint": endpoint,
+		"credentials": map[string]any{"access_key_id": keyID, "secret_access_key": secret}}}
+}
+
+func TestEventBridgeConnectionTest(t *testing.T) {
+	const keyID, secret = "AKIDTESTCALL00000001", "eb-secret-access-key-never-shown-Q7Z9"
+	fake := ebfake.New()
+	defer fake.Close()
+	fake.AddKey(ebfake.Key{AccessKeyID: keyID, SecretAccessKey: secret})
+	fake.RequireKnownKeys(true)
+	h := newHarness(t, customEndpoints)
+	path := connPath(accountA, "eb-main")
+	mustStatus(t, h.do("PUT", path, tokenA, ebBody(fake.URL(), "audit-bus", keyID, secret)), http.StatusCreated)
+
+	_, v := h.testOf(path, tokenA)
+	mustVerdict(t, v, "ok", "ok", "")
+	events := fake.Events("audit-bus")
+	if len(events) != 1 {
+		t.Fatalf("the bus received %d events, want 1", len(events))
+	}
+	detail, _ := events[0]["detail"].(map[string]any)
+	extra, _ := detail["extra"].(map[string]any)
+	if extra[TestMarker] != "true" || detail["id"] != v.EventID {
+		t.Fatalf("the event is not the marked test event: %v", events[0])
+	}
+
+	// A bus the credentials may not write: AccessDeniedException.
+	fake.DenyBus("audit-bus")
+	_, v = h.testOf(path, tokenA)
+	mustVerdict(t, v, "failed", "permission_denied", "unhealthy")
+	fake.AllowBus("audit-bus")
+
+	// An unknown bus: EventBridge fails the entry with
+	// ResourceNotFoundException.
+	fake.FailEntries(func(_, _ int, e ebfake.Entry) string { return "ResourceNotFoundException" })
+	_, v = h.testOf(path, tokenA)
+	mustVerdict(t, v, "failed", "not_found", "unhealthy")
+	fake.FailEntries(nil)
+
+	// Throttled.
+	fake.Throttle(1)
+	_, v = h.testOf(path, tokenA)
+	mustVerdict(t, v, "failed", "throttled", "retryable")
+
+	// A wrong secret key: the signature does not verify.
+	wrong := connPath(accountA, "eb-wrong")
+	mustStatus(t, h.do("PUT", wrong, tokenA, ebBody(fake.URL(), "audit-bus", keyID, "not-the-secret-0000WRNG")), http.StatusCreated)
+	_, v = h.testOf(wrong, tokenA)
+	mustVerdict(t, v, "failed", "bad_credentials", "unhealthy")
+	if strings.Contains(v.Message, "not-the-secret") || strings.Contains(h.logs.String(), secret) || strings.Contains(h.logs.String(), "not-the-secret") {
+		t.Fatal("a secret leaked into a verdict or the log")
+	}
+	if n := fake.Count("audit-bus"); n != 1 {
+		t.Fatalf("the bus holds %d events after failed tests, want 1", n)
+	}
+}
+
+func s3Body(fake *s3fake.Fake, bucket, prefix string) map[string]any {
+	return map[string]any{"settings": map[string]any{"kind": "s3", "prefix": prefix, "s3": map[string]any{
+		"region": "eu-west-1", "bucket": bucket, "endpoint": fake.URL, "path_style": true,
+		"credentials": map[string]any{"access_key_id": s3fake.KeyID, "secret_access_key": s3fake.Secret}}}}
+}
+
+func profilePath(account, name string) string {
+	return "/v1/accounts/" + account + "/storage-profiles/" + name
+}
+
+func TestStorageProfileTest(t *testing.T) {
+	fake := s3fake.New(t)
+	bucket := fake.Settings(t).Bucket
+	// An object of the archive that a test must leave as it is.
+	if _, err := fake.Backend.PutObject(bucket, "audit/acc-a/2026/01/02/existing.json.gz", nil, strings.NewReader("archived"), 8, nil); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, customEndpoints)
+	path := profilePath(accountA, "archive")
+	mustStatus(t, h.do("PUT", path, tokenA, s3Body(fake, bucket, "audit")), http.StatusCreated)
+
+	var keys []string
+	for range 2 {
+		r, v := h.testOf(path, tokenA)
+		mustStatus(t, r, http.StatusOK)
+		mustVerdict(t, v, "ok", "ok", "")
+		if !strings.HasPrefix(v.MarkerKey, "audit/"+MarkerPrefix) || !strings.HasSuffix(v.MarkerKey, ".json") {
+			t.Fatalf("marker key %q is not under audit/%s", v.MarkerKey, MarkerPrefix)
+		}
+		obj, err := fake.Backend.GetObject(bucket, v.MarkerKey, nil)
+		if err != nil {
+			t.Fatalf("marker %s: %v", v.MarkerKey, err)
+		}
+		var body map[string]any
+		err = json.NewDecoder(obj.Contents).Decode(&body)
+		obj.Contents.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body["id"] != v.EventID || body["extra"].(map[string]any)[TestMarker] != "true" {
+			t.Fatalf("marker body: %v", body)
+		}
+		keys = append(keys, v.MarkerKey)
+	}
+	if keys[0] == keys[1] {
+		t.Fatalf("two tests wrote the same key %s", keys[0])
+	}
+	list, err := fake.Backend.ListBucket(bucket, nil, gofakes3.ListBucketPage{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for _, o := range list.Contents {
+		all = append(all, o.Key)
+	}
+	slices.Sort(all)
+	want := append([]string{"audit/acc-a/2026/01/02/existing.json.gz"}, keys...)
+	slices.Sort(want)
+	if !slices.Equal(all, want) {
+		t.Fatalf("bucket holds %v, want %v", all, want)
+	}
+	existing, err := fake.Backend.GetObject(bucket, "audit/acc-a/2026/01/02/existing.json.gz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, _ := io.ReadAll(existing.Contents)
+	existing.Contents.Close()
+	if string(kept) != "archived" {
+		t.Fatalf("the archived object changed: %q", kept)
+	}
+	if fake.RefusedPuts.Load() != 0 {
+		t.Fatalf("%d writes were refused as overwrites", fake.RefusedPuts.Load())
+	}
+
+	// A missing bucket: not found, unhealthy as the archiver would mark it.
+	missing := profilePath(accountA, "missing")
+	mustStatus(t, h.do("PUT", missing, tokenA, s3Body(fake, "no-such-bucket", "")), http.StatusCreated)
+	_, v := h.testOf(missing, tokenA)
+	mustVerdict(t, v, "failed", "not_found", "unhealthy")
+	if v.DestinationStatus != http.StatusNotFound || strings.Contains(v.Message, s3fake.Secret) {
+		t.Fatalf("verdict: %+v", v)
+	}
+
+	// Access denied.
+	fake.FailNext("put", http.StatusForbidden, "AccessDenied")
+	_, v = h.testOf(path, tokenA)
+	mustVerdict(t, v, "failed", "permission_denied", "unhealthy")
+
+	// The tests are audit events of the account.
+	events := testEvents(t, h, 6)
+	if len(events) != 4 {
+		t.Fatalf("%d test events, want 4", len(events))
+	}
+	for _, ev := range events {
+		if ev.Request.GetAction() != ActionTestStorageProfile || ev.Target.GetType() != TargetStorageProfile {
+			t.Fatalf("event: %v", ev)
+		}
+	}
+	if strings.Contains(h.logs.String(), s3fake.Secret) {
+		t.Fatal("the log holds the secret access key")
+	}
+}
+
+func TestLocalStorageProfileTest(t *testing.T) {
+	dir := t.TempDir()
+	h := newHarness(t, func(c *Config) { c.API.AllowLocalStorage = true })
+	path := profilePath(accountA, "local")
+	mustStatus(t, h.do("PUT", path, tokenA, map[string]any{"settings": map[string]any{"kind": "local", "local": map[string]any{"dir": dir}}}), http.StatusCreated)
+	_, v := h.testOf(path, tokenA)
+	mustVerdict(t, v, "ok", "ok", "")
+	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(v.MarkerKey)))
+	if err != nil || !strings.Contains(string(b), v.EventID) {
+		t.Fatalf("marker %s: %v %s", v.MarkerKey, err, b)
+	}
+}
+
+// blockingIntake answers the Datadog logs path only when released, and
+// says when a request arrived.
+func blockingIntake(t *testing.T) (url string, arrived <-chan struct{}, release func()) {
+	in := make(chan struct{}, 8)
+	done := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in <- struct{}{}
+		select {
+		case <-done:
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte("{}"))
+	}))
+	var once sync.Once
+	rel := func() { once.Do(func() { close(done) }) }
+	t.Cleanup(func() { rel(); srv.Close() })
+	return srv.URL, in, rel
+}
+
+func TestTestAccessAndLimits(t *testing.T) {
+	fake := ddfake.New(keyA)
+	defer fake.Close()
+	h := newHarness(t, customEndpoints, func(c *Config) { c.API.TestsPerMinute = 3 })
+	path := connPath(accountA, "dd-main")
+	mustStatus(t, h.do("PUT", path, tokenA, ddBody(fake.URL(), keyA)), http.StatusCreated)
+
+	// Another account's token learns nothing; a missing resource is 404.
+	mustStatus(t, h.do("POST", path+"/test", tokenB, nil), http.StatusNotFound)
+	mustStatus(t, h.do("POST", connPath(accountA, "nope")+"/test", tokenA, nil), http.StatusNotFound)
+	mustStatus(t, h.do("POST", profilePath(accountA, "dd-main")+"/test", tokenA, nil), http.StatusNotFound)
+	mustStatus(t, h.do("POST", path+"/test", "", nil), http.StatusUnauthorized)
+	if n := len(fake.Logs(keyA)); n != 0 {
+		t.Fatalf("refused calls sent %d logs", n)
+	}
+
+	// One test at a time per resource.
+	url, arrived, release := blockingIntake(t)
+	slow := connPath(accountA, "dd-slow")
+	mustStatus(t, h.do("PUT", slow, tokenA, ddBody(url, keyA)), http.StatusCreated)
+	first := make(chan response, 1)
+	go func() { first <- h.do("POST", slow+"/test", tokenA, nil) }()
+	<-arrived
+	busy := h.do("POST", slow+"/test", tokenA, nil)
+	mustStatus(t, busy, http.StatusConflict)
+	if !contains(busy.body, "test_in_progress") {
+		t.Fatalf("answer: %s", busy.body)
+	}
+	release()
+	r := <-first
+	mustStatus(t, r, http.StatusOK)
+
+	// At most 3 tests a minute per account (the busy one was not counted),
+	// whichever resource; another account is not affected.
+	mustStatus(t, h.do("POST", path+"/test", tokenA, nil), http.StatusOK)
+	mustStatus(t, h.do("POST", path+"/test", tokenA, nil), http.StatusOK)
+	limited := h.do("POST", path+"/test", tokenA, nil)
+	mustStatus(t, limited, http.StatusTooManyRequests)
+	if s, err := strconv.Atoi(limited.header.Get("Retry-After")); err != nil || s < 1 || s > 60 {
+		t.Fatalf("Retry-After %q", limited.header.Get("Retry-After"))
+	}
+	pathB := connPath(accountB, "dd-b")
+	mustStatus(t, h.do("PUT", pathB, tokenB, ddBody(fake.URL(), keyA)), http.StatusCreated)
+	mustStatus(t, h.do("POST", pathB+"/test", tokenB, nil), http.StatusOK)
+	if n := len(fake.Logs(keyA)); n != 3 {
+		t.Fatalf("the intake received %d logs, want 3", n)
+	}
+}
+
+func TestGuardForgetsOldStarts(t *testing.T) {
+	var g testGuard
+	now := time.Unix(1_000_000, 0)
+	for i := range 2 {
+		release, _, busy := g.begin("a", "a/x/"+strconv.Itoa(i), now, 2)
+		if release == nil || busy {
+			t.Fatalf("test %d refused", i)
+		}
+		release()
+	}
+	if release, wait, _ := g.begin("a", "a/x/0", now.Add(30*time.Second), 2); release != nil || wait != 30*time.Second {
+		t.Fatalf("third test within the minute: admitted %v, wait %s", release != nil, wait)
+	}
+	if release, _, _ := g.begin("a", "a/x/0", now.Add(time.Minute), 2); release == nil {
+		t.Fatal("a test a minute later was refused")
+	}
+}
