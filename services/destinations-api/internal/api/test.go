@@ -294,6 +294,10 @@ func (a *API) testResource(r *request) (int, any, *apiError) {
 		zap.String("name", r.name), zap.String("type", res.Type), zap.String("result", v.Result), zap.String("code", v.Code),
 		zap.String("class", v.Class), zap.Int("destination_status", v.DestinationStatus), zap.String("message", v.Message),
 		zap.Int64("duration_ms", v.DurationMS), zap.String("actor", r.p.Name))
+	if err != nil && v.Code == codeSecretUnavailable {
+		a.log.Warn("a stored secret could not be opened for a test", zap.String("account", r.account),
+			zap.String("name", r.name), zap.String("error", cleanMessage(err.Error(), out.secrets)))
+	}
 
 	c := change{account: r.account, action: action, targetType: targetType(r.collection), targetID: r.name,
 		status: http.StatusOK, verdict: v, failed: v.Result != resultOK}
@@ -357,6 +361,9 @@ func judge(err error, typ string, timedOut bool, limit time.Duration, secrets []
 		if errors.Is(err, secretbox.ErrUnknownKey) || errors.Is(err, secretbox.ErrTampered) || errors.Is(err, secretbox.ErrUnavailable) ||
 			strings.Contains(err.Error(), "open secret") || strings.Contains(err.Error(), "is sealed") {
 			v.Code = codeSecretUnavailable
+			// Which key ring or KMS key failed is the operator's business:
+			// the log has it.
+			err = errors.New("a stored secret cannot be opened with the installation's key-encryption key; write the secret again, or ask the operator to restore the key")
 		}
 	case errors.Is(err, objstore.ErrExists):
 		v.Class, v.Code = delivery.Permanent.String(), codeAlreadyExists

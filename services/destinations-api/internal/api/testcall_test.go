@@ -1,7 +1,10 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,11 +19,14 @@ import (
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
+	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
 	"github.com/auditstream/auditstream/services/internal/objstore/s3store/s3fake"
+	"github.com/auditstream/auditstream/services/internal/secretbox"
 	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
 	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
 )
@@ -173,8 +179,8 @@ func TestDatadogTestTimeoutAndUnreachable(t *testing.T) {
 	fake.Slow(time.Minute)
 	_, v := h.testOf(path, tokenA)
 	mustVerdict(t, v, "failed", "timeout", "retryable")
-	if v.DurationMS > 10_000 {
-		t.Fatalf("the test took %d ms, over its 300ms bound", v.DurationMS)
+	if v.DurationMS > 2000 || !strings.Contains(v.Message, "api.test_timeout") {
+		t.Fatalf("the test took %d ms, over its 300ms bound: %s", v.DurationMS, v.Message)
 	}
 	fake.Slow(0)
 
@@ -450,5 +456,68 @@ func TestGuardForgetsOldStarts(t *testing.T) {
 	}
 	if release, _, _ := g.begin("a", "a/x/0", now.Add(time.Minute), 2); release == nil {
 		t.Fatal("a test a minute later was refused")
+	}
+}
+
+// Two tests at the same instant still create two markers: the key is new
+// each time, whatever the clock says.
+func TestMarkerKeysNeverRepeat(t *testing.T) {
+	dir := t.TempDir()
+	settings, _ := json.Marshal(map[string]any{"kind": "local", "prefix": "p", "local": map[string]any{"dir": dir}})
+	conn := destinations.NewAPIConnection(accountA, destinations.CollectionStorageProfiles, "local", destinations.TypeStorage, settings, nil)
+	ev := &auditlogv1.AuditEvent{Id: "ev-1", Timestamp: timestamppb.New(time.Unix(1_800_000_000, 0)),
+		Target: &auditlogv1.Target{Context: &auditlogv1.Context{Account: &auditlogv1.Ref{Id: accountA}}}}
+	seen := map[string]bool{}
+	for range 3 {
+		out, err := testStorage(context.Background(), conn, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[out.markerKey] {
+			t.Fatalf("key %s used twice", out.markerKey)
+		}
+		seen[out.markerKey] = true
+		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(out.markerKey))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A secret the key ring cannot open is the verdict, not a 500, and the
+// connection's key never reaches the destination.
+func TestSecretThatCannotBeOpened(t *testing.T) {
+	fake := ddfake.New(keyA)
+	defer fake.Close()
+	h := newHarness(t, customEndpoints)
+	path := connPath(accountA, "dd-main")
+	mustStatus(t, h.do("PUT", path, tokenA, ddBody(fake.URL(), keyA)), http.StatusCreated)
+	other := filepath.Join(t.TempDir(), "other-keyring.yaml")
+	if err := secretbox.GenerateKeyring(other, "k9"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := h.cfg
+	cfg.Encryption.KeyringFile = other
+	again := startHarness(t, h.cluster, cfg)
+	_, v := again.testOf(path, tokenA)
+	mustVerdict(t, v, "failed", "secret_unavailable", "unhealthy")
+	if strings.Contains(v.Message, other) || !strings.Contains(again.logs.String(), "not in keyring file") {
+		t.Fatalf("the key ring's detail belongs in the log, not the answer: %s", v.Message)
+	}
+	if len(fake.Requests()) != 0 {
+		t.Fatalf("the intake saw %d requests", len(fake.Requests()))
+	}
+}
+
+// The verdict's message is the last guard: a secret an error quoted is
+// replaced, whatever the sink.
+func TestVerdictMessageHidesSecrets(t *testing.T) {
+	const secret = "sk-live-0123456789abcdef"
+	v := judge(fmt.Errorf("the proxy echoed %q\x00 back", secret), destinations.TypeDatadog, false, time.Second, []string{secret})
+	if strings.Contains(v.Message, secret) || !strings.Contains(v.Message, "[redacted]") || strings.ContainsRune(v.Message, 0) {
+		t.Fatalf("message %q", v.Message)
+	}
+	long := judge(errors.New(strings.Repeat("x", 5000)), destinations.TypeDatadog, false, time.Second, nil)
+	if len(long.Message) > maxVerdictMessage+3 {
+		t.Fatalf("message of %d bytes", len(long.Message))
 	}
 }
