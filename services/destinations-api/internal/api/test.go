@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"cloud.google.com/go/storage"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/aws/smithy-go"
 	"go.uber.org/zap"
@@ -48,9 +49,10 @@ const (
 	// TestMarker is the extra field that marks a test event ("true").
 	TestMarker = "auditstream-test"
 	// MarkerPrefix is the folder, under a storage profile's prefix, that
-	// test markers are created in. The archiver writes only under account
-	// folders (<account>/YYYY/MM/DD/..., <account>/_manifests/...), never
-	// here, and a test never writes anywhere else.
+	// test markers are created in. The archiver writes only
+	// <account>/YYYY/MM/DD/... and <account>/_manifests/..., never here
+	// (not even for an account named _auditstream), and a test never
+	// writes anywhere else.
 	MarkerPrefix = "_auditstream/connection-test/"
 )
 
@@ -487,6 +489,9 @@ func errorCode(err error) (code string, status int) {
 	var az *azcore.ResponseError
 	if errors.As(err, &az) {
 		code, status = az.ErrorCode, az.StatusCode
+	}
+	if errors.Is(err, storage.ErrBucketNotExist) {
+		return "notFound", http.StatusNotFound
 	}
 	var ge *googleapi.Error
 	if errors.As(err, &ge) {

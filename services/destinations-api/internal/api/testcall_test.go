@@ -23,8 +23,10 @@ import (
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
+	"github.com/auditstream/auditstream/services/internal/archive"
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/internal/objstore"
 	"github.com/auditstream/auditstream/services/internal/objstore/s3store/s3fake"
 	"github.com/auditstream/auditstream/services/internal/secretbox"
 	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
@@ -369,6 +371,17 @@ func TestLocalStorageProfileTest(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(v.MarkerKey)))
 	if err != nil || !strings.Contains(string(b), v.EventID) {
 		t.Fatalf("marker %s: %v %s", v.MarkerKey, err, b)
+	}
+	// The archive's verifier finds nothing wrong with a bucket holding
+	// markers: they are no account's data or manifests.
+	st, err := objstore.Open(context.Background(), objstore.Settings{Kind: objstore.KindLocal, Local: &objstore.LocalSettings{Dir: dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rep, err := archive.Verify(context.Background(), st, archive.VerifyOptions{})
+	if err != nil || len(rep.Problems) != 0 || rep.Objects != 0 {
+		t.Fatalf("verify: %v %+v", err, rep)
 	}
 }
 
