@@ -303,7 +303,11 @@ func (a *API) testResource(r *request) (int, any, *apiError) {
 
 	c := change{account: r.account, action: action, targetType: targetType(r.collection), targetID: r.name,
 		status: http.StatusOK, verdict: v, failed: v.Result != resultOK}
-	if err := a.record(r.Context(), r.Request, r.p, c); err != nil {
+	// Recorded even when the caller hung up meanwhile: the destination was
+	// called all the same.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(r.Context()), a.cfg.API.WriteTimeout)
+	defer rcancel()
+	if err := a.record(rctx, r.Request, r.p, c); err != nil {
 		a.log.Error("destination tested but its audit event was not written", zap.Error(err))
 		return 0, nil, errorf(http.StatusInternalServerError, "internal",
 			"the test ran (%s), but writing its audit event failed; the operator is alerted (auditstream_destinations_api_audit_failures_total)", v.Code)
@@ -374,6 +378,9 @@ func judge(err error, typ string, timedOut bool, limit time.Duration, secrets []
 		if timedOut {
 			err = fmt.Errorf("no verdict within the test's %s (api.test_timeout)", limit)
 		}
+	case errors.Is(err, context.Canceled):
+		v.Code = codeError
+		err = errors.New("the test was cancelled before a verdict: the caller hung up")
 	case untrustedCert(err):
 		v.Class, v.Code = delivery.Unhealthy.String(), codeTLS
 	case apiCode != "" || status != 0:

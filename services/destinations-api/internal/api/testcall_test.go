@@ -534,3 +534,49 @@ func TestVerdictMessageHidesSecrets(t *testing.T) {
 		t.Fatalf("message of %d bytes", len(long.Message))
 	}
 }
+
+// A caller that hangs up mid-test still leaves the test in the audit
+// trail: the destination may have been called.
+func TestHungUpTestIsStillAudited(t *testing.T) {
+	h := newHarness(t, customEndpoints)
+	url, arrived, release := blockingIntake(t)
+	defer release()
+	path := connPath(accountA, "dd-slow")
+	mustStatus(t, h.do("PUT", path, tokenA, ddBody(url, keyA)), http.StatusCreated)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, "POST", h.url+path+"/test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tokenA)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	<-arrived
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the request was not cancelled")
+	}
+	recs := kafkatest.ReadAll(t, h.cluster.Brokers(), h.cfg.Kafka.Topics.Events.Name, 2, 10*time.Second)
+	var found bool
+	for _, rec := range recs {
+		ev, err := auditevent.DecodeRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Request.GetAction() == ActionTestConnection {
+			found = true
+			if ev.Outcome.GetResult() != "FAILURE" || !strings.Contains(ev.Extra["verdict"], "hung up") {
+				t.Fatalf("event: %v", ev)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no audit event of the test")
+	}
+}
