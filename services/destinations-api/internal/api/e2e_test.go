@@ -224,6 +224,13 @@ func TestEndToEndAdminTurnsOnDatadog(t *testing.T) {
 	// A bad key: the intake refuses it, the event is held back, and it
 	// arrives once the admin replaces the key.
 	mustStatus(t, h.do("PUT", connPath(accountA, "dd-two"), tokenA, conn(badKey)), http.StatusOK)
+	var v verdict
+	tested := h.do("POST", connPath(accountA, "dd-two")+"/test", tokenA, nil)
+	mustStatus(t, tested, http.StatusOK)
+	tested.json(t, &v)
+	if v.Result == "ok" || v.Code != "bad_credentials" {
+		t.Fatalf("testing the bad key: %+v", v)
+	}
 	e3 := publishEvent(t, h, accountA, "e2e-held")
 	forwardingtest.WaitFor(t, "the intake refusing the bad key", time.Minute, func() bool {
 		for _, r := range intake.Requests() {
@@ -234,6 +241,10 @@ func TestEndToEndAdminTurnsOnDatadog(t *testing.T) {
 		return false
 	})
 	mustStatus(t, h.do("PUT", connPath(accountA, "dd-two"), tokenA, conn(key2)), http.StatusOK)
+	h.do("POST", connPath(accountA, "dd-two")+"/test", tokenA, nil).json(t, &v)
+	if v.Result != "ok" {
+		t.Fatalf("testing the replaced key: %+v", v)
+	}
 	forwardingtest.WaitFor(t, "the held event after the key was replaced", time.Minute, func() bool { return receivedIDs(intake, key2)[e3] == accountA })
 
 	// Turning streaming off stops delivery: an event published after it
