@@ -123,3 +123,24 @@ func SecretboxRewrapper(box *secretbox.Box) Rewrapper {
 		return out, err == nil, err
 	}
 }
+
+// Snapshot reads the destinations topic to its end (and the file cfg
+// names, if any) and returns the table then in force, for a command that
+// needs the destinations once rather than following them.
+func Snapshot(ctx context.Context, cfg Config, kcfg kafka.Config, log *zap.Logger) (*Table, error) {
+	cfg.Topic = true
+	kcfg.Topics.Bootstrap = false // a reader creates nothing
+	f, err := Follow(ctx, cfg, kcfg, nil, nil, log, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- f.Store.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	if err := f.WaitReady(ctx); err != nil {
+		return nil, err
+	}
+	return f.Watcher.Current(), nil
+}

@@ -88,6 +88,11 @@ func storageConnections(file, name string) ([]*destinations.Connection, error) {
 	if err != nil {
 		return nil, fmt.Errorf("destinations file %s: %w", file, err)
 	}
+	return storageConnectionsIn(table, file, name)
+}
+
+// storageConnectionsIn is storageConnections of a table read from source.
+func storageConnectionsIn(table *destinations.Table, file, name string) ([]*destinations.Connection, error) {
 	var storage []*destinations.Connection
 	var names []string
 	for _, c := range table.Connections() {
@@ -221,7 +226,7 @@ func (o *archiveRebuildOptions) check(cmd *cobra.Command) error {
 }
 
 func runArchiveRebuild(ctx context.Context, g *globals, cfg *Config, o archiveRebuildOptions) error {
-	conns, err := storageConnections(o.destinations, o.connection)
+	conns, err := g.storageConnections(ctx, cfg, o.destinations, o.connection)
 	if err != nil {
 		return err
 	}
@@ -469,7 +474,7 @@ func runArchiveVerify(ctx context.Context, g *globals, cfg *Config, o archiveVer
 	if err != nil {
 		return err
 	}
-	conns, err := storageConnections(o.destinations, o.connection)
+	conns, err := g.storageConnections(ctx, cfg, o.destinations, o.connection)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/auditstream/auditstream/services/auditctl/internal/replay"
 	"github.com/auditstream/auditstream/services/internal/archive"
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/delivery"
@@ -154,4 +155,49 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// apiManaged reports whether name is a connection an account configured
+// through the destinations API: <account>/<name>, or
+// <account>/storage-profiles/<name> for a storage profile.
+func apiManaged(name string) bool { return strings.Contains(name, "/") }
+
+// apiTable reads the destinations topic (and the configured file) once,
+// with the key ring of destinations.encryption, for a connection an account
+// configured through the API.
+func (g *globals) apiTable(ctx context.Context, cfg *Config) (*destinations.Table, error) {
+	ctx, cancel := context.WithTimeout(ctx, max(g.timeout, time.Minute))
+	defer cancel()
+	t, err := destinations.Snapshot(ctx, cfg.Destinations, cfg.Kafka, zap.NewNop())
+	if err != nil {
+		return nil, fmt.Errorf("read the destinations topic %s: %w", cfg.Kafka.Topics.Destinations.Name, err)
+	}
+	return t, nil
+}
+
+// openDestination finds a replay's destination: in the destinations file,
+// or, for <account>/<name>, in the destinations topic.
+func (g *globals) openDestination(ctx context.Context, cfg *Config, file, name string) (*replay.Destination, error) {
+	if !apiManaged(name) {
+		return replay.OpenDestination(file, name)
+	}
+	t, err := g.apiTable(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return replay.OpenDestinationIn(t, "the destinations topic", name)
+}
+
+// storageConnections finds the archive's storage connections: in the
+// destinations file, or, for <account>/storage-profiles/<name>, in the
+// destinations topic.
+func (g *globals) storageConnections(ctx context.Context, cfg *Config, file, name string) ([]*destinations.Connection, error) {
+	if !apiManaged(name) {
+		return storageConnections(file, name)
+	}
+	t, err := g.apiTable(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return storageConnectionsIn(t, "the destinations topic", name)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/secretbox"
+	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
 )
 
 // sealedAccount is an account with one Datadog connection whose key is
@@ -139,5 +141,50 @@ func TestDestinationsRewrap(t *testing.T) {
 		if v, _ := s.APIKey.Value(); v != fmt.Sprintf("dd-key-of-%s-0123456789", account) {
 			t.Fatalf("%s opened to the wrong key", account)
 		}
+	}
+}
+
+// Replay to a connection an account configured through the API: found by
+// its qualified name in the destinations topic, its sealed key opened with
+// the key ring, and only that account's events sent.
+func TestReplayToAPIConnection(t *testing.T) {
+	k := newTwoDays(t)
+	intake := ddfake.New("dd-key-of-acc-b-0123456789")
+	t.Cleanup(intake.Close)
+	keyring := filepath.Join(t.TempDir(), "keyring.yaml")
+	if err := secretbox.GenerateKeyring(keyring, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	kek, err := secretbox.NewKEK(context.Background(), secretbox.Config{KeyringFile: keyring}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcfg := kafka.Default("replay-api-test")
+	kcfg.Brokers = []string{k.addr}
+	writer := runStore(t, kcfg, true)
+	acc := sealedAccount(t, secretbox.New(kek), "acc-b", "dd-key-of-acc-b-0123456789")
+	var settings map[string]any
+	_ = json.Unmarshal(acc.Connections["dd"].Settings, &settings)
+	settings["base_url"] = intake.URL()
+	acc.Connections["dd"].Settings, _ = json.Marshal(settings)
+	if _, err := writer.Update(context.Background(), "acc-b", "test", func(*destinations.AccountConfig, int64) (*destinations.AccountConfig, error) { return acc, nil }); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := writeFile(t, "auditctl.yaml", fmt.Sprintf(`delivery:
+  batch: {count: 50, bytes: 1MB, period: 20ms}
+  send_timeout: 5s
+destinations:
+  encryption: {keyring_file: %s}
+`, keyring))
+	r := mustCtl(t, "replay", "--config", cfgFile, "--brokers", k.addr, "--destination", "acc-b/dd",
+		"--from", replayFrom.Format(time.RFC3339), "--to", replayTo.Format(time.RFC3339), "-o", "json")
+	if got := ddIDs(intake, "dd-key-of-acc-b-0123456789"); !slices.Equal(got, sortedConcat(k.inRange["acc-b"])) {
+		t.Fatalf("the API connection received %d events, want acc-b's %d\n%s", len(got), len(k.inRange["acc-b"]), r.stdout)
+	}
+	// A name no account configured is refused, saying where it looked.
+	bad := ctl(t, "replay", "--config", cfgFile, "--brokers", k.addr, "--destination", "acc-b/nope",
+		"--from", replayFrom.Format(time.RFC3339), "--to", replayTo.Format(time.RFC3339))
+	if bad.err == nil || !strings.Contains(bad.err.Error(), "the destinations topic") {
+		t.Fatalf("unknown API connection: %v", bad.err)
 	}
 }

@@ -595,7 +595,7 @@ func dlqRedrive(ctx context.Context, g *globals, cfg *Config, o dlqRedriveOption
 			o.destinations = cfg.Destinations.File
 		}
 		var err error
-		if dest, err = replay.OpenDestination(o.destinations, o.destination); err != nil {
+		if dest, err = g.openDestination(ctx, cfg, o.destinations, o.destination); err != nil {
 			return err
 		}
 	}

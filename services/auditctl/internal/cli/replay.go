@@ -122,7 +122,7 @@ func (o *replayOptions) check(cmd *cobra.Command) error {
 }
 
 func runReplay(ctx context.Context, g *globals, cfg *Config, o replayOptions) error {
-	dest, err := replay.OpenDestination(o.destinations, o.destination)
+	dest, err := g.openDestination(ctx, cfg, o.destinations, o.destination)
 	if err != nil {
 		return err
 	}

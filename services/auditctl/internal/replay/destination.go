@@ -42,6 +42,13 @@ func OpenDestination(file, name string) (*Destination, error) {
 	if err != nil {
 		return nil, fmt.Errorf("destinations file %s: %w", file, err)
 	}
+	return OpenDestinationIn(table, file, name)
+}
+
+// OpenDestinationIn finds the connection name in table, read from source
+// (a destinations file, or the destinations topic for a connection an
+// account configured through the API, named <account>/<name>).
+func OpenDestinationIn(table *destinations.Table, file, name string) (*Destination, error) {
 	conn := table.Lookup(name)
 	if conn == nil {
 		var known []string
