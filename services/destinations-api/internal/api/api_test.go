@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -430,5 +431,35 @@ func TestNotReadyAnswers503(t *testing.T) {
 	}
 	if err := svc.Ready(ctx); err == nil {
 		t.Fatal("the readiness check passes before the topic is read")
+	}
+}
+
+// Every operation openapi.json describes is served: none answers as an
+// unknown route.
+func TestEveryDocumentedOperationIsServed(t *testing.T) {
+	h := newHarness(t)
+	var doc struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			n++
+			p := strings.NewReplacer("{account}", accountA, "{name}", "x").Replace(path)
+			var body any
+			if method == "put" {
+				body = map[string]any{}
+			}
+			r := h.do(strings.ToUpper(method), p, tokenOperator, body)
+			if r.status == http.StatusMethodNotAllowed || (r.status == http.StatusNotFound && contains(r.body, "route not found")) {
+				t.Errorf("%s %s is documented but not served: %d %s", method, path, r.status, r.body)
+			}
+		}
+	}
+	if n < 14 {
+		t.Fatalf("openapi.json describes %d operations", n)
 	}
 }
