@@ -66,6 +66,13 @@ type Info struct {
 	// IngestURL is the base URL of the ingest service, or "" when the
 	// stack has no ingest.
 	IngestURL string
+	// DestinationsAPIURL is the base URL of the destinations API, or ""
+	// when the stack has none; DestinationsAPIToken is DevToken when the
+	// API's config accepts it.
+	DestinationsAPIURL, DestinationsAPIToken string
+	// Keyrings are the keyring files the services seal and open the
+	// destinations' secrets with (one, or none without the API).
+	Keyrings []string
 	// Services are the names of the services started.
 	Services []string
 }
@@ -90,8 +97,14 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	// The keyring is made before anything starts: the API and every
+	// consumer read it at start-up.
+	keyrings, err := prepareKeyrings(svcs, log)
+	if err != nil {
+		return err
+	}
 
-	info := Info{Brokers: o.ExternalBrokers}
+	info := Info{Brokers: o.ExternalBrokers, Keyrings: keyrings}
 	if info.Brokers == "" {
 		dir := filepath.Join(o.DataDir, "kafka")
 		cl, err := StartBroker(o.BrokerAddr, dir, log.Named("kafka"))
@@ -117,12 +130,20 @@ func Run(ctx context.Context, o Options) error {
 	env = append(env, EnvKafkaBrokers+"="+info.Brokers)
 	for _, svc := range svcs {
 		info.Services = append(info.Services, svc.Name)
-		if svc.Name == "ingest" {
-			addr, err := ingestAddr(svc.Config, env)
+		switch svc.Name {
+		case "ingest":
+			addr, err := serviceAddr(svc.Config, env, DefaultIngestAddr)
 			if err != nil {
 				log.Warn("cannot tell ingest's address", zap.Error(err))
 			} else {
 				info.IngestURL = "http://" + addr
+			}
+		case DestinationsAPI:
+			url, token, err := destinationsAPIInfo(svc, env)
+			if err != nil {
+				log.Warn("cannot tell the destinations API's address", zap.Error(err))
+			} else {
+				info.DestinationsAPIURL, info.DestinationsAPIToken = url, token
 			}
 		}
 	}
@@ -136,10 +157,10 @@ func Run(ctx context.Context, o Options) error {
 	})
 }
 
-// ingestAddr reads http.addr from ingest's config, with the environment
-// override the service itself applies.
-func ingestAddr(configPath string, env []string) (string, error) {
-	addr := DefaultIngestAddr
+// serviceAddr reads http.addr from a service's config (def when it names
+// none), with the environment override the service itself applies.
+func serviceAddr(configPath string, env []string, def string) (string, error) {
+	addr := def
 	data, err := os.ReadFile(configPath)
 	if err != nil {
 		return "", err
@@ -178,6 +199,10 @@ func lookupEnv(env []string, key string) (string, bool) {
 	return "", false
 }
 
+// SeedAccount is the account of the seed example event
+// (proto/auditevent/testdata/seed-attributes.json).
+const SeedAccount = "acc-sscctbisjkl3123"
+
 func writeBanner(w io.Writer, info Info) {
 	var b strings.Builder
 	b.WriteString("\nauditstream dev stack is up: " + strings.Join(info.Services, ", ") + "\n")
@@ -188,13 +213,30 @@ func writeBanner(w io.Writer, info Info) {
 	}
 	if info.IngestURL != "" {
 		b.WriteString("  ingest        " + info.IngestURL + "\n")
+	}
+	if info.DestinationsAPIURL != "" {
+		b.WriteString("  destinations  " + info.DestinationsAPIURL + " (the destinations API, docs/destinations-api.md)\n")
+		if info.DestinationsAPIToken != "" {
+			b.WriteString("  dev token     " + info.DestinationsAPIToken + " (operator token of the dev stack only)\n")
+		}
+	}
+	for _, k := range info.Keyrings {
+		b.WriteString("  keyring       " + k + " (seals the secrets set through the API)\n")
+	}
+	if info.IngestURL != "" || info.DestinationsAPIToken != "" {
 		b.WriteString("\nTry, in another terminal:\n")
+	}
+	if info.IngestURL != "" {
 		b.WriteString("  curl -sS -X POST " + info.IngestURL + "/v1/events -H 'content-type: application/json' --data @proto/auditevent/testdata/seed-attributes.json\n")
 		tail := "  bin/auditctl tail --from-beginning"
 		if info.Brokers != DefaultBrokerAddr {
 			tail += " --brokers " + info.Brokers
 		}
 		b.WriteString(tail + "\n")
+	}
+	if info.DestinationsAPIToken != "" {
+		b.WriteString("  curl -sS " + info.DestinationsAPIURL + "/v1/accounts/" + SeedAccount + "/audit-logs -H 'Authorization: Bearer " + info.DestinationsAPIToken + "'\n")
+		b.WriteString("  (README.md's quick start turns a destination on for that account)\n")
 	}
 	b.WriteString("\nCtrl-C stops everything.\n\n")
 	_, _ = io.WriteString(w, b.String())
