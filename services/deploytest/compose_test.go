@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -13,6 +14,9 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/auditstream/auditstream/services/internal/secretbox"
 )
 
 // loadCompose loads docker-compose.yml as `docker compose` does, with env as
@@ -46,7 +50,7 @@ func TestComposeServices(t *testing.T) {
 	if p.Name != "auditstream" {
 		t.Errorf("project name %q", p.Name)
 	}
-	want := []string{"archiver", "azurite", "datadog-forwarder", "eventbridge-forwarder", "gcs", "ingest", "kafka", "kafka-init", "s3", "stores-init"}
+	want := []string{"archiver", "azurite", "datadog-forwarder", "destinations-api", "eventbridge-forwarder", "gcs", "ingest", "kafka", "kafka-init", "s3", "stores-init"}
 	got := p.ServiceNames()
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
@@ -100,7 +104,22 @@ func TestComposeKafka(t *testing.T) {
 	for _, m := range regexp.MustCompile(`(?m)^\s*create (\S+) (\S+) (\d+)\s*$`).FindAllStringSubmatch(script, -1) {
 		created[m[1]] = [2]string{m[2], m[3]}
 	}
+	// Compacted topics: compact NAME PARTITIONS, a function creating them
+	// with cleanup.policy=compact.
+	compacted := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^\s*compact (\S+) (\d+)\s*$`).FindAllStringSubmatch(script, -1) {
+		compacted[m[1]] = m[2]
+	}
+	if len(compacted) > 0 && !regexp.MustCompile(`(?s)compact\(\) \{[^}]*--config cleanup\.policy=compact`).MatchString(script) {
+		t.Errorf("kafka-init's compact function does not set cleanup.policy=compact:\n%s", script)
+	}
 	for _, topic := range serviceTopics() {
+		if topic.Compacted {
+			if p, ok := compacted[topic.Name]; !ok || p != strconv.Itoa(int(topic.Partitions)) {
+				t.Errorf("kafka-init does not create %s compacted with %d partitions (compacted: %v)", topic.Name, topic.Partitions, compacted)
+			}
+			continue
+		}
 		c, ok := created[topic.Name]
 		if !ok {
 			t.Errorf("kafka-init does not create %s (created: %v)", topic.Name, created)
@@ -117,8 +136,8 @@ func TestComposeKafka(t *testing.T) {
 			t.Errorf("%s: %s partitions, the services' default is %d", topic.Name, partitions, topic.Partitions)
 		}
 	}
-	if len(created) != len(serviceTopics()) {
-		t.Errorf("kafka-init creates %d topics, the services use %d", len(created), len(serviceTopics()))
+	if len(created)+len(compacted) != len(serviceTopics()) {
+		t.Errorf("kafka-init creates %d topics, the services use %d", len(created)+len(compacted), len(serviceTopics()))
 	}
 	p = loadCompose(t, "AUDITSTREAM_PARTITIONS=24")
 	if got := *composeService(t, p, "kafka-init").Environment["PARTITIONS"]; got != "24" {
@@ -148,6 +167,57 @@ func TestComposeStores(t *testing.T) {
 	}
 	requireMount(t, init, "/init/init-stores.sh", "./deploy/compose/init-stores.sh", true)
 	requireMount(t, init, "/keys", "archive-signing-key", false)
+	requireMount(t, init, "/keyring", "destinations-keyring", false)
+}
+
+// TestComposeKeyring runs the part of init-stores.sh that generates the
+// destinations keyring and opens the result as the services do: a valid
+// keyring, readable by its owner only, kept on the next run.
+func TestComposeKeyring(t *testing.T) {
+	script := string(readRepoFile(t, "deploy/compose/init-stores.sh"))
+	i := strings.Index(script, "\n# Destinations keyring:")
+	if i < 0 {
+		t.Fatal("init-stores.sh has no destinations keyring section")
+	}
+	dir := t.TempDir()
+	run := func() string {
+		t.Helper()
+		cmd := exec.Command("bash", "-euo", "pipefail", "-c", script[i:])
+		cmd.Env = append(os.Environ(), "KEYRING_DIR="+dir, fmt.Sprintf("SERVICE_UID=%d", os.Getuid()))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("keyring section: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	if out := run(); !strings.Contains(out, "generated") {
+		t.Errorf("first run: %q", out)
+	}
+	path := filepath.Join(dir, "keyring.yaml")
+	first := readFile(t, path)
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o400 {
+		t.Errorf("keyring mode %v (%v), want 0400", st.Mode(), err)
+	}
+	ring, err := secretbox.OpenKeyring(path, nil)
+	if err != nil {
+		t.Fatalf("the generated keyring does not open: %v", err)
+	}
+	if ring.CurrentKeyID() == "" {
+		t.Error("no primary key")
+	}
+	if out := run(); !strings.Contains(out, "kept") || readFile(t, path) != first {
+		t.Errorf("second run replaced the keyring: %q", out)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
 }
 
 func TestComposeAuditstreamServices(t *testing.T) {
@@ -188,7 +258,7 @@ func TestComposeAuditstreamServices(t *testing.T) {
 			// Start order.
 			requireDependsOn(t, s, "kafka", types.ServiceConditionHealthy)
 			requireDependsOn(t, s, "kafka-init", types.ServiceConditionCompletedSuccessfully)
-			if c.Binary == "archiver" {
+			if c.Binary == "archiver" || c.Keyring {
 				requireDependsOn(t, s, "stores-init", types.ServiceConditionCompletedSuccessfully)
 			}
 			// Environment.
@@ -204,9 +274,38 @@ func TestComposeAuditstreamServices(t *testing.T) {
 			cfgFile := "./deploy/compose/" + c.Binary + ".yaml"
 			requireMount(t, s, "/etc/auditstream/config.yaml", cfgFile, true)
 			sc := serviceConfig{Binary: c.Binary, Config: readRepoFile(t, cfgFile), Env: env}
-			if c.Consumer {
+			if c.Consumer || c.Binary == "destinations-api" {
 				requireMount(t, s, "/etc/auditstream/destinations", "./deploy/compose/destinations", true)
 				sc.Destinations = readRepoFile(t, "deploy/compose/destinations/destinations.yaml")
+			}
+			// The API seals with the keyring stores-init generates, and
+			// every consumer opens with the same one.
+			if c.Keyring {
+				requireMount(t, s, "/etc/auditstream/keyring", "destinations-keyring", true)
+				var cfg struct {
+					Encryption struct {
+						KeyringFile string `yaml:"keyring_file"`
+					} `yaml:"encryption"`
+					Destinations struct {
+						Topic      *bool `yaml:"topic"`
+						Encryption struct {
+							KeyringFile string `yaml:"keyring_file"`
+						} `yaml:"encryption"`
+					} `yaml:"destinations"`
+				}
+				if err := yaml.Unmarshal(sc.Config, &cfg); err != nil {
+					t.Fatal(err)
+				}
+				got := cfg.Destinations.Encryption.KeyringFile
+				if c.Binary == "destinations-api" {
+					got = cfg.Encryption.KeyringFile
+				}
+				if got != "/etc/auditstream/keyring/keyring.yaml" {
+					t.Errorf("keyring_file %q, want the mounted /etc/auditstream/keyring/keyring.yaml", got)
+				}
+				if cfg.Destinations.Topic != nil && !*cfg.Destinations.Topic {
+					t.Error("destinations.topic is off: the consumer would not see the API's connections")
+				}
 			}
 			if c.Binary == "archiver" {
 				requireMount(t, s, "/etc/auditstream/archive-signing-key", "archive-signing-key", true)

@@ -112,7 +112,7 @@ func TestServiceModulesBuildAlone(t *testing.T) {
 
 // TestVersionFlag: a binary linked with -X version.Version reports it.
 func TestVersionFlag(t *testing.T) {
-	for _, name := range []string{"ingest", "archiver"} {
+	for _, name := range []string{"ingest", "archiver", "destinations-api"} {
 		out, err := exec.Command(serviceBinary(t, name), "--version").CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s --version: %v\n%s", name, err, out)

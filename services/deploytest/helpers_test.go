@@ -34,13 +34,20 @@ type component struct {
 	Group     string // its consumer group
 	// Forwarder is the forwarding.Spec name ("datadog") for forwarders.
 	Forwarder string
+	// API serves an API to clients on its port (not only health and
+	// metrics): its Service port is named http.
+	API bool
+	// Keyring: it seals or opens the destinations' secrets, so it mounts
+	// the destinations keyring.
+	Keyring bool
 }
 
 var components = []component{
-	{Binary: "ingest", ValuesKey: "ingest", Port: 8080},
-	{Binary: "datadog-forwarder", ValuesKey: "datadogForwarder", Port: 8081, Consumer: true, Group: "auditstream-datadog", Forwarder: "datadog"},
-	{Binary: "eventbridge-forwarder", ValuesKey: "eventbridgeForwarder", Port: 8082, Consumer: true, Group: "auditstream-eventbridge", Forwarder: "eventbridge"},
-	{Binary: "archiver", ValuesKey: "archiver", Port: 8083, Consumer: true, Group: "auditstream-archiver"},
+	{Binary: "ingest", ValuesKey: "ingest", Port: 8080, API: true},
+	{Binary: "datadog-forwarder", ValuesKey: "datadogForwarder", Port: 8081, Consumer: true, Group: "auditstream-datadog", Forwarder: "datadog", Keyring: true},
+	{Binary: "eventbridge-forwarder", ValuesKey: "eventbridgeForwarder", Port: 8082, Consumer: true, Group: "auditstream-eventbridge", Forwarder: "eventbridge", Keyring: true},
+	{Binary: "archiver", ValuesKey: "archiver", Port: 8083, Consumer: true, Group: "auditstream-archiver", Keyring: true},
+	{Binary: "destinations-api", ValuesKey: "destinationsApi", Port: 8084, API: true, Keyring: true},
 }
 
 func componentByBinary(t *testing.T, binary string) component {
@@ -60,22 +67,26 @@ type topicSpec struct {
 	Name       string
 	Partitions int32
 	Retention  time.Duration
+	// Compacted topics (cleanup.policy=compact) have no retention.
+	Compacted bool
 }
 
 // serviceTopics are the topics the services use, from the services' own
-// defaults: events, dead letters and each forwarder's retry topic.
+// defaults: events, dead letters, each forwarder's retry topic and the
+// compacted destinations topic.
 func serviceTopics() []topicSpec {
 	k := kafka.Default("x").Topics
 	out := []topicSpec{
-		{k.Events.Name, k.Events.Partitions, k.Events.Retention},
-		{k.DeadLetter.Name, k.DeadLetter.Partitions, k.DeadLetter.Retention},
+		{k.Events.Name, k.Events.Partitions, k.Events.Retention, false},
+		{k.DeadLetter.Name, k.DeadLetter.Partitions, k.DeadLetter.Retention, false},
 	}
 	for _, c := range components {
 		if c.Forwarder != "" {
 			r := delivery.DefaultConfig(c.Forwarder).RetryTopic
-			out = append(out, topicSpec{r.Name, r.Partitions, r.Retention})
+			out = append(out, topicSpec{r.Name, r.Partitions, r.Retention, false})
 		}
 	}
+	out = append(out, topicSpec{k.Destinations.Name, k.Destinations.Partitions, 0, k.Destinations.Compacted})
 	return out
 }
 
