@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -381,12 +382,28 @@ func checkComponent(t *testing.T, r rendered, values map[string]any, c component
 	} else {
 		checkScaling(t, r, values, c, d, "")
 	}
+	if c.Binary == "destinations-api" {
+		// The API refuses the names the installation's destinations file
+		// defines: it reads the same file the consumers do.
+		destFile := str(dig(cfgDoc, "api", "destinations_file"))
+		if m, ok := mounts[filepath.Dir(destFile)]; !ok || dig(m.volume, "configMap", "name") == nil {
+			t.Errorf("api.destinations_file %q is not on a mounted ConfigMap", destFile)
+		}
+		tokens := list(dig(cfgDoc, "auth", "tokens"))
+		if len(tokens) == 0 || fmt.Sprint(tokens) != fmt.Sprint(dig(values, c.ValuesKey, "auth", "tokens")) {
+			t.Errorf("auth.tokens %v, want the values' %v", tokens, dig(values, c.ValuesKey, "auth", "tokens"))
+		}
+		sc.Destinations = []byte("connections: {}\nroutes: []\n")
+	}
+	if c.Keyring {
+		checkEncryption(t, values, c, cfgDoc, mounts)
+	}
 	sc.check(t)
 
 	// Service, PodDisruptionBudget, ServiceAccount.
 	svc := r.get("Service", name)
 	wantPort := "http-metrics"
-	if c.Binary == "ingest" {
+	if c.API {
 		wantPort = "http"
 	}
 	if svc == nil || str(dig(svc, "spec", "ports", 0, "name")) != wantPort || str(dig(svc, "spec", "ports", 0, "targetPort")) != "http" {
@@ -492,6 +509,41 @@ func checkScaling(t *testing.T, r rendered, values map[string]any, c component, 
 	}
 	if c.Consumer && max > partitions {
 		t.Errorf("%d replicas at most for %d partitions", max, partitions)
+	}
+}
+
+// checkEncryption: the API seals with, and every consumer opens with, the
+// key-encryption key the values name: the keyring from its Secret, mounted
+// read-only, or the KMS key; consumers follow the destinations topic.
+func checkEncryption(t *testing.T, values map[string]any, c component, cfgDoc map[string]any, mounts map[string]mounted) {
+	t.Helper()
+	enc := dig(cfgDoc, "encryption")
+	if c.Consumer {
+		enc = dig(cfgDoc, "destinations", "encryption")
+		if want, _ := dig(values, "destinations", "topic").(bool); dig(cfgDoc, "destinations", "topic") != want {
+			t.Errorf("destinations.topic %v, values say %v", dig(cfgDoc, "destinations", "topic"), want)
+		}
+	}
+	secret := str(dig(values, "encryption", "keyring", "existingSecret"))
+	keyID := str(dig(values, "encryption", "kms", "keyId"))
+	switch {
+	case secret != "":
+		file := str(dig(enc, "keyring_file"))
+		if file == "" || dig(enc, "kms") != nil {
+			t.Fatalf("encryption %v, want keyring_file only", enc)
+		}
+		requireSecretFile(t, mounts, file)
+		if m := mounts[filepath.Dir(file)]; str(dig(m.volume, "secret", "secretName")) != secret {
+			t.Errorf("keyring %s is mounted from Secret %v, want %s", file, dig(m.volume, "secret", "secretName"), secret)
+		}
+	case keyID != "":
+		if str(dig(enc, "kms", "key_id")) != keyID || dig(enc, "keyring_file") != nil {
+			t.Errorf("encryption %v, want kms.key_id %s only", enc, keyID)
+		}
+	default:
+		if m, _ := enc.(map[string]any); len(m) != 0 {
+			t.Errorf("encryption %v with no key-encryption key in the values", enc)
+		}
 	}
 }
 
@@ -734,6 +786,10 @@ func TestChartSchema(t *testing.T) {
 	}
 }
 
+// apiTokens turns the destinations API on with one operator token.
+const apiTokens = `
+destinationsApi: {enabled: true, auth: {tokens: [{name: op, sha256: 8996d6b84696ec750d902aca93b8f137ae42bb694c731cb98aa37f8f8172fed1, accounts: ["*"]}]}}`
+
 // TestChartRequired: what the chart cannot guess is asked for clearly.
 func TestChartRequired(t *testing.T) {
 	for name, tc := range map[string]struct {
@@ -741,13 +797,23 @@ func TestChartRequired(t *testing.T) {
 		doc   string
 		want  string
 	}{
-		"no brokers":              {nil, "ingest: {config: {auth: {disabled: true}}}", "kafka.brokers is required"},
-		"no ingest token":         {nil, "kafka: {brokers: [k:9092]}", "ingest.config.auth.tokens"},
-		"SASL without its Secret": {[]string{minimal}, "kafka: {sasl: {mechanism: plain, username: u}}", "kafka.sasl.existingSecret is required"},
-		"SASL without a username": {[]string{minimal}, "kafka: {sasl: {mechanism: plain, existingSecret: s}}", "kafka.sasl.username or kafka.sasl.usernameKey"},
-		"TLS files without TLS":   {[]string{minimal}, "kafka: {tls: {ca: {existingSecret: ca}}}", "kafka.tls.enabled must be true"},
-		"decimal memory":          {[]string{minimal}, "ingest: {resources: {limits: {memory: 1.5Gi}}}", "GOMEMLIMIT is derived"},
-		"external secrets store":  {[]string{minimal}, "externalSecrets: {enabled: true}", "externalSecrets.secretStoreRef.name"},
+		"no brokers":                       {nil, "ingest: {config: {auth: {disabled: true}}}", "kafka.brokers is required"},
+		"no ingest token":                  {nil, "kafka: {brokers: [k:9092]}", "ingest.config.auth.tokens"},
+		"SASL without its Secret":          {[]string{minimal}, "kafka: {sasl: {mechanism: plain, username: u}}", "kafka.sasl.existingSecret is required"},
+		"SASL without a username":          {[]string{minimal}, "kafka: {sasl: {mechanism: plain, existingSecret: s}}", "kafka.sasl.username or kafka.sasl.usernameKey"},
+		"TLS files without TLS":            {[]string{minimal}, "kafka: {tls: {ca: {existingSecret: ca}}}", "kafka.tls.enabled must be true"},
+		"decimal memory":                   {[]string{minimal}, "ingest: {resources: {limits: {memory: 1.5Gi}}}", "GOMEMLIMIT is derived"},
+		"external secrets store":           {[]string{minimal}, "externalSecrets: {enabled: true}", "externalSecrets.secretStoreRef.name"},
+		"API without a key-encryption key": {[]string{minimal}, apiTokens, "encryption.keyring.existingSecret or encryption.kms.keyId is required"},
+		"keyring and KMS": {[]string{minimal}, apiTokens + `
+encryption: {keyring: {existingSecret: kr}, kms: {keyId: alias/x, region: eu-west-1}}`, "set only one of keyring.existingSecret and kms.keyId"},
+		"API without tokens": {[]string{minimal}, "destinationsApi: {enabled: true}\nencryption: {keyring: {existingSecret: kr}}", "destinationsApi.auth.tokens: at least one token"},
+		"API token without accounts": {[]string{minimal}, `
+destinationsApi: {enabled: true, auth: {tokens: [{name: a, sha256: ` + strings.Repeat("ab", 32) + `, accounts: []}]}}
+encryption: {keyring: {existingSecret: kr}}`, "accounts"},
+		"API token in clear": {[]string{minimal}, `
+destinationsApi: {enabled: true, auth: {tokens: [{name: a, sha256: my-token, accounts: ["*"]}]}}
+encryption: {keyring: {existingSecret: kr}}`, "destinationsApi.auth.tokens[0].sha256 is not 64 hex characters"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			out, err := helmTemplate(t, tc.files, tc.doc)
@@ -796,9 +862,15 @@ func TestChartTopicsJob(t *testing.T) {
 	script := str(dig(job, "spec", "template", "spec", "containers", 0, "args", 0))
 	for _, topic := range serviceTopics() {
 		want := fmt.Sprintf("create %s %d -1 %d", topic.Name, topic.Partitions, topic.Retention.Milliseconds())
+		if topic.Compacted {
+			want = fmt.Sprintf("compact %s %d -1", topic.Name, topic.Partitions)
+		}
 		if !strings.Contains(script, want) {
 			t.Errorf("the Job does not %q:\n%s", want, script)
 		}
+	}
+	if !regexp.MustCompile(`(?s)compact\(\) \{[^}]*--config cleanup\.policy=compact`).MatchString(script) {
+		t.Errorf("the Job's compact function does not set cleanup.policy=compact:\n%s", script)
 	}
 	if dig(job, "spec", "template", "spec", "containers", 0, "securityContext", "readOnlyRootFilesystem") != true {
 		t.Error("the Job's container has a writable root filesystem")

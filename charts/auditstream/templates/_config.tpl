@@ -10,6 +10,7 @@ kafkaSasl: /etc/auditstream/secrets/kafka-sasl
 kafkaCa: /etc/auditstream/secrets/kafka-ca
 kafkaClientCert: /etc/auditstream/secrets/kafka-client-cert
 signingKey: /etc/auditstream/secrets/archive-signing-key
+keyring: /etc/auditstream/keyring
 spool: /var/lib/auditstream/spool
 {{- end -}}
 
@@ -56,6 +57,34 @@ topics:
     partitions: {{ int $k.deadLetterTopic.partitions }}
     replication_factor: {{ int $k.deadLetterTopic.replicationFactor }}
     retention: {{ $k.deadLetterTopic.retention }}
+  destinations:
+    name: {{ $k.destinationsTopic.name }}
+    partitions: {{ int $k.destinationsTopic.partitions }}
+    replication_factor: {{ int $k.destinationsTopic.replicationFactor }}
+{{- end -}}
+
+{{/*
+The key-encryption key of the destinations' secrets (a secretbox config:
+the API's `encryption`, the consumers' `destinations.encryption`), or an
+empty dict when none is configured.
+*/}}
+{{- define "auditstream.encryptionConfig" -}}
+{{- $e := .Values.encryption -}}
+{{- $paths := include "auditstream.paths" . | fromYaml -}}
+{{- if $e.keyring.existingSecret -}}
+keyring_file: {{ printf "%s/%s" $paths.keyring $e.keyring.key }}
+{{- else if $e.kms.keyId -}}
+kms:
+  key_id: {{ $e.kms.keyId | quote }}
+  {{- with $e.kms.region }}
+  region: {{ . | quote }}
+  {{- end }}
+  {{- with $e.kms.endpoint }}
+  endpoint: {{ . | quote }}
+  {{- end }}
+{{- else -}}
+{}
+{{- end -}}
 {{- end -}}
 
 {{/* The destinations file's path inside the pods. */}}
@@ -86,8 +115,13 @@ A component's whole config file. Call with (dict "ctx" $ "c" $component).
   "log" (dict "level" $ctx.Values.log.level "format" $ctx.Values.log.format)
   "http" (dict "addr" (printf ":%d" (int $c.port)))
   "kafka" (include "auditstream.kafkaConfig" . | fromYaml) -}}
+{{- $encryption := include "auditstream.encryptionConfig" $ctx | fromYaml -}}
 {{- if $c.consumer -}}
-{{- $_ := set $cfg "destinations" (dict "file" (include "auditstream.destinationsFile" $ctx) "poll_interval" $ctx.Values.destinations.pollInterval) -}}
+{{- $dest := dict "file" (include "auditstream.destinationsFile" $ctx) "poll_interval" $ctx.Values.destinations.pollInterval "topic" $ctx.Values.destinations.topic -}}
+{{- if $encryption -}}
+{{- $_ := set $dest "encryption" $encryption -}}
+{{- end -}}
+{{- $_ := set $cfg "destinations" $dest -}}
 {{- end -}}
 {{- if eq $c.key "ingest" -}}
 {{- $_ := set $cfg "ingest" (deepCopy ($v.config | default dict)) -}}
@@ -101,6 +135,11 @@ A component's whole config file. Call with (dict "ctx" $ "c" $component).
 {{- $_ := set $archive "signing_key" (dict "file" (printf "%s/%s" $paths.signingKey $v.signingKey.key)) -}}
 {{- end -}}
 {{- $_ := set $cfg "archive" (mergeOverwrite $archive (deepCopy ($v.config | default dict))) -}}
+{{- else if eq $c.key "destinationsApi" -}}
+{{- $_ := set $cfg "auth" (dict "tokens" (deepCopy $v.auth.tokens)) -}}
+{{- $_ := set $cfg "encryption" $encryption -}}
+{{- $api := dict "destinations_file" (include "auditstream.destinationsFile" $ctx) -}}
+{{- $_ := set $cfg "api" (mergeOverwrite $api (deepCopy ($v.config | default dict))) -}}
 {{- end -}}
 {{- $cfg = mergeOverwrite $cfg (deepCopy ($v.structuredConfig | default dict)) -}}
 {{- toYaml $cfg -}}

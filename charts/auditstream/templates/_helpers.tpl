@@ -58,8 +58,11 @@ app.kubernetes.io/component: {{ .c.binary }}
 
 {{/*
 The services. binary: the image and command; key: the values block; port:
-the HTTP port (health, readiness, metrics; ingest's API too); forwarder: the
-delivery runtime's name (retry topic audit.events.retry.<forwarder>).
+the HTTP port (health, readiness, metrics; the API of ingest and the
+destinations API too); api: clients call it (its Service port is "http");
+forwarder: the delivery runtime's name (retry topic
+audit.events.retry.<forwarder>). Consumers and the destinations API
+(keyring: true) get the destinations' key-encryption key.
 */}}
 {{- define "auditstream.componentTable" -}}
 ingest:
@@ -67,6 +70,7 @@ ingest:
   binary: ingest
   port: 8080
   consumer: false
+  api: true
 datadogForwarder:
   key: datadogForwarder
   binary: datadog-forwarder
@@ -84,6 +88,13 @@ archiver:
   binary: archiver
   port: 8083
   consumer: true
+destinationsApi:
+  key: destinationsApi
+  binary: destinations-api
+  port: 8084
+  consumer: false
+  api: true
+  keyring: true
 {{- end -}}
 
 {{/*
@@ -241,6 +252,26 @@ replicas cap, secret values in config blocks and extraEnv.
 {{- end -}}
 {{- $keys := include "auditstream.secretKeys" . | fromJsonArray -}}
 {{- include "auditstream.noInlineSecrets" (dict "path" "destinations.connections" "value" .Values.destinations.connections "keys" $keys) -}}
+{{- $e := .Values.encryption -}}
+{{- if and $e.keyring.existingSecret $e.kms.keyId -}}
+{{- fail "encryption: set only one of keyring.existingSecret and kms.keyId" -}}
+{{- end -}}
+{{- if .Values.destinationsApi.enabled -}}
+{{- if not (or $e.keyring.existingSecret $e.kms.keyId) -}}
+{{- fail "encryption.keyring.existingSecret or encryption.kms.keyId is required with destinationsApi.enabled: the key-encryption key the API seals accounts' secrets with (docs/secrets-encryption.md)" -}}
+{{- end -}}
+{{- if not .Values.destinationsApi.auth.tokens -}}
+{{- fail "destinationsApi.auth.tokens: at least one token (name, sha256 of the token and the accounts it manages, or \"*\") is required" -}}
+{{- end -}}
+{{- range $i, $tok := .Values.destinationsApi.auth.tokens -}}
+{{- if not (regexMatch "^[0-9a-fA-F]{64}$" (toString $tok.sha256)) -}}
+{{- fail (printf "destinationsApi.auth.tokens[%d].sha256 is not 64 hex characters: put the token's SHA-256 here (printf %%s \"$TOKEN\" | sha256sum), never the token" $i) -}}
+{{- end -}}
+{{- if not $tok.accounts -}}
+{{- fail (printf "destinationsApi.auth.tokens[%d].accounts: list the accounts the token manages, or \"*\" for every account" $i) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Milliseconds of a Go duration made of h, m, s and ms parts (168h, 1h30m). */}}

@@ -181,9 +181,14 @@ spec:
               readOnly: true
             - name: tmp
               mountPath: /tmp
-            {{- if $c.consumer }}
+            {{- if or $c.consumer (eq $c.key "destinationsApi") }}
             - name: destinations
               mountPath: {{ $paths.destinations }}
+              readOnly: true
+            {{- end }}
+            {{- if and (or $c.consumer $c.keyring) $ctx.Values.encryption.keyring.existingSecret }}
+            - name: keyring
+              mountPath: {{ $paths.keyring }}
               readOnly: true
             {{- end }}
             {{- if $k.sasl.mechanism }}
@@ -222,13 +227,22 @@ spec:
         - name: tmp
           emptyDir:
             sizeLimit: 64Mi
-        {{- if $c.consumer }}
+        {{- if or $c.consumer (eq $c.key "destinationsApi") }}
         - name: destinations
           configMap:
             name: {{ include "auditstream.destinationsConfigMap" $ctx }}
             items:
               - key: {{ $ctx.Values.destinations.key }}
                 path: {{ $ctx.Values.destinations.key }}
+        {{- end }}
+        {{- if and (or $c.consumer $c.keyring) $ctx.Values.encryption.keyring.existingSecret }}
+        - name: keyring
+          secret:
+            secretName: {{ $ctx.Values.encryption.keyring.existingSecret }}
+            defaultMode: 0440
+            items:
+              - key: {{ $ctx.Values.encryption.keyring.key }}
+                path: {{ $ctx.Values.encryption.keyring.key }}
         {{- end }}
         {{- if $k.sasl.mechanism }}
         - name: kafka-sasl
@@ -305,7 +319,7 @@ spec:
   selector:
     {{- include "auditstream.selectorLabels" (dict "ctx" .ctx "c" $c) | nindent 4 }}
   ports:
-    - name: {{ ternary "http" "http-metrics" (eq $c.key "ingest") }}
+    - name: {{ ternary "http" "http-metrics" (eq (toString $c.api) "true") }}
       port: {{ int $v.service.port }}
       targetPort: http
       protocol: TCP
@@ -496,7 +510,7 @@ spec:
     matchLabels:
       {{- include "auditstream.selectorLabels" (dict "ctx" .ctx "c" $c) | nindent 6 }}
   endpoints:
-    - port: {{ ternary "http" "http-metrics" (eq $c.key "ingest") }}
+    - port: {{ ternary "http" "http-metrics" (eq (toString $c.api) "true") }}
       path: /metrics
       interval: {{ $sm.interval }}
       scrapeTimeout: {{ $sm.scrapeTimeout }}
@@ -510,9 +524,10 @@ spec:
 {{- $np := .ctx.Values.networkPolicy -}}
 {{- if and $v.enabled $np.enabled }}
 {{- $from := $np.metricsFrom -}}
-{{- if and (eq $c.key "ingest") $np.metricsFrom $np.ingestFrom -}}
-{{- $from = concat $np.ingestFrom $np.metricsFrom -}}
-{{- else if eq $c.key "ingest" -}}
+{{- $clients := get (dict "ingest" $np.ingestFrom "destinationsApi" $np.destinationsApiFrom) $c.key -}}
+{{- if and $c.api $np.metricsFrom $clients -}}
+{{- $from = concat $clients $np.metricsFrom -}}
+{{- else if $c.api -}}
 {{- $from = list -}}
 {{- end }}
 apiVersion: networking.k8s.io/v1
