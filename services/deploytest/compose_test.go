@@ -455,6 +455,14 @@ func TestComposeQuickStartDocs(t *testing.T) {
 	if cfg := string(readRepoFile(t, "deploy/compose/ingest.yaml")); !strings.Contains(cfg, "sha256: "+sha256Hex(m[1])) {
 		t.Errorf("deploy/compose/ingest.yaml does not accept the documented token %q", m[1])
 	}
+	// The token of its destinations API calls is the one the API accepts.
+	api := regexp.MustCompile(`(?s)127\.0\.0\.1:8084.*?Authorization: Bearer ([A-Za-z0-9._-]+)`).FindStringSubmatch(doc)
+	if api == nil {
+		t.Fatal("docs/deploy.md has no destinations API call with a bearer token")
+	}
+	if cfg := string(readRepoFile(t, "deploy/compose/destinations-api.yaml")); !strings.Contains(cfg, "sha256: "+sha256Hex(api[1])) {
+		t.Errorf("deploy/compose/destinations-api.yaml does not accept the documented token %q", api[1])
+	}
 	// The event file it posts exists.
 	for _, f := range regexp.MustCompile(`--data @(\S+)`).FindAllStringSubmatch(doc, -1) {
 		if _, err := os.Stat(filepath.Join(repoRoot(t), f[1])); err != nil {
@@ -470,6 +478,7 @@ func TestComposeQuickStartDocs(t *testing.T) {
 	}
 	for addr, service := range map[string]string{
 		"127.0.0.1:8080": "ingest", "127.0.0.1:8081": "datadog-forwarder", "127.0.0.1:9094": "kafka", "127.0.0.1:9001": "s3",
+		"127.0.0.1:8084": "destinations-api",
 	} {
 		if !strings.Contains(doc, addr) && !strings.Contains(doc, strings.TrimPrefix(addr, "127.0.0.1")) {
 			t.Errorf("docs/deploy.md does not name %s", addr)
