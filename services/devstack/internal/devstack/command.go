@@ -26,7 +26,10 @@ It starts an embedded Kafka-protocol broker that keeps its data in
 child process per YAML file in the config dir: name.yaml runs
 <bin>/name --config <config-dir>/name.yaml with AUDITSTREAM_KAFKA_BROKERS set
 to the broker. Set KAFKA_BROKERS to use an existing Kafka instead of the
-embedded broker.
+embedded broker. Before the services start, it creates the keyring file
+the configs name (encryption.keyring_file of the destinations API,
+destinations.encryption.keyring_file of the consumers) if it is missing,
+and it prints the destinations API's URL and development token.
 
 Ctrl-C (or SIGTERM) stops the services, then the broker. If a service exits
 on its own, devstack stops the others and exits non-zero.`,
