@@ -204,6 +204,16 @@ func TestEndToEnd(t *testing.T) {
 	if got := api("GET", "/v1/accounts/"+account+"/audit-logs", "", http.StatusOK); got["storage_profile"] != "local-dev" {
 		t.Errorf("audit-logs read back %v, want storage_profile local-dev", got)
 	}
+	// Testing the profile writes a marker object where the archive goes.
+	verdict := api("POST", "/v1/accounts/"+account+"/storage-profiles/local-dev/test", "", http.StatusOK)
+	if verdict["result"] != "ok" {
+		t.Errorf("test of the local profile: %v, want result ok", verdict)
+	}
+	if key, _ := verdict["marker_key"].(string); key == "" {
+		t.Errorf("test verdict %v names no marker", verdict)
+	} else if _, err := os.Stat(filepath.Join(profileDir, filepath.FromSlash(key))); err != nil {
+		t.Errorf("the test's marker: %v", err)
+	}
 	// A secret is sealed with the dev keyring and never read back.
 	const apiKey = "0123456789abcdef0123456789abcdef"
 	conn := api("PUT", "/v1/accounts/"+account+"/connections/my-datadog",
