@@ -269,6 +269,7 @@ func (s *Store) notify(changes map[string]*AccountConfig) {
 func (s *Store) endOffsets(ctx context.Context) (map[int32]int64, error) {
 	adm := kadm.NewClient(s.cl)
 	var ends kadm.ListedOffsets
+	start, nextWarn := time.Now(), 5*time.Second
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		var err error
 		ends, err = adm.ListEndOffsets(ctx, s.topic)
@@ -282,7 +283,15 @@ func (s *Store) endOffsets(ctx context.Context) (map[int32]int64, error) {
 		if !kafka.IsRetryable(err) || ctx.Err() != nil {
 			return nil, fmt.Errorf("read the end of destinations topic %s: %w", s.topic, err)
 		}
-		s.log.Debug("destinations topic not readable yet", zap.String("topic", s.topic), zap.Error(err))
+		if time.Since(start) >= nextWarn {
+			// A topic that never appears (bootstrap off, not created)
+			// keeps the consumer from starting: say so, not only in debug.
+			s.log.Warn("destinations topic not readable yet; not ready until it is (create it, or turn kafka.topics.bootstrap on)",
+				zap.String("topic", s.topic), zap.Duration("waited", time.Since(start).Round(time.Second)), zap.Error(err))
+			nextWarn += 30 * time.Second
+		} else {
+			s.log.Debug("destinations topic not readable yet", zap.String("topic", s.topic), zap.Error(err))
+		}
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("read the end of destinations topic %s: %w", s.topic, err)

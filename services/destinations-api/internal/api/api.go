@@ -304,11 +304,12 @@ func (a *API) putResource(r *request) (int, any, *apiError) {
 	if aerr != nil {
 		return 0, nil, aerr
 	}
-	if r.collection == destinations.CollectionConnections {
-		if file := a.file(); file != nil && file.Lookup(r.name) != nil {
-			return 0, nil, errorf(http.StatusConflict, "already_exists",
-				"name: %q is a connection of the installation's destinations file; choose another name", r.name)
-		}
+	// A name means one thing: the file's connections (storage ones too)
+	// are the installation's, and an account's resources may not take
+	// their names.
+	if file := a.file(); file != nil && file.Lookup(r.name) != nil {
+		return 0, nil, errorf(http.StatusConflict, "already_exists",
+			"name: %q is a connection of the installation's destinations file; choose another name", r.name)
 	}
 	enabled := body.Enabled == nil || *body.Enabled
 	var before *resourceView

@@ -398,6 +398,8 @@ func TestNameDefinedInTheFileIsRefused(t *testing.T) {
 	if !contains(r.body, "destinations file") {
 		t.Fatalf("answer: %s", r.body)
 	}
+	r = h.do("PUT", "/v1/accounts/"+accountA+"/storage-profiles/dd-platform", tokenA, map[string]any{"settings": map[string]any{}})
+	mustStatus(t, r, http.StatusConflict)
 }
 
 // Until the destinations topic is read to its end, every call is answered
