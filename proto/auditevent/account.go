@@ -34,8 +34,9 @@ var accountPath = [...]protowire.Number{8, 4, 1, 1}
 // scanPath sets *last to the value of every occurrence of the field path
 // leads to, in the order proto.Unmarshal merges them, so the last one set
 // is the one decoding gives. path's fields are all length-delimited. It is
-// false when a message on the way is malformed or a field of path has
-// another wire type, as proto.Unmarshal would refuse.
+// false when a message on the way is malformed, as proto.Unmarshal would
+// refuse, or a field of path has another wire type (which proto.Unmarshal
+// keeps as an unknown field: the caller's whole decode then decides).
 func scanPath(b []byte, path []protowire.Number, last *[]byte) bool {
 	for len(b) > 0 {
 		var num protowire.Number
@@ -48,7 +49,9 @@ func scanPath(b []byte, path []protowire.Number, last *[]byte) bool {
 			}
 		} else {
 			n, t, l := protowire.ConsumeTag(b)
-			if l < 0 {
+			// ConsumeTag takes numbers up to 2^31-1; proto.Unmarshal
+			// refuses those above the largest a schema may use.
+			if l < 0 || n > protowire.MaxValidNumber {
 				return false
 			}
 			num, typ, b = n, t, b[l:]
