@@ -62,7 +62,8 @@ func TestSplitValidArrayStrings(t *testing.T) {
 }
 
 // splitValidArray takes exactly the bodies json.Valid accepts that hold an
-// array, with the elements splitArray finds; it declines everything else.
+// array, with the elements encoding/json and splitArray find; it declines
+// everything else.
 func FuzzSplitValidArray(f *testing.F) {
 	for _, s := range []string{
 		`[]`, ` [ ] `, "\t[\n]\r\n", `[{}]`, `[{"a":"b"},{"c":[1,2,{"d":"]"}]}]`,
@@ -96,6 +97,19 @@ func checkSplitValid(t *testing.T, b []byte) {
 	}
 	if !ok {
 		return
+	}
+	// Both cut where encoding/json does.
+	var ref []json.RawMessage
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatalf("json.Unmarshal(%q) into elements: %v", b, err)
+	}
+	if len(items) != len(ref) {
+		t.Fatalf("splitValidArray(%q): %d elements, encoding/json %d", b, len(items), len(ref))
+	}
+	for i := range items {
+		if !bytes.Equal(items[i], ref[i]) {
+			t.Fatalf("splitValidArray(%q): element %d = %q, encoding/json %q", b, i, items[i], ref[i])
+		}
 	}
 	wantItems := splitArray(t0)
 	if len(items) != len(wantItems) {
