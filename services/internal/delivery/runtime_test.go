@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -114,6 +115,7 @@ type rig struct {
 	kcfg    kafka.Config
 	cfg     Config
 	sinks   map[string]*memSink
+	custom  map[string]EntrySink // a connection's sink, instead of sinks'
 	router  Router
 }
 
@@ -203,6 +205,9 @@ func (rg *rig) start() (stop func()) {
 		Name: "test", Config: rg.cfg, Kafka: rg.kcfg, Logger: zaptest.NewLogger(rg.t), Registry: rg.registry(),
 		Router: rg.router,
 		NewSink: func(t *destinations.Connection) (EntrySink, error) {
+			if s, ok := rg.custom[t.Name]; ok {
+				return s, nil
+			}
 			s, ok := rg.sinks[t.Name]
 			if !ok {
 				return nil, fmt.Errorf("no sink %s", t.Name)
@@ -613,29 +618,123 @@ func TestRuntimeDeadLettersParkedEventsPastMaxAge(t *testing.T) {
 }
 
 // A sink that stops answering stops fetching once MaxInflightBytes are out:
-// memory is set by configuration, not by the backlog.
+// memory is set by configuration, not by the backlog. The sink itself
+// measures what it is handed: batches and sends are sized so that a
+// runtime fetching past the cap would hand it the whole backlog at once.
 func TestRuntimeBackPressureBoundsMemory(t *testing.T) {
 	rg := newRig(t, staticRouter(map[string][]string{"*": {"stuck"}}), "stuck")
 	rg.cfg.MaxInflightBytes = 64 << 10
 	rg.cfg.MaxConnectionBytes = 64 << 10
+	rg.cfg.BacklogMaxWait = time.Minute // the stuck connection is not parked
+	rg.cfg.Batch = BatchPolicy{Count: 10000, Bytes: 16 << 20, Period: 20 * time.Millisecond}
+	rg.cfg.RequestsInFlight = 64
 	rg.cfg.RetryBudget = time.Minute
 	rg.cfg.SendTimeout = time.Minute
 	gate := make(chan struct{})
 	rg.sinks["stuck"].gate = gate
+	ws := &wireSink{memSink: rg.sinks["stuck"]}
+	rg.custom = map[string]EntrySink{"stuck": ws}
 	ids := rg.publish([]string{"acc-a", "acc-b"}, 2000) // ~4000 records, far more than the cap holds
+	want := len(ids["acc-a"]) + len(ids["acc-b"])
 	rg.start()
-	time.Sleep(time.Second)
-	inflight := rg.gauge("auditstream_delivery_inflight_bytes")
-	if inflight <= 0 || inflight > float64(rg.cfg.MaxInflightBytes) {
-		t.Fatalf("in-flight bytes %v with the sink stuck; want between 0 and the cap %d", inflight, rg.cfg.MaxInflightBytes)
+	// Wait until the sink is handed nothing new for a while: fetching has
+	// stopped, or the backlog is all out.
+	var held, calls int
+	waitFor(t, "the stuck sink to be handed nothing new", 20*time.Second, func() bool {
+		h, c := ws.holding()
+		if h > 0 && h == held && c == calls && time.Since(ws.lastCall()) > 20*rg.cfg.Batch.Period {
+			return true
+		}
+		held, calls = h, c
+		return false
+	})
+	peak, events := ws.peakHeld()
+	// Each event the sink holds is its whole record's value: the runtime
+	// holds at least as much of MaxInflightBytes for it.
+	if peak > int(rg.cfg.MaxInflightBytes) {
+		t.Fatalf("the stuck sink was handed %d bytes (%d of %d events) at once; the cap is %d", peak, events, want, rg.cfg.MaxInflightBytes)
+	}
+	// Fetching went on until near the cap (each record also holds its key
+	// and 64 bytes of overhead, about half an event here).
+	if peak < int(rg.cfg.MaxInflightBytes)/3 {
+		t.Fatalf("the stuck sink was handed only %d bytes (%d events); fetching stopped far below the cap %d", peak, events, rg.cfg.MaxInflightBytes)
+	}
+	if inflight := rg.gauge("auditstream_delivery_inflight_bytes"); inflight < float64(peak) || inflight > float64(rg.cfg.MaxInflightBytes) {
+		t.Fatalf("in-flight bytes gauge %v with the sink holding %d bytes; want between those and the cap %d", inflight, peak, rg.cfg.MaxInflightBytes)
 	}
 	if n := len(kafkatest.ReadAll(t, rg.cluster.Brokers(), rg.cfg.RetryTopic.Name, 1, 200*time.Millisecond)); n != 0 {
 		t.Fatalf("%d events parked; a single slow connection should only slow fetching", n)
 	}
 	close(gate)
-	want := len(ids["acc-a"]) + len(ids["acc-b"])
-	waitFor(t, "everything once the sink answers", 20*time.Second, func() bool { return len(rg.sinks["stuck"].ids()) >= want })
-	t.Logf("in-flight while stuck: %.0f bytes (cap %d) for a backlog of %d events", inflight, rg.cfg.MaxInflightBytes, want)
+	waitFor(t, "everything once the sink answers", 20*time.Second, func() bool { return len(asSet(rg.sinks["stuck"].ids())) >= want })
+	if peak, _ := ws.peakHeld(); peak > int(rg.cfg.MaxInflightBytes) {
+		t.Fatalf("the sink was handed %d bytes at once while draining; the cap is %d", peak, rg.cfg.MaxInflightBytes)
+	}
+	t.Logf("the stuck sink held %d bytes in %d events (cap %d) of a backlog of %d events", peak, events, rg.cfg.MaxInflightBytes, want)
+}
+
+// wireSink is a memSink whose entries are the events' protobuf form, as
+// large as their records' values, and which measures what its WriteBatch
+// calls hold at once.
+type wireSink struct {
+	*memSink
+	mu           sync.Mutex
+	held, events int
+	peak, peakN  int
+	calls        int
+	last         time.Time
+}
+
+func (s *wireSink) Encode(ev *auditlogv1.AuditEvent) ([]byte, error) { return proto.Marshal(ev) }
+
+func (s *wireSink) WriteBatch(ctx context.Context, batch [][]byte) error {
+	n := 0
+	ids := make([][]byte, len(batch))
+	for i, e := range batch {
+		n += len(e)
+		var ev auditlogv1.AuditEvent
+		if err := proto.Unmarshal(e, &ev); err != nil {
+			return err
+		}
+		ids[i] = []byte(ev.GetId())
+	}
+	s.mu.Lock()
+	s.held += n
+	s.events += len(batch)
+	s.calls++
+	s.last = time.Now()
+	if s.held > s.peak {
+		s.peak, s.peakN = s.held, s.events
+	}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.held -= n
+		s.events -= len(batch)
+		s.mu.Unlock()
+	}()
+	return s.memSink.WriteBatch(ctx, ids)
+}
+
+// holding is the bytes in WriteBatch calls now, and the calls so far.
+func (s *wireSink) holding() (held, calls int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held, s.calls
+}
+
+func (s *wireSink) lastCall() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
+}
+
+// peakHeld is the most bytes WriteBatch calls held at once, and in how
+// many events.
+func (s *wireSink) peakHeld() (bytes, events int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak, s.peakN
 }
 
 // One connection that stops answering holds at most MaxConnectionBytes;
