@@ -153,8 +153,11 @@ func (rg *rig) registry() *prometheus.Registry {
 }
 
 // gauge reads a gauge of the last started runtime.
-func (rg *rig) gauge(name string) float64 {
-	mfs, err := rg.reg.Gather()
+func (rg *rig) gauge(name string) float64 { return rg.gaugeOf(rg.reg, name) }
+
+// gaugeOf reads a gauge of the runtime with registry reg.
+func (rg *rig) gaugeOf(reg *prometheus.Registry, name string) float64 {
+	mfs, err := reg.Gather()
 	if err != nil {
 		rg.t.Fatal(err)
 	}
@@ -201,11 +204,12 @@ func (rg *rig) counter(name string, want map[string]string) float64 {
 // start runs a runtime until the returned stop is called.
 func (rg *rig) start() (stop func()) {
 	rg.t.Helper()
+	custom := rg.custom // this runtime's sinks, whatever a later start uses
 	rt, err := New(Options{
 		Name: "test", Config: rg.cfg, Kafka: rg.kcfg, Logger: zaptest.NewLogger(rg.t), Registry: rg.registry(),
 		Router: rg.router,
 		NewSink: func(t *destinations.Connection) (EntrySink, error) {
-			if s, ok := rg.custom[t.Name]; ok {
+			if s, ok := custom[t.Name]; ok {
 				return s, nil
 			}
 			s, ok := rg.sinks[t.Name]
@@ -571,28 +575,99 @@ func TestRuntimeRestartLosesNothing(t *testing.T) {
 	}
 }
 
+// A second member joins while the first has events out to a sink that does
+// not answer: partitions move with those events outstanding, the new owner
+// sends them again from the last commit, and the first member drops what
+// it still had queued for them. Nothing is lost, and the only duplicates
+// are the events the first member was already sending.
 func TestRuntimeRebalanceBetweenTwoInstancesLosesNothing(t *testing.T) {
 	rg := newRig(t, staticRouter(map[string][]string{"*": {"all"}}), "all")
+	rg.cfg.RevokeTimeout = time.Second // the stuck sends outlast it
+	rg.cfg.RetryBudget = time.Minute
+	rg.cfg.SendTimeout = time.Minute
+	rg.cfg.BacklogMaxWait = time.Minute
+	accounts := make([]string, 12) // over all 4 partitions
+	for i := range accounts {
+		accounts[i] = fmt.Sprintf("acc-%02d", i)
+	}
+	gate := make(chan struct{})
+	a := &wireSink{memSink: &memSink{gate: gate}}
+	rg.custom = map[string]EntrySink{"all": a}
 	stopFirst := rg.start()
-	first := rg.publish([]string{"acc-a", "acc-b", "acc-c"}, 200)
-	rg.start() // a second member joins: partitions move while events flow
-	second := rg.publish([]string{"acc-a", "acc-b", "acc-c"}, 200)
-	stopFirst() // and the first leaves: its partitions move again
-	third := rg.publish([]string{"acc-a", "acc-b", "acc-c"}, 200)
+	first := rg.publish(accounts, 200)
+	regA := rg.reg
+	// Each record holds its value, key and 64 bytes of MaxInflightBytes: the
+	// first member has fetched at least half the batch and delivered none.
+	waitFor(t, "the first member to hold the first batch, sending some", 20*time.Second, func() bool {
+		return rg.gaugeOf(regA, "auditstream_delivery_inflight_bytes") >= float64(12*200*64) && len(a.holdingIDs()) > 0
+	})
+	sending := a.holdingIDs() // in WriteBatch calls that will not return before the hand-over
+
+	b := &wireSink{memSink: &memSink{}}
+	rg.custom = map[string]EntrySink{"all": b}
+	stopSecond := rg.start() // a second member joins: partitions move away from the first
+	second := rg.publish(accounts, 200)
+	firstSet := map[string]bool{}
+	for _, ids := range first {
+		for _, id := range ids {
+			firstSet[id] = true
+		}
+	}
+	waitFor(t, "the second member to send events of a partition the first held unfinished", 30*time.Second, func() bool {
+		for _, id := range b.ids() {
+			if firstSet[id] {
+				return true
+			}
+		}
+		return false
+	})
+	close(gate) // the first member's stuck sends complete: their events arrive twice
+	stopFirst() // and it leaves: its partitions move again
+	third := rg.publish(accounts, 200)
 	var all []string
 	for _, batch := range []map[string][]string{first, second, third} {
 		for _, ids := range batch {
 			all = append(all, ids...)
 		}
 	}
-	waitFor(t, "every event after two rebalances", 30*time.Second, func() bool { return len(asSet(rg.sinks["all"].ids())) >= len(all) })
-	got := asSet(rg.sinks["all"].ids())
-	for _, id := range all {
-		if got[id] == 0 {
-			t.Fatalf("lost %s", id)
+	waitFor(t, "every event after two rebalances", 30*time.Second, func() bool {
+		got := asSet(b.ids())
+		for _, id := range a.ids() {
+			got[id]++
+		}
+		return len(got) >= len(all)
+	})
+	stopSecond()
+
+	fromA, fromB := asSet(a.ids()), asSet(b.ids())
+	moved := 0
+	for id := range firstSet {
+		if fromB[id] > 0 {
+			moved++
 		}
 	}
-	t.Logf("%d events, %d deliveries (%d duplicates from the hand-overs)", len(all), len(rg.sinks["all"].ids()), len(rg.sinks["all"].ids())-len(all))
+	var dups []string
+	for _, id := range all {
+		if n := fromA[id] + fromB[id]; n == 0 {
+			t.Fatalf("lost %s", id)
+		} else if n > 1 {
+			dups = append(dups, id)
+		}
+	}
+	// The first member had at most its WriteBatch calls' events and one
+	// batch flushed on revoke in hand: everything else of the moved
+	// partitions it dropped for the new owner to send.
+	bound := len(sending) + rg.cfg.Batch.Count
+	if len(dups) > bound {
+		t.Fatalf("%d events delivered twice; the first member was sending %d when its partitions moved, plus at most one batch of %d flushed on revoke", len(dups), len(sending), rg.cfg.Batch.Count)
+	}
+	sentBoth := 0
+	for _, id := range sending {
+		if fromB[id] > 0 {
+			sentBoth++
+		}
+	}
+	t.Logf("%d events; %d of the first batch sent by the new owner, %d in the first member's stuck sends (%d of them also sent by the new owner), %d duplicates (bound %d)", len(all), moved, len(sending), sentBoth, len(dups), bound)
 }
 
 func TestRuntimeDeadLettersParkedEventsPastMaxAge(t *testing.T) {
@@ -683,6 +758,7 @@ type wireSink struct {
 	peak, peakN  int
 	calls        int
 	last         time.Time
+	inCall       map[string]int // ids in WriteBatch calls now
 }
 
 func (s *wireSink) Encode(ev *auditlogv1.AuditEvent) ([]byte, error) { return proto.Marshal(ev) }
@@ -699,6 +775,12 @@ func (s *wireSink) WriteBatch(ctx context.Context, batch [][]byte) error {
 		ids[i] = []byte(ev.GetId())
 	}
 	s.mu.Lock()
+	if s.inCall == nil {
+		s.inCall = map[string]int{}
+	}
+	for _, id := range ids {
+		s.inCall[string(id)]++
+	}
 	s.held += n
 	s.events += len(batch)
 	s.calls++
@@ -709,6 +791,11 @@ func (s *wireSink) WriteBatch(ctx context.Context, batch [][]byte) error {
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
+		for _, id := range ids {
+			if s.inCall[string(id)]--; s.inCall[string(id)] == 0 {
+				delete(s.inCall, string(id))
+			}
+		}
 		s.held -= n
 		s.events -= len(batch)
 		s.mu.Unlock()
@@ -721,6 +808,17 @@ func (s *wireSink) holding() (held, calls int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.held, s.calls
+}
+
+// holdingIDs is the ids in WriteBatch calls now.
+func (s *wireSink) holdingIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.inCall))
+	for id := range s.inCall {
+		out = append(out, id)
+	}
+	return out
 }
 
 func (s *wireSink) lastCall() time.Time {
