@@ -99,6 +99,8 @@ type Server struct {
 	oversize  Oversize
 	truncated int
 	observe   func(Observed)
+	// requests being answered now, and the most at once since New or Reset
+	inFlight, maxInFlight int
 }
 
 // Observed is one answered request, as an Observe function sees it.
@@ -214,6 +216,15 @@ func (s *Server) Reset() {
 	s.reject = nil
 	s.oversize = Reject
 	s.truncated = 0
+	s.maxInFlight = s.inFlight
+}
+
+// MaxInFlight is the most requests the fake was answering at once since
+// New or Reset.
+func (s *Server) MaxInFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxInFlight
 }
 
 // Entries returns the raw JSON of every entry accepted for key, in order.
@@ -279,6 +290,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	rec := Request{APIKey: key, ContentEncoding: r.Header.Get("Content-Encoding"), UserAgent: r.Header.Get("User-Agent")}
 
 	s.mu.Lock()
+	s.inFlight++
+	s.maxInFlight = max(s.maxInFlight, s.inFlight)
+	defer func() {
+		s.mu.Lock()
+		s.inFlight--
+		s.mu.Unlock()
+	}()
 	slow := s.slow
 	var scripted *failure
 	if len(s.failNext) > 0 {
