@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -189,30 +191,116 @@ func TestPoisonRecordsAreDeadLettered(t *testing.T) {
 	}
 }
 
-// Two forwarder instances, with partitions moving between them mid-stream:
-// nothing is lost.
+// Two forwarder instances, with partitions moving between them while the
+// first still has requests out: the second sends the moved partitions'
+// events again from the last commit, and the first drops what it still had
+// queued for them. Nothing is lost, and the only duplicates are events the
+// first was already sending. Each instance has an intake of its own, so
+// the test sees who sent what.
 func TestTwoInstancesWithRebalanceLoseNothing(t *testing.T) {
 	p := newPipeline(t, "dd-a")
+	// Batches small against the backlog, and a hand-over that does not wait
+	// for the first instance's slow requests to be answered.
+	p.Cfg.Delivery.Batch = delivery.BatchPolicy{Count: 100, Bytes: 4 << 20, Period: 20 * time.Millisecond}
+	p.Cfg.Delivery.RevokeTimeout = 200 * time.Millisecond
 	p.writeRoutes(map[string][]string{"*": {"dd-a"}})
+	intakeA := p.intake
+	intakeA.Slow(1500 * time.Millisecond) // under the 2s request timeout
 	stopFirst := p.start()
 	accs := forwardingtest.Accounts(10)
-	batches := []map[string][]string{p.publish(accs, 100)}
-	p.start()
-	batches = append(batches, p.publish(accs, 100))
-	stopFirst()
-	batches = append(batches, p.publish(accs, 100))
+	first := p.publish(accs, 300)
+	forwardingtest.WaitFor(t, "the first instance to have requests out", 10*time.Second, func() bool { return intakeA.MaxInFlight() > 0 })
+	if n := intakeA.Count("dd-a"); n != 0 {
+		t.Fatalf("the slow intake accepted %d logs before the hand-over; want them all outstanding", n)
+	}
+
+	intakeB := ddfake.New("dd-a")
+	t.Cleanup(intakeB.Close)
+	p.intake = intakeB
+	p.Cfg.Destinations.File = filepath.Join(t.TempDir(), "destinations.yaml")
+	p.writeRoutes(map[string][]string{"*": {"dd-a"}})
+	stopSecond := p.start() // partitions move away from the first instance
+	second := p.publish(accs, 100)
+	firstSet := map[string]bool{}
+	for _, ids := range first {
+		for _, id := range ids {
+			firstSet[id] = true
+		}
+	}
+	idsOf := func(s *ddfake.Server) []string {
+		var ids []string
+		for _, log := range s.Logs("dd-a") {
+			id, _ := log["audit-id"].(string)
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	forwardingtest.WaitFor(t, "the second instance to send events the first held unfinished", 30*time.Second, func() bool {
+		for _, id := range idsOf(intakeB) {
+			if firstSet[id] {
+				return true
+			}
+		}
+		return false
+	})
+	// Both instances deliver all they own, the first its requests from
+	// before the hand-over included (those of moved partitions are the
+	// duplicates); then the first leaves and its partitions move again.
+	intakeA.Slow(0)
 	var all []string
-	for _, b := range batches {
+	delivered := func(batches ...map[string][]string) func() bool {
+		var want []string
+		for _, b := range batches {
+			for _, ids := range b {
+				want = append(want, ids...)
+			}
+		}
+		return func() bool {
+			got := forwardingtest.Counts(idsOf(intakeB))
+			for _, id := range idsOf(intakeA) {
+				got[id]++
+			}
+			for _, id := range want {
+				if got[id] == 0 {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	forwardingtest.WaitFor(t, "every event of the first two batches", 60*time.Second, delivered(first, second))
+	stopFirst()
+	third := p.publish(accs, 100)
+	forwardingtest.WaitFor(t, "every event after the first instance left", 60*time.Second, delivered(first, second, third))
+	stopSecond()
+	for _, b := range []map[string][]string{first, second, third} {
 		for _, ids := range b {
 			all = append(all, ids...)
 		}
 	}
-	forwardingtest.WaitFor(t, "every event across the rebalance", 60*time.Second, func() bool { return len(forwardingtest.Counts(mustIDs(p, "dd-a"))) >= len(all) })
-	got := forwardingtest.Counts(mustIDs(p, "dd-a"))
-	for _, id := range all {
-		if got[id] == 0 {
-			t.Fatalf("lost %s", id)
+
+	fromA, fromB := forwardingtest.Counts(idsOf(intakeA)), forwardingtest.Counts(idsOf(intakeB))
+	moved := 0
+	for id := range firstSet {
+		if fromB[id] > 0 {
+			moved++
 		}
 	}
-	t.Logf("%d events, %d logs (%d duplicates from hand-overs)", len(all), len(mustIDs(p, "dd-a")), len(mustIDs(p, "dd-a"))-len(all))
+	var dups int
+	for _, id := range all {
+		switch n := fromA[id] + fromB[id]; {
+		case n == 0:
+			t.Fatalf("lost %s", id)
+		case n > 1:
+			dups++
+		}
+	}
+	// At the hand-over the first instance had at most RequestsInFlight
+	// batches out and one more flushed on revoke; the rest of what it held
+	// of the moved partitions it must drop, not send.
+	bound := (p.Cfg.Delivery.RequestsInFlight + 1) * p.Cfg.Delivery.Batch.Count
+	if dups > bound {
+		t.Fatalf("%d events delivered twice; the first instance had at most %d out when its partitions moved", dups, bound)
+	}
+	t.Logf("%d events; %d of the first batch sent by the second instance, %d duplicates (bound %d)", len(all), moved, dups, bound)
 }
