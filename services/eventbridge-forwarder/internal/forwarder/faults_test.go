@@ -3,6 +3,7 @@ package forwarder
 import (
 	"context"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -234,32 +235,119 @@ func TestRejectedEntriesAreDeadLettered(t *testing.T) {
 	}
 }
 
-// Two forwarder instances, with partitions moving between them mid-stream:
-// nothing is lost.
+// Two forwarder instances, with partitions moving between them while the
+// first still has calls out: the second sends the moved partitions' events
+// again from the last commit, and the first drops what it still had queued
+// for them. Nothing is lost, and the only duplicates are events the first
+// was already sending. Each instance has a bus fake of its own, so the
+// test sees who sent what.
 func TestTwoInstancesWithRebalanceLoseNothing(t *testing.T) {
 	p := newPipeline(t)
+	// Batches small against the backlog, and a hand-over that does not wait
+	// for the first instance's slow calls to be answered.
+	p.Cfg.Delivery.Batch = delivery.BatchPolicy{Count: 100, Bytes: 4 << 20, Period: 20 * time.Millisecond}
+	p.Cfg.Delivery.RevokeTimeout = 200 * time.Millisecond
 	p.writeRoutes(map[string][]string{"*": {"eb-a"}})
+	busA := p.bus
+	busA.Slow(1500 * time.Millisecond) // under the call timeout
 	stopFirst := p.start()
 	accs := forwardingtest.Accounts(10)
-	batches := []map[string][]string{p.publish(accs, 100)}
-	p.start()
-	batches = append(batches, p.publish(accs, 100))
+	first := p.publish(accs, 300)
+	forwardingtest.WaitFor(t, "the first instance to have calls out", 10*time.Second, func() bool { return busA.MaxInFlight() > 0 })
+	if n := busA.Count("eb-a"); n != 0 {
+		t.Fatalf("the slow bus accepted %d entries before the hand-over; want them all outstanding", n)
+	}
+
+	busB := ebfake.New()
+	t.Cleanup(busB.Close)
+	busB.AddKey(ebfake.Key{AccessKeyID: testKeyID, SecretAccessKey: testSecret, SessionToken: testSessionToken})
+	busB.RequireKnownKeys(true)
+	p.bus = busB
+	p.Cfg.Destinations.File = filepath.Join(t.TempDir(), "destinations.yaml")
+	p.writeRoutes(map[string][]string{"*": {"eb-a"}})
+	stopSecond := p.start() // partitions move away from the first instance
+	second := p.publish(accs, 100)
+	firstSet := map[string]bool{}
+	for _, ids := range first {
+		for _, id := range ids {
+			firstSet[id] = true
+		}
+	}
+	idsOf := func(s *ebfake.Server) []string {
+		var ids []string
+		for _, e := range s.Entries("eb-a") {
+			ids = append(ids, parseDetail(t, e.Detail).ID)
+		}
+		return ids
+	}
+	forwardingtest.WaitFor(t, "the second instance to send events the first held unfinished", 30*time.Second, func() bool {
+		for _, id := range idsOf(busB) {
+			if firstSet[id] {
+				return true
+			}
+		}
+		return false
+	})
+	// Both instances deliver all they own, the first its calls from before
+	// the hand-over included (those of moved partitions are the
+	// duplicates); then the first leaves and its partitions move again.
+	busA.Slow(0)
+	delivered := func(batches ...map[string][]string) func() bool {
+		var want []string
+		for _, b := range batches {
+			for _, ids := range b {
+				want = append(want, ids...)
+			}
+		}
+		return func() bool {
+			got := forwardingtest.Counts(idsOf(busB))
+			for _, id := range idsOf(busA) {
+				got[id]++
+			}
+			for _, id := range want {
+				if got[id] == 0 {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	forwardingtest.WaitFor(t, "every event of the first two batches", 60*time.Second, delivered(first, second))
 	stopFirst()
-	batches = append(batches, p.publish(accs, 100))
+	third := p.publish(accs, 100)
+	forwardingtest.WaitFor(t, "every event after the first instance left", 60*time.Second, delivered(first, second, third))
+	stopSecond()
+
 	var all []string
-	for _, b := range batches {
+	for _, b := range []map[string][]string{first, second, third} {
 		for _, ids := range b {
 			all = append(all, ids...)
 		}
 	}
-	forwardingtest.WaitFor(t, "every event across the rebalance", 60*time.Second, func() bool { return len(forwardingtest.Counts(p.ids("eb-a"))) >= len(all) })
-	got := forwardingtest.Counts(p.ids("eb-a"))
-	for _, id := range all {
-		if got[id] == 0 {
-			t.Fatalf("lost %s", id)
+	fromA, fromB := forwardingtest.Counts(idsOf(busA)), forwardingtest.Counts(idsOf(busB))
+	moved := 0
+	for id := range firstSet {
+		if fromB[id] > 0 {
+			moved++
 		}
 	}
-	t.Logf("%d events, %d entries (%d duplicates from hand-overs)", len(all), len(p.ids("eb-a")), len(p.ids("eb-a"))-len(all))
+	dups := 0
+	for _, id := range all {
+		switch n := fromA[id] + fromB[id]; {
+		case n == 0:
+			t.Fatalf("lost %s", id)
+		case n > 1:
+			dups++
+		}
+	}
+	// At the hand-over the first instance had at most RequestsInFlight
+	// batches out and one more flushed on revoke; the rest of what it held
+	// of the moved partitions it must drop, not send.
+	bound := (p.Cfg.Delivery.RequestsInFlight + 1) * p.Cfg.Delivery.Batch.Count
+	if dups > bound {
+		t.Fatalf("%d events delivered twice; the first instance had at most %d out when its partitions moved", dups, bound)
+	}
+	t.Logf("%d events; %d of the first batch sent by the second instance, %d duplicates (bound %d)", len(all), moved, dups, bound)
 }
 
 // The bus answers slower than the call timeout: calls time out, are
