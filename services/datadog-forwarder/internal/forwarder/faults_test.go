@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditstream/auditstream/proto/auditevent"
 	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
@@ -54,6 +55,13 @@ func TestBadEntriesAreIsolatedAndDeadLettered(t *testing.T) {
 	if len(dlq) != 10 {
 		t.Fatalf("dead-lettered %d, want the 10 rejected entries", len(dlq))
 	}
+	// Events i with i%7 == 3 carry action-3 (forwardingtest.TestEvent).
+	bad := map[string]bool{}
+	for i, id := range ids["acc-00"] {
+		if i%7 == 3 {
+			bad[id] = true
+		}
+	}
 	for _, rec := range dlq {
 		h := map[string]string{}
 		for _, x := range rec.Headers {
@@ -62,8 +70,25 @@ func TestBadEntriesAreIsolatedAndDeadLettered(t *testing.T) {
 		if h[delivery.HeaderConnection] != "dd-a" || h[delivery.HeaderDLQReason] == "" {
 			t.Fatalf("dead letter headers %v", h)
 		}
+		ev, err := auditevent.DecodeRecord(rec)
+		if err != nil {
+			t.Fatalf("dead letter does not hold the event: %v", err)
+		}
+		if !bad[ev.GetId()] {
+			t.Fatalf("dead-lettered %s (%s), which the intake did not reject", ev.GetId(), ev.GetRequest().GetAction())
+		}
+		delete(bad, ev.GetId())
+	}
+	if len(bad) != 0 {
+		t.Fatalf("%d rejected events not dead-lettered (%d dead letters)", len(bad), len(dlq))
 	}
 	time.Sleep(200 * time.Millisecond)
+	got := forwardingtest.Counts(mustIDs(p, "dd-a"))
+	for i, id := range ids["acc-00"] {
+		if want := map[bool]int{true: 0, false: 1}[i%7 == 3]; got[id] != want {
+			t.Fatalf("event %d (%s) delivered %d times, want %d", i, id, got[id], want)
+		}
+	}
 	if n := p.intake.Count("dd-a"); n != 60 {
 		t.Fatalf("delivered %d, want exactly the 60 good entries of %d", n, len(ids["acc-00"]))
 	}
