@@ -2,10 +2,12 @@ package forwarder
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,15 +114,55 @@ func TestRateLimitedBacksOffAndDelivers(t *testing.T) {
 	p := newPipeline(t, "dd-a")
 	p.writeRoutes(map[string][]string{"*": {"dd-a"}})
 	p.intake.FailNext(1, http.StatusTooManyRequests, http.Header{"Retry-After": {"1"}})
-	p.start()
-	ids := p.publish([]string{"acc-00"}, 300)
-	forwardingtest.WaitFor(t, "all events after 429", 30*time.Second, func() bool { return len(forwardingtest.Counts(mustIDs(p, "dd-a"))) >= len(ids["acc-00"]) })
-	reqs := p.intake.Requests()
-	if reqs[0].Status != http.StatusTooManyRequests {
-		t.Fatalf("first answer %d, want 429", reqs[0].Status)
+	// When each request was answered, and what was accepted.
+	type answered struct {
+		status int
+		at     time.Time
 	}
-	if len(mustIDs(p, "dd-a")) != len(ids["acc-00"]) {
-		t.Fatalf("delivered %d logs for %d events: a 429 must not duplicate", len(mustIDs(p, "dd-a")), len(ids["acc-00"]))
+	var mu sync.Mutex
+	var answers []answered
+	got := map[string]int{}
+	p.intake.Observe(func(o ddfake.Observed) {
+		mu.Lock()
+		defer mu.Unlock()
+		answers = append(answers, answered{o.Status, o.At})
+		for _, e := range o.Entries {
+			var log struct {
+				ID string `json:"audit-id"`
+			}
+			if err := json.Unmarshal(e, &log); err != nil {
+				t.Errorf("accepted entry does not decode: %v", err)
+			}
+			got[log.ID]++
+		}
+	})
+	p.start()
+	ids := p.publish([]string{"acc-00"}, 300)["acc-00"]
+	forwardingtest.WaitFor(t, "all events after 429", 30*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) >= len(ids)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if answers[0].status != http.StatusTooManyRequests {
+		t.Fatalf("first answer %d, want 429", answers[0].status)
+	}
+	// The refused entries were sent again no sooner than Retry-After asked,
+	// and the last accepted request carried some of them.
+	var last time.Time
+	for _, a := range answers[1:] {
+		if a.status == http.StatusAccepted && a.at.After(last) {
+			last = a.at
+		}
+	}
+	if wait := last.Sub(answers[0].at); wait < time.Second {
+		t.Fatalf("the last entries were accepted %s after the 429; Retry-After asked for 1s", wait)
+	}
+	for _, id := range ids {
+		if got[id] != 1 {
+			t.Fatalf("event %s delivered %d times: a 429 must not lose or duplicate", id, got[id])
+		}
 	}
 }
 
