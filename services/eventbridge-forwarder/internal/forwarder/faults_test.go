@@ -217,7 +217,13 @@ func TestRejectedEntriesAreDeadLettered(t *testing.T) {
 		return ""
 	})
 	p.start()
-	p.publish([]string{"acc-00"}, 70) // actions cycle over 7 values: 10 are refused
+	ids := p.publish([]string{"acc-00"}, 70)["acc-00"] // actions cycle over 7 values: 10 are refused
+	refused := map[string]bool{}
+	for i, id := range ids {
+		if i%7 == 3 {
+			refused[id] = true
+		}
+	}
 	forwardingtest.WaitFor(t, "good entries", 20*time.Second, func() bool { return p.bus.Count("eb-a") >= 60 })
 	dlq := kafkatest.ReadAll(t, p.Cluster.Brokers(), "audit.events.dlq", 10, 20*time.Second)
 	if len(dlq) != 10 {
@@ -228,8 +234,22 @@ func TestRejectedEntriesAreDeadLettered(t *testing.T) {
 		if h[delivery.HeaderConnection] != "eb-a" || h[delivery.HeaderDLQReason] != "rejected" || !strings.Contains(h[delivery.HeaderDLQError], "MalformedDetail") {
 			t.Fatalf("dead letter headers %v", h)
 		}
+		id := recordEventID(t, rec)
+		if !refused[id] {
+			t.Fatalf("dead-lettered %s, which the bus did not refuse", id)
+		}
+		delete(refused, id)
+	}
+	if len(refused) != 0 {
+		t.Fatalf("%d refused events not dead-lettered", len(refused))
 	}
 	time.Sleep(200 * time.Millisecond)
+	got := forwardingtest.Counts(p.ids("eb-a"))
+	for i, id := range ids {
+		if want := map[bool]int{true: 0, false: 1}[i%7 == 3]; got[id] != want {
+			t.Fatalf("event %d (%s) delivered %d times, want %d", i, id, got[id], want)
+		}
+	}
 	if n := p.bus.Count("eb-a"); n != 60 {
 		t.Fatalf("delivered %d, want exactly the 60 good entries", n)
 	}
