@@ -62,36 +62,14 @@ test: tools chart-test ## run every module's tests
 	echo "$(GO) test $(TEST_FLAGS)" $$pkgs; \
 	$(GO) test $(TEST_FLAGS) $$pkgs
 
-# Every fuzz target of every module, each for FUZZTIME (go test -fuzz takes
-# one target of one package per run). The default keeps the whole pass at
-# about 3-4 minutes on 2 cores. All targets run even when one fails; a
-# failing input is written by go test under the package's testdata/fuzz/,
-# and its path is printed, so it can be committed as a regression entry.
-# FUZZ, a regular expression, keeps the targets whose "package-dir Name"
-# matches, e.g. make fuzz FUZZ=ddfake FUZZTIME=2m.
+# Every fuzz target of every module, each for FUZZTIME (.ci/fuzz): the
+# default keeps the whole pass at about 3-4 minutes on 2 cores. FUZZ, a
+# regular expression, keeps the targets whose "package-dir Name" matches,
+# e.g. make fuzz FUZZ=ddfake FUZZTIME=2m.
 FUZZTIME ?= 6s
 FUZZ ?= .
 fuzz: ## run every fuzz target for FUZZTIME each (default 6s)
-	@dirs=$$($(LIST_MODULE_DIRS)); \
-	targets=$$(grep -rHoE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' $$dirs | sed -E 's|^(.*)/[^/]*_test\.go:func (Fuzz.*)$$|\1 \2|' | sort -u | grep -E -- '$(FUZZ)' || true); \
-	[[ -n "$$targets" ]] || { echo "make fuzz: no fuzz targets found (FUZZ=$(FUZZ))" >&2; exit 1; }; \
-	log=$$(mktemp); trap 'rm -f "$$log"' EXIT; failed=(); \
-	while read -r dir name; do \
-		echo "$(GO) test -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) $$dir"; \
-		if ! $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$dir" < /dev/null 2>&1 | tee "$$log"; then \
-			input=$$(sed -nE 's|.*Failing input written to (testdata/fuzz/[^ ]*).*|\1|p' "$$log" | tail -n 1); \
-			seed=$$(sed -nE 's|.*failure while testing seed corpus entry: ([^ ]*).*|\1|p' "$$log" | tail -n 1); \
-			if [[ -n "$$input" ]]; then failed+=("$$dir $$name: failing input $$dir/$$input"); \
-			elif [[ -n "$$seed" ]]; then failed+=("$$dir $$name: seed corpus entry $$seed"); \
-			else failed+=("$$dir $$name: no failing input written (see its output above)"); fi; \
-		fi; \
-	done <<< "$$targets"; \
-	if (( $${#failed[@]} > 0 )); then \
-		echo "make fuzz: $${#failed[@]} target(s) failed; re-run one with go test -run=FuzzXxx/<file> <package>:" >&2; \
-		printf '  %s\n' "$${failed[@]}" >&2; \
-		exit 1; \
-	fi; \
-	echo "make fuzz: $$(wc -l <<< "$$targets") targets passed, $(FUZZTIME) each"
+	GO="$(GO)" FUZZTIME="$(FUZZTIME)" FUZZ="$(FUZZ)" ./.ci/fuzz
 
 tools: azurite ## install the tools tests and lint need into .tools/bin
 	@mkdir -p "$(TOOLS_BIN)"
