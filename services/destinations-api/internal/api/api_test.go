@@ -465,3 +465,33 @@ func TestEveryDocumentedOperationIsServed(t *testing.T) {
 		t.Fatalf("openapi.json describes %d operations", n)
 	}
 }
+
+// Behind a trusted proxy the audit event names the client, from
+// X-Forwarded-For; anyone else's header is ignored.
+func TestClientIPBehindTrustedProxies(t *testing.T) {
+	a := &API{cfg: Config{API: Settings{TrustedProxies: []string{"10.0.0.0/8", "192.168.1.1/32"}}}}
+	for _, c := range []struct{ remote, xff, want string }{
+		{"203.0.113.9:5555", "", "203.0.113.9"},
+		{"203.0.113.9:5555", "198.51.100.7", "203.0.113.9"}, // not a proxy: its header is not trusted
+		{"10.1.2.3:443", "198.51.100.7", "198.51.100.7"},
+		{"10.1.2.3:443", "6.6.6.6, 198.51.100.7, 192.168.1.1", "198.51.100.7"}, // the spoofed first hop is not read
+		{"10.1.2.3:443", "", "10.1.2.3"},
+		{"10.1.2.3:443", "garbage, 198.51.100.7", "198.51.100.7"},
+		{"10.1.2.3:443", "198.51.100.7, garbage", "10.1.2.3"},
+		{"[::ffff:10.1.2.3]:443", "2001:db8::1", "2001:db8::1"},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = c.remote
+		if c.xff != "" {
+			r.Header.Set("X-Forwarded-For", c.xff)
+		}
+		if got := a.clientIP(r); got != c.want {
+			t.Errorf("from %s with %q: %q, want %q", c.remote, c.xff, got, c.want)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.API.TrustedProxies = []string{"10.0.0.0/8", "ten"}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `api.trusted_proxies[1]: "ten" is not a CIDR`) {
+		t.Fatalf("bad CIDR: %v", err)
+	}
+}

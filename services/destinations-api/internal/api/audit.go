@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
@@ -36,7 +38,7 @@ type change struct {
 }
 
 // auditEvent builds the event for c made by p through r.
-func auditEvent(r *http.Request, p *bearer.Principal, c change, now time.Time) (*auditlogv1.AuditEvent, error) {
+func auditEvent(r *http.Request, clientIP string, p *bearer.Principal, c change, now time.Time) (*auditlogv1.AuditEvent, error) {
 	ev := &auditlogv1.AuditEvent{
 		Service:  "audit-log",
 		Hostname: r.Host,
@@ -58,9 +60,7 @@ func auditEvent(r *http.Request, p *bearer.Principal, c change, now time.Time) (
 	if c.failed {
 		ev.Outcome.Result = "FAILURE"
 	}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		ev.Request.IpAddress = host
-	}
+	ev.Request.IpAddress = clientIP
 	for k, v := range map[string]any{"before": c.before, "after": c.after, "verdict": c.verdict} {
 		if v == nil {
 			continue
@@ -74,10 +74,44 @@ func auditEvent(r *http.Request, p *bearer.Principal, c change, now time.Time) (
 	return ev, nil
 }
 
+// clientIP is the address of whoever made r: the connection's peer, or,
+// when the peer is a trusted proxy, the last address in X-Forwarded-For
+// that is not one.
+func (a *API) clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return ""
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !a.trusted(ip) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a malformed hop: stop at the last address known good
+		}
+		if ip = hop; !a.trusted(hop) {
+			break
+		}
+	}
+	return ip.String()
+}
+
+func (a *API) trusted(ip netip.Addr) bool {
+	for _, p := range a.cfg.API.TrustedProxies {
+		if pfx, err := netip.ParsePrefix(p); err == nil && pfx.Contains(ip.Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
 // record writes the audit event of a change to the events topic; it
 // returns once Kafka acknowledged it.
 func (a *API) record(ctx context.Context, r *http.Request, p *bearer.Principal, c change) error {
-	ev, err := auditEvent(r, p, c, time.Now())
+	ev, err := auditEvent(r, a.clientIP(r), p, c, time.Now())
 	if err != nil {
 		return err
 	}

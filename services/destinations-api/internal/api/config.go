@@ -6,6 +6,8 @@
 package api
 
 import (
+	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/auditstream/auditstream/services/internal/bearer"
@@ -52,6 +54,11 @@ type Settings struct {
 	// default AWS, GCS or Azure identity). Off by default: an account
 	// admin could otherwise write with the platform's identity.
 	AllowPlatformCredentials bool `yaml:"allow_platform_credentials"`
+	// TrustedProxies are the addresses (CIDRs) of the proxies in front of
+	// the API, e.g. the ingress: for a request from one of them, the
+	// audit event records the client from X-Forwarded-For instead of the
+	// proxy. Empty trusts no header.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// MaxPageSize bounds page_size in lists (default 100).
 	MaxPageSize int `yaml:"max_page_size"`
 	// WriteTimeout bounds one write: producing the account's record and
@@ -88,6 +95,11 @@ func (c *Config) Validate() error {
 	errs.Add("kafka", c.Kafka.Validate())
 	errs.Add("auth", c.Auth.Validate(true))
 	errs.Add("encryption", c.Encryption.Validate())
+	for i, p := range c.API.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			errs.Addf(fmt.Sprintf("api.trusted_proxies[%d]", i), "%q is not a CIDR such as 10.0.0.0/8", p)
+		}
+	}
 	if c.API.MaxPageSize < 1 || c.API.MaxPageSize > 1000 {
 		errs.Addf("api.max_page_size", "must be between 1 and 1000")
 	}

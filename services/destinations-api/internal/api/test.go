@@ -282,6 +282,7 @@ func (a *API) testResource(r *request) (int, any, *apiError) {
 	}
 	start := a.now()
 	ev := testEvent(r, action, targetType(r.collection), start)
+	ev.Request.IpAddress = a.clientIP(r.Request)
 	conn := destinations.NewAPIConnection(r.account, r.collection, r.name, res.Type, res.Settings, destinations.SecretboxOpener(a.sealer.box))
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.API.TestTimeout)
 	out, err := k.test(ctx, conn, ev)
@@ -336,9 +337,6 @@ func testEvent(r *request, action, target string, now time.Time) *auditlogv1.Aud
 		},
 		Timestamp: timestamppb.New(now),
 		Extra:     map[string]string{TestMarker: "true"},
-	}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		ev.Request.IpAddress = host
 	}
 	// Ids and the schema version as the producer gives every event.
 	_ = auditevent.Prepare(ev, now)
