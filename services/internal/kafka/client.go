@@ -15,9 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"github.com/twmb/franz-go/plugin/kprom"
 	"github.com/twmb/franz-go/plugin/kzap"
 	"go.uber.org/zap"
@@ -45,7 +42,7 @@ func Opts(c Config, logger *zap.Logger, reg prometheus.Registerer) ([]kgo.Opt, e
 	} else {
 		opts = append(opts, kgo.Dialer(dialer.DialContext))
 	}
-	if m, err := saslMechanism(c.SASL); err != nil {
+	if m, err := saslMechanism(c); err != nil {
 		return nil, err
 	} else if m != nil {
 		opts = append(opts, kgo.SASL(m))
@@ -91,42 +88,6 @@ func tlsConfig(c TLSConfig) (*tls.Config, error) {
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	return tc, nil
-}
-
-func saslMechanism(c SASLConfig) (sasl.Mechanism, error) {
-	mech := strings.ToLower(c.Mechanism)
-	if mech == "" {
-		return nil, nil
-	}
-	// Resolve the password per authentication so rotated secrets apply on
-	// reconnect.
-	password := func() (string, error) {
-		p, err := c.Password.Value()
-		if err != nil {
-			return "", fmt.Errorf("kafka sasl password (%s): %w", c.Password.Source(), err)
-		}
-		return p, nil
-	}
-	if err := c.Password.Check(); err != nil {
-		return nil, fmt.Errorf("kafka sasl password (%s): %w", c.Password.Source(), err)
-	}
-	switch mech {
-	case "plain":
-		return plain.Plain(func(context.Context) (plain.Auth, error) {
-			p, err := password()
-			return plain.Auth{User: c.Username, Pass: p}, err
-		}), nil
-	case "scram-sha-256", "scram-sha-512":
-		fn := func(context.Context) (scram.Auth, error) {
-			p, err := password()
-			return scram.Auth{User: c.Username, Pass: p}, err
-		}
-		if mech == "scram-sha-256" {
-			return scram.Sha256(fn), nil
-		}
-		return scram.Sha512(fn), nil
-	}
-	return nil, fmt.Errorf("kafka sasl: unknown mechanism %q", c.Mechanism)
 }
 
 // EnsureTopics creates each topic that does not exist yet with its

@@ -6,9 +6,11 @@ package kafka
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 
+	"github.com/auditstream/auditstream/services/internal/awsauth"
 	"github.com/auditstream/auditstream/services/internal/config"
 )
 
@@ -41,11 +43,62 @@ type TLSConfig struct {
 
 // SASLConfig authenticates to the brokers.
 type SASLConfig struct {
-	// Mechanism is "", plain, scram-sha-256 or scram-sha-512.
-	Mechanism string        `yaml:"mechanism"`
-	Username  string        `yaml:"username"`
-	Password  config.Secret `yaml:"password"`
+	// Mechanism is "", plain, scram-sha-256, scram-sha-512, aws_msk_iam
+	// or oauthbearer.
+	Mechanism string `yaml:"mechanism"`
+	// Username and Password are for plain and scram-*.
+	Username string        `yaml:"username"`
+	Password config.Secret `yaml:"password"`
+	// AWS signs in to Amazon MSK with IAM access control (aws_msk_iam).
+	AWS MSKIAMConfig `yaml:"aws"`
+	// OAuth is where oauthbearer's tokens come from.
+	OAuth OAuthConfig `yaml:"oauth"`
 }
+
+// MSKIAMConfig is aws_msk_iam: every authentication is a SigV4 signature
+// of kafka-cluster:Connect for the broker's host, made with credentials
+// from the AWS code the sinks use. The region is the one in the broker's
+// hostname (b-1.<cluster>.<id>.c2.kafka.<region>.amazonaws.com), else
+// AWS_REGION or AWS_DEFAULT_REGION.
+type MSKIAMConfig struct {
+	// Credentials: the AWS default chain (IRSA and EKS Pod Identity
+	// included), static keys from secrets, or an assumed role.
+	Credentials awsauth.Credentials `yaml:"credentials"`
+	// UserAgent is sent with each authentication (IAM policies may match
+	// aws:UserAgent); default auditstream/<version>/<client_id>.
+	UserAgent string `yaml:"user_agent"`
+}
+
+// OAuthConfig is oauthbearer: a token read from Token at every
+// authentication (a file a workload-identity agent keeps fresh), or one
+// obtained with the OAuth 2 client-credentials flow from TokenURL and
+// renewed OAuthRefreshEarly before it expires.
+type OAuthConfig struct {
+	// Token is the bearer token, normally {file: /path} rewritten by an
+	// agent before the token expires; it is read at every authentication.
+	Token config.Secret `yaml:"token"`
+	// TokenURL is the client-credentials token endpoint, e.g.
+	// https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token.
+	TokenURL     string        `yaml:"token_url"`
+	ClientID     string        `yaml:"client_id"`
+	ClientSecret config.Secret `yaml:"client_secret"`
+	// Scopes requested, e.g. https://<namespace>.servicebus.windows.net/.default.
+	Scopes []string `yaml:"scopes"`
+	// Params are extra form values of the token request (audience, resource).
+	Params map[string]string `yaml:"params"`
+	// Extensions are SASL extensions sent with the token (RFC 7628), e.g.
+	// logicalCluster and identityPoolId on Confluent Cloud.
+	Extensions map[string]string `yaml:"extensions"`
+}
+
+// OAuthRefreshEarly is how long before its expiry a client-credentials
+// token is replaced. Brokers end a session when its token expires and
+// franz-go re-authenticates at 95-98% of the session's lifetime (3 minutes
+// before for a one-hour token), so the token it then sends must be fresh.
+const OAuthRefreshEarly = 5 * time.Minute
+
+// DefaultMSKRoleSessionName names assumed-role sessions of aws_msk_iam.
+const DefaultMSKRoleSessionName = "auditstream-kafka"
 
 // Topics names the topics and how bootstrap creates them.
 type Topics struct {
@@ -115,21 +168,7 @@ func (c Config) Validate() error {
 	if !c.TLS.Enabled && (c.TLS.CAFile != "" || c.TLS.CertFile != "") {
 		errs.Addf("tls.enabled", "must be true when TLS files are set")
 	}
-	switch strings.ToLower(c.SASL.Mechanism) {
-	case "":
-		if c.SASL.Username != "" || c.SASL.Password.IsSet() {
-			errs.Addf("sasl.mechanism", "is required when a username or password is set")
-		}
-	case "plain", "scram-sha-256", "scram-sha-512":
-		if c.SASL.Username == "" {
-			errs.Addf("sasl.username", "is required for %s", c.SASL.Mechanism)
-		}
-		if !c.SASL.Password.IsSet() {
-			errs.Addf("sasl.password", "is required for %s", c.SASL.Mechanism)
-		}
-	default:
-		errs.Addf("sasl.mechanism", "%q is not plain, scram-sha-256 or scram-sha-512", c.SASL.Mechanism)
-	}
+	c.validateSASL(&errs)
 	errs.Add("topics.events", c.Topics.Events.Validate())
 	errs.Add("topics.dead_letter", c.Topics.DeadLetter.Validate())
 	errs.Add("topics.destinations", c.Topics.Destinations.Validate())
@@ -173,5 +212,23 @@ func validTopicName(name string) bool {
 }
 
 func (s SASLConfig) String() string {
+	switch strings.ToLower(s.Mechanism) {
+	case MechanismMSKIAM:
+		return fmt.Sprintf("sasl(%s credentials=%s)", s.Mechanism, s.AWS.Credentials.Mode())
+	case MechanismOAuthBearer:
+		if s.OAuth.TokenURL != "" {
+			return fmt.Sprintf("sasl(%s token_url=%s client_id=%s client_secret=%s)", s.Mechanism, redactURL(s.OAuth.TokenURL), s.OAuth.ClientID, s.OAuth.ClientSecret.Source())
+		}
+		return fmt.Sprintf("sasl(%s token=%s)", s.Mechanism, s.OAuth.Token.Source())
+	}
 	return fmt.Sprintf("sasl(%s user=%s password=%s)", s.Mechanism, s.Username, s.Password.Source())
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(not a URL)"
+	}
+	u.RawQuery, u.Fragment = "", ""
+	return u.Redacted()
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditstream/auditstream/services/internal/awsauth"
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -56,6 +57,73 @@ func TestConfigValidate(t *testing.T) {
 		}, []string{"sasl.mechanism"}},
 		{"username without mechanism", func(c *kafka.Config) { c.SASL = kafka.SASLConfig{Username: "u"} }, []string{"sasl.mechanism"}},
 		{"password without mechanism", func(c *kafka.Config) { c.SASL = kafka.SASLConfig{Password: config.SecretLiteral("p")} }, []string{"sasl.mechanism"}},
+		{"msk iam, default chain", func(c *kafka.Config) { *c = mskConfig(*c) }, nil},
+		{"msk iam, vpc endpoint host", func(c *kafka.Config) {
+			*c = mskConfig(*c)
+			c.Brokers = []string{"vpce-0abc-1234.kafka.us-east-1.vpce.amazonaws.com:14001"}
+		}, nil},
+		{"msk iam, static keys from files", func(c *kafka.Config) {
+			*c = mskConfig(*c)
+			c.SASL.AWS.Credentials.AccessKeyID = config.SecretFile("/var/run/secrets/aws/id")
+			c.SASL.AWS.Credentials.SecretAccessKey = config.SecretFile("/var/run/secrets/aws/secret")
+		}, nil},
+		{"msk iam, assumed role with external id", func(c *kafka.Config) {
+			*c = mskConfig(*c)
+			c.SASL.AWS.Credentials.RoleARN = "arn:aws:iam::123456789012:role/auditstream-msk"
+			c.SASL.AWS.Credentials.ExternalID = config.SecretFile("/var/run/secrets/aws/external-id")
+		}, nil},
+		{"msk iam without tls", func(c *kafka.Config) { *c = mskConfig(*c); c.TLS.Enabled = false }, []string{"tls.enabled"}},
+		{"msk iam, brokers name no region", func(c *kafka.Config) { *c = mskConfig(*c); c.Brokers = []string{"kafka.internal:9098"} }, []string{"brokers"}},
+		{"msk iam, bad credentials", func(c *kafka.Config) {
+			*c = mskConfig(*c)
+			c.SASL.AWS.Credentials.AccessKeyID = config.SecretFile("/id")
+			c.SASL.AWS.Credentials.RoleARN = "arn:aws:iam::1:role/x"
+		}, []string{"sasl.aws.credentials.access_key_id", "sasl.aws.credentials.role_arn"}},
+		{"msk iam with a username", func(c *kafka.Config) { *c = mskConfig(*c); c.SASL.Username = "u" }, []string{"sasl.username"}},
+		{"msk iam, user agent with a newline", func(c *kafka.Config) { *c = mskConfig(*c); c.SASL.AWS.UserAgent = "a\nb" }, []string{"sasl.aws.user_agent"}},
+		{"aws settings with scram", func(c *kafka.Config) {
+			c.SASL = kafka.SASLConfig{Mechanism: "scram-sha-512", Username: "u", Password: config.SecretLiteral("p"), AWS: kafka.MSKIAMConfig{UserAgent: "x"}}
+		}, []string{"sasl.aws"}},
+		{"oauthbearer token file", func(c *kafka.Config) {
+			c.TLS.Enabled = true
+			c.SASL = kafka.SASLConfig{Mechanism: "oauthbearer", OAuth: kafka.OAuthConfig{Token: config.SecretFile("/var/run/secrets/kafka/token")}}
+		}, nil},
+		{"oauthbearer client credentials", func(c *kafka.Config) { *c = ccConfig(*c) }, nil},
+		{"oauthbearer, local token server over http", func(c *kafka.Config) { *c = ccConfig(*c); c.SASL.OAuth.TokenURL = "http://localhost:14293/" }, nil},
+		{"oauthbearer without tls", func(c *kafka.Config) { *c = ccConfig(*c); c.TLS.Enabled = false }, []string{"tls.enabled"}},
+		{"oauthbearer, no token source", func(c *kafka.Config) {
+			c.TLS.Enabled = true
+			c.SASL = kafka.SASLConfig{Mechanism: "OAUTHBEARER"}
+		}, []string{"sasl.oauth"}},
+		{"oauthbearer, token and token url", func(c *kafka.Config) {
+			*c = ccConfig(*c)
+			c.SASL.OAuth.Token = config.SecretFile("/t")
+		}, []string{"sasl.oauth.token"}},
+		{"oauthbearer, token url over plain http", func(c *kafka.Config) { *c = ccConfig(*c); c.SASL.OAuth.TokenURL = "http://idp.example.com/token" }, []string{"sasl.oauth.token_url"}},
+		{"oauthbearer, token url with credentials", func(c *kafka.Config) {
+			*c = ccConfig(*c)
+			c.SASL.OAuth.TokenURL = "https://id:pw@idp.example.com/token"
+		}, []string{"sasl.oauth.token_url"}},
+		{"oauthbearer, token url with a query", func(c *kafka.Config) {
+			*c = ccConfig(*c)
+			c.SASL.OAuth.TokenURL = "https://idp.example.com/token?key=x"
+		}, []string{"sasl.oauth.token_url"}},
+		{"oauthbearer, token url not absolute", func(c *kafka.Config) { *c = ccConfig(*c); c.SASL.OAuth.TokenURL = "/token" }, []string{"sasl.oauth.token_url"}},
+		{"oauthbearer, client without id or secret", func(c *kafka.Config) {
+			*c = ccConfig(*c)
+			c.SASL.OAuth.ClientID, c.SASL.OAuth.ClientSecret = "", config.Secret{}
+		}, []string{"sasl.oauth.client_id", "sasl.oauth.client_secret"}},
+		{"oauthbearer, client settings with a token file", func(c *kafka.Config) {
+			c.TLS.Enabled = true
+			c.SASL = kafka.SASLConfig{Mechanism: "oauthbearer", OAuth: kafka.OAuthConfig{Token: config.SecretFile("/t"), ClientID: "c", Scopes: []string{"s"}}}
+		}, []string{"sasl.oauth.client_id", "sasl.oauth.scopes"}},
+		{"oauthbearer, bad extensions", func(c *kafka.Config) {
+			*c = ccConfig(*c)
+			c.SASL.OAuth.Extensions = map[string]string{"auth": "x", "ok": "a\x01b"}
+		}, []string{"sasl.oauth.extensions", "sasl.oauth.extensions.ok"}},
+		{"oauth settings with plain", func(c *kafka.Config) {
+			c.SASL = kafka.SASLConfig{Mechanism: "plain", Username: "u", Password: config.SecretLiteral("p"), OAuth: kafka.OAuthConfig{ClientID: "c"}}
+		}, []string{"sasl.oauth"}},
 		{"empty topic name", func(c *kafka.Config) { c.Topics.Events.Name = "" }, []string{"topics.events.name"}},
 		{"topic name with a space", func(c *kafka.Config) { c.Topics.Events.Name = "audit events" }, []string{"topics.events.name"}},
 		{"topic name dot", func(c *kafka.Config) { c.Topics.DeadLetter.Name = "." }, []string{"topics.dead_letter.name"}},
@@ -74,6 +142,9 @@ func TestConfigValidate(t *testing.T) {
 			*c = kafka.Config{SASL: kafka.SASLConfig{Mechanism: "x"}, TLS: kafka.TLSConfig{CertFile: "c"}}
 		}, []string{"brokers", "client_id", "dial_timeout", "request_timeout", "tls", "tls.enabled", "sasl.mechanism", "topics.events.name", "topics.events.partitions", "topics.dead_letter.name"}},
 	}
+	// The region of aws_msk_iam comes from the brokers' hostnames here.
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := kafka.Default("test-client")
@@ -103,6 +174,95 @@ func TestConfigValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func mskConfig(c kafka.Config) kafka.Config {
+	c.Brokers = []string{"b-1.audit.abc123.c2.kafka.eu-west-1.amazonaws.com:9098", "b-2.audit.abc123.c2.kafka.eu-west-1.amazonaws.com:9098"}
+	c.TLS.Enabled = true
+	c.SASL = kafka.SASLConfig{Mechanism: "aws_msk_iam"}
+	return c
+}
+
+func ccConfig(c kafka.Config) kafka.Config {
+	c.TLS.Enabled = true
+	c.SASL = kafka.SASLConfig{Mechanism: "oauthbearer", OAuth: kafka.OAuthConfig{
+		TokenURL: "https://login.microsoftonline.com/tenant/oauth2/v2.0/token", ClientID: "app",
+		ClientSecret: config.SecretFile("/var/run/secrets/kafka/client-secret"), Scopes: []string{"https://ns.servicebus.windows.net/.default"},
+	}}
+	return c
+}
+
+func TestMSKIAMRegionFromTheEnvironment(t *testing.T) {
+	c := mskConfig(kafka.Default("x"))
+	c.Brokers = []string{"kafka.internal:9098"}
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "brokers: aws_msk_iam signs for the region in the broker hostname") {
+		t.Fatalf("no region: %v", err)
+	}
+	t.Setenv("AWS_DEFAULT_REGION", "eu-central-1")
+	if err := c.Validate(); err != nil {
+		t.Fatalf("AWS_DEFAULT_REGION: %v", err)
+	}
+	// An assumed role needs the region for STS: the brokers', here.
+	c = mskConfig(kafka.Default("x"))
+	c.SASL.AWS.Credentials.RoleARN = "arn:aws:iam::123456789012:role/r"
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSASLConfigFromYAML(t *testing.T) {
+	var c struct {
+		Kafka kafka.Config `yaml:"kafka"`
+	}
+	c.Kafka = kafka.Default("x")
+	err := config.Parse([]byte(`
+kafka:
+  brokers: [b-1.audit.abc123.c2.kafka.eu-west-1.amazonaws.com:9098]
+  tls: {enabled: true}
+  sasl:
+    mechanism: aws_msk_iam
+    aws:
+      user_agent: audit-team
+      credentials:
+        role_arn: arn:aws:iam::123456789012:role/auditstream-msk
+        external_id: {file: /var/run/secrets/aws/external-id}
+`), &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Kafka.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Kafka.SASL.AWS; got.UserAgent != "audit-team" || got.Credentials.RoleARN != "arn:aws:iam::123456789012:role/auditstream-msk" || got.Credentials.ExternalID.Source() != "file /var/run/secrets/aws/external-id" {
+		t.Errorf("%+v", got)
+	}
+	c.Kafka = kafka.Default("x")
+	err = config.Parse([]byte(`
+kafka:
+  tls: {enabled: true}
+  sasl:
+    mechanism: oauthbearer
+    oauth:
+      token_url: https://login.microsoftonline.com/tenant/oauth2/v2.0/token
+      client_id: app
+      client_secret: {file: /var/run/secrets/kafka/client-secret}
+      scopes: [https://ns.servicebus.windows.net/.default]
+      params: {resource: x}
+      extensions: {logicalCluster: lkc-1}
+`), &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Kafka.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	o := c.Kafka.SASL.OAuth
+	if o.ClientSecret.Source() != "file /var/run/secrets/kafka/client-secret" || o.Scopes[0] != "https://ns.servicebus.windows.net/.default" || o.Params["resource"] != "x" || o.Extensions["logicalCluster"] != "lkc-1" {
+		t.Errorf("%+v", o)
 	}
 }
 
@@ -156,8 +316,14 @@ func TestOptsErrors(t *testing.T) {
 			c.SASL = kafka.SASLConfig{Mechanism: "scram-sha-256", Username: "u", Password: config.SecretEnv("KAFKATEST_UNSET_PW")}
 		}, "env KAFKATEST_UNSET_PW"},
 		{"unknown mechanism", func(c *kafka.Config) {
-			c.SASL = kafka.SASLConfig{Mechanism: "oauthbearer", Username: "u", Password: config.SecretLiteral("p")}
+			c.SASL = kafka.SASLConfig{Mechanism: "gssapi", Username: "u", Password: config.SecretLiteral("p")}
 		}, "unknown mechanism"},
+		{"oauthbearer token file missing", func(c *kafka.Config) {
+			c.SASL = kafka.SASLConfig{Mechanism: "oauthbearer", OAuth: kafka.OAuthConfig{Token: config.SecretFile(filepath.Join(dir, "token"))}}
+		}, "kafka sasl oauthbearer token (file " + filepath.Join(dir, "token") + ")"},
+		{"oauthbearer client secret unset", func(c *kafka.Config) {
+			c.SASL = kafka.SASLConfig{Mechanism: "oauthbearer", OAuth: kafka.OAuthConfig{TokenURL: "https://idp.example/token", ClientID: "c", ClientSecret: config.SecretEnv("KAFKATEST_UNSET_SECRET")}}
+		}, "client_secret (env KAFKATEST_UNSET_SECRET)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -206,5 +372,27 @@ func TestIsRetryable(t *testing.T) {
 		if got := kafka.IsRetryable(tc.err); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestManagedSASLConfigNeverPrintsSecrets(t *testing.T) {
+	const secret, token, ext = "cc-secret-Hh71", "bearer-token-Tt42", "external-id-Ee19"
+	for _, s := range []kafka.SASLConfig{
+		{Mechanism: "oauthbearer", OAuth: kafka.OAuthConfig{TokenURL: "https://idp.example/token", ClientID: "app", ClientSecret: config.SecretLiteral(secret)}},
+		{Mechanism: "oauthbearer", OAuth: kafka.OAuthConfig{Token: config.SecretLiteral(token)}},
+		{Mechanism: "aws_msk_iam", AWS: kafka.MSKIAMConfig{Credentials: awsauth.Credentials{
+			AccessKeyID: config.SecretLiteral("AKIA" + secret), SecretAccessKey: config.SecretLiteral(secret), RoleARN: "arn:aws:iam::123456789012:role/r", ExternalID: config.SecretLiteral(ext),
+		}}},
+	} {
+		c := kafka.Default("x")
+		c.SASL = s
+		for _, out := range []string{s.String(), fmt.Sprintf("%v", s), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c)} {
+			for _, v := range []string{secret, token, ext} {
+				if strings.Contains(out, v) {
+					t.Errorf("secret printed: %s", out)
+				}
+			}
+		}
+		t.Log(s.String())
 	}
 }
