@@ -25,6 +25,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/forwarding"
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"go.uber.org/zap"
 )
 
 // Pipeline is a broker and a forwarder's config pointing at it, over real
@@ -40,7 +41,14 @@ type Pipeline struct {
 // for tests and creates its topics.
 func NewPipeline(t *testing.T, cfg forwarding.Config) *Pipeline {
 	t.Helper()
-	cluster := kafkatest.New(t)
+	return NewPipelineOn(t, kafkatest.New(t), cfg)
+}
+
+// NewPipelineOn is NewPipeline with a broker the test started (with TLS,
+// a SASL mechanism), cfg.Kafka's TLS and SASL set to reach it; the topics
+// are created through them.
+func NewPipelineOn(t *testing.T, cluster *kafkatest.Cluster, cfg forwarding.Config) *Pipeline {
+	t.Helper()
 	cfg.Log.Level = "warn"
 	cfg.HTTP.Addr = "127.0.0.1:0"
 	cfg.Kafka.Brokers = cluster.Brokers()
@@ -59,7 +67,11 @@ func NewPipeline(t *testing.T, cfg forwarding.Config) *Pipeline {
 	cfg.Destinations.File = filepath.Join(p.DestDir, "destinations.yaml")
 	cfg.Destinations.PollInterval = 100 * time.Millisecond
 	p.Cfg = cfg
-	cl := cluster.Client()
+	cl, err := kafka.NewClient(cfg.Kafka, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
 	if err := kafka.EnsureTopics(context.Background(), cl, cfg.Kafka.Topics.Events, cfg.Kafka.Topics.DeadLetter, cfg.Delivery.RetryTopic); err != nil {
 		t.Fatal(err)
 	}
@@ -260,10 +272,17 @@ func FreeAddr(t *testing.T) string {
 // returns its address once it is ready.
 func StartIngest(t *testing.T, ingestPkg string, brokers []string) (addr string) {
 	t.Helper()
+	return StartIngestWith(t, ingestPkg, brokers, "")
+}
+
+// StartIngestWith is StartIngest with kafkaYAML (lines indented by two
+// spaces: tls, sasl) added to the kafka section of its config.
+func StartIngestWith(t *testing.T, ingestPkg string, brokers []string, kafkaYAML string) (addr string) {
+	t.Helper()
 	bin := BuildBinary(t, ingestPkg)
 	addr = FreeAddr(t)
-	cfg := fmt.Sprintf("log: {level: warn}\nhttp: {addr: %q}\nkafka:\n  brokers: [%s]\n  topics:\n    events: {name: audit.events, partitions: 6}\n    dead_letter: {name: audit.events.dlq, partitions: 1}\ningest:\n  auth: {disabled: true}\n",
-		addr, strings.Join(brokers, ", "))
+	cfg := fmt.Sprintf("log: {level: warn}\nhttp: {addr: %q}\nkafka:\n  brokers: [%s]\n%s  topics:\n    events: {name: audit.events, partitions: 6}\n    dead_letter: {name: audit.events.dlq, partitions: 1}\ningest:\n  auth: {disabled: true}\n",
+		addr, strings.Join(brokers, ", "), kafkaYAML)
 	cfgFile := filepath.Join(t.TempDir(), "ingest.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
