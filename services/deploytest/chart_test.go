@@ -176,7 +176,7 @@ func TestChartCIValuesShapes(t *testing.T) {
 	for _, f := range ciValuesFiles(t) {
 		names = append(names, strings.TrimSuffix(filepath.Base(f), "-values.yaml"))
 	}
-	for _, want := range []string{"minimal", "all-sinks", "keda", "external-secrets", "tls-sasl-kafka"} {
+	for _, want := range []string{"minimal", "all-sinks", "keda", "external-secrets", "tls-sasl-kafka", "msk-iam", "oauthbearer", "oauthbearer-token"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("no ci/%s-values.yaml (have %q)", want, names)
 		}
@@ -421,8 +421,13 @@ func checkComponent(t *testing.T, r rendered, values map[string]any, c component
 	if sa == nil {
 		t.Errorf("ServiceAccount %s is not rendered", saName)
 	}
+	// A service's own AWS role, else the MSK IAM role every service takes.
+	awsRole := str(dig(values, c.ValuesKey, "workloadIdentity", "aws", "roleArn"))
+	if awsRole == "" && str(dig(values, "kafka", "sasl", "mechanism")) == "aws_msk_iam" {
+		awsRole = str(dig(values, "kafka", "sasl", "aws", "serviceAccountRoleArn"))
+	}
 	wi := map[string]string{
-		"eks.amazonaws.com/role-arn":        str(dig(values, c.ValuesKey, "workloadIdentity", "aws", "roleArn")),
+		"eks.amazonaws.com/role-arn":        awsRole,
 		"iam.gke.io/gcp-service-account":    str(dig(values, c.ValuesKey, "workloadIdentity", "gcp", "serviceAccount")),
 		"azure.workload.identity/client-id": str(dig(values, c.ValuesKey, "workloadIdentity", "azure", "clientId")),
 	}
@@ -574,6 +579,15 @@ func requireSecretFile(t *testing.T, mounts map[string]mounted, ref string) {
 	t.Helper()
 	dir, key := filepath.Dir(ref), filepath.Base(ref)
 	m, ok := mounts[dir]
+	if ok && dig(m.mount, "readOnly") == true {
+		// a projected ServiceAccount token (OAUTHBEARER), renewed by the kubelet
+		if src := dig(m.volume, "projected", "sources", 0, "serviceAccountToken"); src != nil {
+			if str(dig(src, "path")) != key || str(dig(src, "audience")) == "" {
+				t.Errorf("%s: the projected token is %v", ref, src)
+			}
+			return
+		}
+	}
 	if !ok || dig(m.volume, "secret", "secretName") == nil || dig(m.mount, "readOnly") != true {
 		t.Errorf("%s is not in a read-only Secret mount", ref)
 		return
@@ -679,6 +693,12 @@ ingest:
 		"api key in extraEnv": `
 eventbridgeForwarder:
   extraEnv: [{name: DD_API_KEY, value: ` + sentinel + `}]`,
+		"oauth token through structuredConfig": `
+ingest:
+  structuredConfig: {kafka: {sasl: {mechanism: oauthbearer, oauth: {token: ` + sentinel + `}}}}`,
+		"oauth client secret through structuredConfig": `
+ingest:
+  structuredConfig: {kafka: {sasl: {mechanism: oauthbearer, oauth: {token_url: "https://idp/t", client_id: c, client_secret: ` + sentinel + `}}}}`,
 		"kafka password in values": `
 kafka:
   sasl: {mechanism: plain, username: u, password: ` + sentinel + `}`,
@@ -770,6 +790,9 @@ func TestChartSchema(t *testing.T) {
 		"string for a list":        "kafka: {brokers: k1:9092}",
 		"broker without port":      "kafka: {brokers: [k1]}",
 		"unknown SASL mechanism":   "kafka: {sasl: {mechanism: gssapi}}",
+		"MSK role not an ARN":      "kafka: {sasl: {mechanism: aws_msk_iam, aws: {serviceAccountRoleArn: auditstream-msk}}}",
+		"token URL over http":      "kafka: {sasl: {mechanism: oauthbearer, oauth: {tokenUrl: http://idp.example.com/token}}}",
+		"unknown oauth key":        "kafka: {sasl: {oauth: {tokenFile: /t}}}",
 		"bad duration":             "kafka: {topic: {retention: 7d}}",
 		"negative partitions":      "kafka: {topic: {partitions: 0}}",
 		"secret mount without dir": "archiver: {secretMounts: [{name: x, secretName: y}]}",
@@ -814,6 +837,15 @@ encryption: {keyring: {existingSecret: kr}}`, "accounts"},
 		"API token in clear": {[]string{minimal}, `
 destinationsApi: {enabled: true, auth: {tokens: [{name: a, sha256: my-token, accounts: ["*"]}]}}
 encryption: {keyring: {existingSecret: kr}}`, "destinationsApi.auth.tokens[0].sha256 is not 64 hex characters"},
+		"MSK IAM without TLS":                    {[]string{minimal}, "kafka: {sasl: {mechanism: aws_msk_iam}}", "kafka.tls.enabled must be true with kafka.sasl.mechanism aws_msk_iam"},
+		"OAUTHBEARER without TLS":                {[]string{minimal}, "kafka: {sasl: {mechanism: oauthbearer, oauth: {tokenAudience: k}}}", "kafka.tls.enabled must be true with kafka.sasl.mechanism oauthbearer"},
+		"OAUTHBEARER without a source":           {[]string{minimal}, "kafka: {tls: {enabled: true}, sasl: {mechanism: oauthbearer}}", "kafka.sasl.oauth: set exactly one of"},
+		"OAUTHBEARER with two sources":           {[]string{minimal}, "kafka: {tls: {enabled: true}, sasl: {mechanism: oauthbearer, existingSecret: s, oauth: {tokenKey: t, tokenAudience: k}}}", "kafka.sasl.oauth: set exactly one of"},
+		"client credentials without a client id": {[]string{minimal}, "kafka: {tls: {enabled: true}, sasl: {mechanism: oauthbearer, existingSecret: s, oauth: {tokenUrl: 'https://idp/t'}}}", "kafka.sasl.oauth.clientId is required"},
+		"client credentials without the Secret":  {[]string{minimal}, "kafka: {tls: {enabled: true}, sasl: {mechanism: oauthbearer, oauth: {tokenUrl: 'https://idp/t', clientId: c}}}", "kafka.sasl.existingSecret is required with kafka.sasl.oauth.tokenUrl"},
+		"external id without a role":             {[]string{minimal}, "kafka: {tls: {enabled: true}, sasl: {mechanism: aws_msk_iam, existingSecret: s, aws: {externalIdKey: e}}}", "needs kafka.sasl.aws.roleArn"},
+		"MSK IAM with the topics job":            {[]string{chartDir + "/ci/msk-iam-values.yaml"}, "topicsJob: {enabled: true}", "cannot sign in with aws_msk_iam"},
+		"OAUTHBEARER with KEDA":                  {[]string{chartDir + "/ci/oauthbearer-values.yaml"}, "keda: {enabled: true}", "KEDA's kafka scaler for plain and scram-* only"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			out, err := helmTemplate(t, tc.files, tc.doc)

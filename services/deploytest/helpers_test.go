@@ -294,7 +294,7 @@ func writeFile(t *testing.T, path string, data []byte) {
 var secretKeys = map[string]bool{
 	"password": true, "api_key": true, "signing_key": true,
 	"access_key_id": true, "secret_access_key": true, "session_token": true, "external_id": true,
-	"account_key": true, "sas_token": true, "credentials": true,
+	"account_key": true, "sas_token": true, "credentials": true, "token": true, "client_secret": true,
 }
 
 // inlineSecrets returns the paths of secret keys in a YAML document whose

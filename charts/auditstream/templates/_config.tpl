@@ -7,6 +7,7 @@ The services' config files, rendered from values. Secrets appear only as
 config: /etc/auditstream/config
 destinations: /etc/auditstream/destinations
 kafkaSasl: /etc/auditstream/secrets/kafka-sasl
+kafkaToken: /var/run/secrets/auditstream/kafka-token
 kafkaCa: /etc/auditstream/secrets/kafka-ca
 kafkaClientCert: /etc/auditstream/secrets/kafka-client-cert
 signingKey: /etc/auditstream/secrets/archive-signing-key
@@ -39,11 +40,44 @@ tls:
   insecure_skip_verify: true
   {{- end }}
 {{- end }}
-{{- if $k.sasl.mechanism }}
+{{- $mech := $k.sasl.mechanism -}}
+{{- if $mech }}
 sasl:
-  mechanism: {{ $k.sasl.mechanism }}
+  mechanism: {{ $mech }}
+  {{- if eq $mech "aws_msk_iam" }}
+  {{- with $k.sasl.aws.roleArn }}
+  aws:
+    credentials:
+      role_arn: {{ . }}
+      {{- with $k.sasl.aws.externalIdKey }}
+      external_id: {file: {{ printf "%s/%s" $paths.kafkaSasl . }}}
+      {{- end }}
+  {{- end }}
+  {{- else if eq $mech "oauthbearer" }}
+  {{- $o := $k.sasl.oauth }}
+  oauth:
+    {{- if $o.tokenUrl }}
+    token_url: {{ $o.tokenUrl }}
+    client_id: {{ $o.clientId }}
+    client_secret: {file: {{ printf "%s/%s" $paths.kafkaSasl $o.clientSecretKey }}}
+    {{- with $o.scopes }}
+    scopes: {{ toJson . }}
+    {{- end }}
+    {{- with $o.params }}
+    params: {{ toJson . }}
+    {{- end }}
+    {{- else if $o.tokenAudience }}
+    token: {file: {{ printf "%s/token" $paths.kafkaToken }}}
+    {{- else }}
+    token: {file: {{ printf "%s/%s" $paths.kafkaSasl $o.tokenKey }}}
+    {{- end }}
+    {{- with $o.extensions }}
+    extensions: {{ toJson . }}
+    {{- end }}
+  {{- else }}
   # the username comes from AUDITSTREAM_KAFKA_SASL_USERNAME
   password: {file: {{ printf "%s/%s" $paths.kafkaSasl $k.sasl.passwordKey }}}
+  {{- end }}
 {{- end }}
 topics:
   bootstrap: {{ $k.bootstrapTopics }}

@@ -173,7 +173,7 @@ memory request), in MiB. Empty when neither is set.
 
 {{/* Keys whose values are secrets in the services' configs and in connection settings. */}}
 {{- define "auditstream.secretKeys" -}}
-{{- list "password" "api_key" "signing_key" "access_key_id" "secret_access_key" "session_token" "external_id" "account_key" "sas_token" "credentials" | toJson -}}
+{{- list "password" "api_key" "signing_key" "access_key_id" "secret_access_key" "session_token" "external_id" "account_key" "sas_token" "credentials" "token" "client_secret" | toJson -}}
 {{- end -}}
 
 {{/*
@@ -235,18 +235,75 @@ replicas cap, secret values in config blocks and extraEnv.
 {{- end -}}
 {{- end -}}
 
+{{/* The kafka.sasl checks, by mechanism. */}}
+{{- define "auditstream.checkSASL" -}}
+{{- $k := .Values.kafka -}}
+{{- $s := $k.sasl -}}
+{{- $mech := $s.mechanism -}}
+{{- if has $mech (list "plain" "scram-sha-256" "scram-sha-512") -}}
+{{- if not $s.existingSecret -}}
+{{- fail "kafka.sasl.existingSecret is required with kafka.sasl.mechanism: the Secret holding the password" -}}
+{{- end -}}
+{{- if and (not $s.username) (not $s.usernameKey) -}}
+{{- fail "kafka.sasl.username or kafka.sasl.usernameKey is required with kafka.sasl.mechanism" -}}
+{{- end -}}
+{{- else if $mech -}}
+{{- if not $k.tls.enabled -}}
+{{- fail (printf "kafka.tls.enabled must be true with kafka.sasl.mechanism %s: %s" $mech (ternary "MSK's IAM listeners (port 9098) accept TLS only" "a bearer token must not cross the network in the clear" (eq $mech "aws_msk_iam"))) -}}
+{{- end -}}
+{{- if or $s.username $s.usernameKey -}}
+{{- fail (printf "kafka.sasl.username and usernameKey do not apply to %s" $mech) -}}
+{{- end -}}
+{{- end -}}
+{{- if eq $mech "aws_msk_iam" -}}
+{{- if and $s.aws.externalIdKey (not $s.aws.roleArn) -}}
+{{- fail "kafka.sasl.aws.externalIdKey needs kafka.sasl.aws.roleArn: the external id is presented when assuming that role" -}}
+{{- end -}}
+{{- if and $s.aws.externalIdKey (not $s.existingSecret) -}}
+{{- fail "kafka.sasl.existingSecret is required with kafka.sasl.aws.externalIdKey: the Secret holding the external id" -}}
+{{- end -}}
+{{- end -}}
+{{- if eq $mech "oauthbearer" -}}
+{{- $o := $s.oauth -}}
+{{- $sources := 0 -}}
+{{- range (list $o.tokenAudience $o.tokenKey $o.tokenUrl) }}{{ if . }}{{ $sources = add1 $sources }}{{ end }}{{ end -}}
+{{- if ne (int $sources) 1 -}}
+{{- fail "kafka.sasl.oauth: set exactly one of tokenAudience (a projected ServiceAccount token), tokenKey (a token in existingSecret an agent keeps fresh) or tokenUrl (the client-credentials flow)" -}}
+{{- end -}}
+{{- if and $o.tokenUrl (not $o.clientId) -}}
+{{- fail "kafka.sasl.oauth.clientId is required with tokenUrl" -}}
+{{- end -}}
+{{- if and (or $o.tokenUrl $o.tokenKey) (not $s.existingSecret) -}}
+{{- fail (printf "kafka.sasl.existingSecret is required with kafka.sasl.oauth.%s: the Secret holding the %s" (ternary "tokenUrl" "tokenKey" (not (empty $o.tokenUrl))) (ternary "client secret" "token" (not (empty $o.tokenUrl)))) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The keys of kafka.sasl.existingSecret the services read, by mechanism. */}}
+{{- define "auditstream.saslSecretKeys" -}}
+{{- $s := .Values.kafka.sasl -}}
+{{- $keys := list -}}
+{{- if has $s.mechanism (list "plain" "scram-sha-256" "scram-sha-512") -}}
+{{- $keys = list $s.passwordKey -}}
+{{- else if and (eq $s.mechanism "aws_msk_iam") $s.aws.externalIdKey -}}
+{{- $keys = list $s.aws.externalIdKey -}}
+{{- else if eq $s.mechanism "oauthbearer" -}}
+{{- if $s.oauth.tokenUrl -}}
+{{- $keys = list $s.oauth.clientSecretKey -}}
+{{- else if $s.oauth.tokenKey -}}
+{{- $keys = list $s.oauth.tokenKey -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $keys -}}
+{{- end -}}
+
 {{/* Chart-wide checks. */}}
 {{- define "auditstream.checkGlobal" -}}
 {{- $k := .Values.kafka -}}
 {{- if not $k.brokers -}}
 {{- fail "kafka.brokers is required: the seed brokers of your Kafka as host:port" -}}
 {{- end -}}
-{{- if and $k.sasl.mechanism (not $k.sasl.existingSecret) -}}
-{{- fail "kafka.sasl.existingSecret is required with kafka.sasl.mechanism: the Secret holding the password" -}}
-{{- end -}}
-{{- if and $k.sasl.mechanism (not $k.sasl.username) (not $k.sasl.usernameKey) -}}
-{{- fail "kafka.sasl.username or kafka.sasl.usernameKey is required with kafka.sasl.mechanism" -}}
-{{- end -}}
+{{- include "auditstream.checkSASL" . -}}
 {{- if and (or $k.tls.ca.existingSecret $k.tls.clientCert.existingSecret) (not $k.tls.enabled) -}}
 {{- fail "kafka.tls.enabled must be true when kafka.tls.ca or kafka.tls.clientCert names a Secret" -}}
 {{- end -}}

@@ -62,6 +62,7 @@ data:
 {{- end }}
 {{- $paths := include "auditstream.paths" $ctx | fromYaml -}}
 {{- $k := $ctx.Values.kafka -}}
+{{- $saslKeys := include "auditstream.saslSecretKeys" $ctx | fromJsonArray -}}
 {{- $goMemLimit := include "auditstream.goMemLimit" (dict "ctx" $ctx "c" $c) -}}
 {{- $probes := $v.probes | default dict }}
 apiVersion: apps/v1
@@ -142,7 +143,11 @@ spec:
             - name: GOMEMLIMIT
               value: {{ . | quote }}
             {{- end }}
-            {{- if $k.sasl.mechanism }}
+            {{- if and (eq $k.sasl.mechanism "aws_msk_iam") $k.sasl.aws.region }}
+            - name: AWS_REGION
+              value: {{ $k.sasl.aws.region | quote }}
+            {{- end }}
+            {{- if has $k.sasl.mechanism (list "plain" "scram-sha-256" "scram-sha-512") }}
             - name: AUDITSTREAM_KAFKA_SASL_USERNAME
               {{- if $k.sasl.usernameKey }}
               valueFrom:
@@ -191,9 +196,14 @@ spec:
               mountPath: {{ $paths.keyring }}
               readOnly: true
             {{- end }}
-            {{- if $k.sasl.mechanism }}
+            {{- if $saslKeys }}
             - name: kafka-sasl
               mountPath: {{ $paths.kafkaSasl }}
+              readOnly: true
+            {{- end }}
+            {{- if and (eq $k.sasl.mechanism "oauthbearer") $k.sasl.oauth.tokenAudience }}
+            - name: kafka-token
+              mountPath: {{ $paths.kafkaToken }}
               readOnly: true
             {{- end }}
             {{- if and $k.tls.enabled $k.tls.ca.existingSecret }}
@@ -244,14 +254,27 @@ spec:
               - key: {{ $ctx.Values.encryption.keyring.key }}
                 path: {{ $ctx.Values.encryption.keyring.key }}
         {{- end }}
-        {{- if $k.sasl.mechanism }}
+        {{- if $saslKeys }}
         - name: kafka-sasl
           secret:
             secretName: {{ $k.sasl.existingSecret }}
             defaultMode: 0440
             items:
-              - key: {{ $k.sasl.passwordKey }}
-                path: {{ $k.sasl.passwordKey }}
+              {{- range $saslKeys }}
+              - key: {{ . }}
+                path: {{ . }}
+              {{- end }}
+        {{- end }}
+        {{- if and (eq $k.sasl.mechanism "oauthbearer") $k.sasl.oauth.tokenAudience }}
+        # the kubelet renews the token at 80% of its lifetime
+        - name: kafka-token
+          projected:
+            defaultMode: 0440
+            sources:
+              - serviceAccountToken:
+                  audience: {{ $k.sasl.oauth.tokenAudience | quote }}
+                  expirationSeconds: {{ int $k.sasl.oauth.tokenExpirationSeconds }}
+                  path: token
         {{- end }}
         {{- if and $k.tls.enabled $k.tls.ca.existingSecret }}
         - name: kafka-ca
@@ -356,7 +379,8 @@ spec:
 {{- if and $v.enabled $v.serviceAccount.create }}
 {{- $wi := $v.workloadIdentity -}}
 {{- $ann := dict -}}
-{{- with $wi.aws.roleArn }}{{ $_ := set $ann "eks.amazonaws.com/role-arn" . }}{{ end -}}
+{{- $sasl := .ctx.Values.kafka.sasl -}}
+{{- with ($wi.aws.roleArn | default (ternary $sasl.aws.serviceAccountRoleArn "" (eq $sasl.mechanism "aws_msk_iam"))) }}{{ $_ := set $ann "eks.amazonaws.com/role-arn" . }}{{ end -}}
 {{- with $wi.gcp.serviceAccount }}{{ $_ := set $ann "iam.gke.io/gcp-service-account" . }}{{ end -}}
 {{- with $wi.azure.clientId }}{{ $_ := set $ann "azure.workload.identity/client-id" . }}{{ end -}}
 {{- with $wi.azure.tenantId }}{{ $_ := set $ann "azure.workload.identity/tenant-id" . }}{{ end -}}
@@ -410,6 +434,9 @@ spec:
 {{- $v := $c.values -}}
 {{- $k := $ctx.Values.kafka -}}
 {{- if and $v.enabled (include "auditstream.kedaScaled" (dict "ctx" $ctx "c" $c)) }}
+{{- if has $k.sasl.mechanism (list "aws_msk_iam" "oauthbearer") }}
+{{- fail (printf "%s.autoscaling: the chart configures KEDA's kafka scaler for plain and scram-* only; with kafka.sasl.mechanism %s scale on CPU (%s.autoscaling.keda: false, autoscaling.enabled: true) or set keda.enabled false" $c.key $k.sasl.mechanism $c.key) }}
+{{- end }}
 {{- $auth := or $k.sasl.mechanism (and $k.tls.enabled (or $k.tls.ca.existingSecret $k.tls.clientCert.existingSecret)) }}
 apiVersion: keda.sh/v1alpha1
 kind: ScaledObject
