@@ -176,7 +176,7 @@ func TestChartCIValuesShapes(t *testing.T) {
 	for _, f := range ciValuesFiles(t) {
 		names = append(names, strings.TrimSuffix(filepath.Base(f), "-values.yaml"))
 	}
-	for _, want := range []string{"minimal", "all-sinks", "keda", "external-secrets", "tls-sasl-kafka", "msk-iam", "oauthbearer", "oauthbearer-token"} {
+	for _, want := range []string{"minimal", "all-sinks", "keda", "external-secrets", "tls-sasl-kafka", "msk-iam", "oauthbearer", "oauthbearer-token", "gcp-managed-kafka"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("no ci/%s-values.yaml (have %q)", want, names)
 		}

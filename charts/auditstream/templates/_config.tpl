@@ -56,7 +56,12 @@ sasl:
   {{- else if eq $mech "oauthbearer" }}
   {{- $o := $k.sasl.oauth }}
   oauth:
-    {{- if $o.tokenUrl }}
+    {{- if $o.google }}
+    google: true
+    {{- with $o.googlePrincipal }}
+    google_principal: {{ . }}
+    {{- end }}
+    {{- else if $o.tokenUrl }}
     token_url: {{ $o.tokenUrl }}
     client_id: {{ $o.clientId }}
     client_secret: {file: {{ printf "%s/%s" $paths.kafkaSasl $o.clientSecretKey }}}

@@ -266,9 +266,9 @@ replicas cap, secret values in config blocks and extraEnv.
 {{- if eq $mech "oauthbearer" -}}
 {{- $o := $s.oauth -}}
 {{- $sources := 0 -}}
-{{- range (list $o.tokenAudience $o.tokenKey $o.tokenUrl) }}{{ if . }}{{ $sources = add1 $sources }}{{ end }}{{ end -}}
+{{- range (list $o.google $o.tokenAudience $o.tokenKey $o.tokenUrl) }}{{ if . }}{{ $sources = add1 $sources }}{{ end }}{{ end -}}
 {{- if ne (int $sources) 1 -}}
-{{- fail "kafka.sasl.oauth: set exactly one of tokenAudience (a projected ServiceAccount token), tokenKey (a token in existingSecret an agent keeps fresh) or tokenUrl (the client-credentials flow)" -}}
+{{- fail "kafka.sasl.oauth: set exactly one of google (Google credentials), tokenAudience (a projected ServiceAccount token), tokenKey (a token in existingSecret an agent keeps fresh) or tokenUrl (the client-credentials flow)" -}}
 {{- end -}}
 {{- if and $o.tokenUrl (not $o.clientId) -}}
 {{- fail "kafka.sasl.oauth.clientId is required with tokenUrl" -}}

@@ -70,9 +70,10 @@ type MSKIAMConfig struct {
 }
 
 // OAuthConfig is oauthbearer: a token read from Token at every
-// authentication (a file a workload-identity agent keeps fresh), or one
+// authentication (a file a workload-identity agent keeps fresh), one
 // obtained with the OAuth 2 client-credentials flow from TokenURL and
-// renewed OAuthRefreshEarly before it expires.
+// renewed OAuthRefreshEarly before it expires, or one made from Google
+// credentials (Google).
 type OAuthConfig struct {
 	// Token is the bearer token, normally {file: /path} rewritten by an
 	// agent before the token expires; it is read at every authentication.
@@ -86,6 +87,14 @@ type OAuthConfig struct {
 	Scopes []string `yaml:"scopes"`
 	// Params are extra form values of the token request (audience, resource).
 	Params map[string]string `yaml:"params"`
+	// Google makes each token from Google Application Default Credentials
+	// (GKE Workload Identity, a service account key file), in the form
+	// Google Cloud Managed Service for Apache Kafka takes: its
+	// GOOG_OAUTH2_TOKEN envelope around the access token.
+	Google bool `yaml:"google"`
+	// GooglePrincipal is the envelope's subject, the service account's
+	// email; default the credentials' own.
+	GooglePrincipal string `yaml:"google_principal"`
 	// Extensions are SASL extensions sent with the token (RFC 7628), e.g.
 	// logicalCluster and identityPoolId on Confluent Cloud.
 	Extensions map[string]string `yaml:"extensions"`
@@ -216,6 +225,9 @@ func (s SASLConfig) String() string {
 	case MechanismMSKIAM:
 		return fmt.Sprintf("sasl(%s credentials=%s)", s.Mechanism, s.AWS.Credentials.Mode())
 	case MechanismOAuthBearer:
+		if s.OAuth.Google {
+			return fmt.Sprintf("sasl(%s google principal=%s)", s.Mechanism, s.OAuth.GooglePrincipal)
+		}
 		if s.OAuth.TokenURL != "" {
 			return fmt.Sprintf("sasl(%s token_url=%s client_id=%s client_secret=%s)", s.Mechanism, redactURL(s.OAuth.TokenURL), s.OAuth.ClientID, s.OAuth.ClientSecret.Source())
 		}

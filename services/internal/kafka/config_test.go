@@ -89,6 +89,18 @@ func TestConfigValidate(t *testing.T) {
 			c.SASL = kafka.SASLConfig{Mechanism: "oauthbearer", OAuth: kafka.OAuthConfig{Token: config.SecretFile("/var/run/secrets/kafka/token")}}
 		}, nil},
 		{"oauthbearer client credentials", func(c *kafka.Config) { *c = ccConfig(*c) }, nil},
+		{"oauthbearer, google credentials", func(c *kafka.Config) {
+			c.TLS.Enabled = true
+			c.SASL = kafka.SASLConfig{Mechanism: "oauthbearer", OAuth: kafka.OAuthConfig{Google: true, GooglePrincipal: "sa@p.iam.gserviceaccount.com"}}
+		}, nil},
+		{"oauthbearer, google and a token file", func(c *kafka.Config) {
+			c.TLS.Enabled = true
+			c.SASL = kafka.SASLConfig{Mechanism: "oauthbearer", OAuth: kafka.OAuthConfig{Google: true, Token: config.SecretFile("/t")}}
+		}, []string{"sasl.oauth"}},
+		{"oauthbearer, google principal without google", func(c *kafka.Config) {
+			c.TLS.Enabled = true
+			c.SASL = kafka.SASLConfig{Mechanism: "oauthbearer", OAuth: kafka.OAuthConfig{Token: config.SecretFile("/t"), GooglePrincipal: "not-an-email"}}
+		}, []string{"sasl.oauth.google_principal"}},
 		{"oauthbearer, local token server over http", func(c *kafka.Config) { *c = ccConfig(*c); c.SASL.OAuth.TokenURL = "http://localhost:14293/" }, nil},
 		{"oauthbearer without tls", func(c *kafka.Config) { *c = ccConfig(*c); c.TLS.Enabled = false }, []string{"tls.enabled"}},
 		{"oauthbearer, no token source", func(c *kafka.Config) {
@@ -98,7 +110,7 @@ func TestConfigValidate(t *testing.T) {
 		{"oauthbearer, token and token url", func(c *kafka.Config) {
 			*c = ccConfig(*c)
 			c.SASL.OAuth.Token = config.SecretFile("/t")
-		}, []string{"sasl.oauth.token"}},
+		}, []string{"sasl.oauth"}},
 		{"oauthbearer, token url over plain http", func(c *kafka.Config) { *c = ccConfig(*c); c.SASL.OAuth.TokenURL = "http://idp.example.com/token" }, []string{"sasl.oauth.token_url"}},
 		{"oauthbearer, token url with credentials", func(c *kafka.Config) {
 			*c = ccConfig(*c)

@@ -43,7 +43,7 @@ func (s MSKIAMConfig) isZero() bool {
 
 func (o OAuthConfig) isZero() bool {
 	return !o.Token.IsSet() && o.TokenURL == "" && o.ClientID == "" && !o.ClientSecret.IsSet() &&
-		len(o.Scopes) == 0 && len(o.Params) == 0 && len(o.Extensions) == 0
+		len(o.Scopes) == 0 && len(o.Params) == 0 && len(o.Extensions) == 0 && !o.Google && o.GooglePrincipal == ""
 }
 
 func (c Config) validateSASL(errs *config.Errors) {
@@ -102,11 +102,23 @@ func (c Config) validateSASL(errs *config.Errors) {
 var extensionKeyRe = regexp.MustCompile(`^[a-zA-Z]+$`)
 
 func (o OAuthConfig) validate(errs *config.Errors) {
+	sources := 0
+	for _, set := range []bool{o.Token.IsSet(), o.TokenURL != "", o.Google} {
+		if set {
+			sources++
+		}
+	}
+	if o.GooglePrincipal != "" && !o.Google {
+		errs.Addf("sasl.oauth.google_principal", "only applies with google: true")
+	}
+	if o.GooglePrincipal != "" && !strings.Contains(o.GooglePrincipal, "@") {
+		errs.Addf("sasl.oauth.google_principal", "%q is not a service account email", awsauth.Trunc(o.GooglePrincipal))
+	}
 	switch {
-	case o.Token.IsSet() && o.TokenURL != "":
-		errs.Addf("sasl.oauth.token", "token and token_url exclude each other: set one")
-	case !o.Token.IsSet() && o.TokenURL == "":
-		errs.Addf("sasl.oauth", "set token (e.g. {file: /var/run/secrets/kafka/token}, kept fresh by an agent) or token_url with client_id and client_secret")
+	case sources > 1:
+		errs.Addf("sasl.oauth", "token, token_url and google exclude each other: set one")
+	case sources == 0:
+		errs.Addf("sasl.oauth", "set token (e.g. {file: /var/run/secrets/kafka/token}, kept fresh by an agent), token_url with client_id and client_secret, or google: true")
 	case o.TokenURL != "":
 		if err := checkTokenURL(o.TokenURL); err != nil {
 			errs.Addf("sasl.oauth.token_url", "%v", err)
@@ -274,7 +286,13 @@ func mskIAM(c Config) (sasl.Mechanism, error) {
 
 func oauthBearer(o OAuthConfig) (sasl.Mechanism, error) {
 	var token func(ctx context.Context) (string, error)
-	if o.Token.IsSet() {
+	if o.Google {
+		g, err := newGoogleToken(o.GooglePrincipal)
+		if err != nil {
+			return nil, err
+		}
+		token = g.token
+	} else if o.Token.IsSet() {
 		// Checked now so a missing file fails start-up, then read at each
 		// authentication: the agent rewrites it before it expires.
 		if err := o.Token.Check(); err != nil {
