@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -267,43 +266,7 @@ func (s *Store) notify(changes map[string]*AccountConfig) {
 }
 
 func (s *Store) endOffsets(ctx context.Context) (map[int32]int64, error) {
-	adm := kadm.NewClient(s.cl)
-	var ends kadm.ListedOffsets
-	start, nextWarn := time.Now(), 5*time.Second
-	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		var err error
-		ends, err = adm.ListEndOffsets(ctx, s.topic)
-		if err == nil {
-			err = ends.Error()
-		}
-		if err == nil {
-			break
-		}
-		// A topic just created may not be known to every broker yet.
-		if !kafka.IsRetryable(err) || ctx.Err() != nil {
-			return nil, fmt.Errorf("read the end of destinations topic %s: %w", s.topic, err)
-		}
-		if time.Since(start) >= nextWarn {
-			// A topic that never appears (bootstrap off, not created)
-			// keeps the consumer from starting: say so, not only in debug.
-			s.log.Warn("destinations topic not readable yet; not ready until it is (create it, or turn kafka.topics.bootstrap on)",
-				zap.String("topic", s.topic), zap.Duration("waited", time.Since(start).Round(time.Second)), zap.Error(err))
-			nextWarn += 30 * time.Second
-		} else {
-			s.log.Debug("destinations topic not readable yet", zap.String("topic", s.topic), zap.Error(err))
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("read the end of destinations topic %s: %w", s.topic, err)
-		case <-time.After(wait):
-		}
-	}
-	out := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
-	if len(out) == 0 {
-		return nil, fmt.Errorf("destinations topic %s does not exist (create it, or turn kafka.topics.bootstrap on)", s.topic)
-	}
-	return out, nil
+	return kafka.EndOffsets(ctx, s.cl, s.topic, "destinations topic", s.log)
 }
 
 // decodedRecord is a record of the topic read into its configuration.

@@ -97,13 +97,16 @@ func EnsureTopics(ctx context.Context, cl *kgo.Client, specs ...TopicSpec) error
 	var errs []error
 	for _, t := range specs {
 		configs := map[string]*string{}
-		switch {
-		case t.Compacted:
-			compact := "compact"
-			configs["cleanup.policy"] = &compact
-		case t.Retention > 0:
+		if t.Retention > 0 {
 			ms := strconv.FormatInt(t.Retention.Milliseconds(), 10)
 			configs["retention.ms"] = &ms
+		}
+		if t.Compacted {
+			policy := "compact"
+			if t.Retention > 0 {
+				policy = "compact,delete"
+			}
+			configs["cleanup.policy"] = &policy
 		}
 		resp, err := adm.CreateTopic(ctx, t.Partitions, t.ReplicationFactor, configs, t.Name)
 		if err == nil {

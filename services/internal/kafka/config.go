@@ -117,6 +117,12 @@ type Topics struct {
 	// account's configuration in (key = account id); every consumer reads
 	// it. Bootstrap creates it with cleanup.policy=compact.
 	Destinations TopicSpec `yaml:"destinations"`
+	// Status is the compacted topic the consumers publish each connection's
+	// health to (key = connection, consumer and replica) and the
+	// destinations API reads for the status routes. Records older than its
+	// Retention are deleted too (cleanup.policy=compact,delete), so a
+	// replica that vanished without a word leaves nothing behind for good.
+	Status TopicSpec `yaml:"status"`
 	// Bootstrap creates missing topics at start-up. Turn it off where the
 	// service's credentials may not create topics.
 	Bootstrap bool `yaml:"bootstrap"`
@@ -131,7 +137,8 @@ type TopicSpec struct {
 	// Retention is retention.ms; 0 takes the broker default.
 	Retention time.Duration `yaml:"retention"`
 	// Compacted topics keep the latest record of each key
-	// (cleanup.policy=compact) and ignore Retention.
+	// (cleanup.policy=compact); with Retention set as well, records older
+	// than it are deleted too (cleanup.policy=compact,delete).
 	Compacted bool `yaml:"-"`
 }
 
@@ -146,6 +153,7 @@ func Default(clientID string) Config {
 			Events:       TopicSpec{Name: "audit.events", Partitions: 12, ReplicationFactor: -1, Retention: 7 * 24 * time.Hour},
 			DeadLetter:   TopicSpec{Name: "audit.events.dlq", Partitions: 3, ReplicationFactor: -1, Retention: 30 * 24 * time.Hour},
 			Destinations: TopicSpec{Name: "audit.destinations", Partitions: 6, ReplicationFactor: -1, Compacted: true},
+			Status:       TopicSpec{Name: "audit.destinations.status", Partitions: 3, ReplicationFactor: -1, Retention: 24 * time.Hour, Compacted: true},
 			Bootstrap:    true,
 		},
 	}
@@ -181,11 +189,15 @@ func (c Config) Validate() error {
 	errs.Add("topics.events", c.Topics.Events.Validate())
 	errs.Add("topics.dead_letter", c.Topics.DeadLetter.Validate())
 	errs.Add("topics.destinations", c.Topics.Destinations.Validate())
+	errs.Add("topics.status", c.Topics.Status.Validate())
 	if c.Topics.Events.Name != "" && c.Topics.Events.Name == c.Topics.DeadLetter.Name {
 		errs.Addf("topics.dead_letter.name", "must differ from topics.events.name")
 	}
 	if d := c.Topics.Destinations.Name; d != "" && (d == c.Topics.Events.Name || d == c.Topics.DeadLetter.Name) {
 		errs.Addf("topics.destinations.name", "must differ from the events and dead-letter topics")
+	}
+	if st := c.Topics.Status.Name; st != "" && (st == c.Topics.Events.Name || st == c.Topics.DeadLetter.Name || st == c.Topics.Destinations.Name) {
+		errs.Addf("topics.status.name", "must differ from the events, dead-letter and destinations topics")
 	}
 	return errs.Err()
 }
