@@ -100,6 +100,7 @@ func (r *Runtime) park(j *job, reason string) {
 	}
 	r.produceUntilDone(rec, func() {
 		r.metrics.parked.WithLabelValues(j.conn, reason).Inc()
+		r.counters(j.conn).parked.Add(1)
 		j.t.complete()
 	})
 }
@@ -121,6 +122,9 @@ func (r *Runtime) deadLetterParked(t *tracked, ps *parkState, conn, reason strin
 		zap.String("source_topic", srcTopic), zap.Int32("source_partition", srcPart), zap.Int64("source_offset", srcOffset), zap.String("error", dl.ErrorText()))
 	r.produceUntilDone(dl.Record(), func() {
 		r.metrics.deadLettered.WithLabelValues(reason).Inc()
+		if conn != "" {
+			r.counters(conn).deadLettered.Add(1)
+		}
 		t.complete()
 	})
 }

@@ -99,11 +99,15 @@ type Runtime struct {
 	now       func() time.Time
 	ctx       context.Context
 	unhealthy func(string) // test hook: called when a connection turns unhealthy
+	// onStatusChange is told when a connection turns unhealthy or recovers.
+	onStatusChange func()
+	connCounters   sync.Map // connection -> *connCounters
 
 	mu       sync.Mutex
 	trackers map[string]map[int32]*partitionTracker
 	workers  map[string]*worker
 	delayers map[int32]*retryDelayer
+	broken   map[string]*brokenSink // connections whose sink cannot be built
 	workerWG sync.WaitGroup
 
 	closing atomic.Bool
@@ -145,11 +149,17 @@ func New(o Options) (*Runtime, error) {
 		trackers:      map[string]map[int32]*partitionTracker{},
 		workers:       map[string]*worker{},
 		delayers:      map[int32]*retryDelayer{},
+		broken:        map[string]*brokenSink{},
 		lastCommitted: map[string]map[int32]int64{},
 	}
 	r.metrics = newMetrics(o.Registry, o.Name, func() float64 { return float64(r.held.Load()) })
 	return r, nil
 }
+
+// OnStatusChange has fn called when a connection turns unhealthy or
+// recovers, for the status publisher to publish at once. fn must not
+// block. Call it before Run.
+func (r *Runtime) OnStatusChange(fn func()) { r.onStatusChange = fn }
 
 // FetchMaxBytes is the most one fetch of the runtime asks for: half of
 // MaxInflightBytes (so a fetch never waits for more than half the cap to
@@ -378,8 +388,8 @@ func (r *Runtime) route(t *tracked, parked *parkState) {
 		w, err := r.worker(target)
 		if err != nil {
 			// a connection whose sink cannot be built is broken until fixed:
-			// park, never drop
-			r.log.Error("build sink", zap.String("connection", target.Name), zap.Error(err))
+			// park, never drop, and say so in its status
+			r.sinkFailed(target.Name, err)
 			r.park(&job{t: t, conn: target.Name, shared: shared, parked: parked, eventTime: eventTime}, parkReasonUnhealthy)
 			continue
 		}
@@ -476,18 +486,22 @@ func (r *Runtime) worker(t *destinations.Connection) (*worker, error) {
 		return nil, err
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	recovered := r.sinkBuiltLocked(t.Name)
 	if w = r.workers[t.Name]; w != nil {
 		w.setSink(sink, t.Fingerprint)
-		return w, nil
+	} else {
+		w = newWorker(r, t.Name, sink, t.Fingerprint)
+		r.workers[t.Name] = w
+		r.workerWG.Add(1)
+		go func() {
+			defer r.workerWG.Done()
+			w.run()
+		}()
 	}
-	w = newWorker(r, t.Name, sink, t.Fingerprint)
-	r.workers[t.Name] = w
-	r.workerWG.Add(1)
-	go func() {
-		defer r.workerWG.Done()
-		w.run()
-	}()
+	r.mu.Unlock()
+	if recovered {
+		r.statusChanged()
+	}
 	return w, nil
 }
 
@@ -663,17 +677,46 @@ func (r *Runtime) waitIdle(trackers []*partitionTracker, timeout time.Duration) 
 	}
 }
 
-// Status reports every connection's health, for a status endpoint.
+// Status reports the health of every connection the runtime has in use
+// (it routed an event to), for the status endpoint and the status topic.
 func (r *Runtime) Status() []ConnectionStatus {
 	r.mu.Lock()
 	workers := make([]*worker, 0, len(r.workers))
 	for _, w := range r.workers {
 		workers = append(workers, w)
 	}
+	broken := make(map[string]brokenSink, len(r.broken))
+	var idle []string // broken before any worker was made for them
+	for name, b := range r.broken {
+		broken[name] = *b
+		if r.workers[name] == nil {
+			idle = append(idle, name)
+		}
+	}
 	r.mu.Unlock()
-	out := make([]ConnectionStatus, 0, len(workers))
+	held := r.oldestHeld()
+	now := time.Now()
+	out := make([]ConnectionStatus, 0, len(workers)+len(broken))
 	for _, w := range workers {
-		out = append(out, w.status())
+		out = append(out, w.status(now))
+	}
+	for _, name := range idle {
+		out = append(out, ConnectionStatus{Name: name})
+	}
+	for i := range out {
+		s := &out[i]
+		if b, ok := broken[s.Name]; ok {
+			// its current definition cannot be built, whatever an older
+			// sink still does
+			since, at := b.since, b.at
+			s.Healthy, s.UnhealthySince, s.LastError, s.LastErrorAt = false, &since, "build sink: "+b.err, &at
+		}
+		c := r.counters(s.Name)
+		s.Parked, s.DeadLettered = c.parked.Load(), c.deadLettered.Load()
+		s.OldestUndelivered = earlier(s.OldestUndelivered, held[s.Name])
+		if s.Day == "" {
+			s.Day = now.UTC().Format(time.DateOnly)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

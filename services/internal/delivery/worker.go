@@ -64,10 +64,18 @@ type worker struct {
 	lastSuccess    time.Time
 	lastError      string
 	lastErrorAt    time.Time
+
+	// for the status: events delivered since start and today, and when
+	// the oldest event of each batch being sent entered the pipeline
+	deliveredN atomic.Int64
+	today      todayCounter
+	sendingAt  map[uint64]time.Time // guarded by mu
+	nextSend   uint64
 }
 
 func newWorker(r *Runtime, name string, sink EntrySink, fingerprint string) *worker {
 	w := &worker{r: r, name: name, wake: make(chan struct{}, 1), flushReq: make(chan struct{}, 1), done: make(chan struct{}),
+		sendingAt:  map[uint64]time.Time{},
 		sending:    make(chan struct{}, r.cfg.RequestsInFlight),
 		deliveredC: r.metrics.delivered.WithLabelValues(name), endToEnd: r.metrics.endToEnd.WithLabelValues(name),
 		batchSize: r.metrics.batchSize.WithLabelValues(name), sendLatency: r.metrics.sendLatency.WithLabelValues(name)}
@@ -278,8 +286,22 @@ func (w *worker) dispatch(batch []*job) {
 	}
 	w.sending <- struct{}{}
 	w.sends.Add(1)
+	var oldest time.Time
+	for _, j := range batch {
+		if t := undeliveredSince(j); oldest.IsZero() || (!t.IsZero() && t.Before(oldest)) {
+			oldest = t
+		}
+	}
+	w.mu.Lock()
+	id := w.nextSend
+	w.nextSend++
+	w.sendingAt[id] = oldest
+	w.mu.Unlock()
 	go func() {
 		defer func() {
+			w.mu.Lock()
+			delete(w.sendingAt, id)
+			w.mu.Unlock()
 			<-w.sending
 			w.sends.Done()
 		}()
@@ -364,6 +386,8 @@ func (w *worker) send(batch []*job) {
 		}
 		if delivered > 0 {
 			w.deliveredC.Add(float64(delivered))
+			w.deliveredN.Add(int64(delivered))
+			w.today.add(delivered, now)
 			w.markHealthy()
 		}
 		if err != nil {
@@ -443,6 +467,7 @@ func (w *worker) markUnhealthy(err error) {
 		if w.r.unhealthy != nil {
 			w.r.unhealthy(w.name)
 		}
+		w.r.statusChanged()
 	}
 }
 
@@ -455,6 +480,7 @@ func (w *worker) markHealthy() {
 	if was {
 		w.r.metrics.healthy.WithLabelValues(w.name).Set(1)
 		w.r.log.Info("connection recovered", zap.String("connection", w.name))
+		w.r.statusChanged()
 	}
 }
 
@@ -465,7 +491,8 @@ func (w *worker) noteError(err error) {
 	w.lastErrorAt = time.Now()
 }
 
-// ConnectionStatus is a connection's health for the status endpoint.
+// ConnectionStatus is a connection's health for the status endpoint and
+// the status topic. Counters count since the runtime started.
 type ConnectionStatus struct {
 	Name           string     `json:"name"`
 	Healthy        bool       `json:"healthy"`
@@ -475,13 +502,41 @@ type ConnectionStatus struct {
 	LastErrorAt    *time.Time `json:"last_error_at,omitempty"`
 	Queued         int        `json:"queued"`
 	QueuedBytes    int        `json:"queued_bytes"`
+	Delivered      int64      `json:"delivered"`
+	// DeliveredToday counts the events delivered on Day (UTC).
+	DeliveredToday int64  `json:"delivered_today"`
+	Day            string `json:"day"`
+	Parked         int64  `json:"parked"`
+	DeadLettered   int64  `json:"dead_lettered"`
+	// OldestUndelivered is when the oldest event held for the connection
+	// (queued, being sent, or read back from the retry topic and waiting)
+	// entered the pipeline: its record's timestamp, or for a parked event
+	// when it was first parked.
+	OldestUndelivered *time.Time `json:"oldest_undelivered,omitempty"`
 }
 
-func (w *worker) status() ConnectionStatus {
+// oldestUndelivered is the oldest event queued or being sent.
+func (w *worker) oldestUndelivered() *time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var oldest *time.Time
+	for _, j := range w.queue {
+		oldest = earlier(oldest, undeliveredSince(j))
+	}
+	for _, t := range w.sendingAt {
+		oldest = earlier(oldest, t)
+	}
+	return oldest
+}
+
+func (w *worker) status(now time.Time) ConnectionStatus {
 	n, b := w.queued()
+	oldest := w.oldestUndelivered()
+	day, today := w.today.get(now)
 	w.healthMu.Lock()
 	defer w.healthMu.Unlock()
-	s := ConnectionStatus{Name: w.name, Healthy: w.unhealthySince.IsZero(), LastError: w.lastError, Queued: n, QueuedBytes: b}
+	s := ConnectionStatus{Name: w.name, Healthy: w.unhealthySince.IsZero(), LastError: w.lastError, Queued: n, QueuedBytes: b,
+		Delivered: w.deliveredN.Load(), DeliveredToday: today, Day: day, OldestUndelivered: oldest}
 	if !w.unhealthySince.IsZero() {
 		t := w.unhealthySince
 		s.UnhealthySince = &t

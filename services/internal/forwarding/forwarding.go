@@ -16,6 +16,7 @@ import (
 
 	"github.com/auditstream/auditstream/services/internal/cmdline"
 	"github.com/auditstream/auditstream/services/internal/config"
+	"github.com/auditstream/auditstream/services/internal/connstatus"
 	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/kafka"
@@ -63,6 +64,9 @@ type Config struct {
 	Kafka        kafka.Config        `yaml:"kafka"`
 	Delivery     delivery.Config     `yaml:"delivery"`
 	Destinations destinations.Config `yaml:"destinations"`
+	// Status is how the forwarder publishes its connections' health to
+	// the status topic (kafka.topics.status) the destinations API reads.
+	Status connstatus.Config `yaml:"status"`
 }
 
 // DefaultConfig is the configuration before the file and environment apply.
@@ -73,6 +77,7 @@ func DefaultConfig(spec Spec) Config {
 		Kafka:        kafka.Default("auditstream-" + spec.Binary),
 		Delivery:     delivery.DefaultConfig(spec.Name),
 		Destinations: destinations.DefaultConfig(),
+		Status:       connstatus.DefaultConfig(),
 	}
 	if spec.DeliveryDefaults != nil {
 		spec.DeliveryDefaults(&c.Delivery)
@@ -88,6 +93,7 @@ func (c *Config) Validate() error {
 	errs.Add("kafka", c.Kafka.Validate())
 	errs.Add("delivery", c.Delivery.Validate())
 	errs.Add("destinations", c.Destinations.Validate())
+	errs.Add("status", c.Status.Validate())
 	return errs.Err()
 }
 
@@ -148,7 +154,19 @@ func Run(ctx context.Context, spec Spec, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	rt, err := delivery.New(delivery.Options{
+	var rt *delivery.Runtime
+	var pub *connstatus.Publisher
+	if cfg.Status.Publish {
+		pub, err = connstatus.NewPublisher(ctx, connstatus.PublisherOptions{
+			Kafka: cfg.Kafka, Consumer: spec.Name, Interval: cfg.Status.Interval, Logger: log, Registry: srv.Registry,
+			Source: func() []connstatus.Status { return PublishedStatus(rt.Status()) },
+		})
+		if err != nil {
+			return err
+		}
+		defer pub.Close()
+	}
+	rt, err = delivery.New(delivery.Options{
 		Name:     spec.Name,
 		Config:   cfg.Delivery,
 		Kafka:    cfg.Kafka,
@@ -159,6 +177,9 @@ func Run(ctx context.Context, spec Spec, cfg Config) error {
 	})
 	if err != nil {
 		return err
+	}
+	if pub != nil {
+		rt.OnStatusChange(pub.Kick)
 	}
 	srv.AddCheck("kafka", rt.Ready)
 	srv.AddCheck("destinations", dests.Ready)
@@ -179,7 +200,13 @@ func Run(ctx context.Context, spec Spec, cfg Config) error {
 	// Routing before every account's configuration is read would commit
 	// events of the accounts not read yet without delivering them.
 	if err = dests.WaitReady(ctx); err == nil {
+		stopPublishing := func() {}
+		if pub != nil {
+			stopPublishing = RunPublisher(ctx, pub)
+		}
 		err = rt.Run(ctx)
+		// withdraws this replica's records once it delivers no more
+		stopPublishing()
 	} else if ctx.Err() != nil {
 		err = nil
 	}
@@ -222,6 +249,34 @@ func ServeAndWatch(ctx context.Context, log *zap.Logger, srv *server.Server, des
 		}
 	})
 	return wg.Wait
+}
+
+// RunPublisher publishes connection status until ctx ends or stop is
+// called; stop returns once the publisher withdrew its records.
+func RunPublisher(ctx context.Context, pub *connstatus.Publisher) (stop func()) {
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = pub.Run(pctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// PublishedStatus is the runtime's status as the status topic carries it.
+func PublishedStatus(in []delivery.ConnectionStatus) []connstatus.Status {
+	out := make([]connstatus.Status, 0, len(in))
+	for _, c := range in {
+		out = append(out, connstatus.Status{
+			Connection: c.Name, Healthy: c.Healthy, FailedSince: c.UnhealthySince, LastSuccess: c.LastSuccess,
+			LastError: c.LastError, LastErrorAt: c.LastErrorAt, Delivered: c.Delivered, DeliveredToday: c.DeliveredToday, Day: c.Day,
+			Parked: c.Parked, DeadLettered: c.DeadLettered, OldestUndelivered: c.OldestUndelivered,
+		})
+	}
+	return out
 }
 
 // DecodeSettings reads a connection's settings strictly into a T with its
