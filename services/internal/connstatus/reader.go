@@ -219,7 +219,8 @@ func merge(fresh []*Status, today string) View {
 		}
 		v.LastSuccess = latest(v.LastSuccess, s.LastSuccess)
 		if s.LastErrorAt != nil && (v.LastErrorAt == nil || s.LastErrorAt.After(*v.LastErrorAt)) {
-			v.LastError, v.LastErrorAt = s.LastError, s.LastErrorAt
+			// redacted by the publisher; again here, whoever published it
+			v.LastError, v.LastErrorAt = Redact(s.LastError), s.LastErrorAt
 		}
 		v.Delivered += s.Delivered
 		if s.Day == today {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/auditstream/auditstream/proto/producer"
 	"github.com/auditstream/auditstream/services/internal/bearer"
+	"github.com/auditstream/auditstream/services/internal/connstatus"
 	"github.com/auditstream/auditstream/services/internal/destinations"
 )
 
@@ -34,6 +35,7 @@ var openAPIDocument []byte
 type API struct {
 	cfg     Config
 	store   *destinations.Store
+	status  *connstatus.Reader // the status topic the consumers publish to
 	sealer  sealer
 	auth    *bearer.Authenticator
 	events  *producer.Producer
@@ -84,6 +86,7 @@ func (a *API) Handler() http.Handler {
 		route("PUT "+base+"/{name}", a.putResource)
 		route("DELETE "+base+"/{name}", a.deleteResource)
 		route("POST "+base+"/{name}/test", a.testResource)
+		route("GET "+base+"/{name}/status", a.getStatus)
 	}
 	route("GET /v1/accounts/{account}/audit-logs", a.getAuditLogs)
 	route("PUT /v1/accounts/{account}/audit-logs", a.putAuditLogs)

@@ -14,6 +14,7 @@ import (
 	"github.com/auditstream/auditstream/proto/producer"
 	"github.com/auditstream/auditstream/services/internal/bearer"
 	"github.com/auditstream/auditstream/services/internal/cmdline"
+	"github.com/auditstream/auditstream/services/internal/connstatus"
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/logging"
@@ -68,7 +69,13 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, reg prometheus.Regist
 		store.Close()
 		return nil, err
 	}
-	s := &Service{store: store, close: func() { client.Close(); store.Close() }}
+	status, err := connstatus.NewReader(ctx, cfg.Kafka, log)
+	if err != nil {
+		client.Close()
+		store.Close()
+		return nil, err
+	}
+	s := &Service{store: store, close: func() { client.Close(); store.Close(); status.Close() }}
 	if cfg.Kafka.Topics.Bootstrap {
 		// Changes are recorded as audit events of the account.
 		if err := kafka.EnsureTopics(ctx, client, cfg.Kafka.Topics.Events); err != nil {
@@ -86,7 +93,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, reg prometheus.Regist
 		s.file, file = w, w.Current
 	}
 	s.API = &API{
-		cfg: cfg, store: store, sealer: sealer{secretbox.New(kek)}, auth: bearer.New(cfg.Auth),
+		cfg: cfg, store: store, status: status, sealer: sealer{secretbox.New(kek)}, auth: bearer.New(cfg.Auth),
 		events: producer.New(client, cfg.Kafka.Topics.Events.Name), file: file, log: log,
 		metrics: newAPIMetrics(reg), now: time.Now,
 	}
@@ -103,6 +110,11 @@ func (s *Service) Start(ctx context.Context, log *zap.Logger) (wait func()) {
 	wg.Go(func() {
 		if err := s.store.Run(ctx); err != nil {
 			log.Error("destinations topic", zap.Error(err))
+		}
+	})
+	wg.Go(func() {
+		if err := s.API.status.Run(ctx); err != nil {
+			log.Error("status topic", zap.Error(err))
 		}
 	})
 	if s.file != nil {
