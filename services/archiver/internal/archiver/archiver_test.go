@@ -69,6 +69,7 @@ type env struct {
 	destFile string
 	keyFile  string
 	pub      ed25519.PublicKey
+	svc      *Service // the last one started
 }
 
 func newEnv(t *testing.T) *env {
@@ -112,6 +113,7 @@ func (e *env) start(cfg Config, clk *clock) (stop func()) {
 		e.t.Fatal(err)
 	}
 	s.now = clk.Now
+	e.svc = s
 	done := make(chan error, 1)
 	go func() { done <- s.Consume(ctx) }()
 	var once sync.Once

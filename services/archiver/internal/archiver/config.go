@@ -3,6 +3,7 @@ package archiver
 import (
 	"github.com/auditstream/auditstream/services/internal/archive"
 	"github.com/auditstream/auditstream/services/internal/config"
+	"github.com/auditstream/auditstream/services/internal/connstatus"
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/logging"
@@ -19,6 +20,9 @@ type Config struct {
 	Kafka        kafka.Config        `yaml:"kafka"`
 	Destinations destinations.Config `yaml:"destinations"`
 	Archive      ArchiveConfig       `yaml:"archive"`
+	// Status is how the archiver publishes its storage connections' health
+	// to the status topic (kafka.topics.status) the destinations API reads.
+	Status connstatus.Config `yaml:"status"`
 }
 
 // ArchiveConfig is the `archive` section, defined in the archive package so
@@ -34,6 +38,7 @@ func DefaultConfig() Config {
 		Kafka:        kafka.Default("auditstream-archiver"),
 		Destinations: destinations.DefaultConfig(),
 		Archive:      ArchiveConfig(archive.DefaultConfig()),
+		Status:       connstatus.DefaultConfig(),
 	}
 }
 
@@ -45,6 +50,7 @@ func (c *Config) Validate() error {
 	errs.Add("kafka", c.Kafka.Validate())
 	errs.Add("destinations", c.Destinations.Validate())
 	errs.Add("archive", c.Archive.Validate())
+	errs.Add("status", c.Status.Validate())
 	return errs.Err()
 }
 

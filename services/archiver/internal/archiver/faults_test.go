@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditstream/auditstream/services/internal/connstatus"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
 	"github.com/auditstream/auditstream/services/internal/objstore/s3store/s3fake"
 )
@@ -74,6 +75,17 @@ func TestBrokenBucketIsolatedAndDeadLettered(t *testing.T) {
 		if h["auditstream-dlq-reason"] != reasonStorageFailed || h["auditstream-connection"] != "broken" || string(r.Key) != "acc-01" {
 			t.Errorf("dead letter key %q headers %v", r.Key, h)
 		}
+	}
+	// The status published for the destinations API says which one fails.
+	status := map[string]connstatus.Status{}
+	for _, s := range e.svc.health.Snapshot() {
+		status[s.Connection] = s
+	}
+	if g := status["good"]; !g.Healthy || g.Delivered != 8 || g.DeliveredToday != 8 || g.LastSuccess == nil {
+		t.Errorf("good bucket's status: %+v", g)
+	}
+	if b := status["broken"]; b.Healthy || b.FailedSince == nil || b.LastError == "" || b.DeadLettered != 4 || b.Delivered != 0 {
+		t.Errorf("broken bucket's status: %+v", b)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/services/internal/archive"
+	"github.com/auditstream/auditstream/services/internal/connstatus"
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/forwarding"
 	"github.com/auditstream/auditstream/services/internal/kafka"
@@ -57,6 +58,8 @@ type Service struct {
 	// confirmed. For status and benchmarks.
 	filed    atomic.Int64
 	archived atomic.Int64
+	// health is each storage connection's status, for the status topic.
+	health *connstatus.Tracker
 
 	// uploads bounds the objects being built and written at once across
 	// all partitions: each holds a compressor and buffers.
@@ -95,7 +98,24 @@ func Run(ctx context.Context, cfg Config) error {
 		zap.Strings("brokers", cfg.Kafka.Brokers), zap.String("group", cfg.Archive.Group),
 		zap.Duration("window", cfg.Archive.Window), zap.Duration("grace", cfg.Archive.Grace),
 		zap.String("spool_dir", cfg.Archive.SpoolDir), zap.Bool("signed", cfg.Archive.SigningKey.IsSet()))
+	stopPublishing := func() {}
+	if cfg.Status.Publish {
+		pub, err := connstatus.NewPublisher(ctx, connstatus.PublisherOptions{
+			Kafka: cfg.Kafka, Consumer: Name, Interval: cfg.Status.Interval, Logger: log, Registry: srv.Registry,
+			Source: s.health.Snapshot,
+		})
+		if err != nil {
+			stop()
+			wait()
+			s.dests.Close()
+			return err
+		}
+		defer pub.Close()
+		s.health.OnChange = pub.Kick
+		stopPublishing = forwarding.RunPublisher(ctx, pub)
+	}
 	err = s.Consume(ctx)
+	stopPublishing()
 	stop()
 	wait()
 	s.dests.Close()
@@ -133,7 +153,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, reg prometheus.Regist
 	s := &Service{
 		cfg: cfg, log: log, metrics: newMetrics(reg), watcher: watcher, dests: dests,
 		writer: archive.NewWriter(signer), stores: newStoreCache(log),
-		workers: map[int32]*worker{}, fatal: make(chan error, 1), now: time.Now,
+		workers: map[int32]*worker{}, fatal: make(chan error, 1), now: time.Now, health: connstatus.NewTracker(),
 		uploads: make(chan struct{}, cfg.Archive.UploadConcurrency),
 	}
 	cl, err := kafka.NewClient(cfg.Kafka, log, reg,

@@ -261,6 +261,7 @@ func (w *worker) put(ctx context.Context, t archive.Target, b archive.AccountBat
 			}
 			w.s.metrics.events.WithLabelValues(t.Name).Add(float64(obj.Stats.Records))
 			w.s.archived.Add(obj.Stats.Records)
+			w.s.health.Success(t.Name, obj.Stats.Records)
 			if res.Conflict {
 				w.s.metrics.conflicts.WithLabelValues(t.Name).Inc()
 				w.s.log.Error("ARCHIVE CONFLICT: an object with different content already exists under the expected name; it was left untouched and this copy was written beside it",
@@ -273,6 +274,7 @@ func (w *worker) put(ctx context.Context, t archive.Target, b archive.AccountBat
 			return ctx.Err()
 		}
 		w.s.metrics.storageErrors.WithLabelValues(t.Name).Inc()
+		w.s.health.Failure(t.Name, err)
 		if time.Now().After(deadline) {
 			w.s.log.Error("storage keeps failing: dead-lettering the account's events of this group",
 				zap.String("connection", t.Name), zap.String("account", b.Account), zap.String("group", group.Name()),
@@ -310,6 +312,9 @@ func (w *worker) deadLetter(src *kgo.Record, conn, reason string, cause error) e
 		return err
 	}
 	w.s.metrics.deadLettered.WithLabelValues(reason).Inc()
+	if conn != "" {
+		w.s.health.DeadLettered(conn, 1)
+	}
 	return nil
 }
 
