@@ -58,6 +58,8 @@ func TestEnsureTopics(t *testing.T) {
 		{Name: "with-retention", Partitions: 4, ReplicationFactor: -1, Retention: 2 * time.Hour},
 		{Name: "broker-retention", Partitions: 2, ReplicationFactor: 1},
 		{Name: "existing", Partitions: 6, ReplicationFactor: -1, Retention: time.Hour},
+		{Name: "compacted", Partitions: 1, ReplicationFactor: -1, Compacted: true},
+		{Name: "compacted-expiring", Partitions: 1, ReplicationFactor: -1, Retention: time.Hour, Compacted: true},
 	}
 	for range 2 { // a second run finds everything in place
 		if err := kafka.EnsureTopics(ctx, cl, specs...); err != nil {
@@ -101,6 +103,27 @@ func TestEnsureTopics(t *testing.T) {
 	}
 	if c := retention["broker-retention"]; c.Source == 1 /* DYNAMIC_TOPIC_CONFIG */ {
 		t.Errorf("retention set on a topic that asked for the broker default: %q", c.MaybeValue())
+	}
+
+	// compacted topics; with a retention, old keys expire as well
+	configs, err = adm.DescribeTopicConfigs(ctx, "compacted", "compacted-expiring")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, rc := range configs {
+		if rc.Err != nil {
+			t.Fatalf("%s: %v", rc.Name, rc.Err)
+		}
+		for _, c := range rc.Configs {
+			if c.Key == "cleanup.policy" || c.Key == "retention.ms" {
+				got[rc.Name+" "+c.Key] = c.MaybeValue()
+			}
+		}
+	}
+	if got["compacted cleanup.policy"] != "compact" || got["compacted-expiring cleanup.policy"] != "compact,delete" ||
+		got["compacted-expiring retention.ms"] != "3600000" {
+		t.Errorf("compacted topics' configs: %v", got)
 	}
 }
 

@@ -150,6 +150,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative retention", func(c *kafka.Config) { c.Topics.Events.Retention = -time.Hour }, []string{"topics.events.retention"}},
 		{"zero retention is the broker default", func(c *kafka.Config) { c.Topics.Events.Retention = 0 }, nil},
 		{"dead letter same as events", func(c *kafka.Config) { c.Topics.DeadLetter.Name = c.Topics.Events.Name }, []string{"topics.dead_letter.name"}},
+		{"status same as destinations", func(c *kafka.Config) { c.Topics.Status.Name = c.Topics.Destinations.Name }, []string{"topics.status.name"}},
+		{"status without partitions", func(c *kafka.Config) { c.Topics.Status.Partitions = 0 }, []string{"topics.status.partitions"}},
 		{"everything wrong at once", func(c *kafka.Config) {
 			*c = kafka.Config{SASL: kafka.SASLConfig{Mechanism: "x"}, TLS: kafka.TLSConfig{CertFile: "c"}}
 		}, []string{"brokers", "client_id", "dial_timeout", "request_timeout", "tls", "tls.enabled", "sasl.mechanism", "topics.events.name", "topics.events.partitions", "topics.dead_letter.name"}},
