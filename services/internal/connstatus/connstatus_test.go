@@ -198,3 +198,21 @@ func TestTracker(t *testing.T) {
 		t.Fatalf("after recovery: %+v (changes %d)", s, changes)
 	}
 }
+
+func TestReaderWaitsForTheTopic(t *testing.T) {
+	k := testKafka(t)
+	noBootstrap := k
+	noBootstrap.Topics.Bootstrap = false
+	r := startReader(t, noBootstrap)
+	if r.IsReady() == nil {
+		t.Fatal("ready without a topic")
+	}
+	// The first consumer creates the topic later.
+	var a source
+	a.set(Status{Connection: "c1", Healthy: true, Delivered: 1})
+	startPublisher(t, k, "a", &a)
+	waitView(t, r, "c1", func(v View) bool { return v.State == StateHealthy && v.Delivered == 1 })
+	if err := r.IsReady(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -71,9 +71,10 @@ func NewPublisher(ctx context.Context, o PublisherOptions) (*Publisher, error) {
 		return nil, err
 	}
 	if o.Kafka.Topics.Bootstrap {
+		// Status is secondary to delivery: a consumer that cannot create
+		// the topic still delivers, and says why its status is missing.
 		if err := kafka.EnsureTopics(ctx, cl, topic); err != nil {
-			cl.Close()
-			return nil, err
+			o.Logger.Warn("create the status topic; connection status may not be published", zap.Error(err))
 		}
 	}
 	p := &Publisher{o: o, cl: cl, started: time.Now().UTC(), kick: make(chan struct{}, 1), keys: map[string]bool{},

@@ -49,9 +49,9 @@ func NewReader(ctx context.Context, kcfg kafka.Config, log *zap.Logger) (*Reader
 		return nil, err
 	}
 	if kcfg.Topics.Bootstrap {
+		// Run waits for the topic: the API serves everything else meanwhile.
 		if err := kafka.EnsureTopics(ctx, cl, topic); err != nil {
-			cl.Close()
-			return nil, err
+			log.Warn("create the status topic", zap.Error(err))
 		}
 	}
 	return &Reader{cl: cl, topic: topic.Name, log: log, now: time.Now,
@@ -79,9 +79,19 @@ func (r *Reader) Changed() <-chan struct{} {
 
 // Run reads the topic until ctx ends.
 func (r *Reader) Run(ctx context.Context) error {
-	ends, err := kafka.EndOffsets(ctx, r.cl, r.topic, "status topic", r.log)
-	if err != nil {
-		return err
+	var ends map[int32]int64
+	for {
+		var err error
+		if ends, err = kafka.EndOffsets(ctx, r.cl, r.topic, "status topic", r.log); err == nil {
+			break
+		}
+		// Until the topic exists every status reads unknown.
+		r.log.Warn("status topic not readable; retrying", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(5 * time.Second):
+		}
 	}
 	applied := map[int32]int64{}
 	for {
