@@ -94,11 +94,14 @@ func (r *Reader) Run(ctx context.Context) error {
 		}
 	}
 	applied := map[int32]int64{}
-	for {
+	checkReady := func() {
 		if !r.isReady.Load() && reached(applied, ends) {
 			r.isReady.Store(true)
 			close(r.ready)
 		}
+	}
+	checkReady()
+	for {
 		fetches := r.cl.PollFetches(ctx)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return nil
@@ -114,6 +117,8 @@ func (r *Reader) Run(ctx context.Context) error {
 		ch := r.changed
 		r.changed = make(chan struct{})
 		r.mu.Unlock()
+		// ready before the change is announced: who sees it sees readiness
+		checkReady()
 		close(ch)
 	}
 }

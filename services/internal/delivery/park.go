@@ -100,7 +100,10 @@ func (r *Runtime) park(j *job, reason string) {
 	}
 	r.produceUntilDone(rec, func() {
 		r.metrics.parked.WithLabelValues(j.conn, reason).Inc()
-		r.counters(j.conn).parked.Add(1)
+		if j.parked == nil {
+			// each event once, however often it goes round again
+			r.counters(j.conn).parked.Add(1)
+		}
 		j.t.complete()
 	})
 }

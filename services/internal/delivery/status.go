@@ -9,7 +9,8 @@ import (
 )
 
 // connCounters are what the runtime counts per connection for its status,
-// since it started: events parked on the retry topic and dead-lettered.
+// since it started: events parked on the retry topic (each once: not again
+// when it is parked anew after a retry) and dead-lettered.
 type connCounters struct {
 	parked, deadLettered atomic.Int64
 }

@@ -506,8 +506,10 @@ type ConnectionStatus struct {
 	// DeliveredToday counts the events delivered on Day (UTC).
 	DeliveredToday int64  `json:"delivered_today"`
 	Day            string `json:"day"`
-	Parked         int64  `json:"parked"`
-	DeadLettered   int64  `json:"dead_lettered"`
+	// Parked counts events parked on the retry topic, each once however
+	// often it is parked again after a retry.
+	Parked       int64 `json:"parked"`
+	DeadLettered int64 `json:"dead_lettered"`
 	// OldestUndelivered is when the oldest event held for the connection
 	// (queued, being sent, or read back from the retry topic and waiting)
 	// entered the pipeline: its record's timestamp, or for a parked event

@@ -142,8 +142,8 @@ routes:
 	v = waitStatus(t, r, "dd", "recovery", func(v connstatus.View) bool {
 		return v.State == connstatus.StateHealthy && v.Delivered == 25 && v.OldestUndelivered == nil
 	})
-	if v.Parked < 5 || v.FailedSince != nil {
-		t.Fatalf("recovered connection: want its 5 events parked on the way and no failure, got %+v", v)
+	if v.Parked != 5 || v.FailedSince != nil {
+		t.Fatalf("recovered connection: want its 5 events parked on the way (each counted once) and no failure, got %+v", v)
 	}
 	if raw := statusTopicBytes(t, p); strings.Contains(raw, key) || !strings.Contains(raw, `"connection":"dd"`) {
 		t.Fatalf("the status topic must carry the connection's status and never its key")
@@ -228,7 +228,10 @@ func TestStatusSaysWhenASecretCannotBeOpened(t *testing.T) {
 		t.Fatalf("good connection: intake has %d events, want 10", n)
 	}
 	// The failed connection's events wait on the retry topic, never dropped.
-	waitStatus(t, r, bad, "parked", func(v connstatus.View) bool { return v.Parked >= 10 && v.State == connstatus.StateFailed })
+	v = waitStatus(t, r, bad, "parked", func(v connstatus.View) bool { return v.Parked >= 10 && v.OldestUndelivered != nil })
+	if v.Parked != 10 || v.State != connstatus.StateFailed {
+		t.Fatalf("want its 10 events parked, each counted once, and still failed: %+v", v)
+	}
 	if raw := statusTopicBytes(t, p); strings.Contains(raw, goodKey) || strings.Contains(raw, badKey) {
 		t.Fatal("a key reached the status topic")
 	}
