@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/auditstream/auditstream/services/internal/connstatus"
 	"github.com/auditstream/auditstream/services/internal/kafka"
+	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
 )
 
 // publisher is a consumer replica publishing statuses to the harness's
@@ -51,11 +53,15 @@ func (p *publisher) report(s ...connstatus.Status) {
 }
 
 // waitStatus reads path until its answer satisfies cond, waiting on the
-// API's status reader between reads.
-func (h *harness) waitStatus(path, token string, cond func(statusView) bool) statusView {
+// API's status reader between reads; each, when given, runs before every
+// read.
+func (h *harness) waitStatus(path, token string, cond func(statusView) bool, each ...func()) statusView {
 	h.t.Helper()
 	deadline := time.After(20 * time.Second)
 	for {
+		for _, fn := range each {
+			fn()
+		}
 		ch := h.svc.API.status.Changed()
 		r := h.do("GET", path, token, nil)
 		mustStatus(h.t, r, http.StatusOK)
@@ -183,4 +189,58 @@ func (h *harness) readTopic(topic string) []byte {
 		}
 	}
 	return out
+}
+
+// The whole chain: the real Datadog forwarder, run as a process, publishes
+// the status of a connection an admin made through the API; the API
+// answers healthy with the delivered event, failed when the intake refuses
+// the key (the key nowhere in the answer or the topic), and healthy again
+// once the admin puts the right key back.
+func TestEndToEndStatusFollowsARefusedKey(t *testing.T) {
+	const key, badKey = "dd-status-key-good-0123456789", "dd-status-key-bad-0123456789"
+	intake := ddfake.New(key)
+	t.Cleanup(intake.Close)
+	h := newHarness(t, func(c *Config) { c.API.AllowCustomEndpoints = true })
+	startForwarder(t, h, testDelivery+"status: {interval: 300ms}\n")
+	conn := func(k string) map[string]any {
+		return map[string]any{"type": "datadog", "settings": map[string]any{"base_url": intake.URL(), "api_key": k, "timeout": "2s"}}
+	}
+	path := connPath(accountA, "dd") + "/status"
+	mustStatus(t, h.do("PUT", connPath(accountA, "dd"), tokenA, conn(key)), http.StatusCreated)
+	mustStatus(t, h.do("PUT", "/v1/accounts/"+accountA+"/audit-logs", tokenA, map[string]any{"streaming": true, "connections": []string{"dd"}}), http.StatusOK)
+
+	// Every change through the API is also an audit event of the account,
+	// which the forwarder delivers too: counts are compared, not fixed.
+	publishEvent(t, h, accountA, "status-first")
+	v := h.waitStatus(path, tokenA, func(v statusView) bool { return v.Delivered >= 1 })
+	if v.State != connstatus.StateHealthy || !v.Routed || v.LastSuccess == nil || v.DeliveredToday != v.Delivered ||
+		len(v.Consumers) != 1 || v.Consumers[0].Consumer != "datadog" {
+		t.Fatalf("after the first delivery: %+v", v)
+	}
+
+	// The forwarder applies the new key within moments, and routes by the
+	// configuration it has when it reads an event: publish until one goes
+	// with the refused key.
+	mustStatus(t, h.do("PUT", connPath(accountA, "dd"), tokenA, conn(badKey)), http.StatusOK)
+	v = h.waitStatus(path, tokenA, func(v statusView) bool { return v.State == connstatus.StateFailed },
+		func() { publishEvent(t, h, accountA, "status-refused") })
+	if v.FailedSince == nil || !strings.Contains(v.LastError, "403") {
+		t.Fatalf("refused key: %+v", v)
+	}
+	failed := v
+
+	mustStatus(t, h.do("PUT", connPath(accountA, "dd"), tokenA, conn(key)), http.StatusOK)
+	v = h.waitStatus(path, tokenA, func(v statusView) bool {
+		return v.State == connstatus.StateHealthy && v.Delivered > failed.Delivered && v.OldestUndelivered == nil
+	})
+	if v.Parked < 1 || v.FailedSince != nil || !v.LastSuccess.After(*failed.FailedSince) {
+		t.Fatalf("after the key was put back: want the refused events parked, then delivered; got %+v", v)
+	}
+	r := h.do("GET", path, tokenA, nil)
+	raw := h.readTopic(h.cfg.Kafka.Topics.Status.Name)
+	for _, k := range []string{key, badKey} {
+		if contains(r.body, k) || contains(raw, k) {
+			t.Fatal("an API key reached the status answer or topic")
+		}
+	}
 }
