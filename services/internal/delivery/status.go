@@ -61,7 +61,9 @@ func (r *Runtime) sinkBuiltLocked(conn string) bool {
 		return false
 	}
 	delete(r.broken, conn)
-	r.metrics.healthy.WithLabelValues(conn).Set(1)
+	if w := r.workers[conn]; w == nil || !w.isUnhealthy() {
+		r.metrics.healthy.WithLabelValues(conn).Set(1)
+	}
 	r.log.Info("connection's sink built again", zap.String("connection", conn))
 	return true
 }
