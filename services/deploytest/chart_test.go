@@ -904,6 +904,9 @@ func TestChartTopicsJob(t *testing.T) {
 	if !regexp.MustCompile(`(?s)compact\(\) \{[^}]*--config cleanup\.policy=compact`).MatchString(script) {
 		t.Errorf("the Job's compact function does not set cleanup.policy=compact:\n%s", script)
 	}
+	if missing, ok := statusTopicCreated(script); !ok {
+		t.Errorf("the Job does not create the status topic as the services would (%q missing):\n%s", missing, script)
+	}
 	if dig(job, "spec", "template", "spec", "containers", 0, "securityContext", "readOnlyRootFilesystem") != true {
 		t.Error("the Job's container has a writable root filesystem")
 	}

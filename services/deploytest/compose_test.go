@@ -136,6 +136,9 @@ func TestComposeKafka(t *testing.T) {
 			t.Errorf("%s: %s partitions, the services' default is %d", topic.Name, partitions, topic.Partitions)
 		}
 	}
+	if missing, ok := statusTopicCreated(script); !ok {
+		t.Errorf("kafka-init does not create the status topic as the services would (%q missing):\n%s", missing, script)
+	}
 	if len(created)+len(compacted) != len(serviceTopics()) {
 		t.Errorf("kafka-init creates %d topics, the services use %d", len(created)+len(compacted), len(serviceTopics()))
 	}

@@ -90,6 +90,23 @@ func serviceTopics() []topicSpec {
 	return out
 }
 
+// statusTopicCreated reports whether script creates the status topic as the
+// services' bootstrap would: its partitions, compact,delete and retention.
+func statusTopicCreated(script string) (string, bool) {
+	st := kafka.Default("x").Topics.Status
+	want := []string{
+		fmt.Sprintf("--topic %s --partitions %d", st.Name, st.Partitions),
+		"--config cleanup.policy=compact,delete",
+		fmt.Sprintf("retention.ms=%d", st.Retention.Milliseconds()),
+	}
+	for _, w := range want {
+		if !strings.Contains(script, w) {
+			return w, false
+		}
+	}
+	return "", true
+}
+
 func TestComponentsMatchTheServices(t *testing.T) {
 	for _, c := range components {
 		if c.Forwarder != "" {

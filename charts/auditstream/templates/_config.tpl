@@ -100,6 +100,11 @@ topics:
     name: {{ $k.destinationsTopic.name }}
     partitions: {{ int $k.destinationsTopic.partitions }}
     replication_factor: {{ int $k.destinationsTopic.replicationFactor }}
+  status:
+    name: {{ $k.statusTopic.name }}
+    partitions: {{ int $k.statusTopic.partitions }}
+    replication_factor: {{ int $k.statusTopic.replicationFactor }}
+    retention: {{ $k.statusTopic.retention }}
 {{- end -}}
 
 {{/*
