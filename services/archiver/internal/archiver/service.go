@@ -52,6 +52,9 @@ type Service struct {
 	stores  *storeCache
 	cl      *kgo.Client
 	adm     *kadm.Client
+	// clientSet is closed once cl and adm are set: the group may assign
+	// partitions, and call back, before NewClient has even returned.
+	clientSet chan struct{}
 
 	// filed counts records taken off the topic (archived, skipped or
 	// dead-lettered); archived counts events in objects created or
@@ -153,7 +156,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, reg prometheus.Regist
 	s := &Service{
 		cfg: cfg, log: log, metrics: newMetrics(reg), watcher: watcher, dests: dests,
 		writer: archive.NewWriter(signer), stores: newStoreCache(log),
-		workers: map[int32]*worker{}, fatal: make(chan error, 1), now: time.Now, health: connstatus.NewTracker(),
+		workers: map[int32]*worker{}, fatal: make(chan error, 1), clientSet: make(chan struct{}), now: time.Now, health: connstatus.NewTracker(),
 		uploads: make(chan struct{}, cfg.Archive.UploadConcurrency),
 	}
 	cl, err := kafka.NewClient(cfg.Kafka, log, reg,
@@ -176,6 +179,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, reg prometheus.Regist
 		return nil, err
 	}
 	s.cl, s.adm = cl, kadm.NewClient(cl)
+	close(s.clientSet)
 	if cfg.Kafka.Topics.Bootstrap {
 		if err := kafka.EnsureTopics(ctx, cl, cfg.Kafka.Topics.Events, cfg.Kafka.Topics.DeadLetter); err != nil {
 			cl.Close()
@@ -252,6 +256,11 @@ func (s *Service) Consume(ctx context.Context) error {
 func (s *Service) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	parts := assigned[s.cfg.Kafka.Topics.Events.Name]
 	if len(parts) == 0 {
+		return
+	}
+	select {
+	case <-s.clientSet:
+	case <-ctx.Done():
 		return
 	}
 	var committed kadm.OffsetResponses
