@@ -42,7 +42,7 @@ define go_install
 	fi
 endef
 
-.PHONY: help build run test fuzz tools azurite lint proto proto-tools bench fmt clean chart-test images
+.PHONY: help build run test fuzz tools azurite lint proto proto-tools bench chaos fmt clean chart-test images
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -179,6 +179,16 @@ bench: ## throughput, latency and peak memory of each service as ratios against 
 	$(GO) test -run '^$$' -bench 'DestinationsStartup' -benchtime 1x -timeout 30m ./services/internal/destinations/
 	@echo "== destinations API: from the PUT that turns streaming on to the account's first event at Datadog, through the real forwarder (p50/p99)"
 	$(GO) test -run '^$$' -bench 'Propagation$$' -benchtime 50x ./services/destinations-api/internal/api/
+
+# The chaos test (docs/chaos.md): the real binaries of `make build` as
+# processes, under load, while replicas are killed, the sinks storm and the
+# broker restarts; then an independent check of what the fakes received and
+# the archive holds. Short by default (CI); CHAOS_DURATION=30m before a
+# release. CHAOS_RATE, CHAOS_ACCOUNTS, CHAOS_KILL_EVERY, CHAOS_STORM_HOLD,
+# CHAOS_DRAIN_TIMEOUT, CHAOS_DIR and CHAOS_KEEP tune it.
+chaos: build ## kill replicas, storm the sinks, restart the broker under load, then check every event (CHAOS_DURATION=30m before a release)
+	$(GO) build -o bin/chaos ./services/chaostest/cmd/chaos
+	./bin/chaos --bin-dir bin
 
 # gofmt on the module directories: `go fmt` does not take workspace patterns.
 fmt: ## gofmt every module

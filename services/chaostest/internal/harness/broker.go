@@ -1,0 +1,83 @@
+package harness
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// broker is the in-process Kafka-protocol broker, on a fixed port and with
+// a data directory, so a restart keeps topics, records and group offsets
+// and the services find it again where they left it.
+type broker struct {
+	dir  string
+	port int
+
+	mu sync.Mutex
+	cl *kfake.Cluster
+}
+
+func startBroker(dir string) (*broker, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	b := &broker{dir: dir, port: port}
+	if err := b.start(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *broker) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(b.port)) }
+
+func (b *broker) start() error {
+	var err error
+	// The port was free a moment ago (or was the broker's own before a
+	// restart); a socket left behind by the old listener may hold it for
+	// an instant.
+	for range 50 {
+		var cl *kfake.Cluster
+		cl, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(b.port), kfake.DataDir(b.dir))
+		if err == nil {
+			b.mu.Lock()
+			b.cl = cl
+			b.mu.Unlock()
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("start the broker on port %d with data in %s: %w", b.port, b.dir, err)
+}
+
+// stop closes the broker; Close writes its data to the directory.
+func (b *broker) stop() {
+	b.mu.Lock()
+	cl := b.cl
+	b.cl = nil
+	b.mu.Unlock()
+	if cl != nil {
+		cl.Close()
+	}
+}
+
+// restart stops the broker, waits down, and starts it again on the same
+// port and data.
+func (b *broker) restart(down time.Duration) error {
+	b.stop()
+	time.Sleep(down) // the outage itself
+	return b.start()
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}

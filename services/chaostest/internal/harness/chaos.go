@@ -1,0 +1,193 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
+	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
+)
+
+// timeline prints and keeps what the controller did, with the time since
+// the run started.
+type timeline struct {
+	start time.Time
+	out   func(string)
+
+	mu      sync.Mutex
+	counts  map[string]int
+	entries []string
+}
+
+func (t *timeline) add(kind, format string, args ...any) {
+	line := fmt.Sprintf("%7.1fs  %-14s %s", time.Since(t.start).Seconds(), kind, fmt.Sprintf(format, args...))
+	t.mu.Lock()
+	if t.counts == nil {
+		t.counts = map[string]int{}
+	}
+	t.counts[kind]++
+	t.entries = append(t.entries, line)
+	t.mu.Unlock()
+	t.out(line)
+}
+
+func (t *timeline) count(kind string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.counts[kind]
+}
+
+// storm is one kind of sink trouble: start begins it, and the returned
+// function ends it.
+type storm struct {
+	name  string
+	start func() (end func())
+}
+
+// storms are the sink troubles the controller injects, in turn, through
+// the fakes' scripting.
+func storms(dd *ddfake.Server, eb *ebfake.Server, ts []tenant) []storm {
+	pick := func(want func(tenant) bool) tenant {
+		var c []tenant
+		for _, t := range ts {
+			if want(t) {
+				c = append(c, t)
+			}
+		}
+		return c[rand.IntN(len(c))]
+	}
+	return []storm{
+		{"datadog-429", func() func() {
+			// Rate limited: the client must wait as told, then send again.
+			dd.FailNext(60, http.StatusTooManyRequests, http.Header{"Retry-After": {"1"}})
+			return func() {}
+		}},
+		{"eventbridge-503", func() func() {
+			eb.FailNext(60, http.StatusServiceUnavailable, "", "")
+			return func() {}
+		}},
+		{"slow-answers", func() func() {
+			// Slower than the connections' 2 s timeout for some calls:
+			// timeouts, retries, and parking once the budget is spent.
+			dd.Slow(1500 * time.Millisecond)
+			eb.Slow(2500 * time.Millisecond)
+			return func() { dd.Slow(0); eb.Slow(0) }
+		}},
+		{"datadog-key-refused", func() func() {
+			// One account's key is refused (403): its connection turns
+			// unhealthy and its events are parked until a probe succeeds;
+			// the other accounts keep flowing.
+			t := pick(func(t tenant) bool { return t.datadog != "" })
+			dd.RemoveKey(t.ddKey)
+			return func() { dd.AddKey(t.ddKey) }
+		}},
+		{"datadog-503", func() func() {
+			dd.FailNext(80, http.StatusServiceUnavailable, nil)
+			return func() {}
+		}},
+		{"eventbridge-429", func() func() {
+			eb.FailNext(40, http.StatusTooManyRequests, "", "")
+			eb.Throttle(40)
+			return func() {}
+		}},
+		{"eventbridge-bus-denied", func() func() {
+			t := pick(func(t tenant) bool { return t.eventbridge != "" })
+			eb.DenyBus(t.eventbridge)
+			return func() { eb.AllowBus(t.eventbridge) }
+		}},
+	}
+}
+
+// controller kills and restarts consumer replicas, injects sink storms and
+// restarts the broker once, until its context ends.
+type controller struct {
+	tl        *timeline
+	consumers []*replica
+	broker    *broker
+	storms    []storm
+	killEvery time.Duration
+	stormHold time.Duration
+	// brokerAt is when, from the start of the chaos, the broker restarts.
+	brokerAt   time.Duration
+	brokerDown time.Duration
+
+	mu sync.Mutex // one disruptive action at a time
+}
+
+// sleep waits d or until ctx ends; it is the pace of the chaos, not a
+// synchronisation.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func jitter(d time.Duration) time.Duration {
+	return d/2 + time.Duration(rand.Int64N(int64(d)))
+}
+
+// kills SIGKILLs a random running consumer replica every killEvery (give
+// or take half), and restarts it 0.5 to 3 s later.
+func (c *controller) kills(ctx context.Context) error {
+	for sleep(ctx, jitter(c.killEvery)) {
+		c.mu.Lock()
+		var up []*replica
+		for _, r := range c.consumers {
+			if r.running() {
+				up = append(up, r)
+			}
+		}
+		if len(up) == 0 {
+			c.mu.Unlock()
+			continue
+		}
+		r := up[rand.IntN(len(up))]
+		r.kill()
+		c.tl.add("kill", "SIGKILL %s", r.name())
+		sleep(context.Background(), 500*time.Millisecond+time.Duration(rand.Int64N(int64(2500*time.Millisecond))))
+		if err := r.start(); err != nil {
+			c.mu.Unlock()
+			return err
+		}
+		c.tl.add("restart", "%s started again", r.name())
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// brokerRestart restarts the broker once, brokerAt into the chaos.
+func (c *controller) brokerRestart(ctx context.Context) error {
+	if !sleep(ctx, c.brokerAt) {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tl.add("broker-stop", "broker stopped for %s", c.brokerDown)
+	if err := c.broker.restart(c.brokerDown); err != nil {
+		return err
+	}
+	c.tl.add("broker-start", "broker started again on %s with its data", c.broker.addr())
+	return nil
+}
+
+// stormLoop starts the storms in turn, each held for stormHold, with a calm
+// stretch of the same length between two.
+func (c *controller) stormLoop(ctx context.Context) {
+	for i := 0; sleep(ctx, c.stormHold); i++ {
+		s := c.storms[i%len(c.storms)]
+		c.tl.add("storm", "%s begins", s.name)
+		end := s.start()
+		sleep(ctx, c.stormHold)
+		end()
+		c.tl.add("storm-end", "%s ends", s.name)
+	}
+}
