@@ -44,7 +44,9 @@ func (t *timeline) count(kind string) int {
 // storm is one kind of sink trouble: start begins it, and the returned
 // function ends it.
 type storm struct {
-	name  string
+	name string
+	// hits is the service whose sink the storm troubles.
+	hits  string
 	start func() (end func())
 }
 
@@ -61,23 +63,21 @@ func storms(dd *ddfake.Server, eb *ebfake.Server, ts []tenant) []storm {
 		return c[rand.IntN(len(c))]
 	}
 	return []storm{
-		{"datadog-429", func() func() {
+		{"datadog-429", "datadog-forwarder", func() func() {
 			// Rate limited: the client must wait as told, then send again.
-			dd.FailNext(60, http.StatusTooManyRequests, http.Header{"Retry-After": {"1"}})
-			return func() {}
+			return failing(func() { dd.FailNext(20, http.StatusTooManyRequests, http.Header{"Retry-After": {"1"}}) }, dd.Reset)
 		}},
-		{"eventbridge-503", func() func() {
-			eb.FailNext(60, http.StatusServiceUnavailable, "", "")
-			return func() {}
+		{"eventbridge-503", "eventbridge-forwarder", func() func() {
+			return failing(func() { eb.FailNext(20, http.StatusServiceUnavailable, "", "") }, eb.Reset)
 		}},
-		{"slow-answers", func() func() {
-			// Slower than the connections' 2 s timeout for some calls:
-			// timeouts, retries, and parking once the budget is spent.
+		{"slow-answers", "", func() func() {
+			// Around the connections' 2 s timeout: some calls time out and
+			// are sent again, the rest are slow.
 			dd.Slow(1500 * time.Millisecond)
 			eb.Slow(2500 * time.Millisecond)
 			return func() { dd.Slow(0); eb.Slow(0) }
 		}},
-		{"datadog-key-refused", func() func() {
+		{"datadog-key-refused", "datadog-forwarder", func() func() {
 			// One account's key is refused (403): its connection turns
 			// unhealthy and its events are parked until a probe succeeds;
 			// the other accounts keep flowing.
@@ -85,20 +85,44 @@ func storms(dd *ddfake.Server, eb *ebfake.Server, ts []tenant) []storm {
 			dd.RemoveKey(t.ddKey)
 			return func() { dd.AddKey(t.ddKey) }
 		}},
-		{"datadog-503", func() func() {
-			dd.FailNext(80, http.StatusServiceUnavailable, nil)
-			return func() {}
+		{"datadog-503", "datadog-forwarder", func() func() {
+			return failing(func() { dd.FailNext(20, http.StatusServiceUnavailable, nil) }, dd.Reset)
 		}},
-		{"eventbridge-429", func() func() {
-			eb.FailNext(40, http.StatusTooManyRequests, "", "")
-			eb.Throttle(40)
-			return func() {}
+		{"eventbridge-throttled", "eventbridge-forwarder", func() func() {
+			return failing(func() { eb.Throttle(20) }, eb.Reset)
 		}},
-		{"eventbridge-bus-denied", func() func() {
+		{"eventbridge-bus-denied", "eventbridge-forwarder", func() func() {
 			t := pick(func(t tenant) bool { return t.eventbridge != "" })
 			eb.DenyBus(t.eventbridge)
 			return func() { eb.AllowBus(t.eventbridge) }
 		}},
+	}
+}
+
+// failing keeps a fake failing for a whole storm: arm queues failing
+// answers (20 calls), and is called again every 100 ms, more than the
+// forwarders' calls use up, until the storm ends; then reset drops what is
+// left of the script (the fakes' keys stay).
+func failing(arm, reset func()) (end func()) {
+	stop, done := make(chan struct{}), make(chan struct{})
+	arm()
+	go func() {
+		defer close(done)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				arm()
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+		reset()
 	}
 }
 
@@ -116,6 +140,15 @@ type controller struct {
 	brokerDown time.Duration
 
 	mu sync.Mutex // one disruptive action at a time
+	// storming is the service the current storm troubles ("" for none or
+	// both).
+	storming string
+}
+
+func (c *controller) setStorming(svc string) {
+	c.mu.Lock()
+	c.storming = svc
+	c.mu.Unlock()
 }
 
 // sleep waits d or until ctx ends; it is the pace of the chaos, not a
@@ -136,15 +169,23 @@ func jitter(d time.Duration) time.Duration {
 }
 
 // kills SIGKILLs a random running consumer replica every killEvery (give
-// or take half), and restarts it 0.5 to 3 s later.
+// or take half), and restarts it 0.5 to 3 s later. Every other kill, when
+// a storm troubles one forwarder's sink, hits that forwarder: its events
+// then pile up in flight, where a kill finds the most to lose.
 func (c *controller) kills(ctx context.Context) error {
-	for sleep(ctx, jitter(c.killEvery)) {
+	for n := 0; sleep(ctx, jitter(c.killEvery)); n++ {
 		c.mu.Lock()
-		var up []*replica
+		var up, storming []*replica
 		for _, r := range c.consumers {
 			if r.running() {
 				up = append(up, r)
+				if r.service == c.storming {
+					storming = append(storming, r)
+				}
 			}
+		}
+		if n%2 == 1 && len(storming) > 0 {
+			up = storming
 		}
 		if len(up) == 0 {
 			c.mu.Unlock()
@@ -186,7 +227,9 @@ func (c *controller) stormLoop(ctx context.Context) {
 		s := c.storms[i%len(c.storms)]
 		c.tl.add("storm", "%s begins", s.name)
 		end := s.start()
+		c.setStorming(s.hits)
 		sleep(ctx, c.stormHold)
+		c.setStorming("")
 		end()
 		c.tl.add("storm-end", "%s ends", s.name)
 	}
