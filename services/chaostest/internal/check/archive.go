@@ -64,8 +64,8 @@ type archiveState struct {
 	lines     int
 	conflicts int
 
-	badName, badLine, crossTenant, wrongAccount, badToken, rawToken, unknownID, rejectedSeen, outsideWindow, unreadable int
-	windowLengths                                                                                                       map[int]int
+	badName, badLine, crossTenant, wrongAccount, badToken, rawToken, unknownID, outsideWindow, unreadable int
+	windowLengths                                                                                         map[int]int
 }
 
 func newArchiveState() *archiveState {
@@ -194,10 +194,6 @@ func (c *Checker) archiveFile(key string, data []byte) {
 			c.problem("archive: event %s in %s was never posted", *e.ID, key)
 			continue
 		}
-		if ev.state == Rejected {
-			a.rejectedSeen++
-			c.problem("archive: event %s was answered as not written, yet archived", *e.ID)
-		}
 		if acc != ev.account {
 			a.wrongAccount++
 			c.problem("archive: event %s carries account %q, posted as %q", *e.ID, acc, ev.account)
@@ -218,11 +214,16 @@ func (c *Checker) archiveFile(key string, data []byte) {
 // and each account's manifest chain against the objects.
 func (c *Checker) judgeArchive(line, fail func(string, ...any)) {
 	a := c.archive
-	expected, missing, twice, unconfirmedTwice := 0, 0, 0, 0
+	expected, missing, twice, unconfirmedTwice, rejectedSeen := 0, 0, 0, 0, 0
 	var missingIDs []string
 	for id, e := range c.events {
 		n := a.got[id]
 		switch e.state {
+		case Rejected:
+			if n > 0 {
+				rejectedSeen++
+				c.problem("archive: event %s was answered as not written, yet archived", id)
+			}
 		case Accepted:
 			expected++
 			if n == 0 {
@@ -291,7 +292,7 @@ func (c *Checker) judgeArchive(line, fail func(string, ...any)) {
 	line("archive: %d objects (windows %s), %d manifests, %d lines; %d accepted events, %d archived, %d missing, %d more than once; unconfirmed archived twice %d",
 		len(a.objects), strings.Join(lengths, " "), manifests, a.lines, expected, expected-missing, missing, twice, unconfirmedTwice)
 	line("archive: cross-tenant %d, wrong account %d, unknown ids %d, rejected-but-archived %d, masked-token mismatches %d, raw tokens %d, outside their window %d, bad names %d, unreadable %d, bad lines %d, conflicts %d",
-		a.crossTenant, a.wrongAccount, a.unknownID, a.rejectedSeen, a.badToken, a.rawToken, a.outsideWindow, a.badName, a.unreadable, a.badLine, a.conflicts)
+		a.crossTenant, a.wrongAccount, a.unknownID, rejectedSeen, a.badToken, a.rawToken, a.outsideWindow, a.badName, a.unreadable, a.badLine, a.conflicts)
 	line("archive: manifest chains: breaks %d, objects in no manifest %d, in two %d, not as listed %d", chainBreaks, unlisted, listedTwice, mismatched)
 	if expected > 0 && len(a.objects) == 0 {
 		fail("archive: no object at all")
@@ -304,7 +305,7 @@ func (c *Checker) judgeArchive(line, fail func(string, ...any)) {
 		what string
 	}{{twice, "accepted events archived more than once"}, {unconfirmedTwice, "unconfirmed events archived more than once"},
 		{a.crossTenant, "events in another account's folder or manifest"}, {a.wrongAccount, "events with another account than posted"},
-		{a.unknownID, "events never posted"}, {a.rejectedSeen, "rejected events archived"}, {a.badToken, "tokens not masked as documented"},
+		{a.unknownID, "events never posted"}, {rejectedSeen, "rejected events archived"}, {a.badToken, "tokens not masked as documented"},
 		{a.rawToken, "raw tokens"}, {a.outsideWindow, "events outside their object's window"}, {a.badName, "names off the documented layout"},
 		{a.unreadable, "unreadable objects or manifests"}, {a.badLine, "lines that are not events"}, {a.conflicts, "conflict copies"},
 		{chainBreaks, "breaks in a manifest chain"}, {unlisted, "objects in no manifest"}, {listedTwice, "objects in two manifests"},

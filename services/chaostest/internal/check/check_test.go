@@ -323,3 +323,23 @@ func TestMaskedToken(t *testing.T) {
 		}
 	}
 }
+
+func TestRejectedEventArchived(t *testing.T) {
+	r := healthy(t)
+	r.deliverAll()
+	r.archiveAll()
+	r.arc.object(accB, 30, eventJSON("id", "e4", accB, MaskedToken(token("e4")), at))
+	wantFailure(t, r.judge(t), "archive: 1 rejected events archived")
+}
+
+// An event may arrive before its request is answered: it is judged by the
+// final answer.
+func TestJudgedOnTheFinalAnswer(t *testing.T) {
+	r := healthy(t)
+	r.c.Record("e5", accB, token("e5"), Unconfirmed)
+	r.c.DatadogEntry("datadog", keyB, eventJSON("audit-id", "e5", accB, MaskedToken(token("e5")), at), at)
+	r.c.Record("e5", accB, token("e5"), Rejected)
+	r.deliverAll()
+	r.archiveAll()
+	wantFailure(t, r.judge(t), "datadog: 1 deliveries of rejected events")
+}

@@ -39,6 +39,8 @@ type Config struct {
 	KillEvery time.Duration
 	// StormHold is how long each storm lasts, and the calm between two.
 	StormHold time.Duration
+	// BrokerDown is how long the broker stays away when it restarts.
+	BrokerDown time.Duration
 	// DrainTimeout bounds the wait, after the chaos, for every event to
 	// arrive and every consumer group to commit the end of its topics.
 	DrainTimeout time.Duration
@@ -180,7 +182,7 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 	ctrl := &controller{
 		tl: tl, consumers: consumers, broker: b, storms: storms(dd, eb, ts),
 		killEvery: cfg.KillEvery, stormHold: cfg.StormHold,
-		brokerAt: cfg.Duration / 2, brokerDown: 3 * time.Second,
+		brokerAt: cfg.Duration / 2, brokerDown: cfg.BrokerDown,
 	}
 	chaosCtx, stopChaos := context.WithTimeout(ctx, cfg.Duration)
 	defer stopChaos()
@@ -189,7 +191,7 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 	g.Go(func() error { return ctrl.kills(gctx) })
 	g.Go(func() error { return ctrl.brokerRestart(gctx) })
 	g.Go(func() error { ctrl.stormLoop(gctx); return nil })
-	g.Go(func() error { return progress(gctx, tl, chk, gen.stats) })
+	g.Go(func() error { return progress(gctx, tl, chk, gen.stats, f.archiveDir) })
 	if err := g.Wait(); err != nil {
 		return check.Report{}, err
 	}
@@ -217,6 +219,22 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 	}
 	if !drained {
 		tl.add("drain", "not drained within %s: judging what arrived", cfg.DrainTimeout)
+	}
+
+	// What the services answer about themselves must not hold a secret
+	// either: each replica's status page and metrics.
+	for _, r := range all {
+		for _, path := range []string{"/status", "/metrics"} {
+			if r == ingest && path == "/status" {
+				continue // ingest has no status page
+			}
+			body, err := r.get(ctx, path)
+			if err != nil {
+				tl.add("scan", "%s%s: %v", r.name(), path, err)
+				continue
+			}
+			chk.Scan("http "+r.service+" "+path, body)
+		}
 	}
 
 	// Stop the services, then read what they left: the topics' bytes and
@@ -288,17 +306,26 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 func stormNames(tl *timeline) string {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
-	var names []string
+	counts := map[string]int{}
+	var order []string
 	for _, e := range tl.entries {
 		if i := strings.Index(e, "storm "); i >= 0 && strings.HasSuffix(e, " begins") {
-			names = append(names, strings.TrimSuffix(strings.TrimSpace(e[i+len("storm "):]), " begins"))
+			name := strings.TrimSuffix(strings.TrimSpace(e[i+len("storm "):]), " begins")
+			if counts[name] == 0 {
+				order = append(order, name)
+			}
+			counts[name]++
 		}
 	}
-	return strings.Join(names, ", ")
+	var parts []string
+	for _, n := range order {
+		parts = append(parts, fmt.Sprintf("%s×%d", n, counts[n]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // progress prints the checker's counts every 10 s.
-func progress(ctx context.Context, tl *timeline, chk *check.Checker, st *loadStats) error {
+func progress(ctx context.Context, tl *timeline, chk *check.Checker, st *loadStats, archiveDir string) error {
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
 	for {
@@ -306,6 +333,9 @@ func progress(ctx context.Context, tl *timeline, chk *check.Checker, st *loadSta
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		}
+		if err := chk.ScanArchive(archiveDir); err != nil {
+			return err
 		}
 		_, ps := chk.Done()
 		tl.add("progress", "accepted %d, rejected %d, unconfirmed %d; %s", st.accepted.Load(), st.rejected.Load(), st.unconfirmed.Load(), progressText(ps))

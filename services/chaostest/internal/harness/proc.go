@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -151,6 +152,24 @@ func (r *replica) waitReady(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// get returns the body of a GET of path on the replica's HTTP port.
+func (r *replica) get(ctx context.Context, path string) ([]byte, error) {
+	r.mu.Lock()
+	addr := r.addr
+	r.mu.Unlock()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
 }
 
 func newReplica(service string, index int, binDir, config, logDir string, env []string) *replica {
