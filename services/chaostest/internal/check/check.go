@@ -78,6 +78,7 @@ type destination struct {
 	unknownID    int
 	malformed    int
 	perSecond    map[int64]int
+	dupSecond    map[int64]int
 	extraResends int
 }
 
@@ -99,7 +100,7 @@ type Checker struct {
 func New(dests ...Destination) *Checker {
 	c := &Checker{events: map[string]*event{}, accounts: map[string]bool{}, dests: map[string]*destination{}, archive: newArchiveState(), scans: map[string]*scanResult{}}
 	for _, d := range dests {
-		c.dests[d.Name] = &destination{Destination: d, got: map[string]uint32{}, perSecond: map[int64]int{}}
+		c.dests[d.Name] = &destination{Destination: d, got: map[string]uint32{}, perSecond: map[int64]int{}, dupSecond: map[int64]int{}}
 	}
 	return c
 }
@@ -219,7 +220,39 @@ func (c *Checker) entry(name, conn string, raw []byte, id *string, d *delivered,
 		}
 		c.problem("%s: event %s token %q, want the mask %q", name, *id, got, ev.masked)
 	}
+	if dst.got[*id] > 0 {
+		dst.dupSecond[at.Unix()]++
+	}
 	dst.got[*id]++
+}
+
+// DuplicateBursts returns the seconds in which a destination received the
+// most copies of events it already had (at most n, most first), to lay
+// beside the run's timeline: duplicates should follow disruptions.
+func (c *Checker) DuplicateBursts(name string, n int) []Burst {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := c.dests[name]
+	if d == nil {
+		return nil
+	}
+	var out []Burst
+	for sec, k := range d.dupSecond {
+		out = append(out, Burst{At: time.Unix(sec, 0), Copies: k})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Copies != out[j].Copies {
+			return out[i].Copies > out[j].Copies
+		}
+		return out[i].At.Before(out[j].At)
+	})
+	return out[:min(n, len(out))]
+}
+
+// Burst is one second's duplicate copies.
+type Burst struct {
+	At     time.Time
+	Copies int
 }
 
 // Resent notes n entries a destination accepted whose answer the client

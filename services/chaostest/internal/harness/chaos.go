@@ -205,6 +205,37 @@ func (c *controller) kills(ctx context.Context) error {
 	return nil
 }
 
+// cutKills SIGKILLs an archiver replica just as it cuts its groups: when a
+// window's grace has passed (window end + grace, plus up to 1.5 s), the
+// moment it commits its checkpoint, writes objects and appends manifests.
+func (c *controller) cutKills(ctx context.Context, window, grace time.Duration) error {
+	for {
+		next := time.Now().Truncate(window).Add(window + grace + time.Duration(rand.Int64N(int64(1500*time.Millisecond))))
+		if !sleep(ctx, time.Until(next)) {
+			return nil
+		}
+		c.mu.Lock()
+		var up []*replica
+		for _, r := range c.consumers {
+			if r.service == "archiver" && r.running() {
+				up = append(up, r)
+			}
+		}
+		if len(up) > 0 {
+			r := up[rand.IntN(len(up))]
+			r.kill()
+			c.tl.add("kill", "SIGKILL %s as it cuts its groups", r.name())
+			sleep(context.Background(), 500*time.Millisecond+time.Duration(rand.Int64N(int64(2500*time.Millisecond))))
+			if err := r.start(); err != nil {
+				c.mu.Unlock()
+				return err
+			}
+			c.tl.add("restart", "%s started again", r.name())
+		}
+		c.mu.Unlock()
+	}
+}
+
 // brokerRestart restarts the broker once, brokerAt into the chaos.
 func (c *controller) brokerRestart(ctx context.Context) error {
 	if !sleep(ctx, c.brokerAt) {

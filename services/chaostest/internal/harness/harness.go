@@ -189,6 +189,7 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 	g, gctx := errgroup.WithContext(chaosCtx)
 	g.Go(func() error { gen.run(gctx); return nil })
 	g.Go(func() error { return ctrl.kills(gctx) })
+	g.Go(func() error { return ctrl.cutKills(gctx, archiveWindow, archiveGrace) })
 	g.Go(func() error { return ctrl.brokerRestart(gctx) })
 	g.Go(func() error { ctrl.stormLoop(gctx); return nil })
 	g.Go(func() error { return progress(gctx, tl, chk, gen.stats, f.archiveDir) })
@@ -292,6 +293,15 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 		fmt.Sprintf("load: %s", gen.stats),
 		fmt.Sprintf("topics: %s", topicText),
 		fmt.Sprintf("chaos: %d kills, %d restarts, %d broker restarts, %d storms (%s)", tl.count("kill"), tl.count("restart"), tl.count("broker-start"), tl.count("storm"), stormNames(tl)),
+	}
+	for _, name := range []string{"datadog", "eventbridge"} {
+		var parts []string
+		for _, b := range chk.DuplicateBursts(name, 5) {
+			parts = append(parts, fmt.Sprintf("%d at %.0fs", b.Copies, b.At.Sub(tl.start.Truncate(time.Second)).Seconds()))
+		}
+		if len(parts) > 0 {
+			head = append(head, fmt.Sprintf("%s duplicates arrived mostly: %s (see the timeline)", name, strings.Join(parts, ", ")))
+		}
 	}
 	rep.Lines = append(head, rep.Lines...)
 	exitsMu.Lock()
