@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // broker is the in-process Kafka-protocol broker, on a fixed port and with
@@ -19,6 +20,11 @@ type broker struct {
 
 	mu sync.Mutex
 	cl *kfake.Cluster
+
+	// seen is when each group member last sent a request of its own
+	// (join, sync, heartbeat, commit), across restarts: see reapGhosts.
+	seenMu sync.Mutex
+	seen   map[string]time.Time
 }
 
 func startBroker(dir string) (*broker, error) {
@@ -26,7 +32,7 @@ func startBroker(dir string) (*broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &broker{dir: dir, port: port}
+	b := &broker{dir: dir, port: port, seen: map[string]time.Time{}}
 	if err := b.start(); err != nil {
 		return nil, err
 	}
@@ -44,6 +50,7 @@ func (b *broker) start() error {
 		var cl *kfake.Cluster
 		cl, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(b.port), kfake.DataDir(b.dir))
 		if err == nil {
+			b.observeMembers(cl)
 			b.mu.Lock()
 			b.cl = cl
 			b.mu.Unlock()
@@ -80,4 +87,38 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// observeMembers records, for every request a group member sends, that the
+// member is alive; the requests are then handled as usual.
+func (b *broker) observeMembers(cl *kfake.Cluster) {
+	for _, key := range []kmsg.Key{kmsg.JoinGroup, kmsg.SyncGroup, kmsg.Heartbeat, kmsg.OffsetCommit} {
+		cl.ControlKey(key.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+			var id string
+			switch r := req.(type) {
+			case *kmsg.JoinGroupRequest:
+				id = r.MemberID
+			case *kmsg.SyncGroupRequest:
+				id = r.MemberID
+			case *kmsg.HeartbeatRequest:
+				id = r.MemberID
+			case *kmsg.OffsetCommitRequest:
+				id = r.MemberID
+			}
+			if id != "" {
+				b.seenMu.Lock()
+				b.seen[id] = time.Now()
+				b.seenMu.Unlock()
+			}
+			return nil, nil, false
+		})
+	}
+}
+
+// lastSeen is when member last sent a request, and whether it ever did.
+func (b *broker) lastSeen(member string) (time.Time, bool) {
+	b.seenMu.Lock()
+	defer b.seenMu.Unlock()
+	t, ok := b.seen[member]
+	return t, ok
 }

@@ -177,6 +177,13 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 	}
 	tl.add("ready", "ingest and %d consumer replicas ready", len(consumers))
 
+	// A broker fault the pipeline must not be blamed for: see ghostReaper.
+	reaper := &ghostReaper{b: b, tl: tl, after: ghostAfter, groups: sortedKeys(groups)}
+	reaperCtx, stopReaper := context.WithCancel(ctx)
+	reaperDone := make(chan error, 1)
+	go func() { reaperDone <- reaper.run(reaperCtx) }()
+	defer func() { stopReaper(); <-reaperDone }()
+
 	// Load and chaos.
 	gen := newGenerator("http://"+ingest.addr, accounts, cfg.Rate, chk)
 	ctrl := &controller{
@@ -221,6 +228,12 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 	if !drained {
 		tl.add("drain", "not drained within %s: judging what arrived", cfg.DrainTimeout)
 	}
+
+	stopReaper()
+	if err := <-reaperDone; err != nil {
+		return check.Report{}, err
+	}
+	reaperDone <- nil // for the deferred wait
 
 	// What the services answer about themselves must not hold a secret
 	// either: each replica's status page and metrics.
@@ -301,6 +314,12 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 		}
 		if len(parts) > 0 {
 			head = append(head, fmt.Sprintf("%s duplicates arrived mostly: %s (see the timeline)", name, strings.Join(parts, ", ")))
+		}
+	}
+	if ghosts := reaper.report(); len(ghosts) > 0 {
+		head = append(head, fmt.Sprintf("broker: kept %d members of killed processes past their session timeout (a kfake fault, not the pipeline's); the harness removed them:", len(ghosts)))
+		for _, g := range ghosts {
+			head = append(head, "  "+g)
 		}
 	}
 	rep.Lines = append(head, rep.Lines...)
