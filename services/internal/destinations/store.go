@@ -111,7 +111,7 @@ func NewStore(ctx context.Context, o StoreOptions) (*Store, error) {
 		return nil, err
 	}
 	if o.Kafka.Topics.Bootstrap {
-		if err := kafka.EnsureTopics(ctx, cl, topic); err != nil {
+		if err := kafka.BootstrapTopics(ctx, cl, o.Logger, topic); err != nil {
 			cl.Close()
 			return nil, err
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -117,6 +118,29 @@ func EnsureTopics(ctx context.Context, cl *kgo.Client, specs ...TopicSpec) error
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// BootstrapTopics is EnsureTopics for a service starting up: while Kafka
+// cannot be reached it tries again every two seconds (each attempt bounded
+// by ten) until ctx ends, so a service started during a Kafka outage waits
+// for it, as the delivery runtime's bootstrap does, instead of exiting. An
+// error Kafka gives for good (a bad replication factor, no permission) is
+// returned at once.
+func BootstrapTopics(ctx context.Context, cl *kgo.Client, log *zap.Logger, specs ...TopicSpec) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := EnsureTopics(actx, cl, specs...)
+		cancel()
+		if err == nil || !IsRetryable(err) || ctx.Err() != nil {
+			return err
+		}
+		log.Warn("topic bootstrap failed; retrying", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 // IsRetryable reports whether a produce or request error may succeed later:

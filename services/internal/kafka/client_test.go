@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -161,6 +162,67 @@ func TestEnsureTopicsBrokerDown(t *testing.T) {
 	defer cancel()
 	if err := kafka.EnsureTopics(ctx, cl, c.Topics.Events); err == nil {
 		t.Fatal("no error with the broker down")
+	}
+}
+
+// A service started while Kafka is away waits for it: the topics are
+// created once the broker comes up, instead of the start failing.
+func TestBootstrapTopicsWaitsForKafka(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	c := testConfig([]string{ln.Addr().String()})
+	cl := newClient(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- kafka.BootstrapTopics(ctx, cl, zaptest.NewLogger(t), c.Topics.Events) }()
+
+	// Fail at least one attempt before the broker is there.
+	select {
+	case err := <-done:
+		t.Fatalf("BootstrapTopics returned with no broker to talk to: %v", err)
+	case <-time.After(3 * time.Second):
+	}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("BootstrapTopics after the broker came up: %v", err)
+	}
+	d, err := kadm.NewClient(cl).ListTopics(ctxT(t), c.Topics.Events.Name)
+	if err != nil || d[c.Topics.Events.Name].Err != nil {
+		t.Fatalf("the topic was not created: %v %v", err, d[c.Topics.Events.Name].Err)
+	}
+}
+
+// An answer Kafka gives for good is not waited out, and an ended context
+// ends the wait.
+func TestBootstrapTopicsGivesUp(t *testing.T) {
+	cluster := kafkatest.New(t)
+	cl := newClient(t, testConfig(cluster.Brokers()))
+	start := time.Now()
+	err := kafka.BootstrapTopics(ctxT(t), cl, zap.NewNop(), kafka.TopicSpec{Name: "needs-three-brokers", Partitions: 1, ReplicationFactor: 3})
+	if err == nil || !strings.Contains(err.Error(), "needs-three-brokers") {
+		t.Fatalf("error %v, want the topic that cannot be created", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("a permanent error took %s: it was retried", d)
+	}
+
+	cluster.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := kafka.BootstrapTopics(ctx, cl, zap.NewNop(), kafka.TopicSpec{Name: "t", Partitions: 1, ReplicationFactor: -1}); err == nil {
+		t.Fatal("no error once the context ended with the broker down")
+	}
+	if ctx.Err() == nil {
+		t.Fatal("BootstrapTopics gave up before its context ended, with the broker only down")
 	}
 }
 

@@ -181,7 +181,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, reg prometheus.Regist
 	s.cl, s.adm = cl, kadm.NewClient(cl)
 	close(s.clientSet)
 	if cfg.Kafka.Topics.Bootstrap {
-		if err := kafka.EnsureTopics(ctx, cl, cfg.Kafka.Topics.Events, cfg.Kafka.Topics.DeadLetter); err != nil {
+		if err := kafka.BootstrapTopics(ctx, cl, log, cfg.Kafka.Topics.Events, cfg.Kafka.Topics.DeadLetter); err != nil {
 			cl.Close()
 			return nil, err
 		}
