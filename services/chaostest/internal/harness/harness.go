@@ -123,8 +123,13 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 		exits = append(exits, fmt.Sprintf("%s exited on its own: %v (see %s)", r.name(), err, r.logPath))
 		exitsMu.Unlock()
 		tl.add("exit", "%s exited on its own: %v; restarting it", r.name(), err)
-		// As a supervisor would; the exit itself fails the run.
+		// As a supervisor would, a second later; the exit itself fails
+		// the run.
 		go func() {
+			time.Sleep(time.Second)
+			if r.stopRequested() {
+				return // stopped or killed meanwhile: not to be started here
+			}
 			if err := r.start(); err != nil {
 				tl.add("exit", "%s: %v", r.name(), err)
 			}

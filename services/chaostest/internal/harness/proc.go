@@ -78,6 +78,14 @@ func (r *replica) start() error {
 	return nil
 }
 
+// stopRequested says whether the harness stopped or killed the process
+// since it last started it.
+func (r *replica) stopRequested() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stopping
+}
+
 // running says whether the process is up.
 func (r *replica) running() bool {
 	r.mu.Lock()
