@@ -140,15 +140,24 @@ type controller struct {
 	brokerDown time.Duration
 
 	mu sync.Mutex // one disruptive action at a time
+
 	// storming is the service the current storm troubles ("" for none or
-	// both).
+	// both). It has a lock of its own: the storms keep their pace while a
+	// kill or the broker's restart holds mu.
+	stormMu  sync.Mutex
 	storming string
 }
 
 func (c *controller) setStorming(svc string) {
-	c.mu.Lock()
+	c.stormMu.Lock()
 	c.storming = svc
-	c.mu.Unlock()
+	c.stormMu.Unlock()
+}
+
+func (c *controller) stormingService() string {
+	c.stormMu.Lock()
+	defer c.stormMu.Unlock()
+	return c.storming
 }
 
 // sleep waits d or until ctx ends; it is the pace of the chaos, not a
@@ -176,10 +185,11 @@ func (c *controller) kills(ctx context.Context) error {
 	for n := 0; sleep(ctx, jitter(c.killEvery)); n++ {
 		c.mu.Lock()
 		var up, storming []*replica
+		troubled := c.stormingService()
 		for _, r := range c.consumers {
 			if r.running() {
 				up = append(up, r)
-				if r.service == c.storming {
+				if r.service == troubled {
 					storming = append(storming, r)
 				}
 			}
