@@ -59,8 +59,13 @@ type SASLConfig struct {
 // of kafka-cluster:Connect for the broker's host, made with credentials
 // from the AWS code the sinks use. The region is the one in the broker's
 // hostname (b-1.<cluster>.<id>.c2.kafka.<region>.amazonaws.com), else
-// AWS_REGION or AWS_DEFAULT_REGION.
+// Region, else AWS_REGION or AWS_DEFAULT_REGION.
 type MSKIAMConfig struct {
+	// Region signs for brokers whose hostnames name none (a VPC endpoint's
+	// or private DNS name). The signer reads it from AWS_REGION, so a
+	// service sets AWS_REGION to it at start; the sinks' AWS clients name
+	// their regions themselves and are not affected.
+	Region string `yaml:"region"`
 	// Credentials: the AWS default chain (IRSA and EKS Pod Identity
 	// included), static keys from secrets, or an assumed role.
 	Credentials awsauth.Credentials `yaml:"credentials"`

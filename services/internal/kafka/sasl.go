@@ -83,7 +83,7 @@ func (c Config) validateSASL(errs *config.Errors) {
 		}
 		region := c.mskRegion()
 		if region == "" && len(c.Brokers) > 0 {
-			errs.Addf("brokers", "%s signs for the region in the broker hostname (b-1.<cluster>.<id>.c2.kafka.<region>.amazonaws.com) and none names one: use the MSK bootstrap brokers or set AWS_REGION", MechanismMSKIAM)
+			errs.Addf("brokers", "%s signs for the region in the broker hostname (b-1.<cluster>.<id>.c2.kafka.<region>.amazonaws.com) and none names one: use the MSK bootstrap brokers, or set sasl.aws.region", MechanismMSKIAM)
 		}
 		errs.Add("sasl.aws.credentials", s.AWS.Credentials.WithDefaults(region, DefaultMSKRoleSessionName).Validate())
 		if ua := s.AWS.UserAgent; len(ua) > 256 || strings.IndexFunc(ua, func(r rune) bool { return r < 0x20 || r > 0x7e }) >= 0 {
@@ -184,15 +184,26 @@ var regionLabelRe = regexp.MustCompile(`^[a-z]+(-[a-z0-9]+)+-\d+$`)
 // hostname nearest to it that reads as a region (VPC endpoint hosts have
 // vpce there), else AWS_REGION, else AWS_DEFAULT_REGION.
 func (c Config) mskRegion() string {
-	for _, b := range c.Brokers {
-		if r := hostRegion(b); r != "" {
-			return r
-		}
+	if r := c.hostRegion(); r != "" {
+		return r
+	}
+	if r := strings.TrimSpace(c.SASL.AWS.Region); r != "" {
+		return r
 	}
 	if r := os.Getenv("AWS_REGION"); r != "" {
 		return r
 	}
 	return os.Getenv("AWS_DEFAULT_REGION")
+}
+
+// hostRegion is the region the first broker hostname that names one names.
+func (c Config) hostRegion() string {
+	for _, b := range c.Brokers {
+		if r := hostRegion(b); r != "" {
+			return r
+		}
+	}
+	return ""
 }
 
 func hostRegion(hostport string) string {
@@ -262,6 +273,13 @@ func saslMechanism(c Config) (sasl.Mechanism, error) {
 // from the provider, which renews assumed-role credentials five minutes
 // before they expire and reads rotated key files.
 func mskIAM(c Config) (sasl.Mechanism, error) {
+	if r := strings.TrimSpace(c.SASL.AWS.Region); r != "" && c.hostRegion() == "" {
+		// franz-go's signer takes the region from the broker's hostname,
+		// else only from the environment.
+		if err := os.Setenv("AWS_REGION", r); err != nil {
+			return nil, fmt.Errorf("kafka sasl %s: set AWS_REGION: %w", MechanismMSKIAM, err)
+		}
+	}
 	creds := c.SASL.AWS.Credentials.WithDefaults(c.mskRegion(), DefaultMSKRoleSessionName)
 	base, err := awsauth.BaseConfig(creds, awsauth.NewDefaultChain())
 	if err != nil {

@@ -105,6 +105,46 @@ func produce(t *testing.T, cl *kgo.Client, topic string) error {
 	return cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}).FirstErr()
 }
 
+// A broker address that names no region (a VPC endpoint's private DNS)
+// signs for sasl.aws.region.
+func TestMSKIAMSignsForTheConfiguredRegion(t *testing.T) {
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	const region = "eu-south-2"
+	cluster := newSASLCluster(t)
+	msk := &kafkatest.MSKIAM{Host: "127.0.0.1", Region: region}
+	msk.AddKey(key1)
+	broker := kafkatest.NewSASLBroker(cluster.Cluster, "AWS_MSK_IAM", msk.Check)
+	sasl := kafka.SASLConfig{Mechanism: "aws_msk_iam", AWS: writeKey(t, t.TempDir(), key1)}
+	cfg := cluster.config(sasl)
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "sasl.aws.region") {
+		t.Fatalf("no region anywhere: %v", err)
+	}
+	sasl.AWS.Region = region
+	cfg = cluster.config(sasl)
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	log, _ := observed()
+	cl, err := kafka.NewClient(cfg, log, nil, kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := kafka.EnsureTopics(ctxT(t), cl, kafka.TopicSpec{Name: "msk-region", Partitions: 1, ReplicationFactor: -1}); err != nil {
+		t.Fatal(err)
+	}
+	auths := broker.Auths()
+	if len(auths) == 0 {
+		t.Fatal("the client never authenticated")
+	}
+	for _, a := range auths {
+		if !a.OK || !strings.HasSuffix(a.Payload["x-amz-credential"], "/"+region+"/kafka-cluster/aws4_request") {
+			t.Fatalf("authentication %v (%s), credential scope %q", a.OK, a.Reason, a.Payload["x-amz-credential"])
+		}
+	}
+}
+
 func TestMSKIAMSignsWithTheConfiguredCredentials(t *testing.T) {
 	t.Setenv("AWS_REGION", testRegion)
 	cluster := newSASLCluster(t)
