@@ -89,7 +89,7 @@ func (e *Errors) Add(path string, err error) {
 	if err == nil {
 		return
 	}
-	for _, one := range flatten(err) {
+	for _, one := range Flatten(err) {
 		e.errs = append(e.errs, fmt.Errorf("%s.%w", path, one))
 	}
 }
@@ -97,11 +97,13 @@ func (e *Errors) Add(path string, err error) {
 // Err returns all problems joined, or nil.
 func (e *Errors) Err() error { return errors.Join(e.errs...) }
 
-func flatten(err error) []error {
+// Flatten lists the problems of an error that joins others (errors.Join,
+// Errors.Err), at any depth; any other error is one problem.
+func Flatten(err error) []error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		var out []error
 		for _, one := range j.Unwrap() {
-			out = append(out, flatten(one)...)
+			out = append(out, Flatten(one)...)
 		}
 		return out
 	}

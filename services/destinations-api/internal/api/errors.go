@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/destinations"
 )
 
@@ -63,7 +64,7 @@ func (f *fieldErrors) any() bool { return len(f.details) > 0 }
 // of the YAML they were turned into is placed by its field instead.
 func (f *fieldErrors) addConfig(c *destinations.Connection, err error) {
 	prefix := c.SettingsPath()
-	for _, one := range flatten(err) {
+	for _, one := range config.Flatten(err) {
 		msg := one.Error()
 		field, text, ok := strings.Cut(msg, ": ")
 		if !ok {
@@ -94,17 +95,6 @@ func (f *fieldErrors) err() error {
 	}
 	return &apiError{status: http.StatusBadRequest, Code: "invalid_argument",
 		Message: "invalid request: " + strings.Join(msgs, "; "), Details: f.details}
-}
-
-func flatten(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, one := range j.Unwrap() {
-			out = append(out, flatten(one)...)
-		}
-		return out
-	}
-	return []error{err}
 }
 
 // jsonProblem describes a JSON decoding error without quoting the input.
