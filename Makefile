@@ -27,6 +27,8 @@ LIST_MODULE_DIRS := $(GO) list -m -f '{{.Dir}}' | sed 's|^$(CURDIR)/|./|'
 SERVICES := $(patsubst services/%/main.go,%,$(wildcard services/*/main.go))
 
 TEST_FLAGS ?= -count=1 -timeout 20m
+# The race detector multiplies CPU time by about 5 and memory by 5 to 10.
+RACE_FLAGS ?= -race -count=1 -timeout 30m
 # Extra flags for `make run`, e.g. make run DEVSTACK_FLAGS='--data-dir /tmp/as'.
 DEVSTACK_FLAGS ?=
 
@@ -42,10 +44,10 @@ define go_install
 	fi
 endef
 
-.PHONY: help build run test fuzz tools azurite lint proto proto-tools bench chaos fmt clean chart-test images
+.PHONY: help build run test test-race fuzz tools azurite lint proto proto-tools bench chaos fmt clean chart-test images
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 build: ## build every service into bin/
 	@mkdir -p bin
@@ -61,6 +63,13 @@ test: tools chart-test ## run every module's tests
 	@pkgs=$$($(LIST_PACKAGES) | grep -v '^./services/deploytest/'); \
 	echo "$(GO) test $(TEST_FLAGS)" $$pkgs; \
 	$(GO) test $(TEST_FLAGS) $$pkgs
+
+# Every module's tests again under the race detector, the deployment tests
+# included (they start helm and read files, and are quick).
+test-race: tools ## run every module's tests under the race detector
+	@pkgs=$$($(LIST_PACKAGES)); \
+	echo "$(GO) test $(RACE_FLAGS)" $$pkgs; \
+	$(GO) test $(RACE_FLAGS) $$pkgs
 
 # Every fuzz target of every module, each for FUZZTIME (.ci/fuzz): the
 # default keeps the whole pass at about 3-4 minutes on 2 cores. FUZZ, a
