@@ -368,23 +368,11 @@ func (p *BenchProgress) Steady(from, to int64) (float64, bool) {
 // parked and delivered, or dead-lettered.
 func BenchUncommitted(b *testing.B, cluster *kafkatest.Cluster, cfg forwarding.Config) int64 {
 	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	offsets, err := kadm.NewClient(cluster.Client()).FetchOffsets(ctx, cfg.Delivery.Group)
+	n, err := cluster.Uncommitted(kadm.NewClient(cluster.Client()), cfg.Delivery.Group, cfg.Kafka.Topics.Events.Name, cfg.Delivery.RetryTopic.Name)
 	if err != nil {
-		b.Fatalf("fetch the group's offsets: %v", err)
+		b.Fatal(err)
 	}
-	var missing int64
-	for _, topic := range []string{cfg.Kafka.Topics.Events.Name, cfg.Delivery.RetryTopic.Name} {
-		for _, p := range cluster.PartitionInfos(topic) {
-			committed := int64(0)
-			if o, ok := offsets.Lookup(topic, p.Partition); ok && o.Err == nil {
-				committed = o.At
-			}
-			missing += max(p.HighWatermark-committed, 0)
-		}
-	}
-	return missing
+	return n
 }
 
 // BenchUsage measures what a run uses: the whole process's peak memory

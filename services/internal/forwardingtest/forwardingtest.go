@@ -6,6 +6,7 @@ package forwardingtest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -22,9 +23,11 @@ import (
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/proto/producer"
 	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/forwarding"
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/internal/testwait"
 	"go.uber.org/zap"
 )
 
@@ -35,6 +38,9 @@ type Pipeline struct {
 	Cluster *kafkatest.Cluster
 	Cfg     forwarding.Config
 	DestDir string
+
+	spec       forwarding.Spec
+	statusAddr string // of the forwarder started last
 }
 
 // NewPipeline starts a broker, tunes cfg (a forwarder's default config)
@@ -98,6 +104,9 @@ func (p *Pipeline) Start(spec forwarding.Spec) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	cfg := p.Cfg
+	// A known address, so that WaitDestinations can ask its /status.
+	cfg.HTTP.Addr = FreeAddr(p.T)
+	p.spec, p.statusAddr = spec, cfg.HTTP.Addr
 	go func() { done <- forwarding.Run(ctx, spec, cfg) }()
 	var once sync.Once
 	stop = func() {
@@ -115,6 +124,41 @@ func (p *Pipeline) Start(spec forwarding.Spec) (stop func()) {
 	}
 	p.T.Cleanup(stop)
 	return stop
+}
+
+// WaitDestinations waits until the forwarder started last routes by the
+// destinations file as it is now: its /status reports the version of the
+// file's table for the forwarder's type. Events published after it returns
+// are routed by that table.
+func (p *Pipeline) WaitDestinations() {
+	p.T.Helper()
+	tab, err := destinations.Load(p.Cfg.Destinations.File)
+	if err != nil {
+		p.T.Fatal(err)
+	}
+	want := tab.ForType(p.spec.Type).Version()
+	WaitFor(p.T, "destinations version "+want, 20*time.Second, func() bool {
+		resp, err := http.Get("http://" + p.statusAddr + "/status")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var st struct {
+			Version string `json:"destinations_version"`
+		}
+		if json.NewDecoder(resp.Body).Decode(&st) != nil {
+			return false
+		}
+		return st.Version == want
+	})
+}
+
+// WaitCommitted waits until the forwarders' group has committed every
+// record of the events and retry topics: each was delivered, dead-lettered
+// or sent nowhere, so no delivery of them is still to come.
+func (p *Pipeline) WaitCommitted() {
+	p.T.Helper()
+	p.Cluster.WaitCommitted(p.T, 30*time.Second, p.Cfg.Delivery.Group, p.Cfg.Kafka.Topics.Events.Name, p.Cfg.Delivery.RetryTopic.Name)
 }
 
 // Publish writes n events for each account, made by makeEvent, through the
@@ -178,13 +222,7 @@ func Accounts(n int) []string {
 // WaitFor polls cond until it holds, failing the test after timeout.
 func WaitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	testwait.Until(t, what, timeout, cond)
 }
 
 // Counts counts each id.

@@ -4,9 +4,12 @@ package kafkatest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/auditstream/auditstream/services/internal/testwait"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -42,6 +45,49 @@ func (c *Cluster) Client(opts ...kgo.Opt) *kgo.Client {
 	}
 	c.t.Cleanup(cl.Close)
 	return cl
+}
+
+// Uncommitted is how many records of topics group has not committed: the
+// sum over their partitions of the high watermark less the committed
+// offset.
+func (c *Cluster) Uncommitted(adm *kadm.Client, group string, topics ...string) (int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	offsets, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return 0, fmt.Errorf("fetch the offsets of group %s: %w", group, err)
+	}
+	var missing int64
+	for _, topic := range topics {
+		for _, p := range c.PartitionInfos(topic) {
+			committed := int64(0)
+			if o, ok := offsets.Lookup(topic, p.Partition); ok && o.Err == nil {
+				committed = o.At
+			}
+			missing += max(p.HighWatermark-committed, 0)
+		}
+	}
+	return missing, nil
+}
+
+// WaitCommitted waits until group has committed every record of topics
+// there is now: the consumer is done with them, so whatever it does for
+// them (deliver, park, dead-letter, archive) has happened.
+func (c *Cluster) WaitCommitted(t testing.TB, timeout time.Duration, group string, topics ...string) {
+	t.Helper()
+	adm := kadm.NewClient(c.Client())
+	defer adm.Close()
+	var n int64
+	var err error
+	defer func() {
+		if t.Failed() {
+			t.Logf("%d records not committed (last error: %v)", n, err)
+		}
+	}()
+	testwait.Until(t, fmt.Sprintf("group %s to commit every record of %v", group, topics), timeout, func() bool {
+		n, err = c.Uncommitted(adm, group, topics...)
+		return err == nil && n == 0
+	})
 }
 
 // ReadAll consumes topic from the start until it has n records or timeout
