@@ -53,7 +53,7 @@ func TestEndToEndEveryEventReachesExactlyItsAccountsConnections(t *testing.T) {
 	for c, n := range expected {
 		forwardingtest.WaitFor(t, "delivery to "+c, 60*time.Second, func() bool { return p.intake.Count(c) >= n })
 	}
-	time.Sleep(300 * time.Millisecond) // a duplicate would have landed by now
+	p.WaitCommitted() // a duplicate would have landed by now
 	total := 0
 	for _, c := range keys {
 		gotIDs, gotAccounts := p.received(c)

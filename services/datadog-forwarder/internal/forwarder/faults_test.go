@@ -3,6 +3,7 @@ package forwarder
 import (
 	"bytes"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
 )
 
 // A route added or changed in the destinations file applies to the next
@@ -22,10 +24,10 @@ func TestDestinationsReloadWithoutRestart(t *testing.T) {
 	forwardingtest.WaitFor(t, "first route", 10*time.Second, func() bool { return p.intake.Count("dd-a") >= 50 })
 
 	p.writeRoutes(map[string][]string{"acc-00": {"dd-b"}})
-	time.Sleep(500 * time.Millisecond) // a few poll intervals
+	p.WaitDestinations()
 	after := p.publish([]string{"acc-00"}, 50)
 	forwardingtest.WaitFor(t, "new route", 10*time.Second, func() bool { return p.intake.Count("dd-b") >= 50 })
-	time.Sleep(200 * time.Millisecond)
+	p.WaitCommitted()
 	if n := p.intake.Count("dd-a"); n != 50 {
 		t.Fatalf("the old connection received %d logs after the route moved, want 50 (only those before)", n)
 	}
@@ -82,7 +84,7 @@ func TestBadEntriesAreIsolatedAndDeadLettered(t *testing.T) {
 	if len(bad) != 0 {
 		t.Fatalf("%d rejected events not dead-lettered (%d dead letters)", len(bad), len(dlq))
 	}
-	time.Sleep(200 * time.Millisecond)
+	p.WaitCommitted()
 	got := forwardingtest.Counts(mustIDs(p, "dd-a"))
 	for i, id := range ids["acc-00"] {
 		if want := map[bool]int{true: 0, false: 1}[i%7 == 3]; got[id] != want {
@@ -102,7 +104,7 @@ func TestPayloadTooLargeSplitsAndDelivers(t *testing.T) {
 	p.start()
 	ids := p.publish([]string{"acc-00"}, 400)
 	forwardingtest.WaitFor(t, "all entries", 20*time.Second, func() bool { return p.intake.Count("dd-a") >= len(ids["acc-00"]) })
-	time.Sleep(200 * time.Millisecond)
+	p.WaitCommitted()
 	got := forwardingtest.Counts(mustIDs(p, "dd-a"))
 	if len(got) != 400 || p.intake.Count("dd-a") != 400 {
 		t.Fatalf("delivered %d logs, %d distinct, want 400 exactly once", p.intake.Count("dd-a"), len(got))
@@ -120,7 +122,9 @@ func TestSlowIntakeTimesOutAndRetries(t *testing.T) {
 	p.intake.Slow(3 * time.Second)
 	p.start()
 	ids := p.publish([]string{"acc-00"}, 100)
-	time.Sleep(2500 * time.Millisecond)
+	forwardingtest.WaitFor(t, "a request the forwarder gave up on", 20*time.Second, func() bool {
+		return slices.ContainsFunc(p.intake.Requests(), func(r ddfake.Request) bool { return r.Status == 0 })
+	})
 	p.intake.Slow(0)
 	forwardingtest.WaitFor(t, "all entries after the intake sped up", 30*time.Second, func() bool { return len(forwardingtest.Counts(mustIDs(p, "dd-a"))) >= len(ids["acc-00"]) })
 	// The requests the forwarder gave up on: the fake records them answered

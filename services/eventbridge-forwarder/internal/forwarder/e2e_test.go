@@ -42,7 +42,7 @@ func TestEndToEndEveryEventReachesExactlyItsAccountsBuses(t *testing.T) {
 	for c, n := range expected {
 		forwardingtest.WaitFor(t, "delivery to "+c, 60*time.Second, func() bool { return p.bus.Count(c) >= n })
 	}
-	time.Sleep(300 * time.Millisecond) // a duplicate would have landed by now
+	p.WaitCommitted() // a duplicate would have landed by now
 	total := 0
 	for _, c := range buses {
 		gotIDs, gotAccounts := p.received(c)
@@ -86,10 +86,10 @@ func TestDestinationsReloadWithoutRestart(t *testing.T) {
 	forwardingtest.WaitFor(t, "first route", 10*time.Second, func() bool { return p.bus.Count("eb-a") >= 50 })
 
 	p.writeRoutes(map[string][]string{"acc-00": {"eb-b"}})
-	time.Sleep(500 * time.Millisecond) // a few poll intervals
+	p.WaitDestinations()
 	after := p.publish([]string{"acc-00"}, 50)
 	forwardingtest.WaitFor(t, "new route", 10*time.Second, func() bool { return p.bus.Count("eb-b") >= 50 })
-	time.Sleep(200 * time.Millisecond)
+	p.WaitCommitted()
 	if n := p.bus.Count("eb-a"); n != 50 {
 		t.Fatalf("the old bus received %d entries after the route moved, want 50 (only those before)", n)
 	}

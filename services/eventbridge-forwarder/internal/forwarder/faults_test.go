@@ -31,7 +31,7 @@ func TestPartialFailureResendsOnlyTheFailedEntries(t *testing.T) {
 	p.start()
 	ids := p.publish([]string{"acc-00"}, 100)["acc-00"]
 	forwardingtest.WaitFor(t, "every event", 20*time.Second, func() bool { return p.bus.Count("eb-a") >= len(ids) })
-	time.Sleep(300 * time.Millisecond) // a duplicate would have landed by now
+	p.WaitCommitted() // a duplicate would have landed by now
 
 	calls := p.bus.Calls()
 	first := calls[0]
@@ -193,7 +193,7 @@ func TestOversizedEventIsDeadLetteredWithReason(t *testing.T) {
 		!strings.Contains(h[delivery.HeaderDLQError], "entry_too_large") {
 		t.Fatalf("dead letter of %s: headers %v", recordEventID(t, dlq[0]), h)
 	}
-	time.Sleep(200 * time.Millisecond)
+	p.WaitCommitted()
 	got := forwardingtest.Counts(p.ids("eb-a"))
 	if len(got) != 20 || got[ids[10]] != 0 {
 		t.Fatalf("delivered %d distinct events, want the 20 others", len(got))
@@ -243,7 +243,7 @@ func TestRejectedEntriesAreDeadLettered(t *testing.T) {
 	if len(refused) != 0 {
 		t.Fatalf("%d refused events not dead-lettered", len(refused))
 	}
-	time.Sleep(200 * time.Millisecond)
+	p.WaitCommitted()
 	got := forwardingtest.Counts(p.ids("eb-a"))
 	for i, id := range ids {
 		if want := map[bool]int{true: 0, false: 1}[i%7 == 3]; got[id] != want {
@@ -379,7 +379,9 @@ func TestSlowBusTimesOutAndRetries(t *testing.T) {
 	p.bus.Slow(3 * time.Second)
 	p.start()
 	ids := p.publish([]string{"acc-00"}, 30)["acc-00"]
-	time.Sleep(2500 * time.Millisecond)
+	forwardingtest.WaitFor(t, "a call the forwarder gave up on", 20*time.Second, func() bool {
+		return slices.ContainsFunc(p.bus.Calls(), func(c ebfake.Call) bool { return c.Status == 0 })
+	})
 	p.bus.Slow(0)
 	forwardingtest.WaitFor(t, "all entries after the bus sped up", 30*time.Second, func() bool { return len(forwardingtest.Counts(p.ids("eb-a"))) >= len(ids) })
 	// The calls the forwarder gave up on: the fake records them answered
