@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,9 +46,11 @@ type clock struct {
 	mu      sync.Mutex
 	now     time.Time
 	running time.Time // when Run was called; zero while standing still
+	reads   atomic.Int64
 }
 
 func (c *clock) Now() time.Time {
+	c.reads.Add(1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.running.IsZero() {
@@ -62,6 +65,14 @@ func (c *clock) Set(t time.Time) { c.mu.Lock(); c.now, c.running = t, time.Time{
 func (c *clock) Run(t time.Time) { c.mu.Lock(); c.now, c.running = t, time.Now(); c.mu.Unlock() }
 
 func newClock(t time.Time) *clock { return &clock{now: t} }
+
+// waitReads waits until the services have read the clock n more times:
+// each partition's worker reads it on every tick to find the groups due.
+func (c *clock) waitReads(t *testing.T, n int64) {
+	t.Helper()
+	from := c.reads.Load()
+	forwardingtest.WaitFor(t, fmt.Sprintf("%d reads of the clock", n), 10*time.Second, func() bool { return c.reads.Load()-from >= n })
+}
 
 type env struct {
 	t        *testing.T
@@ -134,6 +145,14 @@ func (e *env) start(cfg Config, clk *clock) (stop func()) {
 	}
 	e.t.Cleanup(stop)
 	return stop
+}
+
+// waitFiled waits until the service started last has filed n records
+// into its groups, so that a clock moved next finds them there.
+func (e *env) waitFiled(n int) {
+	e.t.Helper()
+	s := e.svc
+	forwardingtest.WaitFor(e.t, fmt.Sprintf("%d records filed", n), 30*time.Second, func() bool { return s.filed.Load() >= int64(n) })
 }
 
 func zaptestLevel() zaptest.LoggerOption {
@@ -287,7 +306,8 @@ func testArchiveDays(t *testing.T, be backend) {
 
 	clk := newClock(day0.Add(2*24*time.Hour + time.Hour)) // every window still open
 	stop := e.start(e.config("archiver-a"), clk)
-	time.Sleep(500 * time.Millisecond)
+	e.waitFiled(len(evs))
+	clk.waitReads(t, 2*testPartitions) // each worker looked for due groups
 	st := b1.st
 	if n := len(archived(t, st)); n != 0 {
 		t.Fatalf("%d objects written while every window was open", n)
@@ -336,7 +356,7 @@ func testArchiveDays(t *testing.T, be backend) {
 	e.route(b2)
 	clk2 := newClock(day0.Add(2*24*time.Hour + time.Hour))
 	e.start(e.config("archiver-b"), clk2)
-	time.Sleep(500 * time.Millisecond)
+	e.waitFiled(len(evs))
 	clk2.Set(day0.Add(3*24*time.Hour + time.Hour))
 	st2 := b2.st
 	waitArchived(t, st2, len(evs), 30*time.Second)
@@ -362,14 +382,14 @@ func testLateEvent(t *testing.T, be backend) {
 	e.publish(makeEvents(3, 1, 4))
 	clk := newClock(day0.Add(12 * time.Hour))
 	e.start(e.config("archiver"), clk)
-	time.Sleep(300 * time.Millisecond)
+	e.waitFiled(12)
 	clk.Set(day0.Add(25 * time.Hour))
 	st := b.st
 	waitArchived(t, st, 12, 30*time.Second)
 	before := versions(t, st)
 
 	e.publish([]event{{id: "late-1", account: "acc-01", ts: day0.Add(3 * time.Hour)}})
-	time.Sleep(300 * time.Millisecond)
+	e.waitFiled(13)
 	clk.Set(day0.Add(25*time.Hour + 6*time.Minute)) // past late_flush_after
 	objs := waitArchived(t, st, 13, 30*time.Second)
 	var lateKey string
@@ -517,10 +537,10 @@ func TestDuplicateEventArchivedOnce(t *testing.T) {
 	e.publish(evs[:3]) // retried by the producer
 	clk := newClock(day0.Add(12 * time.Hour))
 	e.start(e.config("archiver"), clk)
-	time.Sleep(300 * time.Millisecond)
+	e.waitFiled(len(evs) + 3)
 	clk.Set(day0.Add(25 * time.Hour))
 	waitArchived(t, b.st, len(evs), 30*time.Second)
-	time.Sleep(200 * time.Millisecond)
+	e.cluster.WaitCommitted(t, 30*time.Second, "archiver", "audit.events") // a second copy would be written before
 	objs := archived(t, b.st)
 	for id, n := range countIDs(objs) {
 		if n != 1 {

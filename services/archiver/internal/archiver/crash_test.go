@@ -133,7 +133,7 @@ func (p *archiverProcess) stop() {
 func checkArchive(t *testing.T, e *env, st objstore.Store, published []event, seen map[string]string) {
 	t.Helper()
 	waitArchived(t, st, len(published), 60*time.Second)
-	time.Sleep(300 * time.Millisecond) // anything written twice would show now
+	e.cluster.WaitCommitted(t, 60*time.Second, "crash-test", "audit.events") // anything written twice is written before
 	objs := archived(t, st)
 	counts := countIDs(objs)
 	for _, ev := range published {
@@ -192,6 +192,7 @@ func TestKilledAtRandomWhileEventsArrive(t *testing.T) {
 		forwardingtest.WaitFor(t, "the restarted archiver to own the partitions", 30*time.Second, func() bool {
 			return p.owned() == testPartitions
 		})
+		// The random instant is what this test is about.
 		time.Sleep(time.Duration(500+rng.IntN(3500)) * time.Millisecond)
 		p.kill()
 		remember(t, st, seen)

@@ -27,7 +27,7 @@ func TestStorageErrorsAreRetried(t *testing.T) {
 	e.publish(evs)
 	clk := newClock(day0.Add(12 * time.Hour))
 	e.start(e.config("archiver"), clk)
-	time.Sleep(300 * time.Millisecond)
+	e.waitFiled(len(evs))
 	clk.Set(day0.Add(25 * time.Hour))
 	objs := waitArchived(t, b.st, len(evs), 60*time.Second)
 	for id, n := range countIDs(objs) {
@@ -60,7 +60,7 @@ func TestBrokenBucketIsolatedAndDeadLettered(t *testing.T) {
 	cfg.Archive.StorageRetryFor = 2 * time.Second
 	clk := newClock(day0.Add(12 * time.Hour))
 	e.start(cfg, clk)
-	time.Sleep(300 * time.Millisecond)
+	e.waitFiled(len(evs))
 	clk.Set(day0.Add(25 * time.Hour))
 	waitArchived(t, good.st, 8, 30*time.Second)
 	dlq := kafkatest.ReadAll(t, e.cluster.Brokers(), "audit.events.dlq", 4, 30*time.Second)
