@@ -15,6 +15,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/internal/testwait"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -271,13 +272,14 @@ func (rg *rig) publish(accounts []string, n int) map[string][]string {
 
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Until(t, what, timeout, cond)
+}
+
+// waitCommitted waits until the runtime has committed every record of the
+// events and retry topics: whatever it does with them has been done.
+func (rg *rig) waitCommitted() {
+	rg.t.Helper()
+	rg.cluster.WaitCommitted(rg.t, 30*time.Second, rg.cfg.Group, rg.kcfg.Topics.Events.Name, rg.cfg.RetryTopic.Name)
 }
 
 func asSet(ids []string) map[string]int {
@@ -303,7 +305,7 @@ func TestRuntimeRoutesEachAccountOnlyToItsConnections(t *testing.T) {
 	for name, w := range want {
 		waitFor(t, "delivery to "+name, 20*time.Second, func() bool { return len(rg.sinks[name].ids()) >= len(w) })
 	}
-	time.Sleep(200 * time.Millisecond) // anything extra would have arrived by now
+	rg.waitCommitted() // anything extra arrives before
 	for name, w := range want {
 		got := asSet(rg.sinks[name].ids())
 		if len(got) != len(w) || len(rg.sinks[name].ids()) != len(w) {
@@ -378,9 +380,9 @@ func TestRuntimeDeadLettersUndecodableRoutedRecordsOnce(t *testing.T) {
 		waitFor(t, "delivery to "+name, 20*time.Second, func() bool { return len(rg.sinks[name].ids()) >= len(ids["acc-b"]) })
 	}
 	dlq := kafkatest.ReadAll(t, rg.cluster.Brokers(), "audit.events.dlq", 2, 10*time.Second)
-	// a second dead letter would be written by now, by a worker or by a
-	// parked copy read back after park_delay
-	time.Sleep(3 * rg.cfg.ParkDelay)
+	// a second dead letter, by a worker or by a parked copy read back
+	// after park_delay, is written before the records are committed
+	rg.waitCommitted()
 	if more := kafkatest.ReadAll(t, rg.cluster.Brokers(), "audit.events.dlq", 3, time.Second); len(more) != 2 {
 		t.Fatalf("dead letters: %d, want 2 (one per bad record)", len(more))
 	}
@@ -471,7 +473,7 @@ func TestRuntimeIdleFlushesTheEndOfABurst(t *testing.T) {
 				t.Logf("burst delivered %s after it was published", time.Since(start).Round(time.Millisecond))
 				return
 			}
-			time.Sleep(period / 2)
+			time.Sleep(period / 2) // the behaviour: nothing goes out before the period
 			if n := len(rg.sinks["all"].ids()); n != 0 {
 				t.Fatalf("%d events delivered before the period with idle off", n)
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
+	"github.com/auditstream/auditstream/services/internal/testwait"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -115,13 +116,12 @@ func TestTailInterruptExitsCleanly(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, &stdout, &stderr, "tail", "--brokers", k.addr, "--from-beginning") }()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(stdout.String(), `"id":"ev-1"`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("tail printed nothing; stderr: %s", stderr.String())
+	defer func() {
+		if t.Failed() {
+			t.Logf("stderr: %s", stderr.String())
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	}()
+	testwait.Until(t, "tail to print ev-1", 20*time.Second, func() bool { return strings.Contains(stdout.String(), `"id":"ev-1"`) })
 	cancel() // what Ctrl-C does in main
 	select {
 	case err := <-done:

@@ -354,11 +354,7 @@ func BenchmarkIngestBatch(b *testing.B) {
 	go svc.Run(ctx)
 	srv := httptest.NewServer(svc.Handler())
 	b.Cleanup(srv.Close)
-	for deadline := time.Now().Add(10 * time.Second); !svc.available.Load(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			b.Fatal("ingest did not become available")
-		}
-	}
+	waitFor(b, 10*time.Second, "ingest to become available", svc.available.Load)
 
 	transport := &http.Transport{MaxIdleConns: benchClients, MaxIdleConnsPerHost: benchClients, IdleConnTimeout: time.Minute}
 	b.Cleanup(transport.CloseIdleConnections)

@@ -380,29 +380,33 @@ func TestBrokerRestartUnderLoad(t *testing.T) {
 				outcomes = append(outcomes, o)
 				mu.Unlock()
 			})
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond) // the load's steady rate
 		}
 	})
-	time.Sleep(300 * time.Millisecond)
+	// answered reports whether some request that started after from got
+	// the status.
+	answered := func(status int, from time.Time) func() bool {
+		return func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, o := range outcomes {
+				if o.start.After(from) && o.err == nil && o.a.status == status {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	waitFor(t, 20*time.Second, "a request accepted before the outage", answered(http.StatusAccepted, time.Time{}))
 	closedAt := time.Now()
 	cluster.Close()
-	// Keep the broker down until the service has noticed, and a while
-	// after, so that requests run entirely inside the outage.
+	// Keep the broker down until the service has noticed, and until a
+	// request that ran entirely inside the outage was refused.
 	waitFor(t, 20*time.Second, "the service to notice the outage", func() bool { return !h.svc.available.Load() })
-	time.Sleep(500 * time.Millisecond)
+	waitFor(t, 20*time.Second, "a request refused inside the outage", answered(http.StatusServiceUnavailable, closedAt))
 	restartedAt := time.Now()
 	broker.start()
-	waitFor(t, 30*time.Second, "a request after the restart to be accepted", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, o := range outcomes {
-			if o.start.After(restartedAt) && o.err == nil && o.a.status == http.StatusAccepted {
-				return true
-			}
-		}
-		return false
-	})
-	time.Sleep(300 * time.Millisecond)
+	waitFor(t, 30*time.Second, "a request after the restart to be accepted", answered(http.StatusAccepted, restartedAt))
 	stop.Store(true)
 	wg.Wait()
 
