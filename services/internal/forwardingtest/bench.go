@@ -452,19 +452,25 @@ func splitCPU(data []byte) (forwarder float64, samples int, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("read the run's CPU profile: %w", err)
 	}
-	idx := -1
+	// A profile's Sample is one per distinct stack and labels; "samples"
+	// counts the ticks each stands for.
+	idx, count := -1, -1
 	for i, st := range p.SampleType {
-		if st.Type == "cpu" {
+		switch st.Type {
+		case "cpu":
 			idx = i
+		case "samples":
+			count = i
 		}
 	}
-	if idx < 0 {
+	if idx < 0 || count < 0 {
 		return 0, 0, errors.New("the CPU profile has no cpu samples")
 	}
-	var own, total int64
+	var own, total, n int64
 	for _, s := range p.Sample {
 		v := s.Value[idx]
 		total += v
+		n += s.Value[count]
 		if slices.Contains(s.Label[benchSideLabel], "forwarder") || benchCollector(s) {
 			own += v
 		}
@@ -472,7 +478,7 @@ func splitCPU(data []byte) (forwarder float64, samples int, err error) {
 	if total == 0 {
 		return 0, 0, nil
 	}
-	return float64(own) / float64(total), len(p.Sample), nil
+	return float64(own) / float64(total), int(n), nil
 }
 
 func benchCollector(s *profile.Sample) bool {
