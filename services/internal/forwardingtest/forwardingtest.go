@@ -243,7 +243,8 @@ type build struct {
 var builds sync.Map // package path → *build
 
 // BuildBinary builds the main package at pkgPath (relative to the test's
-// directory) once per test run and returns the binary's path.
+// directory) once per test run and returns the binary's path. Under the
+// race detector the binary has it too.
 func BuildBinary(t *testing.T, pkgPath string) string {
 	t.Helper()
 	v, _ := builds.LoadOrStore(pkgPath, &build{})
@@ -259,7 +260,11 @@ func BuildBinary(t *testing.T, pkgPath string) string {
 			return
 		}
 		b.path = filepath.Join(dir, name)
-		if out, err := exec.Command("go", "build", "-o", b.path, pkgPath).CombinedOutput(); err != nil {
+		args := []string{"build", "-o", b.path}
+		if raceBuild {
+			args = append(args, "-race")
+		}
+		if out, err := exec.Command("go", append(args, pkgPath)...).CombinedOutput(); err != nil {
 			b.err = fmt.Errorf("go build %s: %v\n%s", pkgPath, err, out)
 		}
 	})
@@ -270,10 +275,13 @@ func BuildBinary(t *testing.T, pkgPath string) string {
 }
 
 // StartProcess starts bin with args, its output to stdout and stderr (nil
-// discards it), and kills it at the end of the test.
+// discards it), and kills it at the end of the test. A binary built with
+// the race detector exits at the first race, its report on stderr, so a
+// race fails the test even in a process the test kills.
 func StartProcess(t *testing.T, stdout, stderr io.Writer, bin string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
