@@ -48,6 +48,10 @@ type worker struct {
 	once         sync.Once
 	commitOnStop bool
 
+	// lastOffset and lastMeta are the last commit's; the worker writes
+	// them under statusMu, which /status, on the HTTP server's goroutine,
+	// reads them under.
+	statusMu   sync.Mutex
 	lastOffset int64
 	lastMeta   string
 	lastCommit time.Time
@@ -383,7 +387,10 @@ func (w *worker) commit(ctx context.Context) error {
 	if cerr != nil {
 		return fmt.Errorf("commit partition %d at %d: %w", w.part, offset, cerr)
 	}
-	w.lastOffset, w.lastMeta, w.lastCommit = offset, meta, time.Now()
+	w.statusMu.Lock()
+	w.lastOffset, w.lastMeta = offset, meta
+	w.statusMu.Unlock()
+	w.lastCommit = time.Now()
 	return nil
 }
 
@@ -400,7 +407,9 @@ func (s *Service) serveStatus(rw http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
 	out := make([]status, 0, len(s.workers))
 	for p, w := range s.workers {
+		w.statusMu.Lock()
 		out = append(out, status{Partition: p, Committed: w.lastOffset, Checkpoint: w.lastMeta})
+		w.statusMu.Unlock()
 	}
 	s.mu.Unlock()
 	rw.Header().Set("Content-Type", "application/json")
