@@ -119,11 +119,10 @@ func (e *env) config(group string) Config {
 func (e *env) start(cfg Config, clk *clock) (stop func()) {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := New(ctx, cfg, zaptest.NewLogger(e.t, zaptestLevel()), prometheus.NewRegistry())
+	s, err := newService(ctx, cfg, zaptest.NewLogger(e.t, zaptestLevel()), prometheus.NewRegistry(), clk.Now)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	s.now = clk.Now
 	e.svc = s
 	done := make(chan error, 1)
 	go func() { done <- s.Consume(ctx) }()

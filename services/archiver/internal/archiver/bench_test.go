@@ -177,11 +177,10 @@ func benchArchiveSampled(b *testing.B, c *kafkatest.Cluster, n int, settings str
 	start := time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s, err := New(ctx, cfg, zap.NewNop(), prometheus.NewRegistry())
+	s, err := newService(ctx, cfg, zap.NewNop(), prometheus.NewRegistry(), clk.Now)
 	if err != nil {
 		b.Fatal(err)
 	}
-	s.now = clk.Now
 	done := make(chan error, 1)
 	go func() { done <- s.Consume(ctx) }()
 	if !forwardingtest.BenchWait(10*time.Minute, func() bool { return s.filed.Load() >= int64(n) }) {

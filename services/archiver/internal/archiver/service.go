@@ -128,6 +128,13 @@ func Run(ctx context.Context, cfg Config) error {
 
 // New builds the service: destinations, stores, Kafka client.
 func New(ctx context.Context, cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Service, error) {
+	return newService(ctx, cfg, log, reg, time.Now)
+}
+
+// newService is New with the clock that decides when windows close; it is
+// set before the client exists, since partitions may be assigned, and
+// their workers read it, from then on.
+func newService(ctx context.Context, cfg Config, log *zap.Logger, reg prometheus.Registerer, now func() time.Time) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -156,7 +163,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, reg prometheus.Regist
 	s := &Service{
 		cfg: cfg, log: log, metrics: newMetrics(reg), watcher: watcher, dests: dests,
 		writer: archive.NewWriter(signer), stores: newStoreCache(log),
-		workers: map[int32]*worker{}, fatal: make(chan error, 1), clientSet: make(chan struct{}), now: time.Now, health: connstatus.NewTracker(),
+		workers: map[int32]*worker{}, fatal: make(chan error, 1), clientSet: make(chan struct{}), now: now, health: connstatus.NewTracker(),
 		uploads: make(chan struct{}, cfg.Archive.UploadConcurrency),
 	}
 	cl, err := kafka.NewClient(cfg.Kafka, log, reg,
