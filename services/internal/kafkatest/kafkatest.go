@@ -51,6 +51,23 @@ func (c *Cluster) Client(opts ...kgo.Opt) *kgo.Client {
 // sum over their partitions of the high watermark less the committed
 // offset.
 func (c *Cluster) Uncommitted(adm *kadm.Client, group string, topics ...string) (int64, error) {
+	return c.uncommitted(adm, group, c.highWatermarks(topics))
+}
+
+func (c *Cluster) highWatermarks(topics []string) map[string]map[int32]int64 {
+	marks := map[string]map[int32]int64{}
+	for _, topic := range topics {
+		marks[topic] = map[int32]int64{}
+		for _, p := range c.PartitionInfos(topic) {
+			marks[topic][p.Partition] = p.HighWatermark
+		}
+	}
+	return marks
+}
+
+// uncommitted is how many records below marks, offsets by topic and
+// partition, group has not committed.
+func (c *Cluster) uncommitted(adm *kadm.Client, group string, marks map[string]map[int32]int64) (int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	offsets, err := adm.FetchOffsets(ctx, group)
@@ -58,21 +75,25 @@ func (c *Cluster) Uncommitted(adm *kadm.Client, group string, topics ...string) 
 		return 0, fmt.Errorf("fetch the offsets of group %s: %w", group, err)
 	}
 	var missing int64
-	for _, topic := range topics {
-		for _, p := range c.PartitionInfos(topic) {
+	for topic, parts := range marks {
+		for p, mark := range parts {
 			committed := int64(0)
-			if o, ok := offsets.Lookup(topic, p.Partition); ok && o.Err == nil {
+			if o, ok := offsets.Lookup(topic, p); ok && o.Err == nil {
 				committed = o.At
 			}
-			missing += max(p.HighWatermark-committed, 0)
+			missing += max(mark-committed, 0)
 		}
 	}
 	return missing, nil
 }
 
-// WaitCommitted waits until group has committed every record of topics
-// there is now: the consumer is done with them, so whatever it does for
-// them (deliver, park, dead-letter, archive) has happened.
+// WaitCommitted waits until group has committed every record of topics:
+// the consumer is done with them, so whatever it does for them (deliver,
+// park, dead-letter, archive) has happened. It waits for one topic after
+// the other, each up to the records it holds when its turn comes: what
+// the consumer writes to a later topic while it handles an earlier one (a
+// parked copy on the retry topic) is waited for, and what it writes again
+// and again (a copy parked anew each time it is read) does not hold it up.
 func (c *Cluster) WaitCommitted(t testing.TB, timeout time.Duration, group string, topics ...string) {
 	t.Helper()
 	adm := kadm.NewClient(c.Client())
@@ -84,10 +105,14 @@ func (c *Cluster) WaitCommitted(t testing.TB, timeout time.Duration, group strin
 			t.Logf("%d records not committed (last error: %v)", n, err)
 		}
 	}()
-	testwait.Until(t, fmt.Sprintf("group %s to commit every record of %v", group, topics), timeout, func() bool {
-		n, err = c.Uncommitted(adm, group, topics...)
-		return err == nil && n == 0
-	})
+	deadline := time.Now().Add(timeout)
+	for _, topic := range topics {
+		marks := c.highWatermarks([]string{topic})
+		testwait.Until(t, fmt.Sprintf("group %s to commit every record of %s", group, topic), time.Until(deadline), func() bool {
+			n, err = c.uncommitted(adm, group, marks)
+			return err == nil && n == 0
+		})
+	}
 }
 
 // ReadAll consumes topic from the start until it has n records or timeout
