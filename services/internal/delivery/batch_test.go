@@ -144,6 +144,7 @@ func TestBatcherDeadline(t *testing.T) {
 		}
 		start := time.Now()
 		b.Add(1, 1)
+		// the bubble's fake clock moves on
 		time.Sleep(400 * time.Millisecond)
 		b.Add(2, 1) // a later item does not push the deadline back
 		dl, ok := b.Deadline()

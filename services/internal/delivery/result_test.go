@@ -167,7 +167,7 @@ func TestSinkContract(t *testing.T) {
 			}
 			pending = retry
 			if len(pending) > 0 {
-				time.Sleep(b.delay(attempt, hint, 0))
+				time.Sleep(b.delay(attempt, hint, 0)) // on the bubble's fake clock
 			}
 		}
 		if !slices.Equal(sink.delivered, []string{"a", "b", "d", "c"}) {

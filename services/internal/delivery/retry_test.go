@@ -157,7 +157,7 @@ func TestBackoffSchedule(t *testing.T) {
 			if attempt == 2 {
 				hint = 5 * time.Second // a 429 with Retry-After: 5
 			}
-			time.Sleep(b.delay(attempt, hint, 0))
+			time.Sleep(b.delay(attempt, hint, 0)) // on the bubble's fake clock
 		}
 		if got, want := time.Since(start), 100*time.Millisecond+200*time.Millisecond+5*time.Second+800*time.Millisecond+2*time.Second; got != want {
 			t.Fatalf("schedule took %v, want %v", got, want)

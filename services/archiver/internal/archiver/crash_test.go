@@ -281,7 +281,7 @@ func killedAtEachStep(t *testing.T, i int) {
 								return
 							}
 						}
-						time.Sleep(time.Millisecond)
+						time.Sleep(time.Millisecond) // the bucket has no event to wait on
 					}
 				}()
 			}

@@ -41,6 +41,6 @@ func helperChild(mode string) int {
 			fmt.Println("ignoring SIGTERM")
 		}
 	}
-	time.Sleep(time.Hour)
+	time.Sleep(time.Hour) // an unknown mode hangs, as a stuck service would
 	return 1
 }
