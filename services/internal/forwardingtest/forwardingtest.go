@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -301,16 +302,26 @@ func (w *TestWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// FreeAddr reserves an ephemeral port on 127.0.0.1 for a child process.
+// FreeAddr finds a free port on 127.0.0.1 for a server the test starts
+// next and cannot hand a listener (a child process, a forwarder run in
+// process). The port is picked below the ephemeral range (32768 and up on
+// Linux, 49152 on macOS): a port that range gave out and took back would
+// be the next one handed to another listener on port 0 or to an outgoing
+// connection, before the server had bound it.
 func FreeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var err error
+	for range 100 {
+		var ln net.Listener
+		ln, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000)))
+		if err == nil {
+			addr := ln.Addr().String()
+			ln.Close()
+			return addr
+		}
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	t.Fatalf("no free port below the ephemeral range: %v", err)
+	return ""
 }
 
 // StartIngest builds the ingest binary at ingestPkg (relative to the
