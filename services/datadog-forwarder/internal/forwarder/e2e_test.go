@@ -40,6 +40,11 @@ func TestEndToEndEveryEventReachesExactlyItsAccountsConnections(t *testing.T) {
 		}
 	}
 	p := newPipeline(t, keys...)
+	// Exactly once holds while no request is given up on: on a loaded
+	// machine (the race detector's) a 2s request or 5s batch timeout is
+	// hit, and a resend after one is at-least-once's duplicate.
+	p.requestTimeout = 30 * time.Second
+	p.Cfg.Delivery.SendTimeout = time.Minute
 	p.writeRoutes(routes)
 	p.start()
 	ids := p.publish(accounts, 400) // 50 × 400 = 20,000 events

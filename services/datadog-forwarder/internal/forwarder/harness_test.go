@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
@@ -16,11 +17,14 @@ import (
 type pipeline struct {
 	*forwardingtest.Pipeline
 	intake *ddfake.Server
+	// requestTimeout is the connections' timeout for one request (2s, so
+	// that fault tests give up on a slow intake quickly).
+	requestTimeout time.Duration
 }
 
 func newPipeline(t *testing.T, keys ...string) *pipeline {
 	t.Helper()
-	p := &pipeline{Pipeline: forwardingtest.NewPipeline(t, DefaultConfig())}
+	p := &pipeline{Pipeline: forwardingtest.NewPipeline(t, DefaultConfig()), requestTimeout: 2 * time.Second}
 	p.intake = ddfake.New(keys...)
 	t.Cleanup(p.intake.Close)
 	return p
@@ -49,7 +53,7 @@ func (p *pipeline) writeRoutes(routes map[string][]string) {
 		if err := os.WriteFile(keyFile, []byte(n+"\n"), 0o600); err != nil {
 			p.T.Fatal(err)
 		}
-		fmt.Fprintf(&b, "  %s:\n    type: datadog\n    settings:\n      base_url: %s\n      api_key: {file: %s}\n      tag_prefix: scalr\n      timeout: 2s\n", n, p.intake.URL(), keyFile)
+		fmt.Fprintf(&b, "  %s:\n    type: datadog\n    settings:\n      base_url: %s\n      api_key: {file: %s}\n      tag_prefix: scalr\n      timeout: %s\n", n, p.intake.URL(), keyFile, p.requestTimeout)
 	}
 	p.WriteDestinations(b.String())
 }
