@@ -167,9 +167,13 @@ func (s *Signer) Seal(m *Manifest) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		m.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(s.key, body))
+		m.Signature = s.sign(body)
 	}
 	return m.canonical()
+}
+
+func (s *Signer) sign(body []byte) string {
+	return base64.StdEncoding.EncodeToString(ed25519.Sign(s.key, body))
 }
 
 // ErrUnsigned is returned by OpenManifest for a manifest without signature
@@ -196,24 +200,35 @@ func OpenManifest(data []byte, pub ed25519.PublicKey) (*Manifest, error) {
 	if pub == nil {
 		return &m, nil
 	}
-	if m.Signature == "" {
-		return &m, ErrUnsigned
-	}
-	if m.KeyID != KeyID(pub) {
-		return &m, fmt.Errorf("manifest signed by key %s, verifying with key %s", m.KeyID, KeyID(pub))
-	}
-	sig, err := base64.StdEncoding.DecodeString(m.Signature)
-	if err != nil {
-		return &m, fmt.Errorf("manifest signature is not base64: %w", err)
-	}
 	unsigned := m
 	unsigned.Signature = ""
 	body, err := unsigned.canonical()
 	if err != nil {
 		return &m, err
 	}
-	if !ed25519.Verify(pub, body, sig) {
-		return &m, errors.New("manifest signature does not verify")
+	if err := checkSignature("manifest", pub, m.KeyID, m.Signature, body); err != nil {
+		return &m, err
 	}
 	return &m, nil
+}
+
+// checkSignature verifies sig (base64 Ed25519, by key keyID) over body.
+func checkSignature(what string, pub ed25519.PublicKey, keyID, sig string, body []byte) error {
+	if sig == "" {
+		if what == "manifest" {
+			return ErrUnsigned
+		}
+		return fmt.Errorf("%s is not signed: %w", what, ErrUnsigned)
+	}
+	if keyID != KeyID(pub) {
+		return fmt.Errorf("%s signed by key %s, verifying with key %s", what, keyID, KeyID(pub))
+	}
+	raw, err := base64.StdEncoding.DecodeString(sig)
+	if err != nil {
+		return fmt.Errorf("%s signature is not base64: %w", what, err)
+	}
+	if !ed25519.Verify(pub, body, raw) {
+		return fmt.Errorf("%s signature does not verify", what)
+	}
+	return nil
 }

@@ -69,6 +69,10 @@ type Partition struct {
 	closing   []*OpenGroup // cut, being written; counted until Done
 	spans     map[Window]span
 	pending   map[Window]span // cuts decided by an earlier run, not yet re-opened
+	// dueAt is the clock of the last Due: every group of a window whose
+	// grace had passed by then is cut. It goes into the checkpoint so any
+	// replica can tell which days the partition has closed.
+	dueAt time.Time
 }
 
 // NewPartition resumes a partition at the committed offset with the
@@ -161,8 +165,11 @@ const maxCheckpointEntry = 60
 // maxOpen open groups: their entries, those of as many groups being
 // written, and a few windows archived past the committed offset.
 func MinMetadataBytes(maxOpen int) int {
-	return len(metadataVersion) + (2*maxOpen+4)*maxCheckpointEntry
+	return len(metadataVersion) + maxDueEntry + (2*maxOpen+4)*maxCheckpointEntry
 }
+
+// maxDueEntry is the length of the checkpoint's ";due=<unix seconds>".
+const maxDueEntry = 16
 
 // metadataCrowded reports whether opening a group would leave the
 // checkpoint's metadata too little room: every open group may yet gain an
@@ -173,7 +180,7 @@ func (p *Partition) metadataCrowded() bool {
 	}
 	p.pruneSpans(p.checkpointOffset())
 	entries := len(p.spans) + len(p.pending) + 2*(len(p.open)+1) + len(p.closing)
-	return len(metadataVersion)+entries*maxCheckpointEntry > p.cfg.MaxMetadataBytes
+	return len(metadataVersion)+maxDueEntry+entries*maxCheckpointEntry > p.cfg.MaxMetadataBytes
 }
 
 func (p *Partition) oldest() *OpenGroup {
@@ -192,6 +199,7 @@ func (p *Partition) oldest() *OpenGroup {
 // the checkpoint (which now names the cuts), writes each group and calls
 // Done.
 func (p *Partition) Due(now time.Time) []*OpenGroup {
+	p.dueAt = now
 	var ready []*OpenGroup
 	for w, g := range p.open {
 		due := g.Last >= 0 && p.pos > g.Last
@@ -283,10 +291,81 @@ func (p *Partition) Checkpoint() (offset int64, metadata string) {
 	for _, g := range p.closing {
 		write(g.Window, span{g.First, g.Last}, 'p')
 	}
+	if !p.dueAt.IsZero() {
+		fmt.Fprintf(&b, ";%s%d", dueEntry, p.dueAt.Unix())
+	}
 	return offset, b.String()
 }
 
-const metadataVersion = "auditstream-archiver/1"
+const (
+	metadataVersion = "auditstream-archiver/1"
+	dueEntry        = "due="
+)
+
+// ClosedThrough reads a committed checkpoint for the day digests: the last
+// UTC day the partition has closed, that is every group of its windows is
+// written and committed. That holds for a day whose end plus grace is no
+// later than the checkpoint's Due clock (every group of it was cut then;
+// events read later are late and go into addenda), and that ends no later
+// than the first window of a decided cut not yet written. ok is false when
+// the checkpoint tells nothing (no Due yet, or not this archiver's).
+func ClosedThrough(metadata string, grace time.Duration) (day time.Time, ok bool) {
+	parts := strings.Split(metadata, ";")
+	if parts[0] != metadataVersion {
+		return time.Time{}, false
+	}
+	var due, pending time.Time
+	for _, e := range parts[1:] {
+		if v, isDue := strings.CutPrefix(e, dueEntry); isDue {
+			sec, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return time.Time{}, false
+			}
+			due = time.Unix(sec, 0).UTC()
+			continue
+		}
+		if !strings.HasSuffix(e, ":p") {
+			continue
+		}
+		st, _, _ := strings.Cut(e, "+")
+		sec, err := strconv.ParseInt(st, 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		if start := time.Unix(sec, 0).UTC(); pending.IsZero() || start.Before(pending) {
+			pending = start
+		}
+	}
+	if due.IsZero() {
+		return time.Time{}, false
+	}
+	day = DayBefore(due.Add(-grace))
+	if !pending.IsZero() {
+		day = minTime(day, DayBefore(pending))
+	}
+	return day, true
+}
+
+// DayBefore is the last UTC day that ends no later than t.
+func DayBefore(t time.Time) time.Time {
+	return t.UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// Progress is a checkpoint without its Due clock: it changes only when the
+// partition archives something or decides a cut.
+func Progress(metadata string) string {
+	if i := strings.LastIndex(metadata, ";"+dueEntry); i >= 0 {
+		return metadata[:i]
+	}
+	return metadata
+}
 
 // checkpointOffset is the first offset not yet archived.
 func (p *Partition) checkpointOffset() int64 {
@@ -331,6 +410,9 @@ func (p *Partition) restore(metadata string) error {
 		return fmt.Errorf("partition %d: committed metadata %q is not from this archiver", p.partition, truncateMeta(metadata))
 	}
 	for _, e := range parts[1:] {
+		if strings.HasPrefix(e, dueEntry) {
+			continue // the last owner's clock; this owner keeps its own
+		}
 		var start, secs, first, last int64
 		var kind byte
 		ws, rest, ok1 := strings.Cut(e, ":")

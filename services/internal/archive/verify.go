@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -24,6 +25,12 @@ const (
 	ProblemChain        = "chain"         // a gap, fork or broken link in the manifest chain
 	ProblemUnsigned     = "unsigned"      // a manifest has no signature but a key was given
 	ProblemConflictCopy = "conflict-copy" // an object the archiver had to write under a conflict key
+
+	ProblemDigest        = "digest"         // a digest does not parse, is not canonical, its signature fails or its content does not match its key
+	ProblemDigestChain   = "digest-chain"   // a digest does not link to the digest before it
+	ProblemDigestMissing = "digest-missing" // a day (or addendum) of the chain has no digest
+	ProblemDigestObjects = "digest-objects" // a digest's objects or manifest head disagree with the store, or a manifest of a digested day is in no digest
+	ProblemDigestCount   = "digest-count"   // a digest's event count disagrees with its objects
 )
 
 // Problem is one finding.
@@ -45,12 +52,19 @@ type VerifyOptions struct {
 	From, To time.Time
 	// PublicKey verifies signatures; nil skips the signature check.
 	PublicKey ed25519.PublicKey
+	// Now, when set, makes the days after an account's newest digest
+	// expected once DigestDue has passed since their end: a missing one is
+	// reported. Zero expects only the days between the first and the
+	// newest digest.
+	Now       time.Time
+	DigestDue time.Duration
 }
 
 // Report is the outcome of Verify.
 type Report struct {
 	Accounts  int       `json:"accounts"`
 	Manifests int       `json:"manifests"`
+	Digests   int       `json:"digests"`
 	Objects   int       `json:"objects"`
 	Records   int64     `json:"records"`
 	Bytes     int64     `json:"bytes"`
@@ -119,8 +133,9 @@ func verifyAccount(ctx context.Context, s objstore.Store, acct string, opts Veri
 	add := func(kind, key, format string, args ...any) {
 		rep.Problems = append(rep.Problems, Problem{Kind: kind, Key: key, Account: acct, Detail: fmt.Sprintf(format, args...)})
 	}
-	var manifests []string
+	var manifests, digests []string
 	data := map[string]objstore.Info{}
+	opened := map[string]*openedManifest{}
 	for info, err := range s.List(ctx, acct+"/") {
 		if err != nil {
 			return fmt.Errorf("list %s/ in %s: %w", acct, s.Describe(), err)
@@ -132,6 +147,13 @@ func verifyAccount(ctx context.Context, s objstore.Store, acct string, opts Veri
 		if ref, ok := ParseObjectKey(info.Key); ok && ref.Account == acct {
 			data[info.Key] = info
 			continue
+		}
+		if ref, ok := ParseDigestKey(info.Key); ok && ref.Account == acct {
+			digests = append(digests, info.Key)
+			continue
+		}
+		if strings.HasPrefix(info.Key, DigestPrefix(acct)) {
+			add(ProblemDigest, info.Key, "not a digest name")
 		}
 		if strings.HasPrefix(info.Key, ManifestPrefix(acct)) {
 			add(ProblemManifest, info.Key, "not a manifest name")
@@ -159,6 +181,7 @@ func verifyAccount(ctx context.Context, s objstore.Store, acct string, opts Veri
 		case err != nil:
 			add(ProblemManifest, key, "%v", err)
 		}
+		opened[key] = &openedManifest{m: m, sum: hexSum, seq: ref.Sequence, day: ref.Group.Window.Start.UTC().Truncate(24 * time.Hour)}
 		switch {
 		case m.Account != acct || m.Sequence != ref.Sequence || m.Group() != ref.Group:
 			add(ProblemManifest, key, "content (account %q, sequence %d, group %s) does not match its key", m.Account, m.Sequence, m.Group().Name())
@@ -213,6 +236,9 @@ func verifyAccount(ctx context.Context, s objstore.Store, acct string, opts Veri
 			add(ProblemExtra, key, "no manifest lists this object")
 		}
 	}
+	if err := verifyDigests(ctx, s, acct, digests, opened, data, opts, rep, add); err != nil {
+		return err
+	}
 	slices.SortFunc(rep.Problems, func(a, b Problem) int { return strings.Compare(a.Key, b.Key) })
 	return nil
 }
@@ -224,4 +250,179 @@ func readAll(ctx context.Context, s objstore.Store, key string) ([]byte, error) 
 	}
 	defer rc.Close()
 	return io.ReadAll(io.LimitReader(rc, 64<<20))
+}
+
+// openedManifest is a manifest as verification read it.
+type openedManifest struct {
+	m   *Manifest
+	sum string
+	seq uint64
+	day time.Time
+}
+
+// verifyDigests checks an account's day digests: each one's form and
+// signature, the chain of days (no day missing between the first and the
+// newest, nor after it once due; each linking to the one before), each
+// day's addenda, every listed object against its manifest and the store,
+// the event counts, the manifest heads, and that every manifest of a
+// digested day is listed by a digest.
+func verifyDigests(ctx context.Context, s objstore.Store, acct string, keys []string, manifests map[string]*openedManifest,
+	data map[string]objstore.Info, opts VerifyOptions, rep *Report, add func(kind, key, format string, args ...any)) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	type opened struct {
+		ref  DigestRef
+		d    *Digest
+		link ManifestLink
+	}
+	byDay := map[time.Time]map[int]*opened{}
+	var maxHead uint64
+	covered := map[string]string{} // manifest key → digest listing it
+	for _, key := range keys {
+		ref, _ := ParseDigestKey(key)
+		day := ref.Day.Format(dayFormat)
+		body, err := readAll(ctx, s, key)
+		if err != nil {
+			return fmt.Errorf("read digest %s: %w", key, err)
+		}
+		rep.Digests++
+		sum := sha256.Sum256(body)
+		d, err := OpenDigest(body, opts.PublicKey)
+		switch {
+		case errors.Is(err, ErrUnsigned):
+			add(ProblemUnsigned, key, "digest of %s has no signature", day)
+		case err != nil && d == nil:
+			add(ProblemDigest, key, "day %s: %v", day, err)
+			continue
+		case err != nil:
+			add(ProblemDigest, key, "day %s: %v", day, err)
+		}
+		if d.Account != acct || d.Day != day || d.Addendum != ref.Addendum {
+			add(ProblemDigest, key, "content (account %q, day %s, addendum %d) does not match its key", d.Account, d.Day, d.Addendum)
+		}
+		if byDay[ref.Day] == nil {
+			byDay[ref.Day] = map[int]*opened{}
+		}
+		byDay[ref.Day][ref.Addendum] = &opened{ref: ref, d: d, link: ManifestLink{Key: key, SHA256: hex.EncodeToString(sum[:])}}
+
+		var events int64
+		for _, o := range d.Objects {
+			events += o.Records
+			if other, ok := covered[o.Manifest]; ok && other != key {
+				add(ProblemDigestObjects, o.Key, "day %s: listed by digests %s and %s", day, other, key)
+			}
+			covered[o.Manifest] = key
+			m := manifests[o.Manifest]
+			var entry *ManifestObject
+			if m != nil && m.m != nil {
+				for i := range m.m.Objects {
+					if m.m.Objects[i].Key == o.Key {
+						entry = &m.m.Objects[i]
+					}
+				}
+			}
+			switch {
+			case m == nil:
+				if _, ok := data[o.Key]; !ok {
+					add(ProblemDigestObjects, o.Key, "day %s: listed by digest %s with manifest %s; neither the object nor the manifest is in the store", day, key, o.Manifest)
+					continue
+				}
+				add(ProblemDigestObjects, o.Manifest, "day %s: digest %s lists this manifest, which is not in the store", day, key)
+				if ref, ok := ParseObjectKey(o.Key); ok && inRange(ref.Group.Window.Start, opts) {
+					got, n, err := HashObject(ctx, s, o.Key)
+					if err != nil {
+						return fmt.Errorf("read %s: %w", o.Key, err)
+					}
+					if got != o.SHA256 || n != o.Size {
+						add(ProblemDigestObjects, o.Key, "day %s: sha256 %s and size %d, digest %s says %s and %d", day, got, n, key, o.SHA256, o.Size)
+					}
+				}
+			case entry == nil:
+				add(ProblemDigestObjects, o.Key, "day %s: digest %s lists it under manifest %s, which does not", day, key, o.Manifest)
+			case *entry != o.ManifestObject:
+				add(ProblemDigestObjects, o.Key, "day %s: digest %s and manifest %s describe it differently", day, key, o.Manifest)
+			}
+		}
+		if events != d.Events {
+			add(ProblemDigestCount, key, "day %s: digest says %d events, its %d objects hold %d", day, d.Events, len(d.Objects), events)
+		}
+		if d.Empty != (len(d.Objects) == 0) {
+			add(ProblemDigestCount, key, "day %s: digest says empty=%v with %d objects", day, d.Empty, len(d.Objects))
+		}
+		if h := d.ManifestHead; h != nil {
+			maxHead = max(maxHead, h.Sequence)
+			switch m := manifests[h.Key]; {
+			case m == nil:
+				add(ProblemDigestObjects, h.Key, "day %s: digest %s names manifest %d as the chain's head, and it is not in the store (manifests removed after the digest)", day, key, h.Sequence)
+			case m.sum != h.SHA256:
+				add(ProblemDigestObjects, h.Key, "day %s: digest %s names this manifest as the chain's head with sha256 %s; it has %s", day, key, h.SHA256, m.sum)
+			}
+		}
+	}
+
+	days := slices.SortedFunc(maps.Keys(byDay), time.Time.Compare)
+	first, newest := days[0], days[len(days)-1]
+	for _, day := range slices.Backward(days) {
+		if byDay[day][0] != nil {
+			newest = day
+			break
+		}
+	}
+	last := newest
+	if !opts.Now.IsZero() {
+		for day := newest.Add(24 * time.Hour); !day.Add(24 * time.Hour).Add(opts.DigestDue).After(opts.Now); day = day.Add(24 * time.Hour) {
+			last = day
+		}
+	}
+	var prev *ManifestLink
+	for day := first; !day.After(last); day = day.Add(24 * time.Hour) {
+		ds := byDay[day]
+		main := ds[0]
+		dayText := day.Format(dayFormat)
+		switch {
+		case main == nil && day.After(newest):
+			add(ProblemDigestMissing, DigestKey(acct, day, 0), "day %s has no digest, due %s after its end; the newest is of %s", dayText, opts.DigestDue, newest.Format(dayFormat))
+		case main == nil:
+			add(ProblemDigestMissing, DigestKey(acct, day, 0), "day %s has no digest; the chain runs from %s to %s", dayText, first.Format(dayFormat), newest.Format(dayFormat))
+		case day.Equal(first) && (main.d.Previous != nil || !main.d.Start):
+			add(ProblemDigestChain, main.link.Key, "day %s: the chain's first digest links to %v and start=%v", dayText, main.d.Previous, main.d.Start)
+		case !day.Equal(first) && prev != nil && (main.d.Previous == nil || *main.d.Previous != *prev):
+			add(ProblemDigestChain, main.link.Key, "day %s: links to %v, but the previous day's digest is %s (sha256 %s)", dayText, main.d.Previous, prev.Key, prev.SHA256)
+		case !day.Equal(first) && main.d.Start:
+			add(ProblemDigestChain, main.link.Key, "day %s: says the chain starts here, after digests of %s", dayText, first.Format(dayFormat))
+		}
+		prev = nil
+		if main != nil {
+			prev = &main.link
+		}
+		// The day's addenda: 1..n, each linking to the day's digest before.
+		n := 0
+		for a := range ds {
+			n = max(n, a)
+		}
+		dayPrev := prev
+		for a := 1; a <= n; a++ {
+			ad := ds[a]
+			switch {
+			case ad == nil:
+				add(ProblemDigestMissing, DigestKey(acct, day, a), "day %s: addendum %d is missing, addendum %d exists", dayText, a, n)
+			case dayPrev != nil && (ad.d.Previous == nil || *ad.d.Previous != *dayPrev):
+				add(ProblemDigestChain, ad.link.Key, "day %s: addendum %d links to %v, but the day's digest before it is %s (sha256 %s)", dayText, a, ad.d.Previous, dayPrev.Key, dayPrev.SHA256)
+			}
+			dayPrev = nil
+			if ad != nil {
+				dayPrev = &ad.link
+			}
+		}
+	}
+	// Every manifest of a digested day is listed, unless it was written
+	// after the newest digest (its addendum is still to come).
+	for key, m := range manifests {
+		if _, ok := covered[key]; ok || m.day.Before(first) || m.day.After(newest) || m.seq > maxHead {
+			continue
+		}
+		add(ProblemDigestObjects, key, "day %s: this manifest is listed by no digest of its day", m.day.Format(dayFormat))
+	}
+	return nil
 }
