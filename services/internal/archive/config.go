@@ -56,7 +56,11 @@ type Config struct {
 	// over; a group being written when its partition is revoked is abandoned
 	// and written again by the next owner.
 	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
-	// SigningKey signs manifests: an Ed25519 private key in PKCS #8 PEM. Left
+	// DigestInterval is how often the owner of partition 0 looks for days
+	// that every partition has closed, and for late objects of digested
+	// days, to write the accounts' day digests and addenda.
+	DigestInterval time.Duration `yaml:"digest_interval"`
+	// SigningKey signs manifests and digests: an Ed25519 private key in PKCS #8 PEM. Left
 	// out, manifests are unsigned (hashes and chain are still checked).
 	SigningKey config.Secret `yaml:"signing_key"`
 }
@@ -79,6 +83,7 @@ func DefaultConfig() Config {
 		CommitInterval:         5 * time.Second,
 		SessionTimeout:         45 * time.Second,
 		RebalanceTimeout:       60 * time.Second,
+		DigestInterval:         time.Minute,
 	}
 }
 
@@ -121,6 +126,9 @@ func (a Config) Validate() error {
 	}
 	if a.RebalanceTimeout < time.Second || a.RebalanceTimeout > 30*time.Minute {
 		errs.Addf("rebalance_timeout", "%s is outside 1s..30m", a.RebalanceTimeout)
+	}
+	if a.DigestInterval < 10*time.Millisecond || a.DigestInterval > 24*time.Hour {
+		errs.Addf("digest_interval", "%s is outside 10ms..24h", a.DigestInterval)
 	}
 	if a.SigningKey.IsSet() {
 		if pemBytes, err := a.SigningKey.Value(); err != nil {

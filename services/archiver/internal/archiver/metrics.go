@@ -18,6 +18,7 @@ type metrics struct {
 	lag           *prometheus.GaugeVec
 	openGroups    *prometheus.GaugeVec
 	spoolBytes    *prometheus.GaugeVec
+	digests       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -69,10 +70,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		spoolBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "auditstream_archive_spool_bytes", Help: "Bytes spooled on local disk for open groups, by partition.",
 		}, []string{"partition"}),
+		digests: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "auditstream_archive_digests_written_total", Help: "Day digests and addenda created.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.objects, m.objectBytes, m.events, m.duplicates, m.lateEvents, m.windowsClosed, m.conflicts,
-			m.storageErrors, m.deadLettered, m.unrouted, m.uploadLatency, m.flushLatency, m.lag, m.openGroups, m.spoolBytes)
+			m.storageErrors, m.deadLettered, m.unrouted, m.uploadLatency, m.flushLatency, m.lag, m.openGroups, m.spoolBytes, m.digests)
 	}
 	return m
 }

@@ -49,9 +49,11 @@ type Service struct {
 	watcher *destinations.Watcher
 	dests   *destinations.Following
 	writer  *archive.Writer
-	stores  *storeCache
-	cl      *kgo.Client
-	adm     *kadm.Client
+	// digester writes day digests while this instance owns partition 0.
+	digester *archive.Digester
+	stores   *storeCache
+	cl       *kgo.Client
+	adm      *kadm.Client
 	// clientSet is closed once cl and adm are set: the group may assign
 	// partitions, and call back, before NewClient has even returned.
 	clientSet chan struct{}
@@ -162,7 +164,7 @@ func newService(ctx context.Context, cfg Config, log *zap.Logger, reg prometheus
 	}
 	s := &Service{
 		cfg: cfg, log: log, metrics: newMetrics(reg), watcher: watcher, dests: dests,
-		writer: archive.NewWriter(signer), stores: newStoreCache(log),
+		writer: archive.NewWriter(signer), digester: archive.NewDigester(signer), stores: newStoreCache(log),
 		workers: map[int32]*worker{}, fatal: make(chan error, 1), clientSet: make(chan struct{}), now: now, health: connstatus.NewTracker(),
 		uploads: make(chan struct{}, cfg.Archive.UploadConcurrency),
 	}
@@ -299,6 +301,15 @@ func (s *Service) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[st
 		}
 		w := newWorker(s, p, st)
 		s.workers[p] = w
+		if p == 0 {
+			// One digest writer per group: the owner of partition 0, for as
+			// long as it owns it.
+			w.digestsDone = make(chan struct{})
+			go func() {
+				defer close(w.digestsDone)
+				s.runDigests(w.ctx)
+			}()
+		}
 		go w.run()
 		s.log.Info("partition assigned", zap.Int32("partition", p), zap.Int64("committed", offset), zap.String("checkpoint", meta))
 	}

@@ -48,6 +48,10 @@ type worker struct {
 	once         sync.Once
 	commitOnStop bool
 
+	// digestsDone is closed when the digest writer this worker runs (on
+	// partition 0) has stopped; nil on other partitions.
+	digestsDone chan struct{}
+
 	// lastOffset and lastMeta are the last commit's; the worker writes
 	// them under statusMu, which /status, on the HTTP server's goroutine,
 	// reads them under.
@@ -78,6 +82,12 @@ func (w *worker) stop(commit bool) {
 
 func (w *worker) run() {
 	defer close(w.done)
+	defer func() {
+		if w.digestsDone != nil {
+			w.cancel()
+			<-w.digestsDone
+		}
+	}()
 	defer func() {
 		w.p.Abandon()
 		w.s.metrics.openGroups.DeleteLabelValues(w.label)
