@@ -216,18 +216,10 @@ func (d *Digester) Digest(ctx context.Context, t Target, account string, through
 		d.state[hk] = st
 		d.mu.Unlock()
 	}
-	start := st.newest.Add(24 * time.Hour)
-	if st.newest.IsZero() {
-		start = through
-	}
-	// The account's manifests, in chain order: the head, and those of
-	// covered days not listed by any digest.
-	byDay := map[time.Time][]string{}
-	var head string
-	firstDay := start
-	if !st.newest.IsZero() {
-		firstDay = st.first()
-	}
+	// The account's manifests, in chain order.
+	var refs []ManifestRef
+	var keys []string
+	var earliest time.Time
 	for info, err := range t.Store.List(ctx, ManifestPrefix(account)) {
 		if err != nil {
 			return nil, fmt.Errorf("list manifests of %s in %s: %w", account, t.Store.Describe(), err)
@@ -236,12 +228,30 @@ func (d *Digester) Digest(ctx context.Context, t Target, account string, through
 		if !ok {
 			continue
 		}
-		head = info.Key
+		refs, keys = append(refs, ref), append(keys, info.Key)
+		if day := ref.Group.Window.Start.UTC().Truncate(24 * time.Hour); earliest.IsZero() || day.Before(earliest) {
+			earliest = day
+		}
+	}
+	start, firstDay := st.newest.Add(24*time.Hour), st.first()
+	if st.newest.IsZero() {
+		// The chain starts on the last closed day, or, for an account whose
+		// objects all belong to a later day, once that day closes.
+		if earliest.After(through) {
+			return nil, nil
+		}
+		start, firstDay = through, through
+	}
+	// Manifests of the chain's days that no digest lists yet.
+	byDay := map[time.Time][]string{}
+	var head string
+	for i, ref := range refs {
+		head = keys[i]
 		day := ref.Group.Window.Start.UTC().Truncate(24 * time.Hour)
-		if st.covered[info.Key] || day.Before(firstDay) || day.After(through) {
+		if st.covered[keys[i]] || day.Before(firstDay) || day.After(through) {
 			continue
 		}
-		byDay[day] = append(byDay[day], info.Key)
+		byDay[day] = append(byDay[day], keys[i])
 	}
 	var dh *DigestHead
 	if head != "" {

@@ -56,6 +56,7 @@ archive:
   late_flush_after: 1s
   spool_dir: %q
   commit_interval: 50ms
+  digest_interval: 100ms
   session_timeout: 6s
   rebalance_timeout: 8s
   signing_key: {file: %q}

@@ -129,19 +129,19 @@ func (s *Service) writeDigests(ctx context.Context, through time.Time) bool {
 	for _, a := range table.APIAccounts() {
 		accounts[a] = true
 	}
-	// A "*" route reaches accounts nobody names: those are the ones with
-	// objects in its buckets.
+	// A "*" route reaches accounts nobody names: those with manifests in
+	// its buckets.
 	ok := true
-	for _, name := range wildcardConnections(table) {
-		found, err := archive.ListAccounts(ctx, s.stores.get(name))
-		if err != nil {
-			s.log.Warn("digests: list accounts", zap.String("connection", name.Name), zap.Error(err))
-			ok = false
-			continue
-		}
-		for _, a := range found {
-			if destinations.ValidAccountID(a) {
-				accounts[a] = true
+	for _, c := range wildcardConnections(table) {
+		st := s.stores.get(c)
+		for info, err := range st.List(ctx, "") {
+			if err != nil {
+				s.log.Warn("digests: list accounts", zap.String("connection", c.Name), zap.String("store", st.Describe()), zap.Error(err))
+				ok = false
+				break
+			}
+			if ref, isManifest := archive.ParseManifestKey(info.Key); isManifest && destinations.ValidAccountID(ref.Account) {
+				accounts[ref.Account] = true
 			}
 		}
 	}

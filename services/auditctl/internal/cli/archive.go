@@ -37,7 +37,7 @@ gzip-compressed JSON lines and each account's signed manifest chain.
   rebuild  writes missing objects of a day again from the topic, exactly as
            the archiver wrote them, and reports objects that differ;
   verify   checks objects against their manifests, the manifests' signatures
-           and each account's chain.
+           and each account's chain, and the day digests.
 
 Both take the storage connection from the destinations file (--destinations,
 or destinations.file of --config); --config may be the archiver's own file.`,
@@ -347,6 +347,7 @@ func (r rebuildReport) writeText(w io.Writer) error {
 
 type archiveVerifyOptions struct {
 	from, to     *dateFlag
+	digestDue    time.Duration
 	accounts     []string
 	connection   string
 	destinations string
@@ -366,6 +367,15 @@ every manifest's canonical form and signature, each account's chain (no gap,
 fork or broken link; chains are always checked whole), and that no object
 is left out of every manifest. It reads only: Kafka is not contacted and
 nothing is written.
+
+Day digests (<account>/_digests/YYYY/MM/DD[.n].json) are checked too, for
+every account that has them: each digest's form and signature; the chain of
+days, with no day missing from the first digest to the newest, nor after it
+once --digest-due has passed since a day's end; each day's addenda; every
+object a digest lists against its manifest and the store (so removing the
+newest objects together with their manifests is found); the event counts;
+the manifest head each digest names; and that every manifest of a digested
+day is listed by a digest.
 
 Signatures are checked with --public-key (an Ed25519 public key PEM, or the
 private key, from which the public one is derived), or else with the key
@@ -399,11 +409,15 @@ when there is any.`,
 	f.StringVar(&o.destinations, "destinations", "", "destinations file (default destinations.file of --config)")
 	f.StringArrayVar(&o.accounts, "account", nil, "check only this account (repeatable; default every account in the store)")
 	f.StringVar(&o.publicKey, "public-key", "", "Ed25519 key PEM checking the signatures (default derived from archive.signing_key of --config)")
+	f.DurationVar(&o.digestDue, "digest-due", 3*time.Hour, "a day's digest is expected this long after the day's end (more than the archiver's grace)")
 	f.VarP(&o.output, "output", "o", "text or json (the report)")
 	return cmd
 }
 
 func (o *archiveVerifyOptions) check() error {
+	if o.digestDue <= 0 {
+		return fmt.Errorf("--digest-due %s must be positive", o.digestDue)
+	}
 	if o.from.set && o.to.set && o.from.t.After(o.to.t) {
 		return fmt.Errorf("--from (%s) must not be after --to (%s)", o.from, o.to)
 	}
@@ -479,7 +493,7 @@ func runArchiveVerify(ctx context.Context, g *globals, cfg *Config, o archiveVer
 		return err
 	}
 	sum := verifySummary{From: o.from.String(), To: o.to.String(), Accounts: o.accounts, Signatures: key, Connections: []verifyConnection{}}
-	vo := archive.VerifyOptions{Accounts: o.accounts, From: o.from.t, To: o.to.t, PublicKey: key.pub}
+	vo := archive.VerifyOptions{Accounts: o.accounts, From: o.from.t, To: o.to.t, PublicKey: key.pub, Now: g.env.Now(), DigestDue: o.digestDue}
 	for _, conn := range conns {
 		store, err := openStore(ctx, conn)
 		if err != nil {
@@ -554,8 +568,8 @@ func (s verifySummary) writeText(w io.Writer) error {
 		if len(c.Problems) > 0 {
 			verdict = fmt.Sprintf("%d problem(s): %s", len(c.Problems), strings.Join(byKind, ", "))
 		}
-		fmt.Fprintf(&b, "%d accounts, %d manifests, %d objects checked (%d records, %d bytes): %s\n",
-			c.Accounts, c.Manifests, c.Objects, c.Records, c.Bytes, verdict)
+		fmt.Fprintf(&b, "%d accounts, %d manifests, %d digests, %d objects checked (%d records, %d bytes): %s\n",
+			c.Accounts, c.Manifests, c.Digests, c.Objects, c.Records, c.Bytes, verdict)
 	}
 	if s.OK {
 		fmt.Fprintf(&b, "\nOK: %d connection(s), no problem\n", len(s.Connections))

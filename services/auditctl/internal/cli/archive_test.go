@@ -40,6 +40,8 @@ type archived struct {
 	pub      ed25519.PublicKey
 	day1     time.Time
 	day2     time.Time
+	// digestDay is the day of the digests the archiver wrote.
+	digestDay time.Time
 }
 
 func newArchived(t *testing.T) *archived {
@@ -100,6 +102,7 @@ archive:
   max_future_skew: 2h
   spool_dir: %q
   commit_interval: 50ms
+  digest_interval: 100ms
   signing_key: {file: %q}
 `, forwardingtest.FreeAddr(t), a.addr, a.destFile, t.TempDir(), a.keyFile)), 0o600); err != nil {
 		t.Fatal(err)
@@ -149,6 +152,17 @@ archive:
 			done = done && ok && c.At == e.Offset
 		})
 		return done
+	})
+	// The last closed day's digests: the chains start there (the archived
+	// days are older), each saying the day had no events.
+	a.digestDay = archive.DayBefore(time.Now().Add(-time.Minute))
+	forwardingtest.WaitFor(t, "the archiver to write the digests of "+a.digestDay.Format(time.DateOnly), 90*time.Second, func() bool {
+		for acc := range archivePartition {
+			if _, err := os.Stat(a.path(archive.DigestKey(acc, a.digestDay, 0))); err != nil {
+				return false
+			}
+		}
+		return true
 	})
 	_ = cmd.Process.Signal(os.Interrupt)
 	_ = cmd.Wait()
@@ -277,7 +291,7 @@ func TestArchiveRebuildAndVerify(t *testing.T) {
 			}
 		}
 		if len(sum.Connections) != 1 || sum.Connections[0].Connection != "bucket" || sum.Connections[0].Accounts != 4 ||
-			sum.Connections[0].Objects != objects || sum.Connections[0].Manifests != len(orig)-objects {
+			sum.Connections[0].Objects != objects || sum.Connections[0].Manifests+sum.Connections[0].Digests != len(orig)-objects || sum.Connections[0].Digests != 4 {
 			t.Fatalf("verify covered %+v, want connection bucket with 4 accounts, %d objects and %d manifests", *sum.Connections[0].Report, objects, len(orig)-objects)
 		}
 		text := mustCtl(t, "archive", "verify", "--config", a.cfgFile, "--from", d1, "--to", d2)
@@ -301,8 +315,31 @@ func TestArchiveRebuildAndVerify(t *testing.T) {
 		other, _, _ := ed25519.GenerateKey(rand.Reader)
 		otherFile := writeFile(t, "other.pem", string(archive.MarshalPublicKey(other)))
 		sum, r = a.verify(t, "--public-key", otherFile, "--account", "acc-d")
-		if r.err == nil || sum.Problems != sum.Connections[0].Manifests || !strings.Contains(r.stdout, "verifying with key "+archive.KeyID(other)) {
-			t.Fatalf("verify with another key: %v, %d problems for %d manifests", r.err, sum.Problems, sum.Connections[0].Manifests)
+		if c := sum.Connections[0]; r.err == nil || sum.Problems != c.Manifests+c.Digests || c.Digests != 1 || !strings.Contains(r.stdout, "verifying with key "+archive.KeyID(other)) {
+			t.Fatalf("verify with another key: %v, %d problems for %d manifests and %d digests", r.err, sum.Problems, c.Manifests, c.Digests)
+		}
+	})
+
+	t.Run("verify names a changed digest", func(t *testing.T) {
+		key := archive.DigestKey("acc-b", a.digestDay, 0)
+		orig := a.read(t, key)
+		a.replace(t, key, []byte(strings.Replace(string(orig), `"empty": true`, `"empty": false`, 1)))
+		sum, r := a.verify(t)
+		if r.err == nil || sum.Problems == 0 {
+			t.Fatalf("verify of a changed digest: %v\n%s", r.err, r.stdout)
+		}
+		for _, p := range sum.Connections[0].Problems {
+			if p.Key != key || p.Kind != archive.ProblemDigest && p.Kind != archive.ProblemDigestCount {
+				t.Errorf("problem %v, want only %s named", p, key)
+			}
+		}
+		text := ctl(t, "archive", "verify", "--config", a.cfgFile)
+		if !strings.Contains(text.stdout, "\ndigest        "+key+"  day ") || !strings.Contains(text.stdout, "4 digests") {
+			t.Errorf("text report:\n%s", text.stdout)
+		}
+		a.replace(t, key, orig)
+		if _, r := a.verify(t); r.err != nil {
+			t.Fatalf("verify after restoring: %v\n%s", r.err, r.stdout)
 		}
 	})
 
