@@ -213,3 +213,40 @@ func TestClosedThroughReadsTheCheckpoint(t *testing.T) {
 		t.Errorf("Progress kept the clock: %q", p)
 	}
 }
+
+// A partition's own checkpoint, after a pass over due groups, tells which
+// day it has closed.
+func TestCheckpointCarriesTheDueClock(t *testing.T) {
+	cfg := archive.PartitionConfig{Window: 24 * time.Hour, Grace: 30 * time.Minute, LateFlushAfter: time.Minute,
+		MaxGroupBytes: 1 << 20, MaxOpenGroups: 4, SpoolDir: t.TempDir()}
+	p, err := archive.NewPartition(cfg, 0, 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := day.Add(12 * time.Hour)
+	if _, err := p.Add(now, 0, archive.WindowOf(day, cfg.Window), "acc", "id-0", day, []byte(`{"id":"id-0"}`)); err != nil {
+		t.Fatal(err)
+	}
+	p.Due(now)
+	_, meta := p.Checkpoint()
+	if got, ok := archive.ClosedThrough(meta, cfg.Grace); !ok || !got.Equal(day.Add(-24*time.Hour)) {
+		t.Fatalf("at noon: closed through %s %v (%q)", got, ok, meta)
+	}
+	ready := p.Due(day.Add(25 * time.Hour))
+	if len(ready) != 1 {
+		t.Fatalf("%d groups due", len(ready))
+	}
+	_, meta = p.Checkpoint()
+	if got, ok := archive.ClosedThrough(meta, cfg.Grace); !ok || !got.Equal(day.Add(-24*time.Hour)) {
+		t.Fatalf("cut, not written: closed through %s %v (%q)", got, ok, meta)
+	}
+	p.Done(ready[0])
+	_, meta = p.Checkpoint()
+	if got, ok := archive.ClosedThrough(meta, cfg.Grace); !ok || !got.Equal(day) {
+		t.Fatalf("written: closed through %s %v (%q)", got, ok, meta)
+	}
+	// The next owner restores it.
+	if _, err := archive.NewPartition(cfg, 0, 1, meta); err != nil {
+		t.Fatalf("restore %q: %v", meta, err)
+	}
+}
