@@ -40,6 +40,10 @@ type Digest struct {
 	// Start marks the first digest of the account's chain: days before it
 	// are not covered.
 	Start bool `json:"start,omitempty"`
+	// Final marks the last digest of a chain: archiving was turned off for
+	// the account (its route to this store removed). Days after it are not
+	// covered, until a digest with Start begins a new chain, linking to it.
+	Final bool `json:"final,omitempty"`
 	// Empty says the digest lists no object: no event of the account that
 	// day (or, for an addendum, none that arrived late).
 	Empty  bool  `json:"empty"`
@@ -182,6 +186,7 @@ func NewDigester(signer *Signer) *Digester {
 type digestState struct {
 	newest     time.Time // day of the newest day digest; zero when none
 	newestLink *ManifestLink
+	final      bool // the newest day digest ends the chain
 	days       map[time.Time]dayDigests
 	covered    map[string]bool // manifests listed by some digest
 }
@@ -199,6 +204,18 @@ type dayDigests struct {
 // create: one that another writer created first is read back, never
 // replaced.
 func (d *Digester) Digest(ctx context.Context, t Target, account string, through time.Time) ([]string, error) {
+	return d.digest(ctx, t, account, through, false)
+}
+
+// End ends the chain of an account no longer archived to t: once every day
+// it has objects of is closed, and a day after its newest digest, it
+// writes the digests through day through, the last one final. An account
+// without digests, or whose chain has ended, gets none.
+func (d *Digester) End(ctx context.Context, t Target, account string, through time.Time) ([]string, error) {
+	return d.digest(ctx, t, account, through, true)
+}
+
+func (d *Digester) digest(ctx context.Context, t Target, account string, through time.Time, end bool) ([]string, error) {
 	through = through.UTC().Truncate(24 * time.Hour)
 	hk := headKey{t.Name, account}
 	d.mu.Lock()
@@ -219,7 +236,7 @@ func (d *Digester) Digest(ctx context.Context, t Target, account string, through
 	// The account's manifests, in chain order.
 	var refs []ManifestRef
 	var keys []string
-	var earliest time.Time
+	var earliest, latest time.Time
 	for info, err := range t.Store.List(ctx, ManifestPrefix(account)) {
 		if err != nil {
 			return nil, fmt.Errorf("list manifests of %s in %s: %w", account, t.Store.Describe(), err)
@@ -229,11 +246,27 @@ func (d *Digester) Digest(ctx context.Context, t Target, account string, through
 			continue
 		}
 		refs, keys = append(refs, ref), append(keys, info.Key)
-		if day := ref.Group.Window.Start.UTC().Truncate(24 * time.Hour); earliest.IsZero() || day.Before(earliest) {
+		day := ref.Group.Window.Start.UTC().Truncate(24 * time.Hour)
+		if earliest.IsZero() || day.Before(earliest) {
 			earliest = day
 		}
+		if day.After(latest) {
+			latest = day
+		}
+	}
+	if end && (st.newest.IsZero() || st.final || !through.After(st.newest) || latest.After(through)) {
+		return nil, nil
+	}
+	// A routed account whose chain ended was turned on again: a new chain
+	// starts on the last closed day, linking to the final digest.
+	restart := !end && st.final
+	if restart && !through.After(st.newest) {
+		return nil, nil
 	}
 	start, firstDay := st.newest.Add(24*time.Hour), st.first()
+	if restart {
+		start = through
+	}
 	if st.newest.IsZero() {
 		// The chain starts on the last closed day, or, for an account whose
 		// objects all belong to a later day, once that day closes.
@@ -278,7 +311,8 @@ func (d *Digester) Digest(ctx context.Context, t Target, account string, through
 		written = append(written, key)
 	}
 	for day := start; !day.After(through); day = day.Add(24 * time.Hour) {
-		dg := &Digest{Account: account, Day: day.Format(dayFormat), Previous: st.newestLink, Start: st.newest.IsZero(), ManifestHead: dh}
+		dg := &Digest{Account: account, Day: day.Format(dayFormat), Previous: st.newestLink, Start: st.newest.IsZero() || st.final,
+			Final: end && day.Equal(through), ManifestHead: dh}
 		key, err := d.write(ctx, t, hk, st, dg, byDay[day])
 		if err != nil {
 			return written, err
@@ -332,7 +366,7 @@ func (d *Digester) write(ctx context.Context, t Target, hk headKey, st *digestSt
 	if dg.Addendum > 0 {
 		dd.addenda = dg.Addendum
 	} else {
-		st.newest, st.newestLink = day, &link
+		st.newest, st.newestLink, st.final = day, &link, dg.Final
 	}
 	st.days[day] = dd
 	return key, nil
@@ -389,7 +423,7 @@ func loadDigests(ctx context.Context, s objstore.Store, account string) (*digest
 		}
 		st.days[ref.Day] = dd
 		if ref.Addendum == 0 && (st.newest.IsZero() || ref.Day.After(st.newest)) {
-			st.newest, st.newestLink = ref.Day, &link
+			st.newest, st.newestLink, st.final = ref.Day, &link, dg.Final
 		}
 	}
 	return st, nil

@@ -250,3 +250,62 @@ func TestCheckpointCarriesTheDueClock(t *testing.T) {
 		t.Fatalf("restore %q: %v", meta, err)
 	}
 }
+
+// Turning archiving off ends an account's chain with a final digest; on
+// again, a new chain starts, linked to it; verify expects no day between.
+func TestDigestChainEndsAndStartsAgain(t *testing.T) {
+	ctx := context.Background()
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	signer := archive.NewSigner(priv)
+	dir, st := writeArchive(t, signer)
+	tg := archive.Target{Name: "t", Store: st}
+	dg := archive.NewDigester(signer)
+	step := func(what string, f func(context.Context, archive.Target, string, time.Time) ([]string, error), through time.Time, want ...string) {
+		t.Helper()
+		keys, err := f(ctx, tg, "acc-a", through)
+		if err != nil || !slices.Equal(keys, want) {
+			t.Fatalf("%s through %s: wrote %v (%v), want %v", what, through.Format(time.DateOnly), keys, err, want)
+		}
+	}
+	step("digest", dg.Digest, day, "acc-a/_digests/2024/02/16.json")
+	step("digest", dg.Digest, day.Add(24*time.Hour), "acc-a/_digests/2024/02/17.json")
+	step("end", dg.End, day.Add(24*time.Hour)) // a day after the newest digest is not closed yet
+	step("end", dg.End, day.Add(48*time.Hour), "acc-a/_digests/2024/02/18.json")
+	dg = archive.NewDigester(signer) // what it knows comes from the store
+	step("end again", dg.End, day.Add(72*time.Hour))
+	step("on again, same day", dg.Digest, day.Add(48*time.Hour))
+	step("on again", dg.Digest, day.Add(96*time.Hour), "acc-a/_digests/2024/02/20.json")
+	read := func(key string) *archive.Digest {
+		b, err := os.ReadFile(filepath.Join(dir, key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := archive.OpenDigest(b, pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	final, again := read("acc-a/_digests/2024/02/18.json"), read("acc-a/_digests/2024/02/20.json")
+	if !final.Final || final.Start || !final.Empty {
+		t.Fatalf("final digest: %+v", final)
+	}
+	if !again.Start || again.Final || again.Previous == nil || again.Previous.Key != "acc-a/_digests/2024/02/18.json" {
+		t.Fatalf("digest starting the chain again: %+v", again)
+	}
+	rep, err := archive.Verify(ctx, st, archive.VerifyOptions{PublicKey: pub, Accounts: []string{"acc-a"}, Now: day.Add(6*24*time.Hour + 2*time.Hour), DigestDue: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := kindsOf(rep); len(rep.Problems) != 1 || !slices.Equal(k[archive.ProblemDigestMissing], []string{"acc-a/_digests/2024/02/21.json"}) {
+		t.Fatalf("problems %v, want only the due 21st missing (not the 19th, while archiving was off)", rep.Problems)
+	}
+	// Ended and not started again: nothing is due after the final digest.
+	if err := os.Remove(filepath.Join(dir, "acc-a/_digests/2024/02/20.json")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = archive.Verify(ctx, st, archive.VerifyOptions{PublicKey: pub, Accounts: []string{"acc-a"}, Now: day.Add(30 * 24 * time.Hour), DigestDue: time.Hour})
+	if err != nil || !rep.OK() {
+		t.Fatalf("an ended chain: %v %v", rep.Problems, err)
+	}
+}

@@ -370,27 +370,38 @@ func verifyDigests(ctx context.Context, s objstore.Store, acct string, keys []st
 		}
 	}
 	last := newest
-	if !opts.Now.IsZero() {
+	if !opts.Now.IsZero() && !byDay[newest][0].d.Final {
 		for day := newest.Add(24 * time.Hour); !day.Add(24 * time.Hour).Add(opts.DigestDue).After(opts.Now); day = day.Add(24 * time.Hour) {
 			last = day
 		}
 	}
 	var prev *ManifestLink
+	ended := false // after a final digest, until a new chain starts
 	for day := first; !day.After(last); day = day.Add(24 * time.Hour) {
 		ds := byDay[day]
 		main := ds[0]
 		dayText := day.Format(dayFormat)
+		restart := ended && main != nil && main.d.Start
 		switch {
+		case main == nil && ended:
 		case main == nil && day.After(newest):
 			add(ProblemDigestMissing, DigestKey(acct, day, 0), "day %s has no digest, due %s after its end; the newest is of %s", dayText, opts.DigestDue, newest.Format(dayFormat))
 		case main == nil:
 			add(ProblemDigestMissing, DigestKey(acct, day, 0), "day %s has no digest; the chain runs from %s to %s", dayText, first.Format(dayFormat), newest.Format(dayFormat))
+		case ended && !main.d.Start:
+			add(ProblemDigestChain, main.link.Key, "day %s: follows the final digest %s without starting a new chain", dayText, prev.Key)
 		case day.Equal(first) && (main.d.Previous != nil || !main.d.Start):
 			add(ProblemDigestChain, main.link.Key, "day %s: the chain's first digest links to %v and start=%v", dayText, main.d.Previous, main.d.Start)
 		case !day.Equal(first) && prev != nil && (main.d.Previous == nil || *main.d.Previous != *prev):
-			add(ProblemDigestChain, main.link.Key, "day %s: links to %v, but the previous day's digest is %s (sha256 %s)", dayText, main.d.Previous, prev.Key, prev.SHA256)
-		case !day.Equal(first) && main.d.Start:
-			add(ProblemDigestChain, main.link.Key, "day %s: says the chain starts here, after digests of %s", dayText, first.Format(dayFormat))
+			add(ProblemDigestChain, main.link.Key, "day %s: links to %v, but the previous digest is %s (sha256 %s)", dayText, main.d.Previous, prev.Key, prev.SHA256)
+		case !day.Equal(first) && main.d.Start && !restart:
+			add(ProblemDigestChain, main.link.Key, "day %s: says a chain starts here, after digests of %s and no final digest", dayText, first.Format(dayFormat))
+		}
+		if main != nil {
+			ended = main.d.Final
+		}
+		if main == nil && ended {
+			continue // prev stays the final digest, which a new chain links to
 		}
 		prev = nil
 		if main != nil {

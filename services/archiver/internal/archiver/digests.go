@@ -37,7 +37,8 @@ func (s *Service) runDigests(ctx context.Context) {
 			s.log.Warn("digests: read the partitions' checkpoints", zap.Error(err))
 		case through.IsZero():
 		default:
-			state := through.Format(time.DateOnly) + "|" + progress
+			// A changed route can start or end a chain.
+			state := through.Format(time.DateOnly) + "|" + s.watcher.Current().ForType(StorageType).Version() + "|" + progress
 			if state != done && s.writeDigests(ctx, through) {
 				done = state
 			}
@@ -117,7 +118,8 @@ func minTime(a, b time.Time) time.Time {
 	return a
 }
 
-// writeDigests writes every archived account's digests through day. It
+// writeDigests writes every archived account's digests through day, and
+// ends the chains of accounts no longer archived to a bucket. It
 // reports whether every account's are done; on a failure the next pass
 // tries again.
 func (s *Service) writeDigests(ctx context.Context, through time.Time) bool {
@@ -129,19 +131,32 @@ func (s *Service) writeDigests(ctx context.Context, through time.Time) bool {
 	for _, a := range table.APIAccounts() {
 		accounts[a] = true
 	}
-	// A "*" route reaches accounts nobody names: those with manifests in
-	// its buckets.
+	// Every storage bucket is listed: a "*" route reaches accounts nobody
+	// names, those with manifests in its buckets; and an account with
+	// digests in a bucket no longer routed to it (its route removed, or the
+	// connection disabled) has its chain ended.
 	ok := true
-	for _, c := range wildcardConnections(table) {
+	wildcard := wildcardConnections(table)
+	ended := map[*destinations.Connection][]string{}
+	for _, c := range table.Connections() {
 		st := s.stores.get(c)
+		chains := map[string]bool{}
 		for info, err := range st.List(ctx, "") {
 			if err != nil {
-				s.log.Warn("digests: list accounts", zap.String("connection", c.Name), zap.String("store", st.Describe()), zap.Error(err))
+				s.log.Warn("digests: list the bucket", zap.String("connection", c.Name), zap.String("store", st.Describe()), zap.Error(err))
 				ok = false
 				break
 			}
-			if ref, isManifest := archive.ParseManifestKey(info.Key); isManifest && destinations.ValidAccountID(ref.Account) {
+			if ref, isManifest := archive.ParseManifestKey(info.Key); isManifest && slices.Contains(wildcard, c) && destinations.ValidAccountID(ref.Account) {
 				accounts[ref.Account] = true
+			}
+			if ref, isDigest := archive.ParseDigestKey(info.Key); isDigest {
+				chains[ref.Account] = true
+			}
+		}
+		for acct := range chains {
+			if !slices.ContainsFunc(table.Route(acct), func(r *destinations.Connection) bool { return r.Name == c.Name }) {
+				ended[c] = append(ended[c], acct)
 			}
 		}
 	}
@@ -157,6 +172,23 @@ func (s *Service) writeDigests(ctx context.Context, through time.Time) bool {
 				s.log.Warn("digests: write", zap.String("connection", c.Name), zap.String("account", acct),
 					zap.String("through", through.Format(time.DateOnly)), zap.Error(err))
 				ok = false
+			}
+		}
+	}
+	for c, accts := range ended {
+		for _, acct := range accts {
+			keys, err := s.digester.End(ctx, archive.Target{Name: c.Name, Store: s.stores.get(c)}, acct, through)
+			written += len(keys)
+			if err != nil {
+				if ctx.Err() != nil {
+					return false
+				}
+				s.log.Warn("digests: end the chain", zap.String("connection", c.Name), zap.String("account", acct), zap.Error(err))
+				ok = false
+			}
+			if len(keys) > 0 {
+				s.log.Info("digest chain ended: the account is no longer archived here", zap.String("connection", c.Name),
+					zap.String("account", acct), zap.String("final", keys[len(keys)-1]))
 			}
 		}
 	}

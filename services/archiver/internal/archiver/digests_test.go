@@ -348,3 +348,53 @@ func TestKilledAtEachStepOfWritingDigests(t *testing.T) {
 		})
 	}
 }
+
+// Removing an account's route ends its chain with a final digest; no
+// digest follows it, and verify expects none.
+func TestRouteRemovedEndsTheChain(t *testing.T) {
+	e := newEnv(t)
+	b := localBackend().newBucket(t)
+	routes := func(accounts ...string) {
+		yaml := "connections:\n  bucket:\n    type: storage\n    settings:\n" + b.settings + "routes:\n"
+		for _, a := range accounts {
+			yaml += "  - account: " + a + "\n    connections: [bucket]\n"
+		}
+		if err := os.WriteFile(e.destFile, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	routes("acc-00", "acc-quiet")
+	st := b.st
+	e.publish(makeEvents(1, 1, 3))
+	clk := newClock(day0.Add(12 * time.Hour))
+	e.start(e.digestConfig("archiver"), clk)
+	svc := e.svc
+	waitDigests(t, st, "acc-quiet/_digests/2024/02/15.json")
+	clk.Set(day0.Add(25 * time.Hour))
+	waitDigests(t, st, "acc-00/_digests/2024/02/16.json", "acc-quiet/_digests/2024/02/16.json")
+	routes("acc-00")
+	// The service reads the file again (as it does every poll_interval,
+	// or on SIGHUP): the next day's digest is the last.
+	if err := svc.watcher.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(day0.Add(49 * time.Hour))
+	final := "acc-quiet/_digests/2024/02/17.json"
+	waitDigests(t, st, final)
+	if d := e.readDigest(t, st, final); !d.Final || !d.Empty {
+		t.Fatalf("%s: %+v, want the final digest", final, d)
+	}
+	// Days go on for acc-00, not for acc-quiet.
+	clk.Set(day0.Add(4*24*time.Hour + time.Hour))
+	waitDigests(t, st, "acc-00/_digests/2024/02/19.json")
+	for _, k := range digestKeys(t, st) {
+		if strings.HasPrefix(k, "acc-quiet/") && k > final {
+			t.Errorf("%s written after the final digest %s", k, final)
+		}
+	}
+	rep, err := archive.Verify(context.Background(), st, archive.VerifyOptions{PublicKey: e.pub, Accounts: []string{"acc-quiet"},
+		Now: day0.Add(90 * 24 * time.Hour), DigestDue: time.Hour})
+	if err != nil || !rep.OK() {
+		t.Fatalf("verify of the ended chain: %v %v", rep.Problems, err)
+	}
+}
