@@ -173,11 +173,11 @@ bench: ## throughput, latency and peak memory of each service as ratios against 
 	@echo "== datadog forwarder: raw consume ceiling, encode-only, intake-only, full forwarder into the intake fake, latency at 1k events/s"
 	$(GO) test -run '^$$' -bench 'Datadog(ConsumeCeiling|EncodeOnly|IntakeOnly|Forwarder|ForwarderCPUSplit)$$' -benchtime 500000x -count 3 -benchmem $(DATADOG_BENCH_PKG) | tee $(DATADOG_BENCH_OUT)
 	$(GO) test -run '^$$' -bench 'DatadogEndToEndLatency$$' -benchtime 1x -count 3 -benchmem $(DATADOG_BENCH_PKG) | tee -a $(DATADOG_BENCH_OUT)
-	AUDITSTREAM_BENCH_OUTPUT=$(DATADOG_BENCH_OUT) $(GO) test -count=1 -run '^TestDatadogBenchReport$$' -v $(DATADOG_BENCH_PKG)
+	AUDITSTREAM_BENCH_OUTPUT=$(DATADOG_BENCH_OUT) $(GO) test -tags benchreport -count=1 -run '^TestDatadogBenchReport$$' -v $(DATADOG_BENCH_PKG)
 	@echo "== eventbridge forwarder: raw consume ceiling, entry-only, encode-only and bus-only, full forwarder into the EventBridge fake, latency at 1k events/s"
 	$(GO) test -run '^$$' -bench 'EventBridge(ConsumeCeiling|EntryOnly|EncodeOnly|BusOnly|Forwarder|ForwarderCPUSplit)$$' -benchtime 500000x -count 3 -benchmem $(EVENTBRIDGE_BENCH_PKG) | tee $(EVENTBRIDGE_BENCH_OUT)
 	$(GO) test -run '^$$' -bench 'EventBridgeEndToEndLatency$$' -benchtime 1x -count 3 -benchmem $(EVENTBRIDGE_BENCH_PKG) | tee -a $(EVENTBRIDGE_BENCH_OUT)
-	AUDITSTREAM_BENCH_OUTPUT=$(EVENTBRIDGE_BENCH_OUT) $(GO) test -count=1 -run '^TestEventBridgeBenchReport$$' -v $(EVENTBRIDGE_BENCH_PKG)
+	AUDITSTREAM_BENCH_OUTPUT=$(EVENTBRIDGE_BENCH_OUT) $(GO) test -tags benchreport -count=1 -run '^TestEventBridgeBenchReport$$' -v $(EVENTBRIDGE_BENCH_PKG)
 	@echo "== archiver: raw consume ceiling, one day of 1 KB events archived into a local directory and into gofakes3 (target 150k events/s)"
 	$(GO) test -run '^$$' -bench 'Archive(ConsumeCeiling|Local|S3)$$' -benchtime 200000x -count 3 $(ARCHIVER_BENCH_PKG) | tee $(ARCHIVER_BENCH_OUT) | \
 		bin/benchreport -ceiling ArchiveConsumeCeiling -candidate ArchiveLocal -metric events/s -target 0 -min 150000

@@ -38,7 +38,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -502,39 +501,6 @@ const (
 	benchTargetP99          = time.Second
 )
 
-// TestEventBridgeBenchReport prints one comparison of a benchmark run
-// against the targets. It reads the `go test -bench` output named by
-// AUDITSTREAM_BENCH_OUTPUT and is skipped without it. It fails only when
-// the output lacks a result, or, with AUDITSTREAM_BENCH_STRICT=1, when a
-// target is missed.
-func TestEventBridgeBenchReport(t *testing.T) {
-	path := os.Getenv("AUDITSTREAM_BENCH_OUTPUT")
-	if path == "" {
-		t.Skip("set AUDITSTREAM_BENCH_OUTPUT to a `go test -bench` output of the EventBridge benchmarks")
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	out, err := benchutil.Parse(f, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(out.Failures) > 0 {
-		t.Errorf("the benchmark run failed: %s", out.Failures[0])
-	}
-	rep, err := eventBridgeBenchReport(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.WriteString(os.Stdout, rep.text); err != nil {
-		t.Fatal(err)
-	}
-	if rep.below > 0 && os.Getenv("AUDITSTREAM_BENCH_STRICT") == "1" {
-		t.Errorf("%d target(s) below", rep.below)
-	}
-}
 
 type benchReport struct {
 	text  string
