@@ -138,7 +138,13 @@ func flips(s Sealed) map[string]Sealed {
 	}
 	alter("v", func(c *Sealed) { c.Version = 2 })
 	alter("v=0", func(c *Sealed) { c.Version = 0 })
-	alter("kid", func(c *Sealed) { c.KeyID = c.KeyID[:len(c.KeyID)-1] + "9" })
+	alter("kid", func(c *Sealed) {
+		last := "9"
+		if strings.HasSuffix(c.KeyID, last) {
+			last = "8" // a key id ending in 9 would not change
+		}
+		c.KeyID = c.KeyID[:len(c.KeyID)-1] + last
+	})
 	alter("kid empty", func(c *Sealed) { c.KeyID = "" })
 	for _, i := range []int{0, len(s.WrappedKey) / 2, len(s.WrappedKey) - 1} {
 		alter(fmt.Sprintf("wk[%d]", i), func(c *Sealed) { c.WrappedKey[i] ^= 0x01 })
