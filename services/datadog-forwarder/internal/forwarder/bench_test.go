@@ -420,7 +420,6 @@ const (
 	benchTargetP99          = time.Second
 )
 
-
 type benchReport struct {
 	text  string
 	below int

@@ -501,7 +501,6 @@ const (
 	benchTargetP99          = time.Second
 )
 
-
 type benchReport struct {
 	text  string
 	below int
