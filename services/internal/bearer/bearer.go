@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/auditstream/auditstream/services/internal/config"
@@ -140,4 +141,18 @@ func (a *Authenticator) Authenticate(h http.Header) (*Principal, string) {
 		return nil, "bearer token is not valid"
 	}
 	return found, ""
+}
+
+// Accounts returns the accounts the principal may act for, sorted; nil for
+// an operator, who may act for every account.
+func (p *Principal) Accounts() []string {
+	if p.accounts == nil {
+		return nil
+	}
+	out := make([]string, 0, len(p.accounts))
+	for a := range p.accounts {
+		out = append(out, a)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -96,6 +96,14 @@ func (a *API) Handler() http.Handler {
 	return mux
 }
 
+// Authenticate checks a bearer token as every request's is checked: the
+// console's sign-in.
+func (a *API) Authenticate(token string) (*bearer.Principal, string) {
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+token)
+	return a.auth.Authenticate(h)
+}
+
 // request is one authenticated call.
 type request struct {
 	*http.Request
@@ -129,7 +137,11 @@ func (a *API) serve(route string, h func(*request) (int, any, *apiError)) http.H
 }
 
 func (a *API) handle(w http.ResponseWriter, r *http.Request, h func(*request) (int, any, *apiError)) (int, any, *apiError) {
-	p, why := a.auth.Authenticate(r.Header)
+	p := bearer.FromContext(r.Context())
+	why := ""
+	if p == nil {
+		p, why = a.auth.Authenticate(r.Header)
+	}
 	if p == nil {
 		return 0, nil, errorf(http.StatusUnauthorized, "unauthenticated", "%s", why)
 	}

@@ -2,139 +2,37 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
-	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
-	"github.com/auditstream/auditstream/proto/producer"
+	"github.com/auditstream/auditstream/services/destinations-api/internal/e2eharness"
 	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
 )
 
-// forwarderDir is the Datadog forwarder's source, from this package.
-const forwarderDir = "../../../datadog-forwarder"
-
 // testDelivery are delivery settings that make faults and retries quick.
-const testDelivery = `delivery:
-  retry_topic: {partitions: 1}
-  batch: {count: 100, period: 20ms, idle: 10ms}
-  backoff: {initial: 20ms, max: 200ms}
-  retry_budget: 2s
-  park_delay: 300ms
-  unhealthy_probe: 300ms
-  commit_interval: 100ms
-  session_timeout: 6s
-`
+const testDelivery = e2eharness.TestDelivery
 
-// startForwarder builds the real Datadog forwarder and runs it as a process
-// against the harness's broker and key ring, following the destinations
-// topic only, with the delivery section given.
-func startForwarder(t testing.TB, h *harness, delivery string) *lockedLog {
+func kafkaOf(h *harness) e2eharness.Kafka {
+	return e2eharness.Kafka{Brokers: h.cfg.Kafka.Brokers, EventsTopic: h.cfg.Kafka.Topics.Events.Name,
+		EventsPartitions: h.cfg.Kafka.Topics.Events.Partitions, DestinationsPartitions: h.cfg.Kafka.Topics.Destinations.Partitions}
+}
+
+// startForwarder runs the real Datadog forwarder against the harness's
+// broker and key ring (e2eharness).
+func startForwarder(t testing.TB, h *harness, delivery string) *e2eharness.Log {
 	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the end-to-end test builds the forwarder and needs the go tool: %v", err)
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "datadog-forwarder")
-	build := exec.Command(goTool, "build", "-o", bin, ".")
-	build.Dir = forwarderDir
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build datadog-forwarder: %v\n%s", err, out)
-	}
-	cfg := fmt.Sprintf(`log: {level: info}
-http: {addr: "127.0.0.1:0"}
-kafka:
-  brokers: [%s]
-  topics:
-    events: {partitions: %d}
-    destinations: {partitions: %d}
-%sdestinations:
-  topic: true
-  encryption: {keyring_file: %s}
-`, strings.Join(h.cfg.Kafka.Brokers, ", "), h.cfg.Kafka.Topics.Events.Partitions, h.cfg.Kafka.Topics.Destinations.Partitions, delivery, h.cfg.Encryption.KeyringFile)
-	cfgFile := filepath.Join(dir, "forwarder.yaml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	log := &lockedLog{}
-	cmd := exec.Command(bin, "--config", cfgFile)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Error("the forwarder did not stop on SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("forwarder log:\n%s", log.String())
-		}
-	})
-	return log
+	return e2eharness.StartDatadogForwarder(t, kafkaOf(h), h.cfg.Encryption.KeyringFile, delivery)
 }
 
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// publish writes one event of account through the producer package and
-// returns its id.
+// publishEvent writes one event of account and returns its id.
 func publishEvent(t testing.TB, h *harness, account, action string) string {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(h.cluster.Brokers()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ev := &auditlogv1.AuditEvent{
-		Actor:   &auditlogv1.Actor{Id: "user-e2e", Type: "user"},
-		Request: &auditlogv1.Request{Action: action, Source: "ui"},
-		Service: "audit-log",
-		Outcome: &auditlogv1.Outcome{Result: "SUCCESS", StatusCode: 200},
-		Target: &auditlogv1.Target{Id: "run-1", Type: "runs",
-			Context: &auditlogv1.Context{Account: &auditlogv1.Ref{Id: account}}},
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res, err := producer.New(cl, h.cfg.Kafka.Topics.Events.Name).Publish(ctx, []*auditlogv1.AuditEvent{ev})
-	if err == nil {
-		err = res.FirstError()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ev.Id
+	return e2eharness.PublishEvent(t, kafkaOf(h), account, action)
 }
 
 // committedToEnd reports whether group has committed every partition of the
