@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/auditstream/auditstream/services/destinations-api/internal/console"
 	"github.com/auditstream/auditstream/services/internal/bearer"
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/kafka"
@@ -33,6 +34,9 @@ type Config struct {
 	// Encryption is the key-encryption key secrets are sealed under.
 	Encryption secretbox.Config `yaml:"encryption"`
 	API        Settings         `yaml:"api"`
+	// Console is the account admins' web console under /console/
+	// (docs/console.md).
+	Console console.Config `yaml:"console"`
 }
 
 // Settings are the API's own settings.
@@ -95,6 +99,7 @@ func (c *Config) Validate() error {
 	errs.Add("kafka", c.Kafka.Validate())
 	errs.Add("auth", c.Auth.Validate(true))
 	errs.Add("encryption", c.Encryption.Validate())
+	errs.Add("console", c.Console.Validate())
 	for i, p := range c.API.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {
 			errs.Addf(fmt.Sprintf("api.trusted_proxies[%d]", i), "%q is not a CIDR such as 10.0.0.0/8", p)

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/proto/producer"
+	"github.com/auditstream/auditstream/services/destinations-api/internal/console"
 	"github.com/auditstream/auditstream/services/internal/bearer"
 	"github.com/auditstream/auditstream/services/internal/cmdline"
 	"github.com/auditstream/auditstream/services/internal/connstatus"
@@ -123,6 +124,10 @@ func (s *Service) Start(ctx context.Context, log *zap.Logger) (wait func()) {
 	return wg.Wait
 }
 
+// WaitReady waits until the store has read the destinations topic, or ctx
+// ends.
+func (s *Service) WaitReady(ctx context.Context) error { return s.store.WaitReady(ctx) }
+
 // Ready reports whether the store has read the destinations topic.
 func (s *Service) Ready(context.Context) error { return s.store.IsReady() }
 
@@ -143,6 +148,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer svc.Close()
 	srv.Handle("/v1/", svc.API.Handler())
+	con, err := console.New(cfg.Console, svc.API, log)
+	if err != nil {
+		return err
+	}
+	srv.Handle(console.Prefix, con.Handler())
+	srv.Handle("/console", con.Handler())
 	srv.AddCheck("destinations-topic", svc.Ready)
 	if err := srv.Listen(); err != nil {
 		return err

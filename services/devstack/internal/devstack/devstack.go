@@ -219,6 +219,7 @@ func writeBanner(w io.Writer, info Info) {
 		if info.DestinationsAPIToken != "" {
 			b.WriteString("  dev token     " + info.DestinationsAPIToken + " (operator token of the dev stack only)\n")
 		}
+		b.WriteString("  console       " + info.DestinationsAPIURL + "/console/ (account admins' web console, docs/console.md; sign in with the dev token)\n")
 	}
 	for _, k := range info.Keyrings {
 		b.WriteString("  keyring       " + k + " (seals the secrets set through the API)\n")

@@ -146,7 +146,7 @@ func TestEndToEnd(t *testing.T) {
 	if st, err := os.Stat(keyring); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("keyring %s: %v, mode %v; want mode 0600", keyring, err, st)
 	}
-	for _, want := range []string{"destinations  " + apiURL, "dev token     " + DevToken, "Bearer " + DevToken} {
+	for _, want := range []string{"destinations  " + apiURL, "dev token     " + DevToken, "Bearer " + DevToken, "console       " + apiURL + "/console/"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("the banner does not show %q", want)
 		}

@@ -1,0 +1,300 @@
+package console_test
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/auditstream/auditstream/services/destinations-api/internal/api"
+)
+
+const ddKey = "dd-console-key-0123456789WXYZ"
+
+func ddForm(csrf, name, site, key string) url.Values {
+	return url.Values{"csrf": {csrf}, "kind": {"datadog"}, "name": {name}, "enabled": {"on"},
+		"settings.site": {site}, "settings.api_key": {key}}
+}
+
+// Every answer of the console carries a CSP that allows no inline script or
+// style and no other origin, nosniff, a referrer policy and a frame rule.
+func TestSecurityHeaders(t *testing.T) {
+	h := newHarness(t)
+	b := h.browser(nil)
+	b.signIn(tokenSeed)
+	check := func(t *testing.T, a answer, ancestors string) {
+		t.Helper()
+		csp := a.header.Get("Content-Security-Policy")
+		for _, want := range []string{"default-src 'none'", "style-src 'self'", "form-action 'self'", "base-uri 'none'", "frame-ancestors " + ancestors} {
+			if !strings.Contains(csp, want) {
+				t.Errorf("CSP %q lacks %q", csp, want)
+			}
+		}
+		if strings.Contains(csp, "unsafe-") || strings.Contains(csp, "script-src") || regexp.MustCompile(`https?:`).MatchString(strings.ReplaceAll(csp, ancestors, "")) {
+			t.Errorf("CSP %q allows inline code, scripts or another origin", csp)
+		}
+		if got := a.header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("X-Content-Type-Options %q", got)
+		}
+		if got := a.header.Get("Referrer-Policy"); got != "same-origin" {
+			t.Errorf("Referrer-Policy %q", got)
+		}
+	}
+	for _, path := range []string{"/console/sign-in", "/console/static/console.css", "/console/accounts/" + seedAccount + "/",
+		"/console/accounts/" + seedAccount + "/status", "/console/accounts/" + otherAccount + "/", "/console/nowhere"} {
+		t.Run(path, func(t *testing.T) {
+			a := b.get(path)
+			check(t, a, "'none'")
+			if got := a.header.Get("X-Frame-Options"); got != "DENY" {
+				t.Errorf("X-Frame-Options %q, want DENY", got)
+			}
+			if strings.HasSuffix(path, ".css") {
+				if ct := a.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/css") || a.status != http.StatusOK {
+					t.Errorf("the style sheet answered %d %q", a.status, ct)
+				}
+			} else if cc := a.header.Get("Cache-Control"); a.status == http.StatusOK && cc != "no-store" {
+				t.Errorf("a page answered Cache-Control %q, want no-store", cc)
+			}
+			// Pages hold no inline script or style, which the CSP would block.
+			if strings.Contains(a.body, "<script") || strings.Contains(a.body, "style=") || strings.Contains(a.body, "<style") {
+				t.Errorf("%s holds inline script or style", path)
+			}
+		})
+	}
+
+	// An installation that embeds the console names the embedding origin.
+	const platform = "https://platform.example.com"
+	h2 := newHarness(t, func(c *api.Config) { c.Console.FrameAncestors = []string{platform} })
+	a := h2.browser(nil).get("/console/sign-in")
+	check(t, a, platform)
+	if got := a.header.Get("X-Frame-Options"); got != "" {
+		t.Errorf("X-Frame-Options %q with frame_ancestors set; the CSP rule must decide", got)
+	}
+}
+
+// The session cookie is HttpOnly and SameSite=Strict, Secure (with the
+// __Host- prefix) except between loopback addresses over plain HTTP, holds
+// no token, and dies with sign-out.
+func TestSessionCookie(t *testing.T) {
+	h := newHarness(t)
+	var bodies []string
+	b := h.browser(&bodies)
+	tok := b.signIn(tokenSeed)
+	u, _ := url.Parse(h.url + "/console/")
+	var session *http.Cookie
+	for _, ck := range b.c.Jar.Cookies(u) {
+		if ck.Name == "auditstream-console" {
+			session = ck
+		}
+	}
+	if session == nil {
+		t.Fatalf("no session cookie: %v", b.c.Jar.Cookies(u))
+	}
+	setCookie := ""
+	for _, body := range bodies {
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, "Set-Cookie: auditstream-console=") && !strings.Contains(line, "Max-Age=0") {
+				setCookie = line
+			}
+		}
+	}
+	for _, want := range []string{"HttpOnly", "SameSite=Strict", "Path=/console/"} {
+		if !strings.Contains(setCookie, want) {
+			t.Errorf("session cookie %q lacks %s", setCookie, want)
+		}
+	}
+	if strings.Contains(setCookie, "Secure") {
+		t.Errorf("session cookie %q is Secure over plain HTTP on loopback; the browser would not send it back", setCookie)
+	}
+	if strings.Contains(session.Value, tokenSeed) || len(session.Value) < 40 {
+		t.Errorf("session cookie value %q is not an opaque id", session.Value)
+	}
+	for _, body := range bodies {
+		if strings.Contains(body, tokenSeed) {
+			t.Fatalf("an answer holds the token:\n%s", body)
+		}
+	}
+
+	// Reached by a name that is not loopback (as through an ingress), the
+	// cookies are Secure with the __Host- prefix.
+	c := h.browser(nil)
+	page := c.do("GET", "/console/sign-in", nil, "Host", "audit.example.com")
+	signin := page.header.Get("Set-Cookie")
+	if !strings.HasPrefix(signin, "__Host-auditstream-console-signin=") || !strings.Contains(signin, "Secure") || !strings.Contains(signin, "Path=/;") {
+		t.Errorf("sign-in cookie over a public name: %q", signin)
+	}
+	req, _ := http.NewRequest("POST", h.url+"/console/sign-in", strings.NewReader(url.Values{"csrf": {csrf(t, page)}, "token": {tokenSeed}}.Encode()))
+	req.Host = "audit.example.com"
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: "__Host-auditstream-console-signin", Value: csrf(t, page)})
+	resp, err := c.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var secure string
+	for _, v := range resp.Header.Values("Set-Cookie") {
+		if strings.HasPrefix(v, "__Host-auditstream-console=") {
+			secure = v
+		}
+	}
+	for _, want := range []string{"Secure", "HttpOnly", "SameSite=Strict", "Path=/;"} {
+		if !strings.Contains(secure, want) {
+			t.Errorf("session cookie over a public name %q lacks %s (status %d)", secure, want, resp.StatusCode)
+		}
+	}
+
+	// Sign-out ends the session on the server: the old cookie opens nothing.
+	mustStatus(t, b.do("POST", "/console/sign-out", url.Values{"csrf": {tok}}), http.StatusSeeOther)
+	replay := h.browser(nil)
+	replay.c.Jar.SetCookies(u, []*http.Cookie{{Name: session.Name, Value: session.Value, Path: "/console/"}})
+	a := replay.get("/console/accounts/" + seedAccount + "/")
+	if a.status != http.StatusSeeOther || !strings.HasSuffix(a.header.Get("Location"), "/console/sign-in") {
+		t.Fatalf("a signed-out session's cookie answered %d %q, want a redirect to sign-in", a.status, a.header.Get("Location"))
+	}
+	// A wrong token does not sign in, and is not shown back.
+	page = replay.get("/console/sign-in")
+	a = replay.do("POST", "/console/sign-in", url.Values{"csrf": {csrf(t, page)}, "token": {"not-a-token-zzz-0123456789"}})
+	if a.status != http.StatusUnauthorized || !strings.Contains(a.body, `id="token-error"`) || strings.Contains(a.body, "not-a-token-zzz") {
+		t.Fatalf("a wrong token answered %d:\n%s", a.status, a.body)
+	}
+}
+
+// Every form needs the session's CSRF token and the console's own origin:
+// a forged POST changes nothing.
+func TestCSRF(t *testing.T) {
+	h := newHarness(t)
+	b := h.browser(nil)
+	tok := b.signIn(tokenSeed)
+	create := "/console/accounts/" + seedAccount + "/connections"
+	settings := "/console/accounts/" + seedAccount + "/audit-logs"
+	forged := []struct {
+		name    string
+		form    url.Values
+		headers []string
+	}{
+		{"no token", url.Values{"streaming": {"on"}}, nil},
+		{"wrong token", url.Values{"csrf": {"x" + tok[1:]}, "streaming": {"on"}}, nil},
+		{"another origin", url.Values{"csrf": {tok}, "streaming": {"on"}}, []string{"Origin", "https://evil.example"}},
+		{"cross-site fetch", url.Values{"csrf": {tok}, "streaming": {"on"}}, []string{"Sec-Fetch-Site", "cross-site"}},
+	}
+	for _, f := range forged {
+		a := b.do("POST", settings, f.form, f.headers...)
+		if a.status != http.StatusForbidden {
+			t.Errorf("%s: a forged settings form answered %d", f.name, a.status)
+		}
+		form := ddForm(f.form.Get("csrf"), "forged", "datadoghq.com", ddKey)
+		if a := b.do("POST", create, form, f.headers...); a.status != http.StatusForbidden {
+			t.Errorf("%s: a forged connection form answered %d", f.name, a.status)
+		}
+	}
+	if a := b.get("/console/accounts/" + seedAccount + "/connections/forged"); a.status != http.StatusNotFound {
+		t.Fatalf("a forged form created a connection: %d", a.status)
+	}
+	if a := b.get("/console/accounts/" + seedAccount + "/"); strings.Contains(a.body, `id="streaming" name="streaming" checked`) {
+		t.Fatal("a forged form turned streaming on")
+	}
+	// Sign-out needs the token too, and sign-in its double-submit cookie.
+	mustStatus(t, b.do("POST", "/console/sign-out", url.Values{}), http.StatusForbidden)
+	mustStatus(t, b.get("/console/accounts/"+seedAccount+"/"), http.StatusOK)
+	fresh := h.browser(nil)
+	page := fresh.get("/console/sign-in")
+	other := h.browser(nil)
+	if a := other.do("POST", "/console/sign-in", url.Values{"csrf": {csrf(t, page)}, "token": {tokenSeed}}); a.status != http.StatusForbidden {
+		t.Fatalf("a sign-in without its cookie answered %d", a.status)
+	}
+	// The genuine form works.
+	a := b.do("POST", settings, url.Values{"csrf": {tok}, "streaming": {"on"}})
+	mustStatus(t, a, http.StatusSeeOther)
+}
+
+// An account's admin sees and changes only that account: another
+// account's pages and forms answer 404, as the API does; an operator
+// reaches every account.
+func TestCrossAccountDenied(t *testing.T) {
+	h := newHarness(t)
+	seed := h.browser(nil)
+	tok := seed.signIn(tokenSeed)
+	mustStatus(t, seed.do("POST", "/console/accounts/"+seedAccount+"/connections", ddForm(tok, "dd-seed", "datadoghq.eu", ddKey)), http.StatusSeeOther)
+
+	other := h.browser(nil)
+	otok := other.signIn(tokenOther)
+	if home := other.get("/console/"); home.status != http.StatusSeeOther || !strings.Contains(home.header.Get("Location"), otherAccount) {
+		t.Fatalf("the other admin's home: %d %q", home.status, home.header.Get("Location"))
+	}
+	base := "/console/accounts/" + seedAccount
+	for _, path := range []string{base + "/", base + "/status", base + "/connections/dd-seed", base + "/connections/_new?type=datadog"} {
+		if a := other.get(path); a.status != http.StatusNotFound || strings.Contains(a.body, "dd-seed") {
+			t.Errorf("GET %s as the other account's admin: %d", path, a.status)
+		}
+	}
+	for _, path := range []string{base + "/connections", base + "/connections/dd-seed/delete", base + "/connections/dd-seed/test", base + "/audit-logs"} {
+		if a := other.do("POST", path, ddForm(otok, "dd-seed", "datadoghq.com", "other-key-0123456789abcd")); a.status != http.StatusNotFound {
+			t.Errorf("POST %s as the other account's admin: %d", path, a.status)
+		}
+	}
+	if a := seed.get(base + "/connections/dd-seed"); a.status != http.StatusOK || !strings.Contains(a.body, `value="datadoghq.eu" selected`) {
+		t.Fatalf("the seed's connection after the other admin's tries: %d", a.status)
+	}
+
+	op := h.browser(nil)
+	op.signIn(tokenOperator)
+	if a := op.get("/console/"); a.status != http.StatusOK || !strings.Contains(a.body, seedAccount) {
+		t.Fatalf("the operator's account list: %d", a.status)
+	}
+	if a := op.get(base + "/connections/dd-seed"); a.status != http.StatusOK {
+		t.Fatalf("the operator opening the seed's connection: %d", a.status)
+	}
+}
+
+// A refused save shows the API's error next to the field it names, and the
+// secret typed is never sent back; a stored secret reads as set and its
+// last 4; no answer and no log line holds the key.
+func TestFieldErrorsAndSecrets(t *testing.T) {
+	h := newHarness(t)
+	var bodies []string
+	b := h.browser(&bodies)
+	tok := b.signIn(tokenSeed)
+	create := "/console/accounts/" + seedAccount + "/connections"
+
+	a := b.do("POST", create, ddForm(tok, "dd-one", "datadoghq.moon", ddKey))
+	mustStatus(t, a, http.StatusBadRequest)
+	siteErr := regexp.MustCompile(`<p class="error" id="settings.site-error">([^<]+)</p>`).FindStringSubmatch(a.body)
+	if siteErr == nil || !strings.Contains(siteErr[1], "datadoghq.moon") {
+		t.Fatalf("no error next to the site field:\n%s", a.body)
+	}
+	if !strings.Contains(a.body, `aria-describedby="settings.site-error`) || !strings.Contains(a.body, `<a href="#settings.site">Site</a>`) {
+		t.Error("the site's error is not tied to its input, or not linked from the summary")
+	}
+	a = b.do("POST", create, ddForm(tok, "Bad Name", "datadoghq.com", ddKey))
+	if a.status != http.StatusBadRequest || !strings.Contains(a.body, `id="name-error"`) {
+		t.Fatalf("a bad name answered %d without an error at the name:\n%s", a.status, a.body)
+	}
+
+	mustStatus(t, b.do("POST", create, ddForm(tok, "dd-one", "datadoghq.eu", ddKey)), http.StatusSeeOther)
+	page := b.get(create + "/dd-one")
+	if !strings.Contains(page.body, "Set ••••"+ddKey[len(ddKey)-4:]) {
+		t.Fatalf("the stored key does not read as set with its last 4:\n%s", page.body)
+	}
+	// Saving with the key left blank keeps it; a bad site on the way shows
+	// its error but keeps the key out of the page.
+	keep := url.Values{"csrf": {tok}, "name": {"dd-one"}, "etag": {etag(t, page)}, "enabled": {"on"}, "settings.site": {"us3.datadoghq.com"}}
+	mustStatus(t, b.do("POST", create, keep), http.StatusSeeOther)
+	page = b.get(create + "/dd-one")
+	if !strings.Contains(page.body, `value="us3.datadoghq.com" selected`) || !strings.Contains(page.body, "Set ••••WXYZ") {
+		t.Fatalf("after a save with the key blank:\n%s", page.body)
+	}
+	bad := ddForm(tok, "dd-one", "nowhere", ddKey+"-new")
+	bad.Set("etag", etag(t, page))
+	mustStatus(t, b.do("POST", create, bad), http.StatusBadRequest)
+
+	for _, body := range bodies {
+		if strings.Contains(body, ddKey) {
+			t.Fatalf("an answer holds the API key:\n%s", body)
+		}
+	}
+	if strings.Contains(h.logs.String(), ddKey) {
+		t.Fatal("a log line holds the API key")
+	}
+}
