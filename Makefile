@@ -44,7 +44,7 @@ define go_install
 	fi
 endef
 
-.PHONY: help build run test test-race fuzz tools azurite lint proto proto-tools bench chaos fmt clean chart-test images
+.PHONY: help build run test test-race fuzz tools azurite chromium lint proto proto-tools bench chaos fmt clean chart-test images
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -80,7 +80,7 @@ FUZZ ?= .
 fuzz: ## run every fuzz target for FUZZTIME each (default 6s)
 	GO="$(GO)" FUZZTIME="$(FUZZTIME)" FUZZ="$(FUZZ)" ./.ci/fuzz
 
-tools: azurite ## install the tools tests and lint need into .tools/bin
+tools: azurite chromium ## install the tools tests and lint need into .tools/bin
 	@mkdir -p "$(TOOLS_BIN)"
 	$(call go_install,staticcheck,honnef.co/go/tools/cmd/staticcheck,$(STATICCHECK_VERSION))
 	$(call go_install,helm,helm.sh/helm/v3/cmd/helm,$(HELM_VERSION))
@@ -129,6 +129,16 @@ azurite:
 		mkdir -p "$(AZURITE_DIR)"; \
 		npm install --prefix "$(AZURITE_DIR)" --save-exact --no-audit --no-fund --loglevel=error "azurite@$(AZURITE_VERSION)"; \
 		echo "$(AZURITE_VERSION)" > "$(AZURITE_DIR)/.version"; \
+	fi
+
+# Debian's chromium, the headless browser the destinations console's tests
+# drive (services/destinations-api/internal/console); installed with apt-get
+# when missing.
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		sudo=""; [[ "$$(id -u)" == 0 ]] || sudo=sudo; \
+		echo "chromium not found: installing Debian's chromium ($${sudo:+sudo }apt-get install -y chromium)"; \
+		$$sudo apt-get install -y -qq chromium || { $$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium; }; \
 	fi
 
 lint: tools ## gofmt check, go vet and staticcheck on every module
