@@ -146,7 +146,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	b.do("test it", chromedp.Click(chromedp.CSS("button#test")), chromedp.WaitVisible(chromedp.CSS("#verdict")))
 	verdict := b.text("#verdict")
-	for _, want := range []string{"Test failed", "bad_credentials", "HTTP 403", "unhealthy"} {
+	for _, want := range []string{"Test failed", "bad_credentials", "Destination answered\nHTTP 403", "unhealthy"} {
 		if !strings.Contains(verdict, want) {
 			t.Errorf("the failed test's verdict lacks %q:\n%s", want, verdict)
 		}

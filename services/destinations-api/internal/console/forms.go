@@ -182,12 +182,11 @@ func settingsFrom(k *formKind, stored map[string]any, form url.Values) map[strin
 					val = ""
 				}
 			}
+			// Blank keeps what the stored settings hold: the API's read
+			// view of the secret ({"set": true, ...}), which a PUT
+			// keeps, or nothing.
 			if val != "" {
 				setPath(s, f.Path, val)
-			} else if cur, ok := getPath(s, f.Path); ok {
-				if m, isObj := cur.(map[string]any); isObj && m["set"] == true {
-					setPath(s, f.Path, map[string]any{"set": true})
-				}
 			}
 		case "checkbox":
 			if form.Get(id) == "on" {
