@@ -10,9 +10,12 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -167,6 +170,30 @@ func TestEndToEnd(t *testing.T) {
 	// read the destinations topic.
 	for name, addr := range addrs {
 		until(t, result, 60*time.Second, name+" ready", ready200("http://"+addr+"/readyz"))
+	}
+
+	// The console the banner names: the binary serves it, and the dev
+	// token signs in.
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Timeout: 5 * time.Second, Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	signInPage, err := browser.Get(apiURL + "/console/sign-in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(signInPage.Body)
+	_ = signInPage.Body.Close()
+	token := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
+	if signInPage.StatusCode != http.StatusOK || token == nil || !strings.Contains(signInPage.Header.Get("Content-Security-Policy"), "default-src 'none'") {
+		t.Fatalf("GET /console/sign-in = %d, CSP %q:\n%s", signInPage.StatusCode, signInPage.Header.Get("Content-Security-Policy"), page)
+	}
+	signedIn, err := browser.PostForm(apiURL+"/console/sign-in", url.Values{"csrf": {string(token[1])}, "token": {info.DestinationsAPIToken}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = signedIn.Body.Close()
+	if signedIn.StatusCode != http.StatusSeeOther || signedIn.Header.Get("Location") != "/console/" {
+		t.Fatalf("signing in to the console with the dev token = %d %q", signedIn.StatusCode, signedIn.Header.Get("Location"))
 	}
 
 	// The quick start through the API, with the token devstack printed.
