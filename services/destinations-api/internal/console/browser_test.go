@@ -71,9 +71,19 @@ func (b *tab) html() string {
 	return h
 }
 
+// unlabeled finds what a keyboard or screen-reader user could not use:
+// a visible form control without a label, or a clickable element that is
+// not a link or button (a script-less page has none of those anyway).
+const unlabeled = `Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea'))
+	.filter(e => e.labels.length === 0).map(e => e.name)
+	.concat(Array.from(document.querySelectorAll('[onclick], [role=button], div[tabindex], span[tabindex]')).map(e => e.tagName))`
+
 func (b *tab) shot(name string) {
 	b.t.Helper()
 	b.html()
+	if bad := run(b, "look for unlabeled controls", chromedp.Evaluate[[]string](unlabeled)); len(bad) > 0 {
+		b.t.Errorf("%s: controls without a label or not a link or button: %v", name, bad)
+	}
 	png := run(b, "screenshot "+name, chromedp.FullScreenshot(100))
 	if err := os.WriteFile(filepath.Join(b.dir, name+".png"), png, 0o644); err != nil {
 		b.t.Fatal(err)

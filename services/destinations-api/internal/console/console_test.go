@@ -298,3 +298,53 @@ func TestFieldErrorsAndSecrets(t *testing.T) {
 		t.Fatal("a log line holds the API key")
 	}
 }
+
+// A storage profile made through its form (kind local, allowed in this
+// installation) tests ok and becomes the account's archive; a settings
+// form read before another change answers with the API's 412 on the page,
+// and changes nothing.
+func TestStorageProfileAndStaleSettings(t *testing.T) {
+	h := newHarness(t, func(c *api.Config) { c.API.AllowLocalStorage = true })
+	b := h.browser(nil)
+	tok := b.signIn(tokenSeed)
+	base := "/console/accounts/" + seedAccount
+	if a := b.get(base + "/storage-profiles/_new?kind=local"); a.status != http.StatusOK || !strings.Contains(a.body, `id="settings.local.dir"`) {
+		t.Fatalf("the local storage form: %d", a.status)
+	}
+	dir := t.TempDir()
+	form := url.Values{"csrf": {tok}, "kind": {"local"}, "name": {"disk"}, "settings.local.dir": {dir}}
+	mustStatus(t, b.do("POST", base+"/storage-profiles", form), http.StatusSeeOther)
+	a := b.do("POST", base+"/storage-profiles/disk/test", url.Values{"csrf": {tok}})
+	if a.status != http.StatusOK || !strings.Contains(a.body, "Test passed") {
+		t.Fatalf("testing the local profile: %d\n%s", a.status, a.body)
+	}
+	// Without allow_local_storage the API refuses the kind, next to the
+	// field it names.
+	h2 := newHarness(t)
+	b2 := h2.browser(nil)
+	tok2 := b2.signIn(tokenSeed)
+	form.Set("csrf", tok2)
+	a = b2.do("POST", base+"/storage-profiles", form)
+	if a.status != http.StatusBadRequest || !strings.Contains(a.body, "allow_local_storage") {
+		t.Fatalf("a local profile where it is off: %d\n%s", a.status, a.body)
+	}
+
+	settings := b.get(base + "/")
+	stale := etag(t, settings)
+	mustStatus(t, b.do("POST", base+"/audit-logs", url.Values{"csrf": {tok}, "etag": {stale}, "storage_profile": {"disk"}}), http.StatusSeeOther)
+	if page := b.get(base + "/"); !strings.Contains(page.body, `<option value="disk" selected>`) {
+		t.Fatalf("the archive is not the new profile:\n%s", page.body)
+	}
+	a = b.do("POST", base+"/audit-logs", url.Values{"csrf": {tok}, "etag": {stale}, "storage_profile": {""}})
+	if a.status != http.StatusPreconditionFailed || !strings.Contains(a.body, "If-Match") {
+		t.Fatalf("a stale settings form: %d\n%s", a.status, a.body)
+	}
+	if page := b.get(base + "/"); !strings.Contains(page.body, `<option value="disk" selected>`) {
+		t.Fatal("a stale settings form changed the archive")
+	}
+	// An unknown storage profile is refused next to its field.
+	a = b.do("POST", base+"/audit-logs", url.Values{"csrf": {tok}, "storage_profile": {"nope"}})
+	if a.status != http.StatusBadRequest || !strings.Contains(a.body, `id="storage_profile-error"`) {
+		t.Fatalf("an unknown storage profile: %d\n%s", a.status, a.body)
+	}
+}
