@@ -191,17 +191,19 @@ func sameToken(got, want string) bool {
 }
 
 // secureRequest reports whether cookies must be Secure: always, except
-// over plain HTTP between loopback addresses (the development stack).
+// when the browser reached the console over plain HTTP at a loopback name
+// (the development stack, also in docker-compose), where a browser would
+// not send a Secure cookie back. A proxy's X-Forwarded-Proto: https only
+// ever makes them Secure, so it needs no trust.
 func secureRequest(r *http.Request) bool {
-	if r.TLS != nil {
+	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
 		return true
 	}
 	host, _, err := net.SplitHostPort(r.Host)
 	if err != nil {
 		host = r.Host
 	}
-	remote, _, _ := net.SplitHostPort(r.RemoteAddr)
-	return !(isLoopback(host) && isLoopback(remote))
+	return !isLoopback(host)
 }
 
 func isLoopback(host string) bool {

@@ -145,6 +145,12 @@ func TestSessionCookie(t *testing.T) {
 		}
 	}
 
+	// Behind a proxy that terminates TLS, the cookies are Secure even when
+	// the proxy calls the console by a loopback name.
+	if ck := c.do("GET", "/console/sign-in", nil, "X-Forwarded-Proto", "https").header.Get("Set-Cookie"); !strings.HasPrefix(ck, "__Host-") || !strings.Contains(ck, "Secure") {
+		t.Errorf("sign-in cookie behind a TLS proxy: %q", ck)
+	}
+
 	// Sign-out ends the session on the server: the old cookie opens nothing.
 	mustStatus(t, b.do("POST", "/console/sign-out", url.Values{"csrf": {tok}}), http.StatusSeeOther)
 	replay := h.browser(nil)
