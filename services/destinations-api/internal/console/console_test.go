@@ -354,3 +354,35 @@ func TestStorageProfileAndStaleSettings(t *testing.T) {
 		t.Fatalf("an unknown storage profile: %d\n%s", a.status, a.body)
 	}
 }
+
+// An EventBridge connection's nested secrets (credentials.*) are sealed and
+// read back as set with their last 4; an error of a nested field lands at
+// that field; no answer holds them.
+func TestEventBridgeForm(t *testing.T) {
+	const keyID, secret = "AKIACONSOLETEST12345", "console-secret-access-key-0123456789abcd"
+	h := newHarness(t)
+	var bodies []string
+	b := h.browser(&bodies)
+	tok := b.signIn(tokenSeed)
+	create := "/console/accounts/" + seedAccount + "/connections"
+	form := url.Values{"csrf": {tok}, "kind": {"eventbridge"}, "name": {"bus"}, "enabled": {"on"}, "settings.region": {"eu-west-1"},
+		"settings.event_bus": {"audit"}, "settings.credentials.access_key_id": {keyID}, "settings.credentials.secret_access_key": {secret},
+		"settings.credentials.role_arn": {"not-an-arn"}}
+	a := b.do("POST", create, form)
+	if a.status != http.StatusBadRequest || !strings.Contains(a.body, `id="settings.credentials.role_arn-error"`) {
+		t.Fatalf("a bad role ARN: %d\n%s", a.status, a.body)
+	}
+	form.Del("settings.credentials.role_arn")
+	mustStatus(t, b.do("POST", create, form), http.StatusSeeOther)
+	page := b.get(create + "/bus")
+	for _, want := range []string{"Set ••••2345", "Set ••••abcd", `value="eu-west-1"`} {
+		if !strings.Contains(page.body, want) {
+			t.Errorf("the EventBridge page lacks %q", want)
+		}
+	}
+	for _, body := range bodies {
+		if strings.Contains(body, keyID) || strings.Contains(body, secret) {
+			t.Fatalf("an answer holds an AWS key:\n%s", body)
+		}
+	}
+}
