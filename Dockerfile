@@ -23,8 +23,9 @@ ARG TARGETARCH
 RUN test -n "${SERVICE}" || { echo "build with --build-arg SERVICE=<name> (a directory under services/)"; exit 1; }
 WORKDIR /src
 COPY . .
-# Each service module carries replace lines for proto/ and services/internal,
-# so it builds alone without the workspace (GOWORK=off).
+# Each service module carries replace lines for proto/, services/internal and
+# services/testsupport (which only its tests import), so it builds alone
+# without the workspace (GOWORK=off).
 ENV CGO_ENABLED=0 GOWORK=off GOFLAGS=-buildvcs=false
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \

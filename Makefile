@@ -176,7 +176,7 @@ ARCHIVER_BENCH_OUT := $(CURDIR)/bin/bench-archiver.out
 
 bench: ## throughput, latency and peak memory of each service as ratios against the raw franz-go ceiling on the same broker
 	@mkdir -p bin
-	$(GO) build -o bin/benchreport ./services/internal/benchutil/cmd/benchreport
+	$(GO) build -o bin/benchreport ./services/testsupport/benchutil/cmd/benchreport
 	@echo "== ingest: POST /v1/events (1 KB events) vs raw franz-go produce"
 	$(GO) test -run '^$$' -bench 'RawProduceCeiling|IngestBatch' $(BENCH_FLAGS) ./services/ingest/internal/ingest/ 2>&1 | \
 		bin/benchreport -ceiling RawProduceCeiling -candidate IngestBatch -metric events/s -target 0.5

@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/auditstream/auditstream/proto v0.0.0
 	github.com/auditstream/auditstream/services/internal v0.0.0
+	github.com/auditstream/auditstream/services/testsupport v0.0.0
 	github.com/schollz/progressbar/v3 v3.19.1
 	github.com/spf13/cobra v1.10.2
 	github.com/twmb/franz-go v1.22.3
@@ -122,4 +123,5 @@ require (
 replace (
 	github.com/auditstream/auditstream/proto => ../../proto
 	github.com/auditstream/auditstream/services/internal => ../internal
+	github.com/auditstream/auditstream/services/testsupport => ../testsupport
 )

@@ -3,7 +3,7 @@ module github.com/auditstream/auditstream/services/chaostest
 go 1.26.0
 
 require (
-	github.com/auditstream/auditstream/services/internal v0.0.0
+	github.com/auditstream/auditstream/services/testsupport v0.0.0
 	github.com/twmb/franz-go v1.22.3
 	github.com/twmb/franz-go/pkg/kadm v1.19.0
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
@@ -19,4 +19,5 @@ require (
 replace (
 	github.com/auditstream/auditstream/proto => ../../proto
 	github.com/auditstream/auditstream/services/internal => ../internal
+	github.com/auditstream/auditstream/services/testsupport => ../testsupport
 )

@@ -94,17 +94,37 @@ func TestDockerignore(t *testing.T) {
 	}
 }
 
+// testOnlyPackages are import path prefixes a service binary must not
+// link: the test servers and harnesses live in services/testsupport so
+// that an image carries none of them.
+var testOnlyPackages = []string{
+	"github.com/auditstream/auditstream/services/testsupport",
+	"github.com/johannesboyne/gofakes3",
+	"github.com/fsouza/fake-gcs-server",
+	"github.com/google/pprof",
+	"github.com/twmb/franz-go/pkg/kfake",
+}
+
 // TestServiceModulesBuildAlone: the Dockerfile builds each service with
-// GOWORK=off from its own go.mod (with replace lines for proto/ and
-// services/internal), so each must resolve without the workspace.
+// GOWORK=off from its own go.mod (with replace lines for proto/,
+// services/internal and services/testsupport), so each must resolve without
+// the workspace, and what it links holds no test server.
 func TestServiceModulesBuildAlone(t *testing.T) {
 	for _, c := range components {
 		t.Run(c.Binary, func(t *testing.T) {
 			cmd := exec.Command("go", "list", "-deps", "-test=false", ".")
 			cmd.Dir = filepath.Join(repoRoot(t), "services", c.Binary)
 			cmd.Env = append(os.Environ(), "GOWORK=off", "CGO_ENABLED=0", "GOFLAGS=-mod=readonly")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Errorf("GOWORK=off go list in services/%s (as the image build resolves it): %v\n%s", c.Binary, err, out)
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("GOWORK=off go list in services/%s (as the image build resolves it): %v\n%s", c.Binary, err, out)
+			}
+			for _, pkg := range strings.Fields(string(out)) {
+				for _, prefix := range testOnlyPackages {
+					if pkg == prefix || strings.HasPrefix(pkg, prefix+"/") {
+						t.Errorf("services/%s links %s, which only tests may import", c.Binary, pkg)
+					}
+				}
 			}
 		})
 	}

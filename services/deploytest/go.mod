@@ -5,10 +5,11 @@ go 1.26.0
 replace (
 	github.com/auditstream/auditstream/proto => ../../proto
 	github.com/auditstream/auditstream/services/internal => ../internal
+	github.com/auditstream/auditstream/services/testsupport => ../testsupport
 )
 
 require (
-	github.com/auditstream/auditstream/services/internal v0.0.0-00010101000000-000000000000
+	github.com/auditstream/auditstream/services/internal v0.0.0
 	github.com/compose-spec/compose-go/v2 v2.16.2
 	go.yaml.in/yaml/v3 v3.0.6
 )

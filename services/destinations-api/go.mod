@@ -7,6 +7,7 @@ require (
 	github.com/Azure/azure-sdk-for-go/sdk/azcore v1.23.3
 	github.com/auditstream/auditstream/proto v0.0.0
 	github.com/auditstream/auditstream/services/internal v0.0.0
+	github.com/auditstream/auditstream/services/testsupport v0.0.0
 	github.com/aws/smithy-go v1.28.9
 	github.com/chromedp/chromedp v0.23.1
 	github.com/getkin/kin-openapi v0.153.0
@@ -130,4 +131,5 @@ require (
 replace (
 	github.com/auditstream/auditstream/proto => ../../proto
 	github.com/auditstream/auditstream/services/internal => ../internal
+	github.com/auditstream/auditstream/services/testsupport => ../testsupport
 )

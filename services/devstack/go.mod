@@ -46,3 +46,5 @@ require (
 replace github.com/auditstream/auditstream/proto => ../../proto
 
 replace github.com/auditstream/auditstream/services/internal => ../internal
+
+replace github.com/auditstream/auditstream/services/testsupport => ../testsupport

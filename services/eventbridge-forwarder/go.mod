@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/auditstream/auditstream/proto v0.0.0
 	github.com/auditstream/auditstream/services/internal v0.0.0
+	github.com/auditstream/auditstream/services/testsupport v0.0.0
 	github.com/twmb/franz-go v1.22.3
 	go.uber.org/zap v1.28.0
 )
@@ -57,4 +58,5 @@ require (
 replace (
 	github.com/auditstream/auditstream/proto => ../../proto
 	github.com/auditstream/auditstream/services/internal => ../internal
+	github.com/auditstream/auditstream/services/testsupport => ../testsupport
 )

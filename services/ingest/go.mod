@@ -6,6 +6,7 @@ require (
 	connectrpc.com/connect v1.21.1
 	github.com/auditstream/auditstream/proto v0.0.0
 	github.com/auditstream/auditstream/services/internal v0.0.0
+	github.com/auditstream/auditstream/services/testsupport v0.0.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/twmb/franz-go v1.22.3
 	github.com/twmb/franz-go/pkg/kadm v1.19.0
@@ -56,4 +57,5 @@ require (
 replace (
 	github.com/auditstream/auditstream/proto => ../../proto
 	github.com/auditstream/auditstream/services/internal => ../internal
+	github.com/auditstream/auditstream/services/testsupport => ../testsupport
 )

@@ -3,6 +3,7 @@ module github.com/auditstream/auditstream/services/internal
 go 1.26.0
 
 require (
+	github.com/auditstream/auditstream/services/testsupport v0.0.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/twmb/franz-go v1.22.3
 	github.com/twmb/franz-go/pkg/kadm v1.19.0
@@ -117,7 +118,6 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/sts v1.52.0
 	github.com/aws/smithy-go v1.28.9
 	github.com/fsouza/fake-gcs-server v1.56.1
-	github.com/google/pprof v0.0.0-20261105003125-4bf881d7fb0b
 	github.com/johannesboyne/gofakes3 v1.2.0
 	github.com/klauspost/compress v1.20.3
 	github.com/prometheus/client_model v0.6.3
@@ -131,3 +131,5 @@ require (
 )
 
 replace github.com/auditstream/auditstream/proto => ../../proto
+
+replace github.com/auditstream/auditstream/services/testsupport => ../testsupport

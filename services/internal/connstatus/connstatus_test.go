@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/services/internal/kafka"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 )
 
 func testKafka(t *testing.T) kafka.Config {

@@ -14,8 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
 	"github.com/auditstream/auditstream/services/internal/secretbox"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 )
 
 // benchAccount is a realistic account configuration: a Datadog and an

@@ -22,8 +22,8 @@ import (
 
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/kafka"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
 	"github.com/auditstream/auditstream/services/internal/secretbox"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 )
 
 func storeKafka(c *kafkatest.Cluster) kafka.Config {

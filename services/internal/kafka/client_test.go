@@ -11,7 +11,7 @@ import (
 
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/kafka"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"

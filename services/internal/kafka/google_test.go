@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/services/internal/kafka"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 )
 
 const testServiceAccount = "auditstream@audit-project.iam.gserviceaccount.com"

@@ -21,7 +21,7 @@ import (
 
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/kafka"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 )
 
 const testRegion = "eu-west-1"

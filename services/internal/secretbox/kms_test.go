@@ -16,7 +16,7 @@ import (
 
 	"github.com/auditstream/auditstream/services/internal/awsauth"
 	"github.com/auditstream/auditstream/services/internal/config"
-	"github.com/auditstream/auditstream/services/internal/secretbox/kmsfake"
+	"github.com/auditstream/auditstream/services/testsupport/kmsfake"
 )
 
 const (

@@ -31,9 +31,9 @@ import (
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/internal/archive"
 	"github.com/auditstream/auditstream/services/internal/config"
-	"github.com/auditstream/auditstream/services/internal/forwardingtest"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
 	"github.com/auditstream/auditstream/services/internal/objstore"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 )
 
 var day0 = time.Date(2024, 2, 16, 0, 0, 0, 0, time.UTC)

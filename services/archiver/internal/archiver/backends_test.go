@@ -13,8 +13,8 @@ import (
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/objstore"
 	_ "github.com/auditstream/auditstream/services/internal/objstore/all"
-	"github.com/auditstream/auditstream/services/internal/objstore/azstore/azuritetest"
-	"github.com/auditstream/auditstream/services/internal/objstore/s3store/s3fake"
+	"github.com/auditstream/auditstream/services/testsupport/azuritetest"
+	"github.com/auditstream/auditstream/services/testsupport/s3fake"
 )
 
 // bucket is one empty bucket (or directory): the settings of a storage

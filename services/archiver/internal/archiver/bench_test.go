@@ -32,10 +32,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
-	"github.com/auditstream/auditstream/services/internal/benchutil"
-	"github.com/auditstream/auditstream/services/internal/forwardingtest"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
-	"github.com/auditstream/auditstream/services/internal/objstore/s3store/s3fake"
+	"github.com/auditstream/auditstream/services/testsupport/benchutil"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
+	"github.com/auditstream/auditstream/services/testsupport/s3fake"
 )
 
 const benchPartitions = 12

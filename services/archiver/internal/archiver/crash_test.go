@@ -22,9 +22,9 @@ import (
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	"github.com/auditstream/auditstream/services/internal/archive"
-	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 	"github.com/auditstream/auditstream/services/internal/objstore"
-	"github.com/auditstream/auditstream/services/internal/objstore/s3store/s3fake"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
+	"github.com/auditstream/auditstream/services/testsupport/s3fake"
 )
 
 // archiverProcess runs the real binary against the test's broker and

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/services/internal/archive"
-	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 	"github.com/auditstream/auditstream/services/internal/objstore"
-	"github.com/auditstream/auditstream/services/internal/objstore/s3store/s3fake"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
+	"github.com/auditstream/auditstream/services/testsupport/s3fake"
 )
 
 // routeWithQuiet routes every account to b, and names acc-quiet, which

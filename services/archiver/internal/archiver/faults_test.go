@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/services/internal/connstatus"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
-	"github.com/auditstream/auditstream/services/internal/objstore/s3store/s3fake"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
+	"github.com/auditstream/auditstream/services/testsupport/s3fake"
 )
 
 // A store that answers 500 and 503 for a while: the archiver retries and

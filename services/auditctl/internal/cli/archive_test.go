@@ -22,7 +22,7 @@ import (
 
 	"github.com/auditstream/auditstream/services/auditctl/internal/rebuild"
 	"github.com/auditstream/auditstream/services/internal/archive"
-	"github.com/auditstream/auditstream/services/internal/forwardingtest"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 )
 
 // archivePartition puts acc-a and acc-b on partition 0 (their groups hold

@@ -16,7 +16,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/secretbox"
-	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
+	"github.com/auditstream/auditstream/services/testsupport/ddfake"
 )
 
 // sealedAccount is an account with one Datadog connection whose key is

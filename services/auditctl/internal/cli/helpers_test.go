@@ -14,7 +14,7 @@ import (
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
+	"github.com/auditstream/auditstream/services/testsupport/ebfake"
 )
 
 // The AWS keys the EventBridge fake checks every signature with.

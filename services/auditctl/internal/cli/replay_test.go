@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/services/auditctl/internal/replay"
-	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
+	"github.com/auditstream/auditstream/services/testsupport/ddfake"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
-	"github.com/auditstream/auditstream/services/internal/testwait"
+	"github.com/auditstream/auditstream/services/testsupport/testwait"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 

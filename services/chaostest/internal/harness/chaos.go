@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
-	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
+	"github.com/auditstream/auditstream/services/testsupport/ddfake"
+	"github.com/auditstream/auditstream/services/testsupport/ebfake"
 )
 
 // timeline prints and keeps what the controller did, with the time since

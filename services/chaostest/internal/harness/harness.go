@@ -20,8 +20,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/auditstream/auditstream/services/chaostest/internal/check"
-	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
-	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
+	"github.com/auditstream/auditstream/services/testsupport/ddfake"
+	"github.com/auditstream/auditstream/services/testsupport/ebfake"
 )
 
 // Config is one run.

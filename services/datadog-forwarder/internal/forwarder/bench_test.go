@@ -39,11 +39,11 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
-	"github.com/auditstream/auditstream/services/internal/benchutil"
 	"github.com/auditstream/auditstream/services/internal/config"
-	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 	"github.com/auditstream/auditstream/services/internal/sink/datadog"
-	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
+	"github.com/auditstream/auditstream/services/testsupport/benchutil"
+	"github.com/auditstream/auditstream/services/testsupport/ddfake"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 	"github.com/klauspost/compress/gzip"
 	"github.com/twmb/franz-go/pkg/kgo"
 )

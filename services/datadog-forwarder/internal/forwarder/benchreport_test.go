@@ -7,7 +7,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/auditstream/auditstream/services/internal/benchutil"
+	"github.com/auditstream/auditstream/services/testsupport/benchutil"
 )
 
 // The report of a benchmark run against the targets, built only for make

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/services/internal/delivery"
-	"github.com/auditstream/auditstream/services/internal/forwardingtest"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 )
 
 // The Datadog forwarder keeps more batches out per connection than the

@@ -9,9 +9,9 @@ import (
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	"github.com/auditstream/auditstream/services/internal/delivery"
-	"github.com/auditstream/auditstream/services/internal/forwardingtest"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
-	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
+	"github.com/auditstream/auditstream/services/testsupport/ddfake"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 )
 
 // A route added or changed in the destinations file applies to the next

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/services/internal/forwardingtest"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 )
 
 // The seed's example event, posted to the real ingest binary, reaches the

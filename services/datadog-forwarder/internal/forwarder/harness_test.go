@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/services/internal/forwardingtest"
-	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
+	"github.com/auditstream/auditstream/services/testsupport/ddfake"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 )
 
 // pipeline is a broker, a Datadog intake fake and the forwarder's config

@@ -12,10 +12,10 @@ import (
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	"github.com/auditstream/auditstream/services/internal/config"
-	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 	"github.com/auditstream/auditstream/services/internal/kafka"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
-	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
+	"github.com/auditstream/auditstream/services/testsupport/ddfake"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 )
 
 // A managed-Kafka pipeline: the ingest binary writes and the forwarder

@@ -17,8 +17,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
 	"github.com/auditstream/auditstream/services/internal/secretbox"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 )
 
 const keyA = "dd-api-key-of-account-a-0123WIFA"

@@ -12,8 +12,8 @@ import (
 
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/proto/producer"
-	"github.com/auditstream/auditstream/services/internal/benchutil"
-	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
+	"github.com/auditstream/auditstream/services/testsupport/benchutil"
+	"github.com/auditstream/auditstream/services/testsupport/ddfake"
 )
 
 // BenchmarkPropagation measures how long a change made through the API

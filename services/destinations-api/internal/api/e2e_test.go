@@ -10,8 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/auditstream/auditstream/services/destinations-api/internal/e2eharness"
-	"github.com/auditstream/auditstream/services/internal/forwardingtest"
-	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
+	"github.com/auditstream/auditstream/services/testsupport/ddfake"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 )
 
 // testDelivery are delivery settings that make faults and retries quick.

@@ -25,8 +25,8 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/auditstream/auditstream/services/internal/bearer"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
 	"github.com/auditstream/auditstream/services/internal/secretbox"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 )
 
 // Tokens of the test installation: an operator, and an admin of each of two

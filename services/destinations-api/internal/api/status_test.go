@@ -13,7 +13,7 @@ import (
 
 	"github.com/auditstream/auditstream/services/internal/connstatus"
 	"github.com/auditstream/auditstream/services/internal/kafka"
-	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
+	"github.com/auditstream/auditstream/services/testsupport/ddfake"
 )
 
 // publisher is a consumer replica publishing statuses to the harness's

@@ -25,12 +25,12 @@ import (
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/internal/archive"
 	"github.com/auditstream/auditstream/services/internal/destinations"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
 	"github.com/auditstream/auditstream/services/internal/objstore"
-	"github.com/auditstream/auditstream/services/internal/objstore/s3store/s3fake"
 	"github.com/auditstream/auditstream/services/internal/secretbox"
-	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
-	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
+	"github.com/auditstream/auditstream/services/testsupport/ddfake"
+	"github.com/auditstream/auditstream/services/testsupport/ebfake"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
+	"github.com/auditstream/auditstream/services/testsupport/s3fake"
 )
 
 func customEndpoints(c *Config) { c.API.AllowCustomEndpoints = true }

@@ -13,8 +13,8 @@ import (
 
 	"github.com/auditstream/auditstream/services/destinations-api/internal/api"
 	"github.com/auditstream/auditstream/services/destinations-api/internal/e2eharness"
-	"github.com/auditstream/auditstream/services/internal/forwardingtest"
-	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
+	"github.com/auditstream/auditstream/services/testsupport/ddfake"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 )
 
 // chromium finds Debian's chromium (make tools and .ci/run install it).

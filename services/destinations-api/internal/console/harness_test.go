@@ -26,8 +26,8 @@ import (
 	"github.com/auditstream/auditstream/services/destinations-api/internal/console"
 	"github.com/auditstream/auditstream/services/destinations-api/internal/e2eharness"
 	"github.com/auditstream/auditstream/services/internal/bearer"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
 	"github.com/auditstream/auditstream/services/internal/secretbox"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 )
 
 // Tokens of the test installation: an operator, an admin of the seed's

@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/services/internal/forwardingtest"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
-	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
+	"github.com/auditstream/auditstream/services/testsupport/ebfake"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 )
 
 const (

@@ -46,11 +46,11 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
-	"github.com/auditstream/auditstream/services/internal/benchutil"
 	"github.com/auditstream/auditstream/services/internal/config"
-	"github.com/auditstream/auditstream/services/internal/forwardingtest"
 	"github.com/auditstream/auditstream/services/internal/sink/eventbridge"
-	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
+	"github.com/auditstream/auditstream/services/testsupport/benchutil"
+	"github.com/auditstream/auditstream/services/testsupport/ebfake"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 

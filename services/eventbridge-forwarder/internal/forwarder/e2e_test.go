@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/services/internal/forwardingtest"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 )
 
 // 10k events across 50 accounts and several routes: every event reaches

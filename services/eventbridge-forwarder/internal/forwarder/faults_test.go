@@ -11,9 +11,9 @@ import (
 
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/internal/delivery"
-	"github.com/auditstream/auditstream/services/internal/forwardingtest"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
-	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
+	"github.com/auditstream/auditstream/services/testsupport/ebfake"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 

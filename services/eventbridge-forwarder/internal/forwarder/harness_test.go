@@ -12,8 +12,8 @@ import (
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
-	"github.com/auditstream/auditstream/services/internal/forwardingtest"
-	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
+	"github.com/auditstream/auditstream/services/testsupport/ebfake"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/services/internal/forwardingtest"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 )
 
 // forwarderBinary builds this module's binary once per test run.

@@ -18,9 +18,9 @@ import (
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
 	"github.com/auditstream/auditstream/services/internal/server"
-	"github.com/auditstream/auditstream/services/internal/testwait"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
+	"github.com/auditstream/auditstream/services/testsupport/testwait"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"

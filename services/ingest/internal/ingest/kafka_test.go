@@ -18,7 +18,7 @@ import (
 	"connectrpc.com/connect"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/proto/auditlog/v1/auditlogv1connect"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"

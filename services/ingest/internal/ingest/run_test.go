@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 

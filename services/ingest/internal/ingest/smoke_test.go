@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 )
 
 func TestSeedEventRoundTrip(t *testing.T) {

@@ -15,8 +15,8 @@ import (
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/objstore"
 	"github.com/auditstream/auditstream/services/internal/objstore/azstore"
-	"github.com/auditstream/auditstream/services/internal/objstore/azstore/azuritetest"
-	"github.com/auditstream/auditstream/services/internal/objstore/storetest"
+	"github.com/auditstream/auditstream/services/testsupport/azuritetest"
+	"github.com/auditstream/auditstream/services/testsupport/storetest"
 )
 
 // blockSize makes storetest's large bodies three blocks.

@@ -13,7 +13,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/objstore"
 	"github.com/auditstream/auditstream/services/internal/objstore/gcsstore"
-	"github.com/auditstream/auditstream/services/internal/objstore/storetest"
+	"github.com/auditstream/auditstream/services/testsupport/storetest"
 )
 
 // chunkSize makes storetest's large bodies resumable uploads of a dozen

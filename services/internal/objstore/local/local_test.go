@@ -8,7 +8,7 @@ import (
 
 	"github.com/auditstream/auditstream/services/internal/objstore"
 	"github.com/auditstream/auditstream/services/internal/objstore/local"
-	"github.com/auditstream/auditstream/services/internal/objstore/storetest"
+	"github.com/auditstream/auditstream/services/testsupport/storetest"
 )
 
 func newStore(t *testing.T) *local.Store {

@@ -11,8 +11,8 @@ import (
 
 	"github.com/auditstream/auditstream/services/internal/objstore"
 	"github.com/auditstream/auditstream/services/internal/objstore/s3store"
-	"github.com/auditstream/auditstream/services/internal/objstore/s3store/s3fake"
-	"github.com/auditstream/auditstream/services/internal/objstore/storetest"
+	"github.com/auditstream/auditstream/services/testsupport/s3fake"
+	"github.com/auditstream/auditstream/services/testsupport/storetest"
 )
 
 const testSecret = s3fake.Secret

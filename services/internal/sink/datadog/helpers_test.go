@@ -6,7 +6,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/auditstream/auditstream/services/internal/sink/internal/sinktest"
+	"github.com/auditstream/auditstream/services/testsupport/sinktest"
 )
 
 // seedAttributesPath is the seed's example `attributes` object, shared with

@@ -21,8 +21,8 @@ import (
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/delivery"
-	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
-	"github.com/auditstream/auditstream/services/internal/sink/internal/sinktest"
+	"github.com/auditstream/auditstream/services/testsupport/ddfake"
+	"github.com/auditstream/auditstream/services/testsupport/sinktest"
 )
 
 const testKey = "dd0123456789abcdef0123456789abcd"

@@ -9,7 +9,7 @@ import (
 
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/internal/delivery"
-	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
+	"github.com/auditstream/auditstream/services/testsupport/ebfake"
 )
 
 // The seed's example event becomes an entry whose Detail is the seed's JSON

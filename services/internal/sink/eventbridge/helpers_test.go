@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/services/internal/config"
-	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
-	"github.com/auditstream/auditstream/services/internal/sink/internal/sinktest"
+	"github.com/auditstream/auditstream/services/testsupport/ebfake"
+	"github.com/auditstream/auditstream/services/testsupport/sinktest"
 )
 
 // seedAttributesPath is the seed's example `attributes` object, shared with

@@ -15,7 +15,7 @@ import (
 
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/delivery"
-	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
+	"github.com/auditstream/auditstream/services/testsupport/ebfake"
 )
 
 // A batch of 500 entries, some large, is cut into calls of at most 10

@@ -18,7 +18,7 @@ import (
 // SeedAttributesPath is the seed's example event in its JSON form.
 var SeedAttributesPath = func() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "..", "proto", "auditevent", "testdata", "seed-attributes.json")
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "proto", "auditevent", "testdata", "seed-attributes.json")
 }()
 
 // ReadFile is os.ReadFile failing t.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/services/internal/testwait"
+	"github.com/auditstream/auditstream/services/testsupport/testwait"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"

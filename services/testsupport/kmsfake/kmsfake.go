@@ -46,7 +46,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/auditstream/auditstream/services/internal/sink/eventbridge/ebfake"
+	"github.com/auditstream/auditstream/services/testsupport/ebfake"
 )
 
 // Names of the protocol.

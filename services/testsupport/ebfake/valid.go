@@ -1,6 +1,6 @@
 package ebfake
 
-import "github.com/auditstream/auditstream/services/internal/sink/internal/jsonscan"
+import "github.com/auditstream/auditstream/services/testsupport/internal/jsonscan"
 
 // MaxDetailDepth is how deeply nested a Detail may be: PutEvents processes
 // nested JSON up to 1100 levels deep.

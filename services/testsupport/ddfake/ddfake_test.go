@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/services/internal/sink/datadog/ddfake"
+	"github.com/auditstream/auditstream/services/testsupport/ddfake"
 )
 
 const key = "0123456789abcdef0123456789abcdef"

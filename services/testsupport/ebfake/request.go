@@ -9,7 +9,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"github.com/auditstream/auditstream/services/internal/sink/internal/jsonscan"
+	"github.com/auditstream/auditstream/services/testsupport/internal/jsonscan"
 )
 
 // parseRequest reads a PutEvents request body of the plain shape clients

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/services/internal/benchutil"
 	"github.com/auditstream/auditstream/services/internal/config"
+	"github.com/auditstream/auditstream/services/testsupport/benchutil"
 )
 
 func TestBenchMemoryVerdict(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/auditstream/auditstream/services/internal/benchutil"
+	"github.com/auditstream/auditstream/services/testsupport/benchutil"
 )
 
 func main() {

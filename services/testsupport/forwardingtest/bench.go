@@ -24,10 +24,10 @@ import (
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
-	"github.com/auditstream/auditstream/services/internal/benchutil"
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/forwarding"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/testsupport/benchutil"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 	"github.com/google/pprof/profile"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"

@@ -3,7 +3,7 @@ package ddfake
 import (
 	"encoding/json"
 
-	"github.com/auditstream/auditstream/services/internal/sink/internal/jsonscan"
+	"github.com/auditstream/auditstream/services/testsupport/internal/jsonscan"
 )
 
 // splitValidArray checks in one pass that b is what the intake takes as a

@@ -27,8 +27,8 @@ import (
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/forwarding"
 	"github.com/auditstream/auditstream/services/internal/kafka"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
-	"github.com/auditstream/auditstream/services/internal/testwait"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
+	"github.com/auditstream/auditstream/services/testsupport/testwait"
 	"go.uber.org/zap"
 )
 

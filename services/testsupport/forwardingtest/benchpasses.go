@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/services/internal/benchutil"
 	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/forwarding"
 	"github.com/auditstream/auditstream/services/internal/kafka"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/testsupport/benchutil"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
