@@ -7,4 +7,6 @@ var (
 	ParseTimestampFast  = parseTimestampFast
 	EventProtoSupported = eventProtoSupported
 	DecodeProtobufFast  = decodeProtobufFast
+	ValidateDecoded     = validateDecoded
+	NewRecordDecoded    = newRecordDecoded
 )

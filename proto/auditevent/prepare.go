@@ -54,12 +54,13 @@ func Validate(ev *auditlogv1.AuditEvent) error {
 	return validate(ev, true)
 }
 
-// ValidateDecoded is Validate for an event that DecodeJSON returned and
+// validateDecoded is Validate for an event that DecodeJSON returned and
 // that nothing but Prepare changed since. Such an event's strings are valid
 // UTF-8 (DecodeJSON refuses invalid UTF-8; Prepare's id and masked token
 // keep it valid), so that check, a good part of Validate's cost, is not run
-// again; every other rule is. Any other event goes through Validate.
-func ValidateDecoded(ev *auditlogv1.AuditEvent) error {
+// again; every other rule is. The producer reaches it through
+// internal/unchecked.
+func validateDecoded(ev *auditlogv1.AuditEvent) error {
 	return validate(ev, false)
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
+	"github.com/auditstream/auditstream/proto/internal/unchecked"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
 )
@@ -32,10 +33,16 @@ func NewRecord(topic string, ev *auditlogv1.AuditEvent) (*kgo.Record, error) {
 	return newRecord(topic, ev, false)
 }
 
-// NewRecordDecoded is NewRecord for an event ValidateDecoded accepted: its
+// newRecordDecoded is NewRecord for an event validateDecoded accepted: its
 // strings are known to be valid UTF-8 and are not checked again.
-func NewRecordDecoded(topic string, ev *auditlogv1.AuditEvent) (*kgo.Record, error) {
+func newRecordDecoded(topic string, ev *auditlogv1.AuditEvent) (*kgo.Record, error) {
 	return newRecord(topic, ev, true)
+}
+
+// The producer's path for events from DecodeJSON, kept out of the public API.
+func init() {
+	unchecked.Validate = validateDecoded
+	unchecked.NewRecord = newRecordDecoded
 }
 
 func newRecord(topic string, ev *auditlogv1.AuditEvent, validUTF8 bool) (*kgo.Record, error) {

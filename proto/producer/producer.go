@@ -16,6 +16,7 @@ import (
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
+	"github.com/auditstream/auditstream/proto/internal/unchecked"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -40,16 +41,39 @@ func New(client *kgo.Client, topic string) *Producer {
 // event, changing them in place. It stops at nothing: the returned errors
 // (one *auditevent.FieldError per bad event, with its index) let a caller
 // reject a whole request before anything is written.
-func Prepare(events []*auditlogv1.AuditEvent, now time.Time) []error {
-	return prepare(events, now, auditevent.Validate)
+func Prepare(events []*auditlogv1.AuditEvent, now time.Time, opts ...Option) []error {
+	validate := auditevent.Validate
+	if newOptions(opts).fromJSON {
+		validate = unchecked.Validate
+	}
+	return prepare(events, now, validate)
 }
 
-// PrepareDecoded is Prepare for events that auditevent.DecodeJSON returned
-// and nothing changed since: it validates them with
-// auditevent.ValidateDecoded, which does not check their strings for UTF-8
-// again. Write them with PublishDecoded.
-func PrepareDecoded(events []*auditlogv1.AuditEvent, now time.Time) []error {
-	return prepare(events, now, auditevent.ValidateDecoded)
+// An Option tells Prepare, Publish and PublishPrepared more about a batch.
+// Give PublishPrepared the options the batch was prepared with.
+type Option func(*options)
+
+type options struct {
+	fromJSON bool
+}
+
+func newOptions(opts []Option) options {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// FromJSON says every event of the batch is as auditevent.DecodeJSON or
+// auditevent.DecodeJSONObject returned it, changed by nothing but Prepare
+// since. Their strings are then valid UTF-8 (the decoder refuses anything
+// else, and Prepare keeps it so), so that check, a good part of validation's
+// cost, is not run again; every other rule is. A batch with any other event
+// must go without it: an invalid string would reach the topic and be
+// dead-lettered by every consumer instead of refused here.
+func FromJSON() Option {
+	return func(o *options) { o.fromJSON = true }
 }
 
 func prepare(events []*auditlogv1.AuditEvent, now time.Time, validate func(*auditlogv1.AuditEvent) error) []error {
@@ -116,22 +140,21 @@ var ErrInvalid = errors.New("invalid audit events")
 // by event, what was written; the error is the first write failure, if any.
 // Retrying the failed events with the same ids is safe: consumers drop
 // repeated ids.
-func (p *Producer) Publish(ctx context.Context, events []*auditlogv1.AuditEvent) (Result, error) {
-	if errs := Prepare(events, p.now()); len(errs) > 0 {
+func (p *Producer) Publish(ctx context.Context, events []*auditlogv1.AuditEvent, opts ...Option) (Result, error) {
+	if errs := Prepare(events, p.now(), opts...); len(errs) > 0 {
 		return Result{}, fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
 	}
-	return p.PublishPrepared(ctx, events)
+	return p.PublishPrepared(ctx, events, opts...)
 }
 
-// PublishPrepared writes events already passed through Prepare without errors.
-func (p *Producer) PublishPrepared(ctx context.Context, events []*auditlogv1.AuditEvent) (Result, error) {
-	return p.publish(ctx, events, auditevent.NewRecord)
-}
-
-// PublishDecoded writes events already passed through PrepareDecoded
-// without errors.
-func (p *Producer) PublishDecoded(ctx context.Context, events []*auditlogv1.AuditEvent) (Result, error) {
-	return p.publish(ctx, events, auditevent.NewRecordDecoded)
+// PublishPrepared writes events already passed through Prepare, with the
+// same options, without errors.
+func (p *Producer) PublishPrepared(ctx context.Context, events []*auditlogv1.AuditEvent, opts ...Option) (Result, error) {
+	newRecord := auditevent.NewRecord
+	if newOptions(opts).fromJSON {
+		newRecord = unchecked.NewRecord
+	}
+	return p.publish(ctx, events, newRecord)
 }
 
 func (p *Producer) publish(ctx context.Context, events []*auditlogv1.AuditEvent, newRecord func(string, *auditlogv1.AuditEvent) (*kgo.Record, error)) (Result, error) {

@@ -190,6 +190,10 @@ type apiError struct {
 
 const maxErrorDetails = 100
 
+// fromJSONOptions is the producer's option for events as
+// auditevent.DecodeJSON returned them, allocated once.
+var fromJSONOptions = []producer.Option{producer.FromJSON()}
+
 // publish runs the rules shared by every protocol: all-or-nothing
 // validation, per-account authorization, then a write that succeeds only when
 // Kafka acknowledged every event. fromJSON says the events are as
@@ -200,11 +204,11 @@ func (s *Service) publish(ctx context.Context, p *bearer.Principal, events []*au
 		s.metrics.rejected.WithLabelValues("unavailable").Add(float64(len(events)))
 		return nil, &apiError{status: http.StatusServiceUnavailable, code: "unavailable", message: "Kafka is not reachable; nothing was written, retry later", retryAfter: 5 * time.Second}
 	}
-	prepare, write := producer.Prepare, s.producer.PublishPrepared
+	var opts []producer.Option
 	if fromJSON {
-		prepare, write = producer.PrepareDecoded, s.producer.PublishDecoded
+		opts = fromJSONOptions
 	}
-	if errs := prepare(events, s.now()); len(errs) > 0 {
+	if errs := producer.Prepare(events, s.now(), opts...); len(errs) > 0 {
 		return nil, s.invalid(len(events), errs)
 	}
 	var denied []*auditevent.FieldError
@@ -225,7 +229,7 @@ func (s *Service) publish(ctx context.Context, p *bearer.Principal, events []*au
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ProduceTimeout)
 	defer cancel()
 	start := time.Now()
-	res, err := write(ctx, events)
+	res, err := s.producer.PublishPrepared(ctx, events, opts...)
 	s.metrics.produceLatency.Observe(time.Since(start).Seconds())
 	if err == nil {
 		s.metrics.accepted.Add(float64(len(events)))
