@@ -16,8 +16,10 @@ var (
 )
 
 // Register makes a kind available to Open. Each backend package registers
-// its kind when it is imported (objstore/all imports every one), which keeps
-// the cloud SDKs out of programs that only use the Store interface.
+// its kind when it is imported (objstore/all imports every one), so a
+// program links only the storage clients (S3, GCS, Azure Blob) of the kinds
+// it imports. The AWS SDK's configuration and credential packages come in
+// with Settings (its credentials are awsauth's) whatever is imported.
 func Register(kind string, open Opener) {
 	openersMu.Lock()
 	defer openersMu.Unlock()
