@@ -5,6 +5,7 @@ import (
 
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/kafka"
+	"github.com/auditstream/auditstream/services/internal/sink"
 )
 
 // Config is the `delivery` section of a forwarder.
@@ -13,9 +14,9 @@ type Config struct {
 	Group string `yaml:"group"`
 	// RetryTopic holds this forwarder's parked events. The forwarder's own
 	// group reads it back when each event is due.
-	RetryTopic kafka.TopicSpec `yaml:"retry_topic"`
-	Batch      BatchPolicy     `yaml:"batch"`
-	Backoff    Backoff         `yaml:"backoff"`
+	RetryTopic kafka.TopicSpec  `yaml:"retry_topic"`
+	Batch      sink.BatchPolicy `yaml:"batch"`
+	Backoff    sink.Backoff     `yaml:"backoff"`
 	// RetryBudget is how long a batch is retried in place before its events
 	// are parked, so one failing connection never holds up the others.
 	RetryBudget time.Duration `yaml:"retry_budget"`
@@ -66,8 +67,8 @@ func DefaultConfig(name string) Config {
 	return Config{
 		Group:              "auditstream-" + name,
 		RetryTopic:         kafka.TopicSpec{Name: "audit.events.retry." + name, Partitions: 6, ReplicationFactor: -1, Retention: 8 * 24 * time.Hour},
-		Batch:              BatchPolicy{Count: 500, Bytes: 4 << 20, Period: 200 * time.Millisecond, Idle: 50 * time.Millisecond},
-		Backoff:            DefaultBackoff(),
+		Batch:              sink.BatchPolicy{Count: 500, Bytes: 4 << 20, Period: 200 * time.Millisecond, Idle: 50 * time.Millisecond},
+		Backoff:            sink.DefaultBackoff(),
 		RetryBudget:        30 * time.Second,
 		ParkDelay:          time.Minute,
 		MaxAge:             7 * 24 * time.Hour,

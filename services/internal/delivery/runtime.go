@@ -14,6 +14,7 @@ import (
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/kafka"
+	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -28,7 +29,7 @@ import (
 // connection.
 type EntrySink interface {
 	Encode(ev *auditlogv1.AuditEvent) ([]byte, error)
-	Sink[[]byte]
+	sink.Sink[[]byte]
 }
 
 // Router maps an account to the connections its events go to. It is read

@@ -14,6 +14,7 @@ import (
 	"github.com/auditstream/auditstream/proto/producer"
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/kafka"
+	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 	"github.com/auditstream/auditstream/services/testsupport/testwait"
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,13 +58,13 @@ func (s *memSink) WriteBatch(ctx context.Context, batch [][]byte) error {
 	if s.failWith != nil {
 		return s.failWith
 	}
-	var be *BatchError
+	var be *sink.BatchError
 	for i, e := range batch {
 		if s.reject != nil && s.reject(string(e)) {
 			if be == nil {
-				be = NewBatchError(len(batch))
+				be = sink.NewBatchError(len(batch))
 			}
-			be.Fail(i, &SendError{Class: Permanent, Status: 400, Err: fmt.Errorf("bad entry")})
+			be.Fail(i, &sink.SendError{Class: sink.Permanent, Status: 400, Err: fmt.Errorf("bad entry")})
 			continue
 		}
 		s.got = append(s.got, string(e))
@@ -129,8 +130,8 @@ func newRig(t *testing.T, router Router, conns ...string) *rig {
 	kcfg.Topics.DeadLetter.Partitions = 1
 	cfg := DefaultConfig("test")
 	cfg.RetryTopic.Partitions = 2
-	cfg.Batch = BatchPolicy{Count: 100, Bytes: 1 << 20, Period: 20 * time.Millisecond}
-	cfg.Backoff = Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond, Multiplier: 2, Jitter: 0.1}
+	cfg.Batch = sink.BatchPolicy{Count: 100, Bytes: 1 << 20, Period: 20 * time.Millisecond}
+	cfg.Backoff = sink.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond, Multiplier: 2, Jitter: 0.1}
 	cfg.RetryBudget = 200 * time.Millisecond
 	cfg.ParkDelay = 300 * time.Millisecond
 	cfg.UnhealthyProbe = 200 * time.Millisecond
@@ -462,7 +463,7 @@ func TestRuntimeIdleFlushesTheEndOfABurst(t *testing.T) {
 	for _, idle := range []time.Duration{50 * time.Millisecond, 0} {
 		t.Run(fmt.Sprintf("idle=%s", idle), func(t *testing.T) {
 			rg := newRig(t, staticRouter(map[string][]string{"*": {"all"}}), "all")
-			rg.cfg.Batch = BatchPolicy{Count: 1000, Bytes: 1 << 20, Period: period, Idle: idle}
+			rg.cfg.Batch = sink.BatchPolicy{Count: 1000, Bytes: 1 << 20, Period: period, Idle: idle}
 			rg.start()
 			start := time.Now()
 			ids := rg.publish([]string{"acc-a"}, 30)
@@ -495,7 +496,7 @@ func headerMap(rec *kgo.Record) map[string]string {
 
 func TestRuntimeParksFailingConnectionWithoutBlockingOthers(t *testing.T) {
 	rg := newRig(t, staticRouter(map[string][]string{"acc-bad": {"bad"}, "acc-good": {"good"}}), "bad", "good")
-	rg.sinks["bad"].setFail(&SendError{Class: Retryable, Status: 500, Err: fmt.Errorf("intake down")})
+	rg.sinks["bad"].setFail(&sink.SendError{Class: sink.Retryable, Status: 500, Err: fmt.Errorf("intake down")})
 	rg.start()
 	ids := rg.publish([]string{"acc-bad", "acc-good"}, 100)
 	waitFor(t, "good connection keeps delivering", 10*time.Second, func() bool { return len(rg.sinks["good"].ids()) >= 100 })
@@ -527,7 +528,7 @@ func TestRuntimeParksFailingConnectionWithoutBlockingOthers(t *testing.T) {
 
 func TestRuntimeUnhealthyConnectionParksNotDrops(t *testing.T) {
 	rg := newRig(t, staticRouter(map[string][]string{"acc-a": {"denied"}, "acc-b": {"ok"}}), "denied", "ok")
-	rg.sinks["denied"].setFail(&SendError{Class: Unhealthy, Status: 403, Err: fmt.Errorf("forbidden")})
+	rg.sinks["denied"].setFail(&sink.SendError{Class: sink.Unhealthy, Status: 403, Err: fmt.Errorf("forbidden")})
 	rg.start()
 	rg.publish([]string{"acc-a", "acc-b"}, 50)
 	waitFor(t, "healthy account delivered", 10*time.Second, func() bool { return len(rg.sinks["ok"].ids()) >= 50 })
@@ -683,7 +684,7 @@ func TestRuntimeDeadLettersParkedEventsPastMaxAge(t *testing.T) {
 	rg := newRig(t, staticRouter(map[string][]string{"*": {"down"}}), "down")
 	rg.cfg.ParkDelay = 100 * time.Millisecond
 	rg.cfg.MaxAge = 400 * time.Millisecond
-	rg.sinks["down"].setFail(&SendError{Class: Retryable, Status: 503, Err: fmt.Errorf("unavailable")})
+	rg.sinks["down"].setFail(&sink.SendError{Class: sink.Retryable, Status: 503, Err: fmt.Errorf("unavailable")})
 	rg.start()
 	rg.publish([]string{"acc-a"}, 10)
 	dlq := kafkatest.ReadAll(t, rg.cluster.Brokers(), "audit.events.dlq", 10, 20*time.Second)
@@ -710,7 +711,7 @@ func TestRuntimeBackPressureBoundsMemory(t *testing.T) {
 	rg.cfg.MaxInflightBytes = 64 << 10
 	rg.cfg.MaxConnectionBytes = 64 << 10
 	rg.cfg.BacklogMaxWait = time.Minute // the stuck connection is not parked
-	rg.cfg.Batch = BatchPolicy{Count: 10000, Bytes: 16 << 20, Period: 20 * time.Millisecond}
+	rg.cfg.Batch = sink.BatchPolicy{Count: 10000, Bytes: 16 << 20, Period: 20 * time.Millisecond}
 	rg.cfg.RequestsInFlight = 64
 	rg.cfg.RetryBudget = time.Minute
 	rg.cfg.SendTimeout = time.Minute
@@ -872,7 +873,7 @@ func TestRuntimeSlowConnectionIsParkedNotBlockingOthers(t *testing.T) {
 // endpoint names the broken connection and why.
 func TestRuntimeMetricsAndStatus(t *testing.T) {
 	rg := newRig(t, staticRouter(map[string][]string{"acc-ok": {"ok"}, "acc-denied": {"denied"}}), "ok", "denied")
-	rg.sinks["denied"].setFail(&SendError{Class: Unhealthy, Status: 403, Err: fmt.Errorf("api key rejected")})
+	rg.sinks["denied"].setFail(&sink.SendError{Class: sink.Unhealthy, Status: 403, Err: fmt.Errorf("api key rejected")})
 	cl := rg.cluster.Client()
 	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "audit.events", Value: []byte("garbage")}).FirstErr(); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
+	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
@@ -214,7 +215,7 @@ func (w *worker) encode(j *job) bool {
 		j.shared = nil
 	}
 	if err != nil {
-		w.r.metrics.failed.WithLabelValues(w.name, Classify(err).String()).Inc()
+		w.r.metrics.failed.WithLabelValues(w.name, sink.Classify(err).String()).Inc()
 		w.r.deadLetterParked(j.t, j.parked, w.name, reasonEncode, err)
 		return false
 	}
@@ -223,7 +224,7 @@ func (w *worker) encode(j *job) bool {
 }
 
 func (w *worker) run() {
-	batcher := NewBatcher[*job](w.r.cfg.Batch)
+	batcher := sink.NewBatcher[*job](w.r.cfg.Batch)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	taken := make([]*job, 0, takeChunk)
@@ -354,22 +355,22 @@ func (w *worker) send(batch []*job) {
 				w.delivered(j, now)
 				return
 			}
-			class := Classify(err)
+			class := sink.Classify(err)
 			w.r.metrics.failed.WithLabelValues(w.name, class.String()).Inc()
-			var se *SendError
+			var se *sink.SendError
 			if errors.As(err, &se) && se.RetryAfter > hint {
 				hint = se.RetryAfter
 			}
 			switch class {
-			case Permanent:
+			case sink.Permanent:
 				w.r.deadLetterParked(j.t, j.parked, w.name, reasonPermanent, err)
-			case Unhealthy:
+			case sink.Unhealthy:
 				unhealthy = append(unhealthy, j)
 			default:
 				retry = append(retry, j)
 			}
 		}
-		var be *BatchError
+		var be *sink.BatchError
 		switch {
 		case err == nil:
 			for _, j := range pending {

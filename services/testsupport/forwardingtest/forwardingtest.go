@@ -23,10 +23,10 @@ import (
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/proto/producer"
-	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/forwarding"
 	"github.com/auditstream/auditstream/services/internal/kafka"
+	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 	"github.com/auditstream/auditstream/services/testsupport/testwait"
 	"go.uber.org/zap"
@@ -62,8 +62,8 @@ func NewPipelineOn(t *testing.T, cluster *kafkatest.Cluster, cfg forwarding.Conf
 	cfg.Kafka.Topics.Events.Partitions = 6
 	cfg.Kafka.Topics.DeadLetter.Partitions = 1
 	cfg.Delivery.RetryTopic.Partitions = 2
-	cfg.Delivery.Batch = delivery.BatchPolicy{Count: 500, Bytes: 4 << 20, Period: 20 * time.Millisecond}
-	cfg.Delivery.Backoff = delivery.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond, Multiplier: 2, Jitter: 0.2}
+	cfg.Delivery.Batch = sink.BatchPolicy{Count: 500, Bytes: 4 << 20, Period: 20 * time.Millisecond}
+	cfg.Delivery.Backoff = sink.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond, Multiplier: 2, Jitter: 0.2}
 	cfg.Delivery.RetryBudget = 3 * time.Second
 	cfg.Delivery.ParkDelay = 500 * time.Millisecond
 	cfg.Delivery.UnhealthyProbe = 500 * time.Millisecond

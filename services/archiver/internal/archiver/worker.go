@@ -21,6 +21,7 @@ import (
 	"github.com/auditstream/auditstream/proto/auditevent"
 	"github.com/auditstream/auditstream/services/internal/archive"
 	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/sink"
 )
 
 // Dead-letter reasons of the archiver.
@@ -258,7 +259,7 @@ func (w *worker) writeAccount(ctx context.Context, g *archive.OpenGroup, group a
 // to storage_retry_for; past that the account's events of the group go to
 // the dead-letter topic so other accounts are not held up.
 func (w *worker) put(ctx context.Context, t archive.Target, b archive.AccountBatch, g *archive.OpenGroup, group archive.Group, obj archive.Object) error {
-	backoff := delivery.Backoff{Initial: 200 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2, Jitter: 0.2}
+	backoff := sink.Backoff{Initial: 200 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2, Jitter: 0.2}
 	deadline := time.Now().Add(w.s.cfg.Archive.StorageRetryFor)
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
@@ -339,7 +340,7 @@ func (w *worker) commitUntilDone() error {
 // untilDone runs op until it succeeds or the partition stops, waiting
 // longer after each failure (up to 5 s).
 func (w *worker) untilDone(what string, op func() error) error {
-	backoff := delivery.Backoff{Initial: 200 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.2}
+	backoff := sink.Backoff{Initial: 200 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.2}
 	for attempt := 0; ; attempt++ {
 		err := op()
 		if err == nil {

@@ -10,6 +10,7 @@ import (
 
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/sink"
 	"golang.org/x/time/rate"
 )
 
@@ -37,8 +38,8 @@ type SenderOptions struct {
 	// Connection names the destination in errors.
 	Connection string
 	Sink       delivery.EntrySink
-	Batch      delivery.BatchPolicy
-	Backoff    delivery.Backoff
+	Batch      sink.BatchPolicy
+	Backoff    sink.Backoff
 	// RetryBudget is how long one batch is retried before the Sender gives
 	// up: a forwarder parks events then, and a replay has nowhere to park.
 	RetryBudget time.Duration
@@ -129,7 +130,7 @@ func (s *Sender) err() error {
 
 func (s *Sender) run() {
 	defer close(s.loop)
-	batcher := delivery.NewBatcher[pending](s.o.Batch)
+	batcher := sink.NewBatcher[pending](s.o.Batch)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -234,20 +235,20 @@ func (s *Sender) send(batch []pending) error {
 				s.done(Outcome{Item: p.Item})
 				return
 			}
-			var se *delivery.SendError
+			var se *sink.SendError
 			if errors.As(err, &se) && se.RetryAfter > hint {
 				hint = se.RetryAfter
 			}
-			switch delivery.Classify(err) {
-			case delivery.Permanent, delivery.TooLarge:
+			switch sink.Classify(err) {
+			case sink.Permanent, sink.TooLarge:
 				s.done(Outcome{Item: p.Item, Err: err})
-			case delivery.Unhealthy:
+			case sink.Unhealthy:
 				unhealthy = err
 			default:
 				retry, lastErr = append(retry, p), err
 			}
 		}
-		var be *delivery.BatchError
+		var be *sink.BatchError
 		switch {
 		case err == nil:
 			for _, p := range todo {

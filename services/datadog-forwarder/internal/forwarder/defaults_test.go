@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 )
 
@@ -23,7 +24,7 @@ func TestDefaultRequestsInFlight(t *testing.T) {
 	p.writeRoutes(map[string][]string{"*": {"dd-a"}})
 	// Small batches, so that the backlog is many more batches than can be
 	// out at once; each request waits long enough for the others to start.
-	p.Cfg.Delivery.Batch = delivery.BatchPolicy{Count: 20, Bytes: 4 << 20, Period: 20 * time.Millisecond}
+	p.Cfg.Delivery.Batch = sink.BatchPolicy{Count: 20, Bytes: 4 << 20, Period: 20 * time.Millisecond}
 	p.intake.Slow(300 * time.Millisecond)
 	ids := p.publish([]string{"acc-00"}, 400)["acc-00"] // 20 batches
 	p.start()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/testsupport/ddfake"
 	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
@@ -248,7 +249,7 @@ func TestTwoInstancesWithRebalanceLoseNothing(t *testing.T) {
 	p := newPipeline(t, "dd-a")
 	// Batches small against the backlog, and a hand-over that does not wait
 	// for the first instance's slow requests to be answered.
-	p.Cfg.Delivery.Batch = delivery.BatchPolicy{Count: 100, Bytes: 4 << 20, Period: 20 * time.Millisecond}
+	p.Cfg.Delivery.Batch = sink.BatchPolicy{Count: 100, Bytes: 4 << 20, Period: 20 * time.Millisecond}
 	p.Cfg.Delivery.RevokeTimeout = 200 * time.Millisecond
 	p.writeRoutes(map[string][]string{"*": {"dd-a"}})
 	intakeA := p.intake

@@ -29,12 +29,12 @@ import (
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/internal/config"
-	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/forwarding"
 	"github.com/auditstream/auditstream/services/internal/objstore"
 	_ "github.com/auditstream/auditstream/services/internal/objstore/all" // every store kind a profile may name
 	"github.com/auditstream/auditstream/services/internal/secretbox"
+	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/internal/sink/datadog"
 	"github.com/auditstream/auditstream/services/internal/sink/eventbridge"
 )
@@ -349,9 +349,9 @@ func judge(err error, typ string, timedOut bool, limit time.Duration, secrets []
 	if err == nil {
 		return verdict{Result: resultOK, Code: codeOK, Message: "the destination accepted the test"}
 	}
-	v := verdict{Result: resultFailed, Class: delivery.Classify(err).String()}
+	v := verdict{Result: resultFailed, Class: sink.Classify(err).String()}
 	apiCode, status := errorCode(err)
-	var se *delivery.SendError
+	var se *sink.SendError
 	if errors.As(err, &se) && se.Status != 0 {
 		status = se.Status
 	}
@@ -360,7 +360,7 @@ func judge(err error, typ string, timedOut bool, limit time.Duration, secrets []
 	var netErr net.Error
 	switch {
 	case errors.As(err, &setErr):
-		v.Class = delivery.Unhealthy.String()
+		v.Class = sink.Unhealthy.String()
 		v.Code = codeInvalidSettings
 		if errors.Is(err, secretbox.ErrUnknownKey) || errors.Is(err, secretbox.ErrTampered) || errors.Is(err, secretbox.ErrUnavailable) ||
 			strings.Contains(err.Error(), "open secret") || strings.Contains(err.Error(), "is sealed") {
@@ -370,9 +370,9 @@ func judge(err error, typ string, timedOut bool, limit time.Duration, secrets []
 			err = errors.New("a stored secret cannot be opened with the installation's key-encryption key; write the secret again, or ask the operator to restore the key")
 		}
 	case errors.Is(err, objstore.ErrExists):
-		v.Class, v.Code = delivery.Permanent.String(), codeAlreadyExists
+		v.Class, v.Code = sink.Permanent.String(), codeAlreadyExists
 	case timedOut, errors.Is(err, context.DeadlineExceeded), strings.Contains(err.Error(), "no answer within"):
-		v.Class, v.Code = delivery.Retryable.String(), codeTimeout
+		v.Class, v.Code = sink.Retryable.String(), codeTimeout
 		if timedOut {
 			err = fmt.Errorf("no verdict within the test's %s (api.test_timeout)", limit)
 		}
@@ -380,7 +380,7 @@ func judge(err error, typ string, timedOut bool, limit time.Duration, secrets []
 		v.Code = codeError
 		err = errors.New("the test was cancelled before a verdict: the caller hung up")
 	case untrustedCert(err):
-		v.Class, v.Code = delivery.Unhealthy.String(), codeTLS
+		v.Class, v.Code = sink.Unhealthy.String(), codeTLS
 	case apiCode != "" || status != 0:
 		v.Code = codeOf(apiCode, status, typ)
 	case strings.HasPrefix(err.Error(), "credentials") || strings.Contains(err.Error(), ": credentials"):
@@ -435,14 +435,14 @@ func codeOf(apiCode string, status int, typ string) string {
 }
 
 // classOfCode is the delivery class of a store error by its code.
-func classOfCode(code string) delivery.Class {
+func classOfCode(code string) sink.Class {
 	switch code {
 	case codeBadCredentials, codePermissionDenied, codeNotFound, codeWrongEndpoint, codeTLS, codeCredentialsFailure:
-		return delivery.Unhealthy
+		return sink.Unhealthy
 	case codeRejected, codeAlreadyExists:
-		return delivery.Permanent
+		return sink.Permanent
 	}
-	return delivery.Retryable
+	return sink.Retryable
 }
 
 func setOf(codes ...string) map[string]bool {

@@ -11,6 +11,7 @@ import (
 
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/testsupport/ebfake"
 	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
@@ -265,7 +266,7 @@ func TestTwoInstancesWithRebalanceLoseNothing(t *testing.T) {
 	p := newPipeline(t)
 	// Batches small against the backlog, and a hand-over that does not wait
 	// for the first instance's slow calls to be answered.
-	p.Cfg.Delivery.Batch = delivery.BatchPolicy{Count: 100, Bytes: 4 << 20, Period: 20 * time.Millisecond}
+	p.Cfg.Delivery.Batch = sink.BatchPolicy{Count: 100, Bytes: 4 << 20, Period: 20 * time.Millisecond}
 	p.Cfg.Delivery.RevokeTimeout = 200 * time.Millisecond
 	p.writeRoutes(map[string][]string{"*": {"eb-a"}})
 	busA := p.bus

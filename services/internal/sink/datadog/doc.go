@@ -10,7 +10,7 @@
 //     example log: ddsource, ddtags, message, the event's attributes, and
 //     hostname, service and timestamp as Datadog's reserved attributes. The
 //     event id travels as "audit-id", since Datadog keeps "id" for its own;
-//   - Sink: batches of entries to the intake under the delivery.Sink
+//   - Sink: batches of entries to the intake under the sink.Sink
 //     contract, cut to the intake's limits (1000 entries, 5 MB
 //     uncompressed, 1 MB an entry), gzip-compressed, with every answer
 //     classified for the delivery runtime (see WriteBatch).

@@ -9,7 +9,7 @@ import (
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
-	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/sink"
 )
 
 // Datadog logs intake limits. Datadog states them as "5MB" and "1MB"; the
@@ -40,7 +40,7 @@ const (
 )
 
 // RejectError says why an entry can never be delivered. It is the Err of a
-// Permanent *delivery.SendError; errors.As finds it for the dead-letter
+// Permanent *sink.SendError; errors.As finds it for the dead-letter
 // reason header.
 type RejectError struct {
 	Reason  string
@@ -123,7 +123,7 @@ var encodeStates = sync.Pool{New: func() any {
 }}
 
 // Encode returns the event's log entry in a new slice of exactly its size.
-// An entry over MaxEntryBytes is a Permanent *delivery.SendError whose Err is
+// An entry over MaxEntryBytes is a Permanent *sink.SendError whose Err is
 // a *RejectError with reason entry_too_large.
 func (e *Encoder) Encode(ev *auditlogv1.AuditEvent) ([]byte, error) {
 	st := encodeStates.Get().(*encodeState)
@@ -180,7 +180,7 @@ func (e *Encoder) appendEntry(st *encodeState, dst []byte, ev *auditlogv1.AuditE
 	auditevent.AppendTimestampMember(w, ev)
 	out := append(w.Bytes(), '}')
 	if n := len(out) - start; n > MaxEntryBytes {
-		return dst[:start], &delivery.SendError{Class: delivery.Permanent, Err: &RejectError{
+		return dst[:start], &sink.SendError{Class: sink.Permanent, Err: &RejectError{
 			Reason:  ReasonEntryTooLarge,
 			Message: fmt.Sprintf("log entry is %d bytes, over Datadog's %d-byte limit", n, MaxEntryBytes),
 		}}

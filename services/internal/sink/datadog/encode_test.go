@@ -14,7 +14,7 @@ import (
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
-	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/sink"
 )
 
 const goldenPath = "testdata/seed-datadog-entry.json"
@@ -220,12 +220,12 @@ func TestEncodeTooLarge(t *testing.T) {
 	if entry != nil {
 		t.Error("an entry came back with the error")
 	}
-	var se *delivery.SendError
+	var se *sink.SendError
 	var re *RejectError
-	if !errors.As(err, &se) || se.Class != delivery.Permanent || !errors.As(err, &re) || re.Reason != ReasonEntryTooLarge {
+	if !errors.As(err, &se) || se.Class != sink.Permanent || !errors.As(err, &re) || re.Reason != ReasonEntryTooLarge {
 		t.Fatalf("err = %#v", err)
 	}
-	if delivery.Classify(err) != delivery.Permanent {
+	if sink.Classify(err) != sink.Permanent {
 		t.Error("not Permanent")
 	}
 	dst := []byte("keep")

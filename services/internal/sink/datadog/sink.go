@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadog"
-	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/klauspost/compress/gzip"
 )
 
@@ -54,7 +54,7 @@ type Options struct {
 }
 
 // Sink delivers pre-encoded log entries (see Encoder) to one Datadog
-// connection. It implements delivery.Sink[[]byte] and is safe for
+// connection. It implements sink.Sink[[]byte] and is safe for
 // concurrent use.
 //
 // Requests go through datadog-api-client-go: the client's server
@@ -193,11 +193,11 @@ func (s *Sink) GoString() string { return s.String() }
 func EntrySize(entry []byte) int { return len(entry) + 1 }
 
 // WriteBatch sends entries, each one JSON object from an Encoder, and
-// reports the outcome under the delivery.Sink contract:
+// reports the outcome under the sink.Sink contract:
 //   - nil: every entry was accepted (202);
-//   - *delivery.BatchError: the listed entries failed, the others were
+//   - *sink.BatchError: the listed entries failed, the others were
 //     accepted;
-//   - any other error (a *delivery.SendError, or ctx's error): no entry was
+//   - any other error (a *sink.SendError, or ctx's error): no entry was
 //     accepted, all for the same reason.
 //
 // The batch is cut into requests of at most MaxEntries entries and
@@ -215,7 +215,7 @@ func (s *Sink) WriteBatch(ctx context.Context, entries [][]byte) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	r := &batchRun{s: s, ctx: ctx, entries: entries, be: delivery.NewBatchError(len(entries)), budget: s.maxSplit}
+	r := &batchRun{s: s, ctx: ctx, entries: entries, be: sink.NewBatchError(len(entries)), budget: s.maxSplit}
 	cutoff := s.now().Add(-MaxLogAge).UTC().AppendFormat(make([]byte, 0, len(timeLayout)), timeLayout)
 	atRisk := 0
 	idx := make([]int, 0, len(entries))
@@ -236,7 +236,7 @@ func (s *Sink) WriteBatch(ctx context.Context, entries [][]byte) error {
 		s.atRisk(atRisk)
 	}
 	size := func(i int) int { return EntrySize(entries[i]) }
-	for _, chunk := range delivery.Split(idx, size, MaxEntries, MaxRequestBytes-1) {
+	for _, chunk := range sink.Split(idx, size, MaxEntries, MaxRequestBytes-1) {
 		r.send(chunk, nil)
 	}
 	if r.be.Len() == 0 {
@@ -253,7 +253,7 @@ type batchRun struct {
 	s         *Sink
 	ctx       context.Context
 	entries   [][]byte
-	be        *delivery.BatchError
+	be        *sink.BatchError
 	delivered int
 	budget    int
 	// abort, once set, fails every entry not yet sent: the connection is
@@ -270,7 +270,7 @@ func (r *batchRun) failAll(idx []int, err error) {
 // send posts the entries at idx. parent is the failure of the request
 // they were split from, nil for a request of the batch's own cut; split
 // requests are paid for from the budget.
-func (r *batchRun) send(idx []int, parent *delivery.SendError) {
+func (r *batchRun) send(idx []int, parent *sink.SendError) {
 	if r.abort == nil {
 		if err := r.ctx.Err(); err != nil {
 			r.abort = err
@@ -292,19 +292,19 @@ func (r *batchRun) send(idx []int, parent *delivery.SendError) {
 		r.delivered += len(idx)
 		return
 	}
-	var se *delivery.SendError
+	var se *sink.SendError
 	if !errors.As(err, &se) {
 		r.abort = err
 		r.failAll(idx, err)
 		return
 	}
 	switch se.Class {
-	case delivery.TooLarge:
+	case sink.TooLarge:
 		if len(idx) == 1 {
 			r.be.Fail(idx[0], permanent(se.Status, ReasonEntryTooLarge, "the intake answered 413 for this entry alone: "+errText(se.Err)))
 			return
 		}
-	case delivery.Permanent:
+	case sink.Permanent:
 		if len(idx) == 1 {
 			r.be.Fail(idx[0], permanent(se.Status, ReasonRejected, fmt.Sprintf("the intake answered %d for this entry alone: %s", se.Status, errText(se.Err))))
 			return
@@ -323,16 +323,16 @@ func (r *batchRun) send(idx []int, parent *delivery.SendError) {
 // that failed with parent: still too large, so the runtime splits them
 // further, or, after a 400, retryable, so the runtime resends them in a
 // smaller batch where bisection starts afresh.
-func (r *batchRun) unresolved(parent *delivery.SendError) error {
-	if parent.Class == delivery.TooLarge {
+func (r *batchRun) unresolved(parent *sink.SendError) error {
+	if parent.Class == sink.TooLarge {
 		return parent
 	}
-	return &delivery.SendError{Class: delivery.Retryable, Status: parent.Status,
+	return &sink.SendError{Class: sink.Retryable, Status: parent.Status,
 		Err: fmt.Errorf("rejected entries not isolated within %d split requests; resend in a smaller batch: %w", r.s.maxSplit, parent.Err)}
 }
 
 func permanent(status int, reason, msg string) error {
-	return &delivery.SendError{Class: delivery.Permanent, Status: status, Err: &RejectError{Reason: reason, Message: msg}}
+	return &sink.SendError{Class: sink.Permanent, Status: status, Err: &RejectError{Reason: reason, Message: msg}}
 }
 
 func errText(err error) string {
@@ -343,7 +343,7 @@ func errText(err error) string {
 }
 
 // post sends one request holding the entries at idx and returns nil on a
-// 2xx, a classified *delivery.SendError, or ctx's error when ctx ended.
+// 2xx, a classified *sink.SendError, or ctx's error when ctx ended.
 func (s *Sink) post(ctx context.Context, entries [][]byte, idx []int) error {
 	key, err := s.cfg.APIKey.Value()
 	if err == nil && key == "" {
@@ -351,7 +351,7 @@ func (s *Sink) post(ctx context.Context, entries [][]byte, idx []int) error {
 	}
 	if err != nil {
 		// The secret's errors name its source, never its value.
-		return &delivery.SendError{Class: delivery.Unhealthy, Err: fmt.Errorf("datadog api key (%s): %w", s.cfg.APIKey.Source(), err)}
+		return &sink.SendError{Class: sink.Unhealthy, Err: fmt.Errorf("datadog api key (%s): %w", s.cfg.APIKey.Source(), err)}
 	}
 
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
@@ -360,7 +360,7 @@ func (s *Sink) post(ctx context.Context, entries [][]byte, idx []int) error {
 
 	req, body, err := s.prepare(rctx, entries, idx)
 	if err != nil {
-		return &delivery.SendError{Class: delivery.Unhealthy, Err: fmt.Errorf("build datadog request: %w", err)}
+		return &sink.SendError{Class: sink.Unhealthy, Err: fmt.Errorf("build datadog request: %w", err)}
 	}
 	resp, err := s.api.Cfg.HTTPClient.Do(req)
 	body.release()
@@ -369,22 +369,22 @@ func (s *Sink) post(ctx context.Context, entries [][]byte, idx []int) error {
 			return cerr
 		}
 		if rctx.Err() != nil {
-			return &delivery.SendError{Class: delivery.Retryable, Err: fmt.Errorf("no answer within %s: %w", s.cfg.Timeout, err)}
+			return &sink.SendError{Class: sink.Retryable, Err: fmt.Errorf("no answer within %s: %w", s.cfg.Timeout, err)}
 		}
-		return &delivery.SendError{Class: delivery.Classify(err), Err: err}
+		return &sink.SendError{Class: sink.Classify(err), Err: err}
 	}
 	defer resp.Body.Close()
 	// Read a little of the answer, for the error message and so the
 	// connection can be reused.
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-	err = delivery.CheckStatus(resp.StatusCode, resp.Header, s.now())
-	var se *delivery.SendError
+	err = sink.CheckStatus(resp.StatusCode, resp.Header, s.now())
+	var se *sink.SendError
 	if errors.As(err, &se) {
 		se.Err = fmt.Errorf("POST %s: %s", s.url, describeBody(snippet, key))
 		if misdirected(resp.StatusCode) {
 			// Not an answer about the entries: bisecting would dead-letter
 			// every one of them. Park them until the connection is fixed.
-			se.Class = delivery.Unhealthy
+			se.Class = sink.Unhealthy
 			se.Err = fmt.Errorf("unexpected answer from the logs intake; check the site or base_url: %w", se.Err)
 		}
 	}

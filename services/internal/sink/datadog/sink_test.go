@@ -20,7 +20,7 @@ import (
 
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/internal/config"
-	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/testsupport/ddfake"
 	"github.com/auditstream/auditstream/services/testsupport/sinktest"
 )
@@ -95,29 +95,29 @@ func wantIDs(n int, skip ...int) []string {
 	return out
 }
 
-func asSendError(t *testing.T, err error) *delivery.SendError {
+func asSendError(t *testing.T, err error) *sink.SendError {
 	t.Helper()
-	var be *delivery.BatchError
+	var be *sink.BatchError
 	if errors.As(err, &be) {
 		t.Fatalf("want a whole-batch error, got %v", err)
 	}
-	var se *delivery.SendError
+	var se *sink.SendError
 	if !errors.As(err, &se) {
-		t.Fatalf("want a *delivery.SendError, got %T %v", err, err)
+		t.Fatalf("want a *sink.SendError, got %T %v", err, err)
 	}
 	return se
 }
 
-func asBatchError(t *testing.T, err error) *delivery.BatchError {
+func asBatchError(t *testing.T, err error) *sink.BatchError {
 	t.Helper()
-	var be *delivery.BatchError
+	var be *sink.BatchError
 	if !errors.As(err, &be) {
-		t.Fatalf("want a *delivery.BatchError, got %T %v", err, err)
+		t.Fatalf("want a *sink.BatchError, got %T %v", err, err)
 	}
 	return be
 }
 
-func failedIndexes(be *delivery.BatchError) []int {
+func failedIndexes(be *sink.BatchError) []int {
 	var out []int
 	be.Walk(func(i int, _ error) { out = append(out, i) })
 	return out
@@ -244,7 +244,7 @@ func TestTooLargeSingleEntry(t *testing.T) {
 	err := s.WriteBatch(context.Background(), entries(t, 1))
 	se := asSendError(t, err)
 	var re *RejectError
-	if se.Class != delivery.Permanent || se.Status != 413 || !errors.As(err, &re) || re.Reason != ReasonEntryTooLarge {
+	if se.Class != sink.Permanent || se.Status != 413 || !errors.As(err, &re) || re.Reason != ReasonEntryTooLarge {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -266,9 +266,9 @@ func TestBadRequestBisection(t *testing.T) {
 		t.Fatalf("failed %v, want %v", got, bad)
 	}
 	be.Walk(func(i int, err error) {
-		var se *delivery.SendError
+		var se *sink.SendError
 		var re *RejectError
-		if !errors.As(err, &se) || se.Class != delivery.Permanent || se.Status != 400 || !errors.As(err, &re) || re.Reason != ReasonRejected {
+		if !errors.As(err, &se) || se.Class != sink.Permanent || se.Status != 400 || !errors.As(err, &re) || re.Reason != ReasonRejected {
 			t.Errorf("item %d: %v", i, err)
 		}
 	})
@@ -320,7 +320,7 @@ func TestBisectionBudget(t *testing.T) {
 		if slices.Contains(bad, i) && err == nil {
 			t.Errorf("bad item %d reported delivered", i)
 		}
-		if err != nil && delivery.Classify(err) == delivery.Retryable {
+		if err != nil && sink.Classify(err) == sink.Retryable {
 			retryable++
 		}
 	}
@@ -339,7 +339,7 @@ func TestUnauthorized(t *testing.T) {
 			}
 			err := s.WriteBatch(context.Background(), entries(t, 2500))
 			se := asSendError(t, err)
-			if se.Class != delivery.Unhealthy || se.Status != status || delivery.Classify(err) != delivery.Unhealthy {
+			if se.Class != sink.Unhealthy || se.Status != status || sink.Classify(err) != sink.Unhealthy {
 				t.Errorf("err = %v", err)
 			}
 			if len(f.Requests()) != 1 {
@@ -366,7 +366,7 @@ func TestForbiddenMidBatch(t *testing.T) {
 	if len(failed) != 500 || failed[0] != 1000 {
 		t.Fatalf("failed %d items from %v", len(failed), failed[:1])
 	}
-	if delivery.Classify(be.Failed(1000)) != delivery.Unhealthy || f.Count(testKey) != 1000 {
+	if sink.Classify(be.Failed(1000)) != sink.Unhealthy || f.Count(testKey) != 1000 {
 		t.Errorf("err %v, delivered %d", be.Failed(1000), f.Count(testKey))
 	}
 }
@@ -383,7 +383,7 @@ func TestRetryableStatuses(t *testing.T) {
 			f.FailNext(1, status, nil)
 			err := s.WriteBatch(context.Background(), entries(t, 2500))
 			se := asSendError(t, err)
-			if se.Class != delivery.Retryable || se.Status != status {
+			if se.Class != sink.Retryable || se.Status != status {
 				t.Errorf("err = %v", err)
 			}
 			if len(f.Requests()) != 1 || f.Count(testKey) != 0 {
@@ -407,7 +407,7 @@ func TestRateLimitHeaders(t *testing.T) {
 	}
 	f.FailNext(1, http.StatusTooManyRequests, http.Header{"X-Ratelimit-Reset": {"12"}, "X-Ratelimit-Remaining": {"0"}})
 	se = asSendError(t, s.WriteBatch(context.Background(), entries(t, 3)))
-	if se.RetryAfter != 12*time.Second || se.Class != delivery.Retryable {
+	if se.RetryAfter != 12*time.Second || se.Class != sink.Retryable {
 		t.Errorf("RetryAfter = %s, want 12s (%v)", se.RetryAfter, se)
 	}
 }
@@ -422,7 +422,7 @@ func TestTimeout(t *testing.T) {
 		t.Errorf("took %s", d)
 	}
 	se := asSendError(t, err)
-	if se.Class != delivery.Retryable || !strings.Contains(err.Error(), "no answer within 100ms") {
+	if se.Class != sink.Retryable || !strings.Contains(err.Error(), "no answer within 100ms") {
 		t.Errorf("err = %v", err)
 	}
 	f.Slow(0)
@@ -454,7 +454,7 @@ func TestNetworkError(t *testing.T) {
 	f.Close()
 	s := newSink(t, url, testKey, nil, Options{})
 	se := asSendError(t, s.WriteBatch(context.Background(), entries(t, 3)))
-	if se.Class != delivery.Retryable || se.Status != 0 {
+	if se.Class != sink.Retryable || se.Status != 0 {
 		t.Errorf("err = %v", se)
 	}
 }
@@ -473,7 +473,7 @@ func TestRejectsUnsendableEntries(t *testing.T) {
 	}
 	for i, reason := range map[int]string{1: ReasonEntryTooLarge, 2: ReasonEmptyEntry} {
 		var re *RejectError
-		if delivery.Classify(be.Failed(i)) != delivery.Permanent || !errors.As(be.Failed(i), &re) || re.Reason != reason {
+		if sink.Classify(be.Failed(i)) != sink.Permanent || !errors.As(be.Failed(i), &re) || re.Reason != reason {
 			t.Errorf("item %d: %v", i, be.Failed(i))
 		}
 	}
@@ -585,7 +585,7 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	se := asSendError(t, s.WriteBatch(context.Background(), entries(t, 1)))
-	if se.Class != delivery.Unhealthy || !strings.Contains(se.Error(), path) {
+	if se.Class != sink.Unhealthy || !strings.Contains(se.Error(), path) {
 		t.Errorf("err = %v", se)
 	}
 }
@@ -607,7 +607,7 @@ func TestRedirectNotFollowed(t *testing.T) {
 	defer redirect.Close()
 	s := newSink(t, redirect.URL, testKey, nil, Options{})
 	err := s.WriteBatch(context.Background(), entries(t, 1))
-	if delivery.Classify(err) != delivery.Unhealthy || leaked.Load() {
+	if sink.Classify(err) != sink.Unhealthy || leaked.Load() {
 		t.Errorf("err = %v, key sent to the redirect target: %v", err, leaked.Load())
 	}
 }
@@ -620,13 +620,13 @@ func TestMisdirected(t *testing.T) {
 		s := newSink(t, f.URL(), testKey, nil, Options{})
 		f.FailNext(1, status, nil)
 		se := asSendError(t, s.WriteBatch(context.Background(), entries(t, 10)))
-		if se.Class != delivery.Unhealthy || se.Status != status || len(f.Requests()) != 1 {
+		if se.Class != sink.Unhealthy || se.Status != status || len(f.Requests()) != 1 {
 			t.Errorf("%d: %v after %d requests", status, se, len(f.Requests()))
 		}
 	}
 	f := startFake(t, testKey)
 	s := newSink(t, f.URL()+"/wrong-prefix", testKey, nil, Options{})
-	if se := asSendError(t, s.WriteBatch(context.Background(), entries(t, 3))); se.Class != delivery.Unhealthy || se.Status != 404 {
+	if se := asSendError(t, s.WriteBatch(context.Background(), entries(t, 3))); se.Class != sink.Unhealthy || se.Status != 404 {
 		t.Errorf("wrong base URL: %v", se)
 	}
 }
@@ -665,7 +665,7 @@ func TestAPIKeyNeverShown(t *testing.T) {
 			return
 		}
 		errs = append(errs, err)
-		var be *delivery.BatchError
+		var be *sink.BatchError
 		if errors.As(err, &be) {
 			be.Walk(func(_ int, err error) { errs = append(errs, err) })
 		}
@@ -715,7 +715,7 @@ func TestConcurrentWriteBatch(t *testing.T) {
 	}
 }
 
-var _ delivery.Sink[[]byte] = (*Sink)(nil)
+var _ sink.Sink[[]byte] = (*Sink)(nil)
 
 // TestSinkFootprint: a connection's sink stays small, since a forwarder
 // may hold one for each of thousands of connections.

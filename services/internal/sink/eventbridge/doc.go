@@ -11,7 +11,7 @@
 //     target when the target id is an ARN. Entries are sized as AWS sizes
 //     them (EntrySize), and one over 256 KiB is refused at once so the
 //     runtime dead-letters it;
-//   - Sink: batches of entries under the delivery.Sink contract, cut into
+//   - Sink: batches of entries under the sink.Sink contract, cut into
 //     calls of at most 10 entries and 256 KiB, several calls in flight, and
 //     every call's and every entry's answer classified for the delivery
 //     runtime (see WriteBatch), so only failed entries are ever sent again.

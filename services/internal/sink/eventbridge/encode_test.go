@@ -8,7 +8,7 @@ import (
 	"time"
 
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
-	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/testsupport/ebfake"
 )
 
@@ -154,9 +154,9 @@ func TestEntryTooLarge(t *testing.T) {
 	for _, extra := range []int{1, 300 << 10} {
 		ev.Extra["pad"] += strings.Repeat("y", extra)
 		_, err = enc.Encode(ev)
-		var se *delivery.SendError
+		var se *sink.SendError
 		var re *RejectError
-		if !errors.As(err, &se) || se.Class != delivery.Permanent || !errors.As(err, &re) || re.Reason != ReasonEntryTooLarge {
+		if !errors.As(err, &se) || se.Class != sink.Permanent || !errors.As(err, &re) || re.Reason != ReasonEntryTooLarge {
 			t.Fatalf("%d bytes over: %v", extra, err)
 		}
 		if !strings.Contains(err.Error(), "entry_too_large") {

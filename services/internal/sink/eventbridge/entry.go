@@ -11,7 +11,7 @@ import (
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
-	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/sink"
 )
 
 // PutEvents limits.
@@ -43,7 +43,7 @@ const (
 )
 
 // RejectError says why an entry can never be delivered. It is the Err of a
-// Permanent *delivery.SendError; errors.As finds it.
+// Permanent *sink.SendError; errors.As finds it.
 type RejectError struct {
 	Reason string
 	// Code is EventBridge's error code, when EventBridge gave one.
@@ -203,7 +203,7 @@ func putState(st *encodeState) {
 
 // Encode returns the event's entry in a new slice of exactly its size. An
 // entry over MaxCallBytes (as EntrySize counts) is a Permanent
-// *delivery.SendError whose Err is a *RejectError with reason
+// *sink.SendError whose Err is a *RejectError with reason
 // entry_too_large: no PutEvents call can carry it.
 func (e *Encoder) Encode(ev *auditlogv1.AuditEvent) ([]byte, error) {
 	st := encodeStates.Get().(*encodeState)
@@ -228,7 +228,7 @@ func (e *Encoder) Encode(ev *auditlogv1.AuditEvent) ([]byte, error) {
 	st.buf = buf
 	size += len(buf) - start
 	if size > MaxCallBytes {
-		return nil, &delivery.SendError{Class: delivery.Permanent, Err: &RejectError{
+		return nil, &sink.SendError{Class: sink.Permanent, Err: &RejectError{
 			Reason:  ReasonEntryTooLarge,
 			Message: fmt.Sprintf("entry is %d bytes as EventBridge counts it, over the %d-byte PutEvents limit", size, MaxCallBytes),
 		}}

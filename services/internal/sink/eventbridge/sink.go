@@ -20,7 +20,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/auditstream/auditstream/services/internal/awsauth"
-	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/sink"
 )
 
 // Options tune a Sink beyond its Config.
@@ -37,7 +37,7 @@ type Options struct {
 }
 
 // Sink delivers encoded entries (see Encoder) to one connection's event bus
-// with PutEvents. It implements delivery.Sink[[]byte] and is safe for
+// with PutEvents. It implements sink.Sink[[]byte] and is safe for
 // concurrent use.
 //
 // Calls go through aws-sdk-go-v2's EventBridge client with the SDK's own
@@ -149,11 +149,11 @@ func (e *CallError) Error() string {
 }
 
 // WriteBatch sends entries, each from an Encoder, and reports the outcome
-// under the delivery.Sink contract:
+// under the sink.Sink contract:
 //   - nil: EventBridge accepted every entry;
-//   - *delivery.BatchError: exactly the listed entries failed, the others
+//   - *sink.BatchError: exactly the listed entries failed, the others
 //     were accepted (so only the failed ones are sent again);
-//   - any other error (a *delivery.SendError, or ctx's error): no entry was
+//   - any other error (a *sink.SendError, or ctx's error): no entry was
 //     accepted, all for the same reason.
 //
 // The batch is cut, in order, into calls of at most MaxEntries entries and
@@ -182,7 +182,7 @@ func (s *Sink) WriteBatch(ctx context.Context, entries [][]byte) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	r := &batchRun{s: s, ctx: ctx, entries: entries, be: delivery.NewBatchError(len(entries))}
+	r := &batchRun{s: s, ctx: ctx, entries: entries, be: sink.NewBatchError(len(entries))}
 	sizes := make([]int, len(entries))
 	idx := make([]int, 0, len(entries))
 	for i, e := range entries {
@@ -197,7 +197,7 @@ func (s *Sink) WriteBatch(ctx context.Context, entries [][]byte) error {
 			idx = append(idx, i)
 		}
 	}
-	chunks := delivery.Split(idx, func(i int) int { return sizes[i] }, MaxEntries, MaxCallBytes)
+	chunks := sink.Split(idx, func(i int) int { return sizes[i] }, MaxEntries, MaxCallBytes)
 	r.run(chunks)
 	if r.be.Len() == 0 {
 		return nil
@@ -216,7 +216,7 @@ type batchRun struct {
 	delivered atomic.Int64
 
 	mu    sync.Mutex
-	be    *delivery.BatchError
+	be    *sink.BatchError
 	abort error // once set, calls not yet started fail with it
 }
 
@@ -262,8 +262,8 @@ func (r *batchRun) send(idx []int) {
 	r.mu.Unlock()
 
 	results, err := r.s.call(r.ctx, r.entries, idx)
-	var se *delivery.SendError
-	if err != nil && errors.As(err, &se) && (se.Class == delivery.Permanent || se.Class == delivery.TooLarge) {
+	var se *sink.SendError
+	if err != nil && errors.As(err, &se) && (se.Class == sink.Permanent || se.Class == sink.TooLarge) {
 		if len(idx) > 1 {
 			// The call as a whole was refused: find which entries EventBridge
 			// refuses by sending them one a call.
@@ -278,7 +278,7 @@ func (r *batchRun) send(idx []int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
-		if errors.As(err, &se) && (se.Class == delivery.Retryable || se.Class == delivery.Unhealthy) || r.ctx.Err() != nil {
+		if errors.As(err, &se) && (se.Class == sink.Retryable || se.Class == sink.Unhealthy) || r.ctx.Err() != nil {
 			if r.abort == nil {
 				r.abort = err
 			}
@@ -301,9 +301,9 @@ func (r *batchRun) send(idx []int) {
 
 // permanentFrom turns a call-level refusal of a single entry into that
 // entry's reason to be dead-lettered.
-func permanentFrom(se *delivery.SendError) error {
+func permanentFrom(se *sink.SendError) error {
 	reason := ReasonRejected
-	if se.Class == delivery.TooLarge {
+	if se.Class == sink.TooLarge {
 		reason = ReasonEntryTooLarge
 	}
 	var ce *CallError
@@ -314,7 +314,7 @@ func permanentFrom(se *delivery.SendError) error {
 }
 
 func permanent(status int, reason, code, msg string) error {
-	return &delivery.SendError{Class: delivery.Permanent, Status: status, Err: &RejectError{Reason: reason, Code: code, Message: msg}}
+	return &sink.SendError{Class: sink.Permanent, Status: status, Err: &RejectError{Reason: reason, Code: code, Message: msg}}
 }
 
 func errText(err error) string {
@@ -325,9 +325,9 @@ func errText(err error) string {
 }
 
 // call sends one PutEvents call for the entries at idx. It returns either
-// a call-level error (a classified *delivery.SendError, or ctx's error when
+// a call-level error (a classified *sink.SendError, or ctx's error when
 // ctx ended) or one result per entry: nil when accepted, else a classified
-// *delivery.SendError.
+// *sink.SendError.
 func (s *Sink) call(ctx context.Context, entries [][]byte, idx []int) ([]error, error) {
 	req := make([]types.PutEventsRequestEntry, len(idx))
 	times := make([]time.Time, len(idx))
@@ -335,7 +335,7 @@ func (s *Sink) call(ctx context.Context, entries [][]byte, idx []int) ([]error, 
 	for k, i := range idx {
 		e, err := DecodeEntry(entries[i])
 		if err != nil { // WriteBatch checked them; never fails here
-			return nil, &delivery.SendError{Class: delivery.Permanent, Err: err}
+			return nil, &sink.SendError{Class: sink.Permanent, Err: err}
 		}
 		// The detail is handed to the SDK without a copy: the batch is the
 		// caller's and unchanged until WriteBatch returns, and the SDK only
@@ -361,7 +361,7 @@ func (s *Sink) call(ctx context.Context, entries [][]byte, idx []int) ([]error, 
 			return nil, cerr
 		}
 		if cctx.Err() != nil {
-			return nil, &delivery.SendError{Class: delivery.Retryable, Err: fmt.Errorf("PutEvents: no answer within %s", s.cfg.Timeout)}
+			return nil, &sink.SendError{Class: sink.Retryable, Err: fmt.Errorf("PutEvents: no answer within %s", s.cfg.Timeout)}
 		}
 		return nil, classifyCall(err)
 	}
@@ -372,7 +372,7 @@ func (s *Sink) call(ctx context.Context, entries [][]byte, idx []int) ([]error, 
 	if len(out.Entries) != len(idx) {
 		// The answer cannot be mapped to the entries; resend them all
 		// rather than guess which went through.
-		err := &delivery.SendError{Class: delivery.Retryable, Err: fmt.Errorf("PutEvents answered %d results for %d entries with %d failed", len(out.Entries), len(idx), out.FailedEntryCount)}
+		err := &sink.SendError{Class: sink.Retryable, Err: fmt.Errorf("PutEvents answered %d results for %d entries with %d failed", len(out.Entries), len(idx), out.FailedEntryCount)}
 		for k := range results {
 			results[k] = err
 		}
@@ -383,7 +383,7 @@ func (s *Sink) call(ctx context.Context, entries [][]byte, idx []int) ([]error, 
 		if code == "" {
 			continue
 		}
-		results[k] = &delivery.SendError{Class: classifyEntryCode(code), Err: &EntryError{Code: code, Message: describe(aws.ToString(res.ErrorMessage))}}
+		results[k] = &sink.SendError{Class: classifyEntryCode(code), Err: &EntryError{Code: code, Message: describe(aws.ToString(res.ErrorMessage))}}
 	}
 	return results, nil
 }
@@ -422,14 +422,14 @@ func setOf(codes ...string) map[string]bool {
 // classifyEntryCode classifies a failed entry of an accepted call. A code
 // this list does not know is Retryable: a needless retry ends on the retry
 // topic, while dropping an audit event on a guess loses it.
-func classifyEntryCode(code string) delivery.Class {
+func classifyEntryCode(code string) sink.Class {
 	switch {
 	case permanentCodes[code]:
-		return delivery.Permanent
+		return sink.Permanent
 	case unhealthyCodes[code]:
-		return delivery.Unhealthy
+		return sink.Unhealthy
 	}
-	return delivery.Retryable
+	return sink.Retryable
 }
 
 // classifyCall classifies a failed call.
@@ -452,38 +452,38 @@ func classifyCall(err error) error {
 		if status == 0 {
 			// No answer: the network, or the SDK before sending. Keep the
 			// cause so Classify sees untrusted certificates.
-			return &delivery.SendError{Class: delivery.Classify(err), Err: fmt.Errorf("PutEvents: %w", unwrapOperation(err))}
+			return &sink.SendError{Class: sink.Classify(err), Err: fmt.Errorf("PutEvents: %w", unwrapOperation(err))}
 		}
-		return &delivery.SendError{Class: classifyStatus(status, ""), Status: status,
+		return &sink.SendError{Class: classifyStatus(status, ""), Status: status,
 			Err: &CallError{Status: status, Message: "answer does not read as an EventBridge error: " + describe(errText(unwrapOperation(err)))}}
 	}
 	code := ae.ErrorCode()
 	ce := &CallError{Status: status, Code: code, Message: describe(ae.ErrorMessage())}
 	class := classifyStatus(status, code)
-	if class == delivery.Unhealthy && !unhealthyCodes[code] && status != http.StatusUnauthorized && status != http.StatusForbidden {
+	if class == sink.Unhealthy && !unhealthyCodes[code] && status != http.StatusUnauthorized && status != http.StatusForbidden {
 		ce.Message += "; check the connection's region and endpoint"
 	}
-	return &delivery.SendError{Class: class, Status: status, Err: ce}
+	return &sink.SendError{Class: class, Status: status, Err: ce}
 }
 
 // classifyStatus classifies a call-level error by code, then by status.
-func classifyStatus(status int, code string) delivery.Class {
+func classifyStatus(status int, code string) sink.Class {
 	switch {
 	case retryableCodes[code]:
-		return delivery.Retryable
+		return sink.Retryable
 	case unhealthyCodes[code]:
-		return delivery.Unhealthy
+		return sink.Unhealthy
 	case code == "RequestEntityTooLarge", code == "RequestEntityTooLargeException", status == http.StatusRequestEntityTooLarge:
-		return delivery.TooLarge
+		return sink.TooLarge
 	case permanentCodes[code]:
-		return delivery.Permanent
+		return sink.Permanent
 	case status == http.StatusRequestTimeout, status == http.StatusTooManyRequests, status >= 500:
-		return delivery.Retryable
+		return sink.Retryable
 	}
 	// 401, 403, redirects, 404 and 4xx codes EventBridge does not give about
 	// entries: the connection (credentials, endpoint, bus) is wrong, not the
 	// events. Park them rather than dead-letter on a guess.
-	return delivery.Unhealthy
+	return sink.Unhealthy
 }
 
 // classifyCredentials classifies a failure to obtain credentials: Retryable
@@ -493,7 +493,7 @@ func classifyStatus(status int, code string) delivery.Class {
 func classifyCredentials(err error) error {
 	var se *SecretError
 	if errors.As(err, &se) {
-		return &delivery.SendError{Class: delivery.Unhealthy, Err: fmt.Errorf("credentials: %w", se)}
+		return &sink.SendError{Class: sink.Unhealthy, Err: fmt.Errorf("credentials: %w", se)}
 	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
@@ -502,14 +502,14 @@ func classifyCredentials(err error) error {
 		if errors.As(err, &re) {
 			status = re.HTTPStatusCode()
 		}
-		class := delivery.Unhealthy
+		class := sink.Unhealthy
 		if retryableCodes[ae.ErrorCode()] || status >= 500 || status == http.StatusTooManyRequests {
-			class = delivery.Retryable
+			class = sink.Retryable
 		}
-		return &delivery.SendError{Class: class, Status: status,
+		return &sink.SendError{Class: class, Status: status,
 			Err: fmt.Errorf("credentials: assume role: HTTP %d %s: %s", status, ae.ErrorCode(), describe(ae.ErrorMessage()))}
 	}
-	return &delivery.SendError{Class: delivery.Unhealthy, Err: fmt.Errorf("credentials: %s", describe(errText(err)))}
+	return &sink.SendError{Class: sink.Unhealthy, Err: fmt.Errorf("credentials: %s", describe(errText(err)))}
 }
 
 // unwrapOperation drops the SDK's "operation error EventBridge: PutEvents,"

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/services/internal/config"
-	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/testsupport/ebfake"
 )
 
@@ -45,7 +45,7 @@ func TestWriteBatchCutsCallsToTheLimits(t *testing.T) {
 			t.Fatalf("call %d: status %d, %d entries, %d bytes", i, c.Status, len(c.Entries), c.Bytes)
 		}
 	}
-	wantCalls := len(delivery.Split(entries, enc.EntrySize, MaxEntries, MaxCallBytes))
+	wantCalls := len(sink.Split(entries, enc.EntrySize, MaxEntries, MaxCallBytes))
 	if len(calls) != wantCalls {
 		t.Errorf("%d calls, want %d", len(calls), wantCalls)
 	}
@@ -73,7 +73,7 @@ func TestPartialFailureReportsOnlyFailedEntries(t *testing.T) {
 	s := newSink(t, cfg)
 	entries := encodeN(t, cfg, 10)
 	err := s.WriteBatch(t.Context(), entries)
-	var be *delivery.BatchError
+	var be *sink.BatchError
 	if !errors.As(err, &be) || be.Len() != 2 {
 		t.Fatalf("want a BatchError of 2, got %v", err)
 	}
@@ -81,7 +81,7 @@ func TestPartialFailureReportsOnlyFailedEntries(t *testing.T) {
 	be.Walk(func(i int, err error) {
 		failed = append(failed, i)
 		var ee *EntryError
-		if delivery.Classify(err) != delivery.Retryable || !errors.As(err, &ee) || ee.Code != "ThrottlingException" {
+		if sink.Classify(err) != sink.Retryable || !errors.As(err, &ee) || ee.Code != "ThrottlingException" {
 			t.Errorf("entry %d: %v", i, err)
 		}
 	})
@@ -103,17 +103,17 @@ func TestPartialFailureReportsOnlyFailedEntries(t *testing.T) {
 
 // Each entry error code maps to the runtime's class.
 func TestEntryErrorCodes(t *testing.T) {
-	for code, want := range map[string]delivery.Class{
-		"ThrottlingException":                 delivery.Retryable,
-		"InternalFailure":                     delivery.Retryable,
-		"SomethingNew":                        delivery.Retryable,
-		"InvalidArgument":                     delivery.Permanent,
-		"MalformedDetail":                     delivery.Permanent,
-		"RedactionFailure":                    delivery.Permanent,
-		"AccessDeniedException":               delivery.Unhealthy,
-		"NotAuthorizedForSourceException":     delivery.Unhealthy,
-		"NotAuthorizedForDetailTypeException": delivery.Unhealthy,
-		"InvalidAccountIdException":           delivery.Unhealthy,
+	for code, want := range map[string]sink.Class{
+		"ThrottlingException":                 sink.Retryable,
+		"InternalFailure":                     sink.Retryable,
+		"SomethingNew":                        sink.Retryable,
+		"InvalidArgument":                     sink.Permanent,
+		"MalformedDetail":                     sink.Permanent,
+		"RedactionFailure":                    sink.Permanent,
+		"AccessDeniedException":               sink.Unhealthy,
+		"NotAuthorizedForSourceException":     sink.Unhealthy,
+		"NotAuthorizedForDetailTypeException": sink.Unhealthy,
+		"InvalidAccountIdException":           sink.Unhealthy,
 	} {
 		t.Run(code, func(t *testing.T) {
 			f, cfg := fakeBus(t)
@@ -124,11 +124,11 @@ func TestEntryErrorCodes(t *testing.T) {
 				return ""
 			})
 			err := newSink(t, cfg).WriteBatch(t.Context(), encodeN(t, cfg, 3))
-			var be *delivery.BatchError
+			var be *sink.BatchError
 			if !errors.As(err, &be) || be.Len() != 1 || be.Failed(1) == nil {
 				t.Fatalf("want entry 1 failed alone, got %v", err)
 			}
-			if got := delivery.Classify(be.Failed(1)); got != want {
+			if got := sink.Classify(be.Failed(1)); got != want {
 				t.Errorf("class %s, want %s (%v)", got, want, be.Failed(1))
 			}
 			if f.Count("audit") != 2 {
@@ -145,28 +145,28 @@ func TestCallErrors(t *testing.T) {
 	cases := []struct {
 		name   string
 		script func(f *ebfake.Server)
-		want   delivery.Class
+		want   sink.Class
 		status int
 		text   string
 	}{
-		{"500", func(f *ebfake.Server) { f.FailNext(1, 500, "", "") }, delivery.Retryable, 500, "InternalException"},
-		{"503", func(f *ebfake.Server) { f.FailNext(1, 503, "", "") }, delivery.Retryable, 503, "ServiceUnavailable"},
-		{"throttled", func(f *ebfake.Server) { f.Throttle(1) }, delivery.Retryable, 400, "ThrottlingException"},
-		{"bus denied", func(f *ebfake.Server) { f.DenyBus("audit") }, delivery.Unhealthy, 400, "AccessDeniedException"},
-		{"unknown key", func(f *ebfake.Server) { f.RemoveKey(testKeyID) }, delivery.Unhealthy, 400, "UnrecognizedClientException"},
+		{"500", func(f *ebfake.Server) { f.FailNext(1, 500, "", "") }, sink.Retryable, 500, "InternalException"},
+		{"503", func(f *ebfake.Server) { f.FailNext(1, 503, "", "") }, sink.Retryable, 503, "ServiceUnavailable"},
+		{"throttled", func(f *ebfake.Server) { f.Throttle(1) }, sink.Retryable, 400, "ThrottlingException"},
+		{"bus denied", func(f *ebfake.Server) { f.DenyBus("audit") }, sink.Unhealthy, 400, "AccessDeniedException"},
+		{"unknown key", func(f *ebfake.Server) { f.RemoveKey(testKeyID) }, sink.Unhealthy, 400, "UnrecognizedClientException"},
 		{"no such bus", func(f *ebfake.Server) {
 			f.FailNext(1, 400, "ResourceNotFoundException", "Event bus audit does not exist.")
-		}, delivery.Unhealthy, 400, "does not exist"},
-		{"not an endpoint", func(f *ebfake.Server) { f.FailNext(1, 404, "NotFound", "") }, delivery.Unhealthy, 404, "check the connection's region and endpoint"},
-		{"proxy auth", func(f *ebfake.Server) { f.FailNext(1, 407, "", "") }, delivery.Unhealthy, 407, ""},
-		{"unknown 400", func(f *ebfake.Server) { f.FailNext(1, 400, "SomethingNewException", "") }, delivery.Unhealthy, 400, ""},
+		}, sink.Unhealthy, 400, "does not exist"},
+		{"not an endpoint", func(f *ebfake.Server) { f.FailNext(1, 404, "NotFound", "") }, sink.Unhealthy, 404, "check the connection's region and endpoint"},
+		{"proxy auth", func(f *ebfake.Server) { f.FailNext(1, 407, "", "") }, sink.Unhealthy, 407, ""},
+		{"unknown 400", func(f *ebfake.Server) { f.FailNext(1, 400, "SomethingNewException", "") }, sink.Unhealthy, 400, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f, cfg := fakeBus(t)
 			c.script(f)
 			err := newSink(t, cfg).WriteBatch(t.Context(), encodeN(t, cfg, 5))
-			var se *delivery.SendError
+			var se *sink.SendError
 			if !errors.As(err, &se) {
 				t.Fatalf("want a SendError for the whole batch, got %T %v", err, err)
 			}
@@ -190,7 +190,7 @@ func TestFailedCallStopsTheRest(t *testing.T) {
 	cfg.MaxConcurrentCalls = 1
 	f.FailNext(1, 500, "", "")
 	err := newSink(t, cfg).WriteBatch(t.Context(), encodeN(t, cfg, 50))
-	if delivery.Classify(err) != delivery.Retryable {
+	if sink.Classify(err) != sink.Retryable {
 		t.Fatalf("got %v", err)
 	}
 	if n := len(f.Calls()); n != 1 {
@@ -214,13 +214,13 @@ func TestValidationErrorIsolatesEntries(t *testing.T) {
 	f.Reset()
 	f.FailNext(3, 400, "ValidationException", "1 validation error detected")
 	err = newSink(t, cfg).WriteBatch(t.Context(), encodeN(t, cfg, 3))
-	var be *delivery.BatchError
+	var be *sink.BatchError
 	if !errors.As(err, &be) || be.Len() != 2 {
 		t.Fatalf("want 2 failed, got %v", err)
 	}
 	be.Walk(func(i int, err error) {
 		var re *RejectError
-		if delivery.Classify(err) != delivery.Permanent || !errors.As(err, &re) || re.Reason != ReasonRejected || re.Code != "ValidationException" {
+		if sink.Classify(err) != sink.Permanent || !errors.As(err, &re) || re.Reason != ReasonRejected || re.Code != "ValidationException" {
 			t.Errorf("entry %d: %v", i, err)
 		}
 	})
@@ -241,7 +241,7 @@ func TestOversizedEntryFailsAlone(t *testing.T) {
 	big = append(big, `"}`...)
 	entries[1] = big
 	err := newSink(t, cfg).WriteBatch(t.Context(), entries)
-	var be *delivery.BatchError
+	var be *sink.BatchError
 	var re *RejectError
 	if !errors.As(err, &be) || be.Len() != 1 || !errors.As(be.Failed(1), &re) || re.Reason != ReasonEntryTooLarge {
 		t.Fatalf("got %v", err)
@@ -261,7 +261,7 @@ func TestTimeoutsAndNetworkErrorsAreRetryable(t *testing.T) {
 	f.Slow(time.Second)
 	cfg.Timeout = 100 * time.Millisecond
 	err := newSink(t, cfg).WriteBatch(t.Context(), encodeN(t, cfg, 2))
-	if delivery.Classify(err) != delivery.Retryable || !strings.Contains(err.Error(), "no answer within 100ms") {
+	if sink.Classify(err) != sink.Retryable || !strings.Contains(err.Error(), "no answer within 100ms") {
 		t.Fatalf("slow: %v", err)
 	}
 
@@ -273,7 +273,7 @@ func TestTimeoutsAndNetworkErrorsAreRetryable(t *testing.T) {
 	ln.Close()
 	cfg.Endpoint = "http://" + addr
 	err = newSink(t, cfg).WriteBatch(t.Context(), encodeN(t, cfg, 2))
-	if delivery.Classify(err) != delivery.Retryable {
+	if sink.Classify(err) != sink.Retryable {
 		t.Fatalf("refused: %v", err)
 	}
 }
@@ -322,7 +322,7 @@ func TestStaticKeysFromSecretFiles(t *testing.T) {
 	// key it derived for a key id for the day.)
 	write(testKeyID, "not-the-secret")
 	err = newSink(t, cfg).WriteBatch(t.Context(), encodeN(t, cfg, 2))
-	if delivery.Classify(err) != delivery.Unhealthy || !strings.Contains(err.Error(), "InvalidSignatureException") {
+	if sink.Classify(err) != sink.Unhealthy || !strings.Contains(err.Error(), "InvalidSignatureException") {
 		t.Fatalf("wrong secret: %v", err)
 	}
 	assertNoSecrets(t, err.Error(), "not-the-secret")
@@ -342,7 +342,7 @@ func TestStaticKeysFromSecretFiles(t *testing.T) {
 	// the file, not a value
 	os.Remove(keyFile)
 	err = s.WriteBatch(t.Context(), encodeN(t, cfg, 2))
-	if delivery.Classify(err) != delivery.Unhealthy || !strings.Contains(err.Error(), keyFile) {
+	if sink.Classify(err) != sink.Unhealthy || !strings.Contains(err.Error(), keyFile) {
 		t.Fatalf("missing key file: %v", err)
 	}
 	assertNoSecrets(t, err.Error(), "rotated-secret", testSecret)
@@ -389,7 +389,7 @@ func TestAssumeRoleWithExternalID(t *testing.T) {
 	// a wrong external id: STS refuses, the connection is unhealthy
 	cfg.Credentials.ExternalID = config.SecretLiteral("ext-wrong")
 	err := newSink(t, cfg).WriteBatch(t.Context(), encodeN(t, cfg, 2))
-	if delivery.Classify(err) != delivery.Unhealthy || !strings.Contains(err.Error(), "AccessDenied") {
+	if sink.Classify(err) != sink.Unhealthy || !strings.Contains(err.Error(), "AccessDenied") {
 		t.Fatalf("wrong external id: %v", err)
 	}
 	assertNoSecrets(t, err.Error(), testSecret, "ext-wrong")
@@ -398,7 +398,7 @@ func TestAssumeRoleWithExternalID(t *testing.T) {
 	sts.FailNext(2, 400, "Throttling")
 	cfg.Credentials.ExternalID = config.SecretLiteral("ext-7f3a")
 	err = newSink(t, cfg).WriteBatch(t.Context(), encodeN(t, cfg, 2))
-	if delivery.Classify(err) != delivery.Retryable {
+	if sink.Classify(err) != sink.Retryable {
 		t.Fatalf("STS throttled: %v", err)
 	}
 }
