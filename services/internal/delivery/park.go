@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/auditstream/auditstream/services/internal/deadletter"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 )
@@ -42,20 +42,6 @@ func sourceView(t *tracked, ps *parkState) *kgo.Record {
 	return &v
 }
 
-// passHeaders keeps the producer's headers (content-type, schema-version,
-// tracing) and drops the runtime's own, which are written anew.
-func passHeaders(rec *kgo.Record, extra int) []kgo.RecordHeader {
-	out := make([]kgo.RecordHeader, 0, len(rec.Headers)+extra)
-	for _, h := range rec.Headers {
-		if !strings.HasPrefix(h.Key, headerPrefix) {
-			out = append(out, h)
-		}
-	}
-	return out
-}
-
-func header(k, v string) kgo.RecordHeader { return kgo.RecordHeader{Key: k, Value: []byte(v)} }
-
 // park writes the job's record to the retry topic, due after ParkDelay, and
 // finishes the job once Kafka has it. Past MaxAge it is dead-lettered.
 func (r *Runtime) park(j *job, reason string) {
@@ -87,15 +73,15 @@ func (r *Runtime) park(j *job, reason string) {
 		Topic: r.cfg.RetryTopic.Name,
 		Key:   j.t.rec.Key,
 		Value: j.t.rec.Value,
-		Headers: append(passHeaders(j.t.rec, 8),
-			header(HeaderConnection, st.connection),
-			header(HeaderAttempt, strconv.Itoa(st.attempt)),
-			header(HeaderDue, st.due.UTC().Format(time.RFC3339Nano)),
-			header(HeaderFirstFailed, st.firstFailed.UTC().Format(time.RFC3339Nano)),
-			header(HeaderSourceTopic, st.srcTopic),
-			header(HeaderSourcePartition, strconv.Itoa(int(st.srcPart))),
-			header(HeaderSourceOffset, strconv.FormatInt(st.srcOffset, 10)),
-			header(HeaderForwarder, r.name),
+		Headers: append(deadletter.SourceHeaders(j.t.rec, 8),
+			deadletter.Header(deadletter.HeaderConnection, st.connection),
+			deadletter.Header(deadletter.HeaderAttempt, strconv.Itoa(st.attempt)),
+			deadletter.Header(deadletter.HeaderDue, st.due.UTC().Format(time.RFC3339Nano)),
+			deadletter.Header(deadletter.HeaderFirstFailed, st.firstFailed.UTC().Format(time.RFC3339Nano)),
+			deadletter.Header(deadletter.HeaderSourceTopic, st.srcTopic),
+			deadletter.Header(deadletter.HeaderSourcePartition, strconv.Itoa(int(st.srcPart))),
+			deadletter.Header(deadletter.HeaderSourceOffset, strconv.FormatInt(st.srcOffset, 10)),
+			deadletter.Header(deadletter.HeaderForwarder, r.name),
 		),
 	}
 	r.produceUntilDone(rec, func() {
@@ -116,7 +102,7 @@ func (r *Runtime) deadLetter(t *tracked, conn, reason string, cause error) {
 
 func (r *Runtime) deadLetterParked(t *tracked, ps *parkState, conn, reason string, cause error) {
 	srcTopic, srcPart, srcOffset := source(t, ps)
-	dl := DeadLetter{
+	dl := deadletter.Letter{
 		Topic: r.kcfg.Topics.DeadLetter.Name, Source: t.rec,
 		SourceTopic: srcTopic, SourcePartition: srcPart, SourceOffset: srcOffset,
 		Consumer: r.name, Connection: conn, Reason: reason, Cause: cause,
@@ -130,54 +116,6 @@ func (r *Runtime) deadLetterParked(t *tracked, ps *parkState, conn, reason strin
 		}
 		t.complete()
 	})
-}
-
-// DeadLetter says which record goes to the dead-letter topic and why.
-type DeadLetter struct {
-	Topic string // the dead-letter topic
-	// Source is the record as read: its key, value and producer headers are
-	// kept (the runtime's own headers are dropped and written anew).
-	Source *kgo.Record
-	// Where the record came from; for a parked record, where it first was.
-	SourceTopic     string
-	SourcePartition int32
-	SourceOffset    int64
-	Consumer        string // the forwarder or archiver that gave up
-	Connection      string // empty when no connection is involved
-	Reason          string
-	Cause           error
-}
-
-// maxErrorHeader bounds the error text a dead letter carries.
-const maxErrorHeader = 1024
-
-// Record builds the dead-letter record with the reason, the error (at most
-// 1 KiB), the source and the consumer in its headers.
-func (d DeadLetter) Record() *kgo.Record {
-	headers := append(passHeaders(d.Source, 8),
-		header(HeaderDLQReason, d.Reason),
-		header(HeaderDLQError, d.ErrorText()),
-		header(HeaderSourceTopic, d.SourceTopic),
-		header(HeaderSourcePartition, strconv.Itoa(int(d.SourcePartition))),
-		header(HeaderSourceOffset, strconv.FormatInt(d.SourceOffset, 10)),
-		header(HeaderForwarder, d.Consumer),
-	)
-	if d.Connection != "" {
-		headers = append(headers, header(HeaderConnection, d.Connection))
-	}
-	return &kgo.Record{Topic: d.Topic, Key: d.Source.Key, Value: d.Source.Value, Headers: headers}
-}
-
-// ErrorText is the error as the dead letter carries it.
-func (d DeadLetter) ErrorText() string {
-	if d.Cause == nil {
-		return ""
-	}
-	msg := d.Cause.Error()
-	if len(msg) > maxErrorHeader {
-		msg = msg[:maxErrorHeader]
-	}
-	return msg
 }
 
 // produceUntilDone writes rec, retrying until Kafka takes it or the runtime
@@ -211,27 +149,27 @@ func parseParkState(rec *kgo.Record) (*parkState, error) {
 	for _, h := range rec.Headers {
 		v := string(h.Value)
 		switch h.Key {
-		case HeaderConnection:
+		case deadletter.HeaderConnection:
 			st.connection = v
 			seen++
-		case HeaderAttempt:
+		case deadletter.HeaderAttempt:
 			st.attempt, err = strconv.Atoi(v)
 			seen++
-		case HeaderDue:
+		case deadletter.HeaderDue:
 			st.due, err = time.Parse(time.RFC3339Nano, v)
 			seen++
-		case HeaderFirstFailed:
+		case deadletter.HeaderFirstFailed:
 			st.firstFailed, err = time.Parse(time.RFC3339Nano, v)
 			seen++
-		case HeaderSourceTopic:
+		case deadletter.HeaderSourceTopic:
 			st.srcTopic = v
 			seen++
-		case HeaderSourcePartition:
+		case deadletter.HeaderSourcePartition:
 			var p int
 			p, err = strconv.Atoi(v)
 			st.srcPart = int32(p)
 			seen++
-		case HeaderSourceOffset:
+		case deadletter.HeaderSourceOffset:
 			st.srcOffset, err = strconv.ParseInt(v, 10, 64)
 			seen++
 		}

@@ -59,17 +59,6 @@ type SinkFactory func(c *destinations.Connection) (EntrySink, error)
 // Headers the runtime writes on dead-lettered and parked records. The
 // original record's key, value and headers are kept.
 const (
-	HeaderDLQReason          = "auditstream-dlq-reason"
-	HeaderDLQError           = "auditstream-dlq-error"
-	HeaderSourceTopic        = "auditstream-source-topic"
-	HeaderSourcePartition    = "auditstream-source-partition"
-	HeaderSourceOffset       = "auditstream-source-offset"
-	HeaderConnection         = "auditstream-connection"
-	HeaderAttempt            = "auditstream-attempt"
-	HeaderDue                = "auditstream-due"
-	HeaderFirstFailed        = "auditstream-first-failed"
-	HeaderForwarder          = "auditstream-forwarder"
-	headerPrefix             = "auditstream-"
 	reasonDecode             = "decode_failed"
 	reasonAccountMismatch    = "account_mismatch"
 	reasonMaxAge             = "max_age_exceeded"

@@ -12,6 +12,7 @@ import (
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/proto/producer"
+	"github.com/auditstream/auditstream/services/internal/deadletter"
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/sink"
@@ -341,13 +342,13 @@ func TestRuntimeDeadLettersPoisonRecordsAndKeepsGoing(t *testing.T) {
 	}
 	for _, rec := range dlq {
 		h := headerMap(rec)
-		if h[HeaderDLQReason] == "" || h[HeaderSourceTopic] != "audit.events" || h[HeaderSourceOffset] == "" || h[HeaderSourcePartition] == "" {
+		if h[deadletter.HeaderDLQReason] == "" || h[deadletter.HeaderSourceTopic] != "audit.events" || h[deadletter.HeaderSourceOffset] == "" || h[deadletter.HeaderSourcePartition] == "" {
 			t.Errorf("dead letter headers incomplete: %v", h)
 		}
 	}
 	reasons := map[string]bool{}
 	for _, rec := range dlq {
-		reasons[headerMap(rec)[HeaderDLQReason]] = true
+		reasons[headerMap(rec)[deadletter.HeaderDLQReason]] = true
 	}
 	for _, want := range []string{auditevent.ReasonBadProtobuf, auditevent.ReasonWrongType, auditevent.ReasonBadContentType} {
 		if !reasons[want] {
@@ -391,8 +392,8 @@ func TestRuntimeDeadLettersUndecodableRoutedRecordsOnce(t *testing.T) {
 	for _, rec := range dlq {
 		h := headerMap(rec)
 		keys[string(rec.Key)] = true
-		if h[HeaderDLQReason] != auditevent.ReasonBadProtobuf || h[HeaderConnection] != "" {
-			t.Errorf("dead letter of %s: reason %q connection %q, want %q and none", rec.Key, h[HeaderDLQReason], h[HeaderConnection], auditevent.ReasonBadProtobuf)
+		if h[deadletter.HeaderDLQReason] != auditevent.ReasonBadProtobuf || h[deadletter.HeaderConnection] != "" {
+			t.Errorf("dead letter of %s: reason %q connection %q, want %q and none", rec.Key, h[deadletter.HeaderDLQReason], h[deadletter.HeaderConnection], auditevent.ReasonBadProtobuf)
 		}
 	}
 	if !keys["acc-b-undecodable"] || !keys["acc-z-undecodable"] {
@@ -402,7 +403,7 @@ func TestRuntimeDeadLettersUndecodableRoutedRecordsOnce(t *testing.T) {
 	// connection's events are parked
 	for _, rec := range kafkatest.ReadAll(t, rg.cluster.Brokers(), rg.cfg.RetryTopic.Name, 1000, 2*time.Second) {
 		if strings.HasSuffix(string(rec.Key), "-undecodable") {
-			t.Errorf("undecodable record %s parked for %s", rec.Key, headerMap(rec)[HeaderConnection])
+			t.Errorf("undecodable record %s parked for %s", rec.Key, headerMap(rec)[deadletter.HeaderConnection])
 		}
 	}
 }
@@ -505,7 +506,7 @@ func TestRuntimeParksFailingConnectionWithoutBlockingOthers(t *testing.T) {
 		t.Fatalf("parked %d, want at least 100", len(parked))
 	}
 	h := headerMap(parked[0])
-	if h[HeaderConnection] != "bad" || h[HeaderAttempt] == "" || h[HeaderDue] == "" {
+	if h[deadletter.HeaderConnection] != "bad" || h[deadletter.HeaderAttempt] == "" || h[deadletter.HeaderDue] == "" {
 		t.Fatalf("retry headers: %v", h)
 	}
 	// the destination heals: every parked event arrives, none twice
@@ -537,8 +538,8 @@ func TestRuntimeUnhealthyConnectionParksNotDrops(t *testing.T) {
 		t.Fatalf("parked %d of 50 events of the unhealthy connection", len(parked))
 	}
 	for _, rec := range parked {
-		if h := headerMap(rec); h[HeaderConnection] != "denied" {
-			t.Fatalf("parked for %q", h[HeaderConnection])
+		if h := headerMap(rec); h[deadletter.HeaderConnection] != "denied" {
+			t.Fatalf("parked for %q", h[deadletter.HeaderConnection])
 		}
 	}
 	if n := len(kafkatest.ReadAll(t, rg.cluster.Brokers(), "audit.events.dlq", 1, 500*time.Millisecond)); n != 0 {
@@ -561,7 +562,7 @@ func TestRuntimeDeadLettersRejectedEntriesAndDeliversTheRest(t *testing.T) {
 		t.Fatalf("dead-lettered %d, want 5", len(dlq))
 	}
 	for _, rec := range dlq {
-		if h := headerMap(rec); h[HeaderConnection] != "picky" || h[HeaderDLQReason] != reasonPermanent || !strings.Contains(h[HeaderDLQError], "400") {
+		if h := headerMap(rec); h[deadletter.HeaderConnection] != "picky" || h[deadletter.HeaderDLQReason] != reasonPermanent || !strings.Contains(h[deadletter.HeaderDLQError], "400") {
 			t.Fatalf("dead letter headers %v", h)
 		}
 	}
@@ -693,7 +694,7 @@ func TestRuntimeDeadLettersParkedEventsPastMaxAge(t *testing.T) {
 	}
 	for _, rec := range dlq {
 		h := headerMap(rec)
-		if h[HeaderDLQReason] != reasonMaxAge || h[HeaderSourceTopic] != "audit.events" || h[HeaderConnection] != "down" {
+		if h[deadletter.HeaderDLQReason] != reasonMaxAge || h[deadletter.HeaderSourceTopic] != "audit.events" || h[deadletter.HeaderConnection] != "down" {
 			t.Fatalf("headers %v", h)
 		}
 		if _, err := auditevent.DecodeRecord(rec); err != nil {
@@ -864,7 +865,7 @@ func TestRuntimeSlowConnectionIsParkedNotBlockingOthers(t *testing.T) {
 	if len(parked) == 0 {
 		t.Fatal("no event of the stuck connection was parked")
 	}
-	if h := headerMap(parked[0]); h[HeaderConnection] != "slow" {
+	if h := headerMap(parked[0]); h[deadletter.HeaderConnection] != "slow" {
 		t.Fatalf("parked for %v", h)
 	}
 }

@@ -20,7 +20,7 @@ import (
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	"github.com/auditstream/auditstream/services/internal/archive"
-	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/deadletter"
 	"github.com/auditstream/auditstream/services/internal/sink"
 )
 
@@ -315,7 +315,7 @@ func (w *worker) put(ctx context.Context, t archive.Target, b archive.AccountBat
 // headers, retrying until Kafka takes it: a record is only skipped once its
 // copy is safe.
 func (w *worker) deadLetter(src *kgo.Record, conn, reason string, cause error) error {
-	dl := delivery.DeadLetter{
+	dl := deadletter.Letter{
 		Topic: w.s.cfg.Kafka.Topics.DeadLetter.Name, Source: src,
 		SourceTopic: w.topic, SourcePartition: w.part, SourceOffset: src.Offset,
 		Consumer: Name, Connection: conn, Reason: reason, Cause: cause,

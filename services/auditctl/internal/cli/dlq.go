@@ -19,7 +19,7 @@ import (
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/auditctl/internal/partitions"
 	"github.com/auditstream/auditstream/services/auditctl/internal/replay"
-	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/deadletter"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -100,12 +100,12 @@ func readDeadLetter(rec *kgo.Record) DeadLetter {
 	d := DeadLetter{Position: position(rec.Partition, rec.Offset), Partition: rec.Partition, Offset: rec.Offset,
 		Timestamp: rec.Timestamp.UTC(), Key: printable(string(rec.Key))}
 	h := headers(rec)
-	d.Reason = printable(h[delivery.HeaderDLQReason])
-	d.Error = printable(h[delivery.HeaderDLQError])
-	d.Forwarder = printable(h[delivery.HeaderForwarder])
-	d.Connection = printable(h[delivery.HeaderConnection])
-	if t := h[delivery.HeaderSourceTopic]; t != "" {
-		d.Source = printable(fmt.Sprintf("%s/%s@%s", t, h[delivery.HeaderSourcePartition], h[delivery.HeaderSourceOffset]))
+	d.Reason = printable(h[deadletter.HeaderDLQReason])
+	d.Error = printable(h[deadletter.HeaderDLQError])
+	d.Forwarder = printable(h[deadletter.HeaderForwarder])
+	d.Connection = printable(h[deadletter.HeaderConnection])
+	if t := h[deadletter.HeaderSourceTopic]; t != "" {
+		d.Source = printable(fmt.Sprintf("%s/%s@%s", t, h[deadletter.HeaderSourcePartition], h[deadletter.HeaderSourceOffset]))
 	}
 	return d
 }
@@ -134,9 +134,9 @@ func sourceRecord(rec *kgo.Record) *kgo.Record {
 		}
 	}
 	h := headers(rec)
-	p, perr := strconv.ParseInt(h[delivery.HeaderSourcePartition], 10, 32)
-	o, oerr := strconv.ParseInt(h[delivery.HeaderSourceOffset], 10, 64)
-	if t := h[delivery.HeaderSourceTopic]; t != "" && perr == nil && oerr == nil {
+	p, perr := strconv.ParseInt(h[deadletter.HeaderSourcePartition], 10, 32)
+	o, oerr := strconv.ParseInt(h[deadletter.HeaderSourceOffset], 10, 64)
+	if t := h[deadletter.HeaderSourceTopic]; t != "" && perr == nil && oerr == nil {
 		src.Topic, src.Partition, src.Offset = t, int32(p), o
 	}
 	return &src

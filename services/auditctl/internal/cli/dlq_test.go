@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
-	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/deadletter"
 	"github.com/auditstream/auditstream/services/testsupport/ddfake"
 	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -21,15 +21,15 @@ const dlqTopic = "audit.events.dlq"
 func deadLetter(rec *kgo.Record, partition int32, reason, forwarder, conn string, srcPartition, srcOffset string) *kgo.Record {
 	h := slices.Clone(rec.Headers)
 	h = append(h,
-		kgo.RecordHeader{Key: delivery.HeaderDLQReason, Value: []byte(reason)},
-		kgo.RecordHeader{Key: delivery.HeaderDLQError, Value: []byte("the " + reason + " error")},
-		kgo.RecordHeader{Key: delivery.HeaderSourceTopic, Value: []byte(topic)},
-		kgo.RecordHeader{Key: delivery.HeaderSourcePartition, Value: []byte(srcPartition)},
-		kgo.RecordHeader{Key: delivery.HeaderSourceOffset, Value: []byte(srcOffset)},
-		kgo.RecordHeader{Key: delivery.HeaderForwarder, Value: []byte(forwarder)},
+		kgo.RecordHeader{Key: deadletter.HeaderDLQReason, Value: []byte(reason)},
+		kgo.RecordHeader{Key: deadletter.HeaderDLQError, Value: []byte("the " + reason + " error")},
+		kgo.RecordHeader{Key: deadletter.HeaderSourceTopic, Value: []byte(topic)},
+		kgo.RecordHeader{Key: deadletter.HeaderSourcePartition, Value: []byte(srcPartition)},
+		kgo.RecordHeader{Key: deadletter.HeaderSourceOffset, Value: []byte(srcOffset)},
+		kgo.RecordHeader{Key: deadletter.HeaderForwarder, Value: []byte(forwarder)},
 	)
 	if conn != "" {
-		h = append(h, kgo.RecordHeader{Key: delivery.HeaderConnection, Value: []byte(conn)})
+		h = append(h, kgo.RecordHeader{Key: deadletter.HeaderConnection, Value: []byte(conn)})
 	}
 	return &kgo.Record{Topic: dlqTopic, Partition: partition, Key: rec.Key, Value: rec.Value, Headers: h, Timestamp: testNow.Add(-time.Hour)}
 }

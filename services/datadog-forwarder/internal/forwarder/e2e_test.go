@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/deadletter"
 	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/testsupport/ddfake"
 	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
@@ -187,7 +187,7 @@ func TestForbiddenConnectionDoesNotStallOtherAccounts(t *testing.T) {
 	parkedIDs := map[string]bool{}
 	for _, rec := range parked {
 		for _, h := range rec.Headers {
-			if h.Key == delivery.HeaderConnection && string(h.Value) != "dd-a" {
+			if h.Key == deadletter.HeaderConnection && string(h.Value) != "dd-a" {
 				t.Fatalf("parked for %s", h.Value)
 			}
 		}
@@ -233,7 +233,7 @@ func TestPoisonRecordsAreDeadLettered(t *testing.T) {
 		for _, x := range rec.Headers {
 			h[x.Key] = string(x.Value)
 		}
-		if h[delivery.HeaderDLQReason] == "" || h[delivery.HeaderSourceTopic] != "audit.events" || h[delivery.HeaderSourceOffset] == "" {
+		if h[deadletter.HeaderDLQReason] == "" || h[deadletter.HeaderSourceTopic] != "audit.events" || h[deadletter.HeaderSourceOffset] == "" {
 			t.Fatalf("dead letter headers %v", h)
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
-	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/deadletter"
 	"github.com/auditstream/auditstream/services/testsupport/ddfake"
 	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
@@ -69,7 +69,7 @@ func TestBadEntriesAreIsolatedAndDeadLettered(t *testing.T) {
 		for _, x := range rec.Headers {
 			h[x.Key] = string(x.Value)
 		}
-		if h[delivery.HeaderConnection] != "dd-a" || h[delivery.HeaderDLQReason] == "" {
+		if h[deadletter.HeaderConnection] != "dd-a" || h[deadletter.HeaderDLQReason] == "" {
 			t.Fatalf("dead letter headers %v", h)
 		}
 		ev, err := auditevent.DecodeRecord(rec)

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
-	"github.com/auditstream/auditstream/services/internal/delivery"
+	"github.com/auditstream/auditstream/services/internal/deadletter"
 	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/testsupport/ebfake"
 	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
@@ -126,7 +126,7 @@ func TestDeniedBusDoesNotStallOtherAccounts(t *testing.T) {
 	parked := kafkatest.ReadAll(t, p.Cluster.Brokers(), p.Cfg.Delivery.RetryTopic.Name, 500, 20*time.Second)
 	parkedIDs := map[string]bool{}
 	for _, rec := range parked {
-		if c := headers(rec)[delivery.HeaderConnection]; c != "eb-a" {
+		if c := headers(rec)[deadletter.HeaderConnection]; c != "eb-a" {
 			t.Fatalf("parked for %q", c)
 		}
 		parkedIDs[recordEventID(t, rec)] = true
@@ -166,7 +166,7 @@ func TestPoisonRecordsAreDeadLettered(t *testing.T) {
 	}
 	for _, rec := range dlq {
 		h := headers(rec)
-		if h[delivery.HeaderDLQReason] == "" || h[delivery.HeaderSourceTopic] != "audit.events" || h[delivery.HeaderSourceOffset] == "" || h[delivery.HeaderForwarder] != Name {
+		if h[deadletter.HeaderDLQReason] == "" || h[deadletter.HeaderSourceTopic] != "audit.events" || h[deadletter.HeaderSourceOffset] == "" || h[deadletter.HeaderForwarder] != Name {
 			t.Fatalf("dead letter headers %v", h)
 		}
 	}
@@ -190,8 +190,8 @@ func TestOversizedEventIsDeadLetteredWithReason(t *testing.T) {
 		t.Fatalf("dead-lettered %d, want the one 300 KB event", len(dlq))
 	}
 	h := headers(dlq[0])
-	if recordEventID(t, dlq[0]) != ids[10] || h[delivery.HeaderDLQReason] != "encode_failed" || h[delivery.HeaderConnection] != "eb-a" ||
-		!strings.Contains(h[delivery.HeaderDLQError], "entry_too_large") {
+	if recordEventID(t, dlq[0]) != ids[10] || h[deadletter.HeaderDLQReason] != "encode_failed" || h[deadletter.HeaderConnection] != "eb-a" ||
+		!strings.Contains(h[deadletter.HeaderDLQError], "entry_too_large") {
 		t.Fatalf("dead letter of %s: headers %v", recordEventID(t, dlq[0]), h)
 	}
 	p.WaitCommitted()
@@ -232,7 +232,7 @@ func TestRejectedEntriesAreDeadLettered(t *testing.T) {
 	}
 	for _, rec := range dlq {
 		h := headers(rec)
-		if h[delivery.HeaderConnection] != "eb-a" || h[delivery.HeaderDLQReason] != "rejected" || !strings.Contains(h[delivery.HeaderDLQError], "MalformedDetail") {
+		if h[deadletter.HeaderConnection] != "eb-a" || h[deadletter.HeaderDLQReason] != "rejected" || !strings.Contains(h[deadletter.HeaderDLQError], "MalformedDetail") {
 			t.Fatalf("dead letter headers %v", h)
 		}
 		id := recordEventID(t, rec)

@@ -1,0 +1,93 @@
+// Package deadletter is the record format of the dead-letter topic and of
+// the headers the forwarders' runtime writes on parked records: what the
+// forwarders and the archiver write and what auditctl's dlq commands read.
+// The source record's key, value and producer headers are kept; the
+// auditstream-* headers say why, from where and by whom.
+package deadletter
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Headers auditstream writes on dead-lettered and parked records.
+const (
+	HeaderDLQReason       = "auditstream-dlq-reason"
+	HeaderDLQError        = "auditstream-dlq-error"
+	HeaderSourceTopic     = "auditstream-source-topic"
+	HeaderSourcePartition = "auditstream-source-partition"
+	HeaderSourceOffset    = "auditstream-source-offset"
+	HeaderConnection      = "auditstream-connection"
+	HeaderAttempt         = "auditstream-attempt"
+	HeaderDue             = "auditstream-due"
+	HeaderFirstFailed     = "auditstream-first-failed"
+	HeaderForwarder       = "auditstream-forwarder"
+	// HeaderPrefix starts every header above; SourceHeaders drops them.
+	HeaderPrefix = "auditstream-"
+)
+
+// MaxErrorText bounds the error text a dead letter carries, in bytes.
+const MaxErrorText = 1024
+
+// Letter says which record goes to the dead-letter topic and why.
+type Letter struct {
+	Topic string // the dead-letter topic
+	// Source is the record as read: its key, value and producer headers are
+	// kept (auditstream's own headers are dropped and written anew).
+	Source *kgo.Record
+	// Where the record came from; for a parked record, where it first was.
+	SourceTopic     string
+	SourcePartition int32
+	SourceOffset    int64
+	Consumer        string // the forwarder or archiver that gave up
+	Connection      string // empty when no connection is involved
+	Reason          string
+	Cause           error
+}
+
+// Record builds the dead-letter record with the reason, the error (at most
+// MaxErrorText bytes), the source and the consumer in its headers.
+func (d Letter) Record() *kgo.Record {
+	headers := append(SourceHeaders(d.Source, 8),
+		Header(HeaderDLQReason, d.Reason),
+		Header(HeaderDLQError, d.ErrorText()),
+		Header(HeaderSourceTopic, d.SourceTopic),
+		Header(HeaderSourcePartition, strconv.Itoa(int(d.SourcePartition))),
+		Header(HeaderSourceOffset, strconv.FormatInt(d.SourceOffset, 10)),
+		Header(HeaderForwarder, d.Consumer),
+	)
+	if d.Connection != "" {
+		headers = append(headers, Header(HeaderConnection, d.Connection))
+	}
+	return &kgo.Record{Topic: d.Topic, Key: d.Source.Key, Value: d.Source.Value, Headers: headers}
+}
+
+// ErrorText is the error as the dead letter carries it.
+func (d Letter) ErrorText() string {
+	if d.Cause == nil {
+		return ""
+	}
+	msg := d.Cause.Error()
+	if len(msg) > MaxErrorText {
+		msg = msg[:MaxErrorText]
+	}
+	return msg
+}
+
+// SourceHeaders keeps the producer's headers (content-type, schema-version,
+// tracing) and drops auditstream's own, which are written anew; extra is
+// room for those.
+func SourceHeaders(rec *kgo.Record, extra int) []kgo.RecordHeader {
+	out := make([]kgo.RecordHeader, 0, len(rec.Headers)+extra)
+	for _, h := range rec.Headers {
+		if !strings.HasPrefix(h.Key, HeaderPrefix) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// Header is a record header of a string value.
+func Header(k, v string) kgo.RecordHeader { return kgo.RecordHeader{Key: k, Value: []byte(v)} }

@@ -1,0 +1,81 @@
+package deadletter
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func headerValues(rec *kgo.Record) map[string][]string {
+	m := map[string][]string{}
+	for _, h := range rec.Headers {
+		m[h.Key] = append(m[h.Key], string(h.Value))
+	}
+	return m
+}
+
+// TestRecord: a dead letter keeps the source's key, value and producer
+// headers, replaces auditstream's own headers (a parked record's attempt
+// and due do not travel on) and says why, from where and by whom.
+func TestRecord(t *testing.T) {
+	src := &kgo.Record{
+		Topic: "audit.events.retry.datadog", Partition: 2, Offset: 9,
+		Key: []byte("acc-1"), Value: []byte("event bytes"),
+		Headers: []kgo.RecordHeader{
+			Header("content-type", "application/x-protobuf"),
+			Header(HeaderAttempt, "3"),
+			Header(HeaderConnection, "old"),
+			Header("traceparent", "00-abc-def-01"),
+		},
+	}
+	rec := Letter{
+		Topic: "audit.events.dlq", Source: src,
+		SourceTopic: "audit.events", SourcePartition: 1, SourceOffset: 42,
+		Consumer: "datadog-forwarder", Connection: "dd-a", Reason: "rejected", Cause: errors.New("400 bad entry"),
+	}.Record()
+	if rec.Topic != "audit.events.dlq" || string(rec.Key) != "acc-1" || string(rec.Value) != "event bytes" {
+		t.Fatalf("record %s key %q value %q, want the dead-letter topic and the source's key and value", rec.Topic, rec.Key, rec.Value)
+	}
+	want := map[string][]string{
+		"content-type":        {"application/x-protobuf"},
+		"traceparent":         {"00-abc-def-01"},
+		HeaderDLQReason:       {"rejected"},
+		HeaderDLQError:        {"400 bad entry"},
+		HeaderSourceTopic:     {"audit.events"},
+		HeaderSourcePartition: {"1"},
+		HeaderSourceOffset:    {"42"},
+		HeaderForwarder:       {"datadog-forwarder"},
+		HeaderConnection:      {"dd-a"},
+	}
+	got := headerValues(rec)
+	if len(got) != len(want) {
+		t.Errorf("headers %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if strings.Join(got[k], ",") != strings.Join(v, ",") {
+			t.Errorf("header %s = %q, want %q", k, got[k], v)
+		}
+	}
+
+	// Without a connection (an undecodable record) there is no connection
+	// header, and without a cause no error text.
+	rec = Letter{Topic: "dlq", Source: src, Consumer: "archiver", Reason: "decode_failed"}.Record()
+	if h := headerValues(rec); h[HeaderConnection] != nil || h[HeaderDLQError][0] != "" {
+		t.Errorf("headers %v: want no connection and an empty error", h)
+	}
+}
+
+// TestErrorTextBounded: a long error is cut to MaxErrorText bytes so one
+// record's headers stay small.
+func TestErrorTextBounded(t *testing.T) {
+	long := strings.Repeat("x", 3*MaxErrorText)
+	d := Letter{Cause: errors.New(long)}
+	if got := d.ErrorText(); len(got) != MaxErrorText || got != long[:MaxErrorText] {
+		t.Fatalf("ErrorText is %d bytes, want the first %d", len(got), MaxErrorText)
+	}
+	if got := (Letter{Cause: errors.New("short")}).ErrorText(); got != "short" {
+		t.Fatalf("ErrorText = %q, want %q", got, "short")
+	}
+}
