@@ -264,7 +264,7 @@ func (sc serviceConfig) check(t *testing.T) {
 		// cover them).
 		if c.Forwarder == "eventbridge" {
 			check := destinations.CheckType(destinations.TypeEventBridge, func(conn *destinations.Connection) error {
-				_, err := forwarding.DecodeSettings[eventbridge.Config](conn)
+				_, err := destinations.DecodeSettings[eventbridge.Config](conn)
 				return err
 			})
 			if err := check(table); err != nil {

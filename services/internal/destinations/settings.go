@@ -329,3 +329,14 @@ func nodeHash(n *yaml.Node, memo map[*yaml.Node][32]byte, active map[*yaml.Node]
 	memo[n] = sum
 	return sum
 }
+
+// DecodeSettings reads a connection's settings strictly into a T with its
+// defaults filled in. Connection.Decode already runs T's Validate, so the
+// settings are checked once, where the error gets its path and line.
+func DecodeSettings[T interface{ WithDefaults() T }](c *Connection) (T, error) {
+	var s T
+	if err := c.Decode(&s); err != nil {
+		return s, err
+	}
+	return s.WithDefaults(), nil
+}

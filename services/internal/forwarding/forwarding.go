@@ -9,14 +9,11 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"os/signal"
-	"sync"
-	"syscall"
 
 	"github.com/auditstream/auditstream/services/internal/cmdline"
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/connstatus"
+	"github.com/auditstream/auditstream/services/internal/consumer"
 	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/kafka"
@@ -194,7 +191,7 @@ func Run(ctx context.Context, spec Spec, cfg Config) error {
 		return err
 	}
 
-	wait := ServeAndWatch(ctx, log, srv, dests)
+	wait := consumer.ServeAndWatch(ctx, log, srv, dests)
 	log.Info(spec.Binary+" started", zap.String("version", version.Version), zap.String("addr", srv.Addr()), zap.Strings("brokers", cfg.Kafka.Brokers),
 		zap.String("group", cfg.Delivery.Group), zap.String("destinations_file", cfg.Destinations.File), zap.Bool("destinations_topic", cfg.Destinations.Topic))
 	// Routing before every account's configuration is read would commit
@@ -202,7 +199,7 @@ func Run(ctx context.Context, spec Spec, cfg Config) error {
 	if err = dests.WaitReady(ctx); err == nil {
 		stopPublishing := func() {}
 		if pub != nil {
-			stopPublishing = RunPublisher(ctx, pub)
+			stopPublishing = consumer.RunPublisher(ctx, pub)
 		}
 		err = rt.Run(ctx)
 		// withdraws this replica's records once it delivers no more
@@ -216,56 +213,6 @@ func Run(ctx context.Context, spec Spec, cfg Config) error {
 	return err
 }
 
-// ServeAndWatch runs a consumer's companions until ctx ends: the HTTP
-// server (already listening), its destinations (the file's watcher and the
-// destinations topic), and a reload of the destinations file on SIGHUP.
-// wait blocks until all three have stopped.
-func ServeAndWatch(ctx context.Context, log *zap.Logger, srv *server.Server, dests *destinations.Following) (wait func()) {
-	var wg sync.WaitGroup
-	watcher := dests.Watcher
-	wg.Go(func() {
-		if err := dests.Run(ctx); err != nil {
-			log.Error("destinations", zap.Error(err))
-		}
-	})
-	wg.Go(func() {
-		if err := srv.Serve(ctx); err != nil {
-			log.Error("http server", zap.Error(err))
-		}
-	})
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	wg.Go(func() {
-		defer signal.Stop(hup)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				if err := watcher.Reload(); err != nil {
-					log.Error("reload destinations", zap.Error(err))
-				}
-			}
-		}
-	})
-	return wg.Wait
-}
-
-// RunPublisher publishes connection status until ctx ends or stop is
-// called; stop returns once the publisher withdrew its records.
-func RunPublisher(ctx context.Context, pub *connstatus.Publisher) (stop func()) {
-	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = pub.Run(pctx)
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
-}
-
 // PublishedStatus is the runtime's status as the status topic carries it.
 func PublishedStatus(in []delivery.ConnectionStatus) []connstatus.Status {
 	out := make([]connstatus.Status, 0, len(in))
@@ -277,15 +224,4 @@ func PublishedStatus(in []delivery.ConnectionStatus) []connstatus.Status {
 		})
 	}
 	return out
-}
-
-// DecodeSettings reads a connection's settings strictly into a T with its
-// defaults filled in. Connection.Decode already runs T's Validate, so the
-// settings are checked once, where the error gets its path and line.
-func DecodeSettings[T interface{ WithDefaults() T }](c *destinations.Connection) (T, error) {
-	var s T
-	if err := c.Decode(&s); err != nil {
-		return s, err
-	}
-	return s.WithDefaults(), nil
 }

@@ -22,8 +22,8 @@ import (
 
 	"github.com/auditstream/auditstream/services/internal/archive"
 	"github.com/auditstream/auditstream/services/internal/connstatus"
+	"github.com/auditstream/auditstream/services/internal/consumer"
 	"github.com/auditstream/auditstream/services/internal/destinations"
-	"github.com/auditstream/auditstream/services/internal/forwarding"
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/logging"
 	"github.com/auditstream/auditstream/services/internal/objstore"
@@ -37,7 +37,7 @@ const StorageType = "storage"
 
 // CheckStorage validates one storage connection's settings.
 func CheckStorage(c *destinations.Connection) error {
-	_, err := forwarding.DecodeSettings[objstore.Settings](c)
+	_, err := destinations.DecodeSettings[objstore.Settings](c)
 	return err
 }
 
@@ -98,7 +98,7 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	srv.AddCheck("destinations", s.dests.Ready)
-	wait := forwarding.ServeAndWatch(ctx, log, srv, s.dests)
+	wait := consumer.ServeAndWatch(ctx, log, srv, s.dests)
 	log.Info("archiver started", zap.String("version", version.Version), zap.String("addr", srv.Addr()),
 		zap.Strings("brokers", cfg.Kafka.Brokers), zap.String("group", cfg.Archive.Group),
 		zap.Duration("window", cfg.Archive.Window), zap.Duration("grace", cfg.Archive.Grace),
@@ -117,7 +117,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		defer pub.Close()
 		s.health.OnChange = pub.Kick
-		stopPublishing = forwarding.RunPublisher(ctx, pub)
+		stopPublishing = consumer.RunPublisher(ctx, pub)
 	}
 	err = s.Consume(ctx)
 	stopPublishing()

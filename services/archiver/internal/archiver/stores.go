@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/services/internal/destinations"
-	"github.com/auditstream/auditstream/services/internal/forwarding"
 	"github.com/auditstream/auditstream/services/internal/objstore"
 )
 
@@ -36,7 +35,7 @@ func (c *storeCache) get(conn *destinations.Connection) objstore.Store {
 	if st, ok := c.m[conn.Fingerprint]; ok {
 		return st
 	}
-	settings, err := forwarding.DecodeSettings[objstore.Settings](conn)
+	settings, err := destinations.DecodeSettings[objstore.Settings](conn)
 	if err != nil {
 		return failedStore{name: conn.Name, err: err}
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/auditstream/auditstream/services/auditctl/internal/rebuild"
 	"github.com/auditstream/auditstream/services/internal/archive"
 	"github.com/auditstream/auditstream/services/internal/destinations"
-	"github.com/auditstream/auditstream/services/internal/forwarding"
 	"github.com/auditstream/auditstream/services/internal/objstore"
 	// Every store kind, as the archiver links them.
 	_ "github.com/auditstream/auditstream/services/internal/objstore/all"
@@ -127,7 +126,7 @@ func storageConnectionsIn(table *destinations.Table, file, name string) ([]*dest
 
 // openStore opens a storage connection's store, as the archiver does.
 func openStore(ctx context.Context, conn *destinations.Connection) (objstore.Store, error) {
-	settings, err := forwarding.DecodeSettings[objstore.Settings](conn)
+	settings, err := destinations.DecodeSettings[objstore.Settings](conn)
 	if err != nil {
 		return nil, err
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/destinations"
-	"github.com/auditstream/auditstream/services/internal/forwarding"
 	"github.com/auditstream/auditstream/services/internal/sink/datadog"
 	"github.com/auditstream/auditstream/services/internal/sink/eventbridge"
 )
@@ -96,7 +95,7 @@ func (d *Destination) AtRisk(t, now time.Time) bool {
 func (d *Destination) NewSink() (delivery.EntrySink, error) {
 	switch d.Type {
 	case destinations.TypeDatadog:
-		c, err := forwarding.DecodeSettings[datadog.Config](d.conn)
+		c, err := destinations.DecodeSettings[datadog.Config](d.conn)
 		if err != nil {
 			return nil, err
 		}
@@ -106,7 +105,7 @@ func (d *Destination) NewSink() (delivery.EntrySink, error) {
 		}
 		return datadogSink{c.Encoder(), sink}, nil
 	case destinations.TypeEventBridge:
-		c, err := forwarding.DecodeSettings[eventbridge.Config](d.conn)
+		c, err := destinations.DecodeSettings[eventbridge.Config](d.conn)
 		if err != nil {
 			return nil, err
 		}
@@ -123,10 +122,10 @@ func (d *Destination) NewSink() (delivery.EntrySink, error) {
 func (d *Destination) check() error {
 	switch d.Type {
 	case destinations.TypeDatadog:
-		_, err := forwarding.DecodeSettings[datadog.Config](d.conn)
+		_, err := destinations.DecodeSettings[datadog.Config](d.conn)
 		return err
 	case destinations.TypeEventBridge:
-		_, err := forwarding.DecodeSettings[eventbridge.Config](d.conn)
+		_, err := destinations.DecodeSettings[eventbridge.Config](d.conn)
 		return err
 	}
 	return fmt.Errorf("connection %s: type %s has no sink", d.Name, d.Type)

@@ -64,7 +64,7 @@ func Execute(ctx context.Context, args, env []string, stdout, stderr io.Writer) 
 
 // decodeConnection reads a Datadog connection's settings strictly.
 func decodeConnection(c *destinations.Connection) (datadog.Config, error) {
-	return forwarding.DecodeSettings[datadog.Config](c)
+	return destinations.DecodeSettings[datadog.Config](c)
 }
 
 // connectionSink is one connection's encoder and sink.

@@ -11,7 +11,6 @@ import (
 	"github.com/auditstream/auditstream/services/internal/awsauth"
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/destinations"
-	"github.com/auditstream/auditstream/services/internal/forwarding"
 	"github.com/auditstream/auditstream/services/internal/objstore"
 	"github.com/auditstream/auditstream/services/internal/sink/datadog"
 	"github.com/auditstream/auditstream/services/internal/sink/eventbridge"
@@ -40,7 +39,7 @@ func newKind[T interface{ WithDefaults() T }](typ, collection string, rules func
 		test:       test,
 		secrets:    destinations.SecretFields(reflect.TypeFor[T]()),
 		check: func(c *destinations.Connection, s Settings) error {
-			v, err := forwarding.DecodeSettings[T](c)
+			v, err := destinations.DecodeSettings[T](c)
 			if err != nil {
 				return err
 			}

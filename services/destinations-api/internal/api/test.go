@@ -30,7 +30,6 @@ import (
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/destinations"
-	"github.com/auditstream/auditstream/services/internal/forwarding"
 	"github.com/auditstream/auditstream/services/internal/objstore"
 	_ "github.com/auditstream/auditstream/services/internal/objstore/all" // every store kind a profile may name
 	"github.com/auditstream/auditstream/services/internal/secretbox"
@@ -117,7 +116,7 @@ func (e *settingsError) Unwrap() error { return e.err }
 
 // testDatadog sends ev with the Datadog sink the forwarder builds for c.
 func testDatadog(ctx context.Context, c *destinations.Connection, ev *auditlogv1.AuditEvent) (testOutcome, error) {
-	dc, err := forwarding.DecodeSettings[datadog.Config](c)
+	dc, err := destinations.DecodeSettings[datadog.Config](c)
 	if err != nil {
 		return testOutcome{}, &settingsError{err}
 	}
@@ -135,7 +134,7 @@ func testDatadog(ctx context.Context, c *destinations.Connection, ev *auditlogv1
 
 // testEventBridge puts ev on c's bus with the sink the forwarder builds.
 func testEventBridge(ctx context.Context, c *destinations.Connection, ev *auditlogv1.AuditEvent) (testOutcome, error) {
-	ec, err := forwarding.DecodeSettings[eventbridge.Config](c)
+	ec, err := destinations.DecodeSettings[eventbridge.Config](c)
 	if err != nil {
 		return testOutcome{}, &settingsError{err}
 	}
@@ -155,7 +154,7 @@ func testEventBridge(ctx context.Context, c *destinations.Connection, ev *auditl
 // of c's store, opened as the archiver opens it. Create is conditional in
 // every store, and the key is new each time, so nothing is overwritten.
 func testStorage(ctx context.Context, c *destinations.Connection, ev *auditlogv1.AuditEvent) (testOutcome, error) {
-	s, err := forwarding.DecodeSettings[objstore.Settings](c)
+	s, err := destinations.DecodeSettings[objstore.Settings](c)
 	if err != nil {
 		return testOutcome{}, &settingsError{err}
 	}

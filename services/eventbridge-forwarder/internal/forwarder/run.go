@@ -54,7 +54,7 @@ func Execute(ctx context.Context, args, env []string, stdout, stderr io.Writer) 
 
 // decodeConnection reads an EventBridge connection's settings strictly.
 func decodeConnection(c *destinations.Connection) (eventbridge.Config, error) {
-	return forwarding.DecodeSettings[eventbridge.Config](c)
+	return destinations.DecodeSettings[eventbridge.Config](c)
 }
 
 // connectionSink is one connection's encoder and sink.
