@@ -23,7 +23,10 @@ const (
 	HeaderAttempt         = "auditstream-attempt"
 	HeaderDue             = "auditstream-due"
 	HeaderFirstFailed     = "auditstream-first-failed"
-	HeaderForwarder       = "auditstream-forwarder"
+	// HeaderSourceTime is, on a parked record, the timestamp of the record
+	// on its source topic: when the event entered the pipeline.
+	HeaderSourceTime = "auditstream-source-time"
+	HeaderForwarder  = "auditstream-forwarder"
 	// HeaderPrefix starts every header above; SourceHeaders drops them.
 	HeaderPrefix = "auditstream-"
 )

@@ -18,9 +18,21 @@ type parkState struct {
 	attempt     int
 	due         time.Time
 	firstFailed time.Time
-	srcTopic    string
-	srcPart     int32
-	srcOffset   int64
+	// sourceTime is the timestamp of the record on its source topic: when
+	// the event entered the pipeline (zero for records parked by a version
+	// that did not write it).
+	sourceTime time.Time
+	srcTopic   string
+	srcPart    int32
+	srcOffset  int64
+}
+
+// since is when the parked event entered the pipeline, as far as known.
+func (ps *parkState) since() time.Time {
+	if !ps.sourceTime.IsZero() {
+		return ps.sourceTime
+	}
+	return ps.firstFailed
 }
 
 // source returns where the record first entered the pipeline.
@@ -60,9 +72,11 @@ func (r *Runtime) park(j *job, reason string) {
 	now := r.now()
 	st := parkState{connection: j.conn, attempt: 1, firstFailed: now}
 	st.srcTopic, st.srcPart, st.srcOffset = source(j.t, j.parked)
+	st.sourceTime = j.t.rec.Timestamp
 	if j.parked != nil {
 		st.attempt = j.parked.attempt + 1
 		st.firstFailed = j.parked.firstFailed
+		st.sourceTime = j.parked.sourceTime
 	}
 	if now.Sub(st.firstFailed) > r.cfg.MaxAge {
 		r.deadLetterParked(j.t, j.parked, j.conn, reasonMaxAge, fmt.Errorf("still failing after %d attempts since %s", st.attempt-1, st.firstFailed.UTC().Format(time.RFC3339)))
@@ -84,7 +98,13 @@ func (r *Runtime) park(j *job, reason string) {
 			deadletter.Header(deadletter.HeaderForwarder, r.name),
 		),
 	}
-	r.produceUntilDone(rec, func() {
+	if !st.sourceTime.IsZero() {
+		rec.Headers = append(rec.Headers, deadletter.Header(deadletter.HeaderSourceTime, st.sourceTime.UTC().Format(time.RFC3339Nano)))
+	}
+	// until read back, the event is still the connection's undelivered
+	id := r.transit.startWrite(j.conn, st.since())
+	r.produceUntilDone(rec, func(written *kgo.Record) {
+		r.transit.written(j.conn, id, written.Partition, written.Offset, true)
 		r.metrics.parked.WithLabelValues(j.conn, reason).Inc()
 		if j.parked == nil {
 			// each event once, however often it goes round again
@@ -109,7 +129,7 @@ func (r *Runtime) deadLetterParked(t *tracked, ps *parkState, conn, reason strin
 	}
 	r.log.Warn("dead-lettering record", zap.String("reason", reason), zap.String("connection", conn),
 		zap.String("source_topic", srcTopic), zap.Int32("source_partition", srcPart), zap.Int64("source_offset", srcOffset), zap.String("error", dl.ErrorText()))
-	r.produceUntilDone(dl.Record(), func() {
+	r.produceUntilDone(dl.Record(), func(*kgo.Record) {
 		r.metrics.deadLettered.WithLabelValues(reason).Inc()
 		if conn != "" {
 			r.counters(conn).deadLettered.Add(1)
@@ -120,13 +140,13 @@ func (r *Runtime) deadLetterParked(t *tracked, ps *parkState, conn, reason strin
 
 // produceUntilDone writes rec, retrying until Kafka takes it or the runtime
 // stops: a record is never finished before its copy is safe.
-func (r *Runtime) produceUntilDone(rec *kgo.Record, done func()) {
+func (r *Runtime) produceUntilDone(rec *kgo.Record, done func(written *kgo.Record)) {
 	attempt := 0
 	var try func()
 	try = func() {
-		r.client.Produce(r.ctx, rec, func(_ *kgo.Record, err error) {
+		r.client.Produce(r.ctx, rec, func(written *kgo.Record, err error) {
 			if err == nil {
-				done()
+				done(written)
 				return
 			}
 			if r.ctx.Err() != nil {
@@ -172,6 +192,8 @@ func parseParkState(rec *kgo.Record) (*parkState, error) {
 		case deadletter.HeaderSourceOffset:
 			st.srcOffset, err = strconv.ParseInt(v, 10, 64)
 			seen++
+		case deadletter.HeaderSourceTime:
+			st.sourceTime, err = time.Parse(time.RFC3339Nano, v)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: header %s: %v", errBadRetryRecord, h.Key, err)
@@ -186,6 +208,7 @@ func parseParkState(rec *kgo.Record) (*parkState, error) {
 // holdRetry keeps a record read back from the retry topic until it is due,
 // then routes it to the connection it was parked for.
 func (r *Runtime) holdRetry(t *tracked) {
+	r.transit.read(t.rec.Partition, t.rec.Offset)
 	st, err := parseParkState(t.rec)
 	if err != nil {
 		t.remaining.Store(1)

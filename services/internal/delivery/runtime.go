@@ -92,6 +92,7 @@ type Runtime struct {
 	// onStatusChange is told when a connection turns unhealthy or recovers.
 	onStatusChange func()
 	connCounters   sync.Map // connection -> *connCounters
+	transit        *parkedTransit
 
 	mu       sync.Mutex
 	trackers map[string]map[int32]*partitionTracker
@@ -141,8 +142,10 @@ func New(o Options) (*Runtime, error) {
 		delayers:      map[int32]*retryDelayer{},
 		broken:        map[string]*brokenSink{},
 		lastCommitted: map[string]map[int32]int64{},
+		transit:       newParkedTransit(),
 	}
 	r.metrics = newMetrics(o.Registry, o.Name, func() float64 { return float64(r.held.Load()) })
+	o.Registry.MustRegister(newUndeliveredCollector(r, prometheus.Labels{"forwarder": o.Name}))
 	return r, nil
 }
 
@@ -581,6 +584,7 @@ func (r *Runtime) commit(ctx context.Context, trackers []*partitionTracker) {
 }
 
 func (r *Runtime) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	r.transit.assign(assigned[r.cfg.RetryTopic.Name])
 	r.log.Info("partitions assigned", zap.Any("partitions", assigned))
 }
 
@@ -644,6 +648,7 @@ func (r *Runtime) forget(parts map[string][]int32, trackers []*partitionTracker)
 			delete(r.lastCommitted[topic], p)
 			r.metrics.lag.DeleteLabelValues(topic, strconv.Itoa(int(p)))
 			if topic == r.cfg.RetryTopic.Name {
+				r.transit.release(p)
 				if d := r.delayers[p]; d != nil {
 					d.stop()
 					delete(r.delayers, p)

@@ -941,3 +941,59 @@ func labelValue(m *dto.Metric, name string) string {
 	}
 	return ""
 }
+
+// A parked event is undelivered until delivered, also while it sits on the
+// retry topic unread (fetching the retry topic is paused, as the runtime
+// does past max_retry_held_bytes): the metric and the status say how old
+// the oldest is, and both clear once the connection recovers.
+func TestRuntimeOldestUndeliveredCountsParkedEventsNotReadBack(t *testing.T) {
+	rg := newRig(t, staticRouter(map[string][]string{"acc-d": {"denied"}}), "denied")
+	rg.sinks["denied"].setFail(&sink.SendError{Class: sink.Unhealthy, Status: 403, Err: fmt.Errorf("api key rejected")})
+	rg.start()
+	var cl *kgo.Client
+	waitFor(t, "the runtime's client", 10*time.Second, func() bool {
+		rg.rt.mu.Lock()
+		defer rg.rt.mu.Unlock()
+		cl = rg.rt.client
+		return cl != nil
+	})
+	cl.PauseFetchTopics(rg.cfg.RetryTopic.Name)
+
+	before := time.Now().Truncate(time.Millisecond) // record timestamps have milliseconds
+	rg.publish([]string{"acc-d"}, 5)
+	after := time.Now()
+	denied := map[string]string{"connection": "denied"}
+	waitFor(t, "5 events parked", 10*time.Second, func() bool {
+		return rg.counter("auditstream_delivery_parked_total", denied) >= 5
+	})
+	scraped := time.Now()
+	age := rg.counter("auditstream_delivery_oldest_undelivered_seconds", denied)
+	if lo, hi := scraped.Sub(after).Seconds(), time.Since(before).Seconds(); age < lo || age > hi {
+		t.Fatalf("oldest undelivered %gs with every event parked and unread, want the age of the events published %gs to %gs ago", age, lo, hi)
+	}
+	var st ConnectionStatus
+	for _, s := range rg.rt.Status() {
+		if s.Name == "denied" {
+			st = s
+		}
+	}
+	if st.OldestUndelivered == nil || st.OldestUndelivered.Before(before) || st.OldestUndelivered.After(after) {
+		t.Fatalf("status: oldest undelivered %v, want when the events were published (%s to %s)", st.OldestUndelivered, before, after)
+	}
+	if st.Queued != 0 || st.Parked != 5 {
+		t.Fatalf("status: want nothing queued and the 5 events parked, got %+v", st)
+	}
+
+	rg.sinks["denied"].setFail(nil)
+	cl.ResumeFetchTopics(rg.cfg.RetryTopic.Name)
+	waitFor(t, "5 delivered", 20*time.Second, func() bool { return len(rg.sinks["denied"].ids()) == 5 })
+	rg.waitCommitted()
+	waitFor(t, "the age to fall to zero", 10*time.Second, func() bool {
+		return rg.counter("auditstream_delivery_oldest_undelivered_seconds", denied) == 0
+	})
+	for _, s := range rg.rt.Status() {
+		if s.Name == "denied" && s.OldestUndelivered != nil {
+			t.Fatalf("status after recovery: oldest undelivered %v", s.OldestUndelivered)
+		}
+	}
+}

@@ -103,18 +103,18 @@ func (c *todayCounter) get(now time.Time) (string, int64) {
 	return c.day, c.n
 }
 
-// undeliveredSince is when a job's event entered the pipeline as far as
-// the runtime knows: its record's timestamp, or for an event read back from
-// the retry topic, when it was first parked.
+// undeliveredSince is when a job's event entered the pipeline: its source
+// record's timestamp, which a parked event carries round the retry topic.
 func undeliveredSince(j *job) time.Time {
 	if j.parked != nil {
-		return j.parked.firstFailed
+		return j.parked.since()
 	}
 	return j.t.rec.Timestamp
 }
 
-// oldestHeld is, per connection, the oldest event waiting on the retry
-// topic's delayers to be tried again.
+// oldestHeld is, per connection, the oldest parked event: being written to
+// the retry topic, on it and not read back yet, or read back and waiting on
+// the retry topic's delayers to be tried again.
 func (r *Runtime) oldestHeld() map[string]time.Time {
 	r.mu.Lock()
 	delayers := make([]*retryDelayer, 0, len(r.delayers))
@@ -126,12 +126,13 @@ func (r *Runtime) oldestHeld() map[string]time.Time {
 	for _, d := range delayers {
 		d.mu.Lock()
 		for _, h := range d.queue {
-			if cur, ok := out[h.st.connection]; !ok || h.st.firstFailed.Before(cur) {
-				out[h.st.connection] = h.st.firstFailed
+			if cur, ok := out[h.st.connection]; !ok || h.st.since().Before(cur) {
+				out[h.st.connection] = h.st.since()
 			}
 		}
 		d.mu.Unlock()
 	}
+	r.transit.oldest(out)
 	return out
 }
 

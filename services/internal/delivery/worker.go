@@ -511,10 +511,11 @@ type ConnectionStatus struct {
 	// often it is parked again after a retry.
 	Parked       int64 `json:"parked"`
 	DeadLettered int64 `json:"dead_lettered"`
-	// OldestUndelivered is when the oldest event held for the connection
-	// (queued, being sent, or read back from the retry topic and waiting)
-	// entered the pipeline: its record's timestamp, or for a parked event
-	// when it was first parked.
+	// OldestUndelivered is when the oldest event routed to the connection
+	// and not yet delivered (queued, being sent, or parked: being written to
+	// the retry topic, on it, or read back and waiting) entered the
+	// pipeline: its record's timestamp on the events topic. Dead-lettered
+	// events are not undelivered but counted in DeadLettered.
 	OldestUndelivered *time.Time `json:"oldest_undelivered,omitempty"`
 }
 

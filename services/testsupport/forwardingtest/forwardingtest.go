@@ -29,6 +29,8 @@ import (
 	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 	"github.com/auditstream/auditstream/services/testsupport/testwait"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"go.uber.org/zap"
 )
 
@@ -152,6 +154,48 @@ func (p *Pipeline) WaitDestinations() {
 		}
 		return st.Version == want
 	})
+}
+
+// Metric scrapes the /metrics of the forwarder started last and returns
+// the value of the series name whose labels include labels; ok is false
+// when no such series is exposed.
+func (p *Pipeline) Metric(name string, labels map[string]string) (v float64, ok bool) {
+	p.T.Helper()
+	resp, err := http.Get("http://" + p.statusAddr + "/metrics")
+	if err != nil {
+		p.T.Fatalf("scrape metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		p.T.Fatalf("parse metrics: %v", err)
+	}
+	f := families[name]
+	if f == nil {
+		return 0, false
+	}
+next:
+	for _, m := range f.GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		for k, want := range labels {
+			if have[k] != want {
+				continue next
+			}
+		}
+		switch {
+		case m.GetGauge() != nil:
+			return m.GetGauge().GetValue(), true
+		case m.GetCounter() != nil:
+			return m.GetCounter().GetValue(), true
+		case m.GetUntyped() != nil:
+			return m.GetUntyped().GetValue(), true
+		}
+	}
+	return 0, false
 }
 
 // WaitCommitted waits until the forwarders' group has committed every

@@ -94,6 +94,16 @@ func TestBadEntriesAreIsolatedAndDeadLettered(t *testing.T) {
 	if n := p.intake.Count("dd-a"); n != 60 {
 		t.Fatalf("delivered %d, want exactly the 60 good entries of %d", n, len(ids["acc-00"]))
 	}
+	// Dead-lettered events are counted for their connection, not as
+	// undelivered.
+	conn := map[string]string{"connection": "dd-a"}
+	if n, _ := p.Metric("auditstream_delivery_connection_dead_lettered_total", conn); n != 10 {
+		t.Fatalf("dead-lettered for dd-a: %g, want 10", n)
+	}
+	forwardingtest.WaitFor(t, "no undelivered event", 20*time.Second, func() bool {
+		a, ok := p.Metric(oldestUndelivered, conn)
+		return ok && a == 0
+	})
 }
 
 // 413 for a batch: the forwarder splits it and delivers everything once.
