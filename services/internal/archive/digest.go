@@ -140,6 +140,13 @@ func (s *Signer) SealDigest(d *Digest) ([]byte, error) {
 // form and, when pub is given, signature (an unsigned digest is then an
 // error wrapping ErrUnsigned).
 func OpenDigest(data []byte, pub ed25519.PublicKey) (*Digest, error) {
+	return OpenDigestWith(data, NewPublicKeys(pub))
+}
+
+// OpenDigestWith is OpenDigest checking the signature with whichever of
+// keys signed it (none skips the check); a digest signed by another key is
+// an error wrapping ErrUnknownKey.
+func OpenDigestWith(data []byte, keys PublicKeys) (*Digest, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var d Digest
@@ -156,7 +163,7 @@ func OpenDigest(data []byte, pub ed25519.PublicKey) (*Digest, error) {
 	if err != nil || !bytes.Equal(again, data) {
 		return nil, errors.New("digest bytes are not in canonical form (changed after writing)")
 	}
-	if pub == nil {
+	if len(keys) == 0 {
 		return &d, nil
 	}
 	unsigned := d
@@ -165,7 +172,7 @@ func OpenDigest(data []byte, pub ed25519.PublicKey) (*Digest, error) {
 	if err != nil {
 		return &d, err
 	}
-	return &d, checkSignature("digest", pub, d.KeyID, d.Signature, body)
+	return &d, checkSignature("digest", keys, d.KeyID, d.Signature, body)
 }
 
 // Digester writes the day digests of accounts. It keeps what it learnt of

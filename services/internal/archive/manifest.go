@@ -11,6 +11,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -184,6 +187,13 @@ var ErrUnsigned = errors.New("manifest is not signed")
 // canonical form (so no byte can change unnoticed) and, when pub is given,
 // the signature.
 func OpenManifest(data []byte, pub ed25519.PublicKey) (*Manifest, error) {
+	return OpenManifestWith(data, NewPublicKeys(pub))
+}
+
+// OpenManifestWith is OpenManifest checking the signature with whichever
+// of keys signed it (none skips the check); a manifest signed by another
+// key is an error wrapping ErrUnknownKey.
+func OpenManifestWith(data []byte, keys PublicKeys) (*Manifest, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var m Manifest
@@ -197,7 +207,7 @@ func OpenManifest(data []byte, pub ed25519.PublicKey) (*Manifest, error) {
 	if err != nil || !bytes.Equal(again, data) {
 		return nil, errors.New("manifest bytes are not in canonical form (changed after writing)")
 	}
-	if pub == nil {
+	if len(keys) == 0 {
 		return &m, nil
 	}
 	unsigned := m
@@ -206,22 +216,49 @@ func OpenManifest(data []byte, pub ed25519.PublicKey) (*Manifest, error) {
 	if err != nil {
 		return &m, err
 	}
-	if err := checkSignature("manifest", pub, m.KeyID, m.Signature, body); err != nil {
+	if err := checkSignature("manifest", keys, m.KeyID, m.Signature, body); err != nil {
 		return &m, err
 	}
 	return &m, nil
 }
 
+// PublicKeys are the keys signatures are checked with, by key id: the
+// archive's signing key and, across a rotation, the keys it replaced.
+type PublicKeys map[string]ed25519.PublicKey
+
+// NewPublicKeys makes the set of pubs; nil keys are left out.
+func NewPublicKeys(pubs ...ed25519.PublicKey) PublicKeys {
+	var keys PublicKeys
+	for _, pub := range pubs {
+		if pub == nil {
+			continue
+		}
+		if keys == nil {
+			keys = PublicKeys{}
+		}
+		keys[KeyID(pub)] = pub
+	}
+	return keys
+}
+
+// IDs are the key ids, sorted.
+func (k PublicKeys) IDs() []string { return slices.Sorted(maps.Keys(k)) }
+
+// ErrUnknownKey is wrapped by the error for a manifest or digest signed by
+// a key not among those given.
+var ErrUnknownKey = errors.New("unknown signing key")
+
 // checkSignature verifies sig (base64 Ed25519, by key keyID) over body.
-func checkSignature(what string, pub ed25519.PublicKey, keyID, sig string, body []byte) error {
+func checkSignature(what string, keys PublicKeys, keyID, sig string, body []byte) error {
 	if sig == "" {
 		if what == "manifest" {
 			return ErrUnsigned
 		}
 		return fmt.Errorf("%s is not signed: %w", what, ErrUnsigned)
 	}
-	if keyID != KeyID(pub) {
-		return fmt.Errorf("%s signed by key %s, verifying with key %s", what, keyID, KeyID(pub))
+	pub, ok := keys[keyID]
+	if !ok {
+		return fmt.Errorf("%w: %s signed by key %s, not one of the keys given (%s)", ErrUnknownKey, what, keyID, strings.Join(keys.IDs(), ", "))
 	}
 	raw, err := base64.StdEncoding.DecodeString(sig)
 	if err != nil {

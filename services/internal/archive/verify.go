@@ -24,6 +24,7 @@ const (
 	ProblemManifest     = "manifest"      // a manifest does not parse, is not canonical or its signature fails
 	ProblemChain        = "chain"         // a gap, fork or broken link in the manifest chain
 	ProblemUnsigned     = "unsigned"      // a manifest has no signature but a key was given
+	ProblemUnknownKey   = "unknown-key"   // a manifest or digest is signed by a key not among those given
 	ProblemConflictCopy = "conflict-copy" // an object the archiver had to write under a conflict key
 
 	ProblemDigest        = "digest"         // a digest does not parse, is not canonical, its signature fails or its content does not match its key
@@ -50,14 +51,21 @@ type VerifyOptions struct {
 	// From and To limit which days' objects are read and hashed (inclusive
 	// UTC dates; zero means unbounded). Chains are always checked whole.
 	From, To time.Time
-	// PublicKey verifies signatures; nil skips the signature check.
-	PublicKey ed25519.PublicKey
+	// PublicKey and PublicKeys verify signatures: each manifest and digest
+	// with the key it names, so days before and after a rotation of the
+	// signing key verify given both keys. None skips the signature check.
+	PublicKey  ed25519.PublicKey
+	PublicKeys []ed25519.PublicKey
 	// Now, when set, makes the days after an account's newest digest
 	// expected once DigestDue has passed since their end: a missing one is
 	// reported. Zero expects only the days between the first and the
 	// newest digest.
 	Now       time.Time
 	DigestDue time.Duration
+}
+
+func (o VerifyOptions) publicKeys() PublicKeys {
+	return NewPublicKeys(append([]ed25519.PublicKey{o.PublicKey}, o.PublicKeys...)...)
 }
 
 // Report is the outcome of Verify.
@@ -160,6 +168,7 @@ func verifyAccount(ctx context.Context, s objstore.Store, acct string, opts Veri
 		}
 	}
 	listed := map[string]bool{}
+	pubKeys := opts.publicKeys()
 	var prev *chainHead
 	for _, key := range manifests {
 		ref, _ := ParseManifestKey(key)
@@ -170,10 +179,12 @@ func verifyAccount(ctx context.Context, s objstore.Store, acct string, opts Veri
 		rep.Manifests++
 		sum := sha256.Sum256(body)
 		hexSum := hex.EncodeToString(sum[:])
-		m, err := OpenManifest(body, opts.PublicKey)
+		m, err := OpenManifestWith(body, pubKeys)
 		switch {
 		case errors.Is(err, ErrUnsigned):
 			add(ProblemUnsigned, key, "manifest has no signature")
+		case errors.Is(err, ErrUnknownKey):
+			add(ProblemUnknownKey, key, "day %s: %v", ref.Group.Window.Start.UTC().Format(dayFormat), err)
 		case err != nil && m == nil:
 			add(ProblemManifest, key, "%v", err)
 			prev = &chainHead{seq: ref.Sequence, key: key, sum: hexSum}
@@ -277,6 +288,7 @@ func verifyDigests(ctx context.Context, s objstore.Store, acct string, keys []st
 		link ManifestLink
 	}
 	byDay := map[time.Time]map[int]*opened{}
+	pubKeys := opts.publicKeys()
 	var maxHead uint64
 	covered := map[string]string{} // manifest key → digest listing it
 	for _, key := range keys {
@@ -288,10 +300,12 @@ func verifyDigests(ctx context.Context, s objstore.Store, acct string, keys []st
 		}
 		rep.Digests++
 		sum := sha256.Sum256(body)
-		d, err := OpenDigest(body, opts.PublicKey)
+		d, err := OpenDigestWith(body, pubKeys)
 		switch {
 		case errors.Is(err, ErrUnsigned):
 			add(ProblemUnsigned, key, "digest of %s has no signature", day)
+		case errors.Is(err, ErrUnknownKey):
+			add(ProblemUnknownKey, key, "day %s: %v", day, err)
 		case err != nil && d == nil:
 			add(ProblemDigest, key, "day %s: %v", day, err)
 			continue

@@ -350,7 +350,7 @@ type archiveVerifyOptions struct {
 	accounts     []string
 	connection   string
 	destinations string
-	publicKey    string
+	publicKeys   []string
 	output       outputFlag
 }
 
@@ -379,12 +379,16 @@ day is listed by a digest.
 Signatures are checked with --public-key (an Ed25519 public key PEM, or the
 private key, from which the public one is derived), or else with the key
 derived from archive.signing_key of --config (the archiver's file). Without
-either, signatures are not checked, and the report says so.
+either, signatures are not checked, and the report says so. Across a
+rotation of the signing key give --public-key once per key: each manifest
+and digest is checked with the key it names, and one signed by a key not
+given is an unknown-key problem naming its day.
 
 Each problem is printed with its kind, key and detail; the exit status is 1
 when there is any.`,
 		Example: `  auditctl archive verify --config archiver.yaml --from 2024-02-01 --to 2024-02-29
   auditctl archive verify --destinations destinations.yaml --connection acme-archive --account acc-123 --public-key archive-signing.pub.pem
+  auditctl archive verify --destinations bucket.yaml --public-key old.pub.pem --public-key new.pub.pem --from 2024-02-01 --to 2024-02-29
   auditctl archive verify --config archiver.yaml --from -7d --to now -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -407,7 +411,7 @@ when there is any.`,
 	f.StringVar(&o.connection, "connection", "", "storage connection to check (default every enabled storage connection)")
 	f.StringVar(&o.destinations, "destinations", "", "destinations file (default destinations.file of --config)")
 	f.StringArrayVar(&o.accounts, "account", nil, "check only this account (repeatable; default every account in the store)")
-	f.StringVar(&o.publicKey, "public-key", "", "Ed25519 key PEM checking the signatures (default derived from archive.signing_key of --config)")
+	f.StringArrayVar(&o.publicKeys, "public-key", nil, "Ed25519 key PEM checking the signatures (repeatable, one per signing key across a rotation; default derived from archive.signing_key of --config)")
 	f.DurationVar(&o.digestDue, "digest-due", 3*time.Hour, "a day's digest is expected this long after the day's end (more than the archiver's grace)")
 	f.VarP(&o.output, "output", "o", "text or json (the report)")
 	return cmd
@@ -423,34 +427,56 @@ func (o *archiveVerifyOptions) check() error {
 	return checkAccounts(o.accounts)
 }
 
-// verifyKey is the key signatures are checked with, and where it came from.
+// verifyKey is the keys signatures are checked with, and where they came
+// from. KeyID and Source are the first key's (the only one without a
+// rotation); Keys lists them all.
 type verifyKey struct {
-	Checked bool   `json:"checked"`
-	KeyID   string `json:"key_id,omitempty"`
-	Source  string `json:"source,omitempty"`
-	pub     ed25519.PublicKey
+	Checked bool          `json:"checked"`
+	KeyID   string        `json:"key_id,omitempty"`
+	Source  string        `json:"source,omitempty"`
+	Keys    []verifyKeyID `json:"keys,omitempty"`
+	pubs    []ed25519.PublicKey
+}
+
+type verifyKeyID struct {
+	KeyID  string `json:"key_id"`
+	Source string `json:"source"`
+}
+
+func (k *verifyKey) add(pub ed25519.PublicKey, source string) {
+	id := archive.KeyID(pub)
+	if !k.Checked {
+		k.Checked, k.KeyID, k.Source = true, id, source
+	}
+	k.Keys = append(k.Keys, verifyKeyID{KeyID: id, Source: source})
+	k.pubs = append(k.pubs, pub)
 }
 
 func (o *archiveVerifyOptions) key(g *globals, cfg *Config) (verifyKey, error) {
-	if o.publicKey != "" {
-		data, err := os.ReadFile(o.publicKey)
-		if err != nil {
-			return verifyKey{}, fmt.Errorf("--public-key: %w", err)
+	var k verifyKey
+	if len(o.publicKeys) > 0 {
+		for _, file := range o.publicKeys {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				return verifyKey{}, fmt.Errorf("--public-key: %w", err)
+			}
+			pub, err := archive.ParsePublicKey(data)
+			if err != nil {
+				return verifyKey{}, fmt.Errorf("--public-key %s: %w", file, err)
+			}
+			k.add(pub, "--public-key "+file)
 		}
-		pub, err := archive.ParsePublicKey(data)
-		if err != nil {
-			return verifyKey{}, fmt.Errorf("--public-key %s: %w", o.publicKey, err)
-		}
-		return verifyKey{Checked: true, KeyID: archive.KeyID(pub), Source: "--public-key " + o.publicKey, pub: pub}, nil
+		return k, nil
 	}
 	if !cfg.Archive.SigningKey.IsSet() {
-		return verifyKey{}, nil
+		return k, nil
 	}
 	pemBytes, err := cfg.Archive.SigningKey.Value()
 	if err == nil {
 		var pub ed25519.PublicKey
 		if pub, err = archive.ParsePublicKey([]byte(pemBytes)); err == nil {
-			return verifyKey{Checked: true, KeyID: archive.KeyID(pub), Source: "archive.signing_key of " + configName(g), pub: pub}, nil
+			k.add(pub, "archive.signing_key of "+configName(g))
+			return k, nil
 		}
 	}
 	return verifyKey{}, fmt.Errorf("archive.signing_key of %s: %w", configName(g), err)
@@ -492,7 +518,7 @@ func runArchiveVerify(ctx context.Context, g *globals, cfg *Config, o archiveVer
 		return err
 	}
 	sum := verifySummary{From: o.from.String(), To: o.to.String(), Accounts: o.accounts, Signatures: key, Connections: []verifyConnection{}}
-	vo := archive.VerifyOptions{Accounts: o.accounts, From: o.from.t, To: o.to.t, PublicKey: key.pub, Now: g.env.Now(), DigestDue: o.digestDue}
+	vo := archive.VerifyOptions{Accounts: o.accounts, From: o.from.t, To: o.to.t, PublicKeys: key.pubs, Now: g.env.Now(), DigestDue: o.digestDue}
 	for _, conn := range conns {
 		store, err := openStore(ctx, conn)
 		if err != nil {
@@ -540,7 +566,16 @@ func (s verifySummary) writeText(w io.Writer) error {
 		fmt.Fprintf(&b, ", accounts %s", strings.Join(s.Accounts, ", "))
 	}
 	b.WriteString("\n")
-	if s.Signatures.Checked {
+	if s.Signatures.Checked && len(s.Signatures.Keys) > 1 {
+		b.WriteString("signatures checked with keys ")
+		for i, k := range s.Signatures.Keys {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s (%s)", k.KeyID, k.Source)
+		}
+		b.WriteString("\n")
+	} else if s.Signatures.Checked {
 		fmt.Fprintf(&b, "signatures checked with key %s (%s)\n", s.Signatures.KeyID, s.Signatures.Source)
 	} else {
 		b.WriteString("signatures NOT checked: no --public-key, and no archive.signing_key in --config\n")

@@ -315,7 +315,8 @@ func TestArchiveRebuildAndVerify(t *testing.T) {
 		other, _, _ := ed25519.GenerateKey(rand.Reader)
 		otherFile := writeFile(t, "other.pem", string(archive.MarshalPublicKey(other)))
 		sum, r = a.verify(t, "--public-key", otherFile, "--account", "acc-d")
-		if c := sum.Connections[0]; r.err == nil || sum.Problems != c.Manifests+c.Digests || c.Digests != 1 || !strings.Contains(r.stdout, "verifying with key "+archive.KeyID(other)) {
+		if c := sum.Connections[0]; r.err == nil || sum.Problems != c.Manifests+c.Digests || c.Digests != 1 || c.Problems[0].Kind != archive.ProblemUnknownKey ||
+			!strings.Contains(r.stdout, "not one of the keys given ("+archive.KeyID(other)+")") {
 			t.Fatalf("verify with another key: %v, %d problems for %d manifests and %d digests", r.err, sum.Problems, c.Manifests, c.Digests)
 		}
 	})

@@ -1,0 +1,248 @@
+package cli
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/auditstream/auditstream/services/internal/archive"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
+)
+
+// runArchiverOnce runs the archiver binary with cfgFile until it has
+// committed every record of the topic and written the digests named, then
+// stops it.
+func runArchiverOnce(t *testing.T, k *testKafka, bin, cfgFile, dir string, digests ...string) {
+	t.Helper()
+	cmd := forwardingtest.StartProcess(t, nil, &forwardingtest.TestWriter{T: t, Prefix: "archiver"}, bin, "--config", cfgFile)
+	defer func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	}()
+	adm := kadm.NewClient(k.Client())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forwardingtest.WaitFor(t, "the archiver to commit every record", 90*time.Second, func() bool {
+		committed, err := adm.FetchOffsets(ctx, "rotation-test")
+		if err != nil {
+			return false
+		}
+		done := true
+		ends.Each(func(e kadm.ListedOffset) {
+			c, ok := committed.Lookup(topic, e.Partition)
+			// a partition without records has nothing to commit
+			done = done && (e.Offset == 0 || ok && c.At == e.Offset)
+		})
+		return done
+	})
+	forwardingtest.WaitFor(t, fmt.Sprintf("the archiver to write the digests %v", digests), 90*time.Second, func() bool {
+		for _, key := range digests {
+			if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(key))); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// listFiles returns the keys of every file under dir.
+func listFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		out = append(out, filepath.ToSlash(rel))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// The signing key is rotated between two runs of the archiver: the
+// manifests and the day's digest written before are signed with the old
+// key, those after (manifests of a later day, a late event's manifest and
+// the digest addendum it brings) with the new one. verify takes both keys
+// and passes; given one key only, it names each day signed by the other.
+func TestArchiveVerifyAcrossAKeyRotation(t *testing.T) {
+	bin := forwardingtest.BuildBinary(t, "../../../archiver")
+	k := newTestKafka(t)
+	dir := t.TempDir()
+	store := filepath.Join(dir, "archive")
+	destFile := writeFile(t, "destinations.yaml", fmt.Sprintf(`connections:
+  bucket:
+    type: storage
+    settings:
+      kind: local
+      local: {dir: %q}
+routes:
+  - account: "*"
+    connections: [bucket]
+`, store))
+	keyFile := func(name string) (string, string, ed25519.PublicKey) {
+		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+		private := filepath.Join(dir, name+".pem")
+		if err := os.WriteFile(private, archive.MarshalSigningKey(priv), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		public := filepath.Join(dir, name+".pub.pem")
+		if err := os.WriteFile(public, archive.MarshalPublicKey(pub), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return private, public, pub
+	}
+	oldPriv, oldPub, oldKey := keyFile("old")
+	newPriv, newPub, newKey := keyFile("new")
+	config := func(signingKey string) string {
+		return writeFile(t, "archiver.yaml", fmt.Sprintf(`log: {level: warn, format: json}
+http: {addr: %q}
+kafka:
+  brokers: [%s]
+  topics:
+    events: {name: audit.events, partitions: 3}
+    dead_letter: {name: audit.events.dlq, partitions: 1}
+destinations: {file: %q, poll_interval: 100ms}
+archive:
+  group: rotation-test
+  window: 3h
+  grace: 1m
+  late_flush_after: 1s
+  spool_dir: %q
+  commit_interval: 50ms
+  digest_interval: 100ms
+  signing_key: {file: %q}
+`, forwardingtest.FreeAddr(t), k.addr, destFile, t.TempDir(), signingKey))
+	}
+
+	// The archiver runs on the real clock: the last closed day is the
+	// digested one, the days before it are archived but before the chain.
+	digestDay := archive.DayBefore(time.Now().Add(-time.Minute))
+	early := digestDay.Add(-2 * 24 * time.Hour)
+	later := digestDay.Add(-24 * time.Hour)
+	var recs []*kgo.Record
+	for i, at := range []time.Time{early.Add(time.Hour), early.Add(7 * time.Hour), digestDay.Add(2 * time.Hour), digestDay.Add(9 * time.Hour)} {
+		_, r := eventAt(t, "acc-a", fmt.Sprintf("old-%d", i), 0, at)
+		recs = append(recs, r)
+	}
+	k.produce(t, recs...)
+	runArchiverOnce(t, k, bin, config(oldPriv), store, archive.DigestKey("acc-a", digestDay, 0))
+
+	// The key is rotated: the next run signs with the new one.
+	recs = recs[:0]
+	for i, at := range []time.Time{later.Add(time.Hour), later.Add(13 * time.Hour)} {
+		_, r := eventAt(t, "acc-a", fmt.Sprintf("new-%d", i), 0, at)
+		recs = append(recs, r)
+	}
+	// A late event of the digested day: written after its digest, it gets
+	// an addendum, which links to the digest signed with the old key.
+	_, late := eventAt(t, "acc-a", "late", 0, digestDay.Add(4*time.Hour))
+	late.Timestamp = time.Now()
+	k.produce(t, append(recs, late)...)
+	addendum := archive.DigestKey("acc-a", digestDay, 1)
+	runArchiverOnce(t, k, bin, config(newPriv), store, addendum)
+
+	// Which key signed what, as written.
+	signedBy := map[string]string{} // key id → days it signed
+	for _, f := range listFiles(t, store) {
+		body, err := os.ReadFile(filepath.Join(store, filepath.FromSlash(f)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ref, ok := archive.ParseManifestKey(f); ok {
+			m, err := archive.OpenManifestWith(body, archive.NewPublicKeys(oldKey, newKey))
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			signedBy[m.KeyID] += " " + ref.Group.Window.Start.Format(time.DateOnly)
+		}
+	}
+	oldID, newID := archive.KeyID(oldKey), archive.KeyID(newKey)
+	if !strings.Contains(signedBy[oldID], early.Format(time.DateOnly)) || !strings.Contains(signedBy[newID], later.Format(time.DateOnly)) {
+		t.Fatalf("manifests signed: %v; want %s's by the old key %s and %s's by the new key %s", signedBy, early.Format(time.DateOnly), oldID, later.Format(time.DateOnly), newID)
+	}
+
+	from, to := early.Format(time.DateOnly), digestDay.Format(time.DateOnly)
+	verify := func(keys ...string) (verifySummary, result) {
+		args := []string{"archive", "verify", "--destinations", destFile, "--from", from, "--to", to, "-o", "json"}
+		for _, k := range keys {
+			args = append(args, "--public-key", k)
+		}
+		r := ctl(t, args...)
+		var sum verifySummary
+		if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil {
+			t.Fatalf("verify %v: %v: stdout is not JSON: %v\n%s\nstderr:\n%s", keys, r.err, err, r.stdout, r.stderr)
+		}
+		return sum, r
+	}
+
+	// Both keys: everything verifies, the digests across the rotation too.
+	sum, r := verify(oldPub, newPub)
+	if r.err != nil || !sum.OK || len(sum.Signatures.Keys) != 2 || sum.Connections[0].Digests != 2 {
+		t.Fatalf("verify with both keys: %v\n%s", r.err, r.stdout)
+	}
+	text := mustCtl(t, "archive", "verify", "--destinations", destFile, "--public-key", oldPub, "--public-key", newPub, "--from", from, "--to", to)
+	if want := fmt.Sprintf("signatures checked with keys %s (--public-key %s), %s (--public-key %s)", oldID, oldPub, newID, newPub); !strings.Contains(text.stdout, want) {
+		t.Fatalf("text report lacks %q:\n%s", want, text.stdout)
+	}
+
+	// One key only: each manifest and digest signed by the other is named,
+	// with its day, and nothing else is.
+	for _, c := range []struct {
+		given, other string
+		otherDays    []string
+		otherDigests []string
+	}{
+		{newPub, oldID, []string{early.Format(time.DateOnly), to}, []string{archive.DigestKey("acc-a", digestDay, 0)}},
+		{oldPub, newID, []string{later.Format(time.DateOnly), to}, []string{addendum}},
+	} {
+		sum, r := verify(c.given)
+		if r.err == nil || sum.OK {
+			t.Fatalf("verify with %s alone passed:\n%s", c.given, r.stdout)
+		}
+		days := map[string]bool{}
+		digests := map[string]bool{}
+		for _, p := range sum.Connections[0].Problems {
+			if p.Kind != archive.ProblemUnknownKey || !strings.Contains(p.Detail, "signed by key "+c.other+", not one of the keys given") {
+				t.Errorf("verify with %s alone: problem %v, want only %s named", c.given, p, archive.ProblemUnknownKey)
+				continue
+			}
+			day, _, _ := strings.Cut(strings.TrimPrefix(p.Detail, "day "), ":")
+			days[day] = true
+			if _, ok := archive.ParseDigestKey(p.Key); ok {
+				digests[p.Key] = true
+			}
+		}
+		for _, d := range c.otherDays {
+			if !days[d] {
+				t.Errorf("verify with %s alone does not name day %s, signed by key %s: %v", c.given, d, c.other, sum.Connections[0].Problems)
+			}
+		}
+		for _, d := range c.otherDigests {
+			if !digests[d] {
+				t.Errorf("verify with %s alone does not name the digest %s, signed by key %s: %v", c.given, d, c.other, sum.Connections[0].Problems)
+			}
+		}
+		if len(digests) != len(c.otherDigests) {
+			t.Errorf("verify with %s alone names digests %v, want %v", c.given, digests, c.otherDigests)
+		}
+	}
+}
