@@ -384,7 +384,9 @@ func verifyDigests(ctx context.Context, s objstore.Store, acct string, keys []st
 		}
 	}
 	last := newest
-	if !opts.Now.IsZero() && !byDay[newest][0].d.Final {
+	// newest has no day's digest when only addenda are left (the day's
+	// digests removed): it cannot be final
+	if !opts.Now.IsZero() && (byDay[newest][0] == nil || !byDay[newest][0].d.Final) {
 		for day := newest.Add(24 * time.Hour); !day.Add(24 * time.Hour).Add(opts.DigestDue).After(opts.Now); day = day.Add(24 * time.Hour) {
 			last = day
 		}

@@ -245,4 +245,18 @@ archive:
 			t.Errorf("verify with %s alone names digests %v, want %v", c.given, digests, c.otherDigests)
 		}
 	}
+
+	// The day's digest removed, its addendum left: the day is named.
+	dayDigest := archive.DigestKey("acc-a", digestDay, 0)
+	if err := os.Remove(filepath.Join(store, filepath.FromSlash(dayDigest))); err != nil {
+		t.Fatal(err)
+	}
+	sum, r = verify(oldPub, newPub)
+	named := false
+	for _, p := range sum.Connections[0].Problems {
+		named = named || p.Kind == archive.ProblemDigestMissing && p.Key == dayDigest && strings.Contains(p.Detail, "day "+to+" has no digest")
+	}
+	if r.err == nil || !named {
+		t.Fatalf("verify without the day's digest: %v, want %s named missing\n%s", r.err, dayDigest, r.stdout)
+	}
 }
