@@ -2,6 +2,8 @@ package archiver
 
 import (
 	"context"
+	"crypto/ed25519"
+	crand "crypto/rand"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/services/internal/archive"
+	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/objstore"
 	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 	"github.com/auditstream/auditstream/services/testsupport/s3fake"
@@ -83,14 +86,10 @@ func (e *env) digestConfig(group string) Config {
 }
 
 // A day with events, a quiet day, an account without events, late events
-// after the digest: each gets its digest, chained, and verify says so;
-// removing the newest manifests with their objects is then detected.
-func TestDayDigests(t *testing.T) {
-	var s3 *s3fake.Fake
-	for _, be := range []backend{localBackend(), s3Backend(&s3)} {
-		t.Run(be.name, func(t *testing.T) { testDayDigests(t, be) })
-	}
-}
+// after the digest: each gets its digest, chained, and verify says so, in
+// every kind of store; removing the newest manifests with their objects is
+// then detected.
+func TestDayDigests(t *testing.T) { forEachBackend(t, testDayDigests) }
 
 func testDayDigests(t *testing.T, be backend) {
 	e := newEnv(t)
@@ -396,5 +395,81 @@ func TestRouteRemovedEndsTheChain(t *testing.T) {
 		Now: day0.Add(90 * 24 * time.Hour), DigestDue: time.Hour})
 	if err != nil || !rep.OK() {
 		t.Fatalf("verify of the ended chain: %v %v", rep.Problems, err)
+	}
+}
+
+// The signing key is rotated between two days: the first days' digests and
+// manifests are signed with the old key, the next day's with the new one,
+// and the chain runs on across the rotation. Verify takes both keys;
+// given one, it names each file the other signed, with its day, and
+// nothing else.
+func TestDigestsAcrossASigningKeyRotation(t *testing.T) {
+	e := newEnv(t)
+	b := localBackend().newBucket(t)
+	e.routeWithQuiet(b)
+	st := b.st
+	e.publish(makeEvents(1, 1, 3)) // acc-00, day0
+	// The days are over when the archiver starts: their events are late
+	// groups, written a second after they open on a running clock.
+	clk := newClock(day0)
+	clk.Run(day0.Add(25 * time.Hour))
+	cfg := e.digestConfig("archiver")
+	cfg.Archive.LateFlushAfter = time.Second
+	cfg.Archive.Window = time.Hour // so a group of day 17 closes while the day is open
+	stop := e.start(cfg, clk)
+	waitDigests(t, st, "acc-00/_digests/2024/02/16.json", "acc-quiet/_digests/2024/02/16.json")
+	stop()
+	oldKey := e.pub
+
+	newKey, priv, _ := ed25519.GenerateKey(crand.Reader)
+	keyFile := filepath.Join(t.TempDir(), "new-signing.pem")
+	if err := os.WriteFile(keyFile, archive.MarshalSigningKey(priv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Archive.SigningKey = config.SecretFile(keyFile)
+	e.publish([]event{{id: "after-rotation", account: "acc-00", ts: day0.Add(26 * time.Hour)}})
+	clk.Run(day0.Add(30 * time.Hour))
+	e.start(cfg, clk)
+	// Its group is written while its day is open, then the day closes.
+	forwardingtest.WaitFor(t, "the manifest of the event after the rotation", 30*time.Second, func() bool {
+		return slices.ContainsFunc(manifestKeys(t, st), func(k string) bool {
+			return strings.HasPrefix(k, "acc-00/_manifests/") && strings.Contains(k, "-20240217T")
+		})
+	})
+	clk.Run(day0.Add(49 * time.Hour))
+	waitDigests(t, st, "acc-00/_digests/2024/02/17.json", "acc-quiet/_digests/2024/02/17.json")
+	e.pub = newKey
+	if d := e.readDigest(t, st, "acc-00/_digests/2024/02/17.json"); d.Events != 1 || d.Previous == nil || d.Previous.Key != "acc-00/_digests/2024/02/16.json" {
+		t.Fatalf("the first digest after the rotation: %+v", d)
+	}
+
+	rep := verifyEventually(t, st, archive.VerifyOptions{PublicKeys: []ed25519.PublicKey{oldKey, newKey}}, (*archive.Report).OK)
+	if !rep.OK() || rep.Digests != 4 { // the 16th and 17th of acc-00 and acc-quiet
+		t.Fatalf("verify with both keys: %d digests, %v", rep.Digests, rep.Problems)
+	}
+	for _, c := range []struct {
+		given ed25519.PublicKey
+		days  []string // the days the other key signed
+	}{
+		{newKey, []string{"2024-02-16"}},
+		{oldKey, []string{"2024-02-17"}},
+	} {
+		rep, err := archive.Verify(context.Background(), st, archive.VerifyOptions{PublicKey: c.given})
+		if err != nil {
+			t.Fatal(err)
+		}
+		named := map[string]bool{}
+		for _, p := range rep.Problems {
+			day, _, _ := strings.Cut(strings.TrimPrefix(p.Detail, "day "), ":")
+			if p.Kind != archive.ProblemUnknownKey || !slices.Contains(c.days, day) {
+				t.Errorf("with key %s alone: %v, want only the days %v signed by the other key named", archive.KeyID(c.given), p, c.days)
+			}
+			named[day] = true
+		}
+		for _, d := range c.days {
+			if !named[d] {
+				t.Errorf("with key %s alone: day %s, signed by the other key, not named: %v", archive.KeyID(c.given), d, rep.Problems)
+			}
+		}
 	}
 }
