@@ -118,24 +118,25 @@ func TestRedaction(t *testing.T) {
 
 func TestRedactionRefusesBadRules(t *testing.T) {
 	for _, c := range []struct {
-		rule Rule
-		key  []byte
-		says string
+		rule  Rule
+		key   []byte
+		field string
+		says  string
 	}{
-		{Rule{Path: "actor.mail", Action: Drop}, nil, `"mail" is not a field of Actor`},
-		{Rule{Path: "actor.email.x", Action: Drop}, nil, "actor.email is not a message"},
-		{Rule{Path: "outcome.status_code", Action: Mask}, nil, "not a string: only drop applies"},
-		{Rule{Path: "actor.email", Action: "erase"}, nil, `action "erase" is not drop, mask or hash`},
-		{Rule{Path: "actor.email", Action: Hash}, nil, "needs the connection's redaction key"},
-		{Rule{Path: "actor.email", Action: Mask, Keep: 99}, nil, "keep must be between 1 and 64"},
-		{Rule{Path: "actor.email", Action: Drop, Keep: 2}, nil, "keep applies to mask only"},
-		{Rule{Path: "extra", Action: Drop}, nil, "name one attribute of extra"},
-		{Rule{Path: "target.context.account.id", Action: Hash}, []byte("k"), "cannot be redacted"},
-		{Rule{Path: "", Action: Drop}, nil, "is not a field path"},
+		{Rule{Path: "actor.mail", Action: Drop}, nil, "path", `"mail" is not a field of Actor`},
+		{Rule{Path: "actor.email.x", Action: Drop}, nil, "path", "actor.email is not a message"},
+		{Rule{Path: "outcome.status_code", Action: Mask}, nil, "path", "not a string: only drop applies"},
+		{Rule{Path: "actor.email", Action: "erase"}, nil, "action", `action "erase" is not drop, mask or hash`},
+		{Rule{Path: "actor.email", Action: Hash}, nil, "action", "needs the connection's redaction key"},
+		{Rule{Path: "actor.email", Action: Mask, Keep: 99}, nil, "keep", "keep must be between 1 and 64"},
+		{Rule{Path: "actor.email", Action: Drop, Keep: 2}, nil, "keep", "keep applies to mask only"},
+		{Rule{Path: "extra", Action: Drop}, nil, "path", "name one attribute of extra"},
+		{Rule{Path: "target.context.account.id", Action: Hash}, []byte("k"), "path", "cannot be redacted"},
+		{Rule{Path: "", Action: Drop}, nil, "path", "is not a field path"},
 	} {
 		_, err := CompileRedaction([]Rule{{Path: "actor.id", Action: Drop}, c.rule}, c.key)
-		if err == nil || !strings.Contains(err.Error(), "[1]: ") || !strings.Contains(err.Error(), c.says) {
-			t.Errorf("%+v: %v, want [1] and %q", c.rule, err, c.says)
+		if err == nil || !strings.Contains(err.Error(), "[1]."+c.field+": ") || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%+v: %v, want [1].%s and %q", c.rule, err, c.field, c.says)
 		}
 	}
 	if _, err := CompileRedaction([]Rule{{Path: "actor.id", Action: Drop}, {Path: "actor.id", Action: Hash}}, []byte("k")); err == nil {

@@ -71,15 +71,15 @@ func CompileRedaction(rules []Rule, key []byte) (*Redactor, error) {
 	r := &Redactor{key: key}
 	seen := map[string]bool{}
 	for i, rule := range rules {
-		c, err := compileRule(rule)
+		c, field, err := compileRule(rule)
 		if err == nil && seen[rule.Path] {
-			err = fmt.Errorf("path %q is redacted twice", rule.Path)
+			field, err = "path", fmt.Errorf("path %q is redacted twice", rule.Path)
 		}
 		if err == nil && rule.Action == Hash && len(key) == 0 {
-			err = errors.New("hash needs the connection's redaction key (redact_key)")
+			field, err = "action", errors.New("hash needs the connection's redaction key (redaction_key)")
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("[%d]: %w", i, err))
+			errs = append(errs, fmt.Errorf("[%d].%s: %w", i, field, err))
 			continue
 		}
 		seen[rule.Path] = true
@@ -91,22 +91,43 @@ func CompileRedaction(rules []Rule, key []byte) (*Redactor, error) {
 	return r, nil
 }
 
-func compileRule(rule Rule) (compiledRule, error) {
+// compileRule checks one rule; field names the rule's field at fault
+// (path, action or keep).
+func compileRule(rule Rule) (compiledRule, string, error) {
+	c, err := compileRuleFields(rule)
+	if err != nil {
+		var fe fieldError
+		if errors.As(err, &fe) {
+			return c, fe.field, fe.err
+		}
+		return c, "path", err
+	}
+	return c, "", nil
+}
+
+type fieldError struct {
+	field string
+	err   error
+}
+
+func (e fieldError) Error() string { return e.field + ": " + e.err.Error() }
+
+func compileRuleFields(rule Rule) (compiledRule, error) {
 	c := compiledRule{action: rule.Action, keep: rule.Keep}
 	switch rule.Action {
 	case Drop, Hash:
 		if rule.Keep != 0 {
-			return c, fmt.Errorf("keep applies to %s only", Mask)
+			return c, fieldError{"keep", fmt.Errorf("keep applies to %s only", Mask)}
 		}
 	case Mask:
 		if c.keep == 0 {
 			c.keep = DefaultKeep
 		}
 		if c.keep < 0 || c.keep > 64 {
-			return c, errors.New("keep must be between 1 and 64")
+			return c, fieldError{"keep", errors.New("keep must be between 1 and 64")}
 		}
 	default:
-		return c, fmt.Errorf("action %q is not %s, %s or %s", truncate(rule.Action), Drop, Mask, Hash)
+		return c, fieldError{"action", fmt.Errorf("action %q is not %s, %s or %s", truncate(rule.Action), Drop, Mask, Hash)}
 	}
 	switch rule.Path {
 	case "id", "timestamp", "target.context.account.id":
