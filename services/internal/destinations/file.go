@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/auditstream/auditstream/services/internal/config"
+	"github.com/auditstream/auditstream/services/internal/eventfilter"
 )
 
 // Connection types. Only the type string is checked here; each forwarder
@@ -147,10 +148,10 @@ func parseConnections(n *yaml.Node, errs *config.Errors) []*Connection {
 		if !validName(name) {
 			errs.Addf(path, "line %d: a connection name is 1-%d characters of [a-z0-9-_.] starting with a letter or digit", keyNode.Line, MaxNameLength)
 		}
-		c := &Connection{Name: name, Enabled: true, line: keyNode.Line}
+		c := &Connection{Name: name, Enabled: true, line: keyNode.Line, policy: &policyCache{}}
 		value = deref(value)
 		if value.Kind != yaml.MappingNode {
-			errs.Addf(path, "line %d: must be a mapping with type, enabled and settings", value.Line)
+			errs.Addf(path, "line %d: must be a mapping with type, enabled, settings, filter, redact and redaction_key", value.Line)
 			return
 		}
 		var hasType bool
@@ -183,16 +184,132 @@ func parseConnections(n *yaml.Node, errs *config.Errors) []*Connection {
 				default:
 					c.settings = v
 				}
+			case "filter":
+				s, ok := scalarString(v)
+				if !ok || deref(v).ShortTag() != "!!str" {
+					errs.Addf(p, "line %d: must be a CEL expression (a string)", v.Line)
+					return
+				}
+				if _, err := eventfilter.CompileFilter(s); err != nil {
+					errs.Addf(p, "line %d: %v", v.Line, err)
+					return
+				}
+				c.filter = s
+			case "redact":
+				c.redact, c.redactLines = parseRedact(v, p, errs)
+			case "redaction_key":
+				if err := deref(v).Decode(&c.redactionKey); err != nil {
+					errs.Addf(p, "%v", sanitize(err))
+					return
+				}
+				c.redactionKeyNode = v
 			default:
-				errs.Addf(p, "line %d: unknown field (known: type, enabled, settings)", k.Line)
+				errs.Addf(p, "line %d: unknown field (known: type, enabled, settings, filter, redact, redaction_key)", k.Line)
 			}
 		})
 		if !hasType {
 			errs.Addf(path+".type", "line %d: is required (one of %s)", value.Line, strings.Join(Types, ", "))
 		}
+		checkRedact(c, path, errs)
 		conns = append(conns, c)
 	})
 	return conns
+}
+
+// parseRedact reads a connection's redact list: each entry a mapping of
+// path, action and keep, checked against the event schema.
+func parseRedact(n *yaml.Node, path string, errs *config.Errors) ([]eventfilter.Rule, []int) {
+	n = deref(n)
+	if isNull(n) {
+		return nil, nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		errs.Addf(path, "line %d: must be a list of {path, action, keep}", n.Line)
+		return nil, nil
+	}
+	if len(n.Content) > eventfilter.MaxRules {
+		errs.Addf(path, "line %d: %d rules is over the limit of %d", n.Line, len(n.Content), eventfilter.MaxRules)
+		return nil, nil
+	}
+	rules := make([]eventfilter.Rule, 0, len(n.Content))
+	lines := make([]int, 0, len(n.Content))
+	for i, item := range n.Content {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		item = deref(item)
+		if item.Kind != yaml.MappingNode {
+			errs.Addf(p, "line %d: must be a mapping with path, action and keep", item.Line)
+			continue
+		}
+		var r eventfilter.Rule
+		fieldLine := map[string]int{}
+		ok := true
+		forPairs(item, p, errs, func(key string, k, v *yaml.Node) {
+			fieldLine[key] = v.Line
+			switch key {
+			case "path", "action":
+				s, isStr := scalarString(v)
+				if !isStr {
+					errs.Addf(p+"."+key, "line %d: must be a string", v.Line)
+					ok = false
+					return
+				}
+				if key == "path" {
+					r.Path = s
+				} else {
+					r.Action = s
+				}
+			case "keep":
+				if err := deref(v).Decode(&r.Keep); err != nil {
+					errs.Addf(p+".keep", "line %d: must be a number of characters", v.Line)
+					ok = false
+				}
+			default:
+				errs.Addf(p+"."+key, "line %d: unknown field (known: path, action, keep)", k.Line)
+				ok = false
+			}
+		})
+		for _, key := range []string{"path", "action"} {
+			if _, set := fieldLine[key]; !set {
+				errs.Addf(p+"."+key, "line %d: is required", item.Line)
+				ok = false
+			}
+		}
+		if !ok {
+			continue
+		}
+		// Checked alone, with a stand-in key: whether a hash has its key
+		// is the connection's question (checkRedact).
+		if _, err := eventfilter.CompileRedaction([]eventfilter.Rule{r}, []byte("check")); err != nil {
+			for _, one := range config.Flatten(err) {
+				field, msg, _ := strings.Cut(strings.TrimPrefix(one.Error(), "[0]."), ": ")
+				line := fieldLine[field]
+				if line == 0 {
+					line = item.Line
+				}
+				errs.Addf(p+"."+field, "line %d: %s", line, msg)
+			}
+			continue
+		}
+		rules = append(rules, r)
+		lines = append(lines, item.Line)
+	}
+	return rules, lines
+}
+
+// checkRedact checks what spans a connection's rules: a path redacted
+// twice, a hash without the connection's redaction key.
+func checkRedact(c *Connection, path string, errs *config.Errors) {
+	seen := map[string]int{}
+	for i, r := range c.redact {
+		p := fmt.Sprintf("%s.redact[%d]", path, i)
+		if j, dup := seen[r.Path]; dup {
+			errs.Addf(p+".path", "line %d: %q is redacted by redact[%d] already", c.redactLines[i], r.Path, j)
+		}
+		seen[r.Path] = i
+		if r.Action == eventfilter.Hash && !c.redactionKey.IsSet() {
+			errs.Addf(p+".action", "line %d: hash needs the connection's redaction_key", c.redactLines[i])
+		}
+	}
 }
 
 func parseRoutes(n *yaml.Node, errs *config.Errors) []Route {

@@ -151,7 +151,7 @@ func TestInvalidFiles(t *testing.T) {
 		}},
 		{"unknown-fields.yaml", []string{
 			`route: line 5: unknown field (known: connections, routes)`,
-			`connections.dd-a.setting: line 4: unknown field (known: type, enabled, settings)`,
+			`connections.dd-a.setting: line 4: unknown field (known: type, enabled, settings, filter, redact, redaction_key)`,
 			`routes[0].connection: line 10: unknown field (known: account, connections, enabled)`,
 			`routes[0].connections: line 9: is required`,
 		}},
@@ -161,7 +161,7 @@ func TestInvalidFiles(t *testing.T) {
 		}},
 		{"bad-shapes.yaml", []string{
 			`connections.dd-a.settings: line 4: must be a mapping`,
-			`connections.dd-b: line 5: must be a mapping with type, enabled and settings`,
+			`connections.dd-b: line 5: must be a mapping with type, enabled, settings, filter, redact and redaction_key`,
 			`routes: line 7: must be a list of routes`,
 		}},
 		{"root-list.yaml", []string{`(root): line 1: must be a mapping with connections and routes`}},

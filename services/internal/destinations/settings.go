@@ -282,6 +282,7 @@ func fingerprint(c *Connection) string {
 		sum := nodeHash(c.settings, map[*yaml.Node][32]byte{}, map[*yaml.Node]bool{})
 		h.Write(sum[:])
 	}
+	writePolicy(h, c)
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 

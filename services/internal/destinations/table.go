@@ -9,6 +9,9 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/auditstream/auditstream/services/internal/config"
+	"github.com/auditstream/auditstream/services/internal/eventfilter"
 )
 
 // Connection is one named destination: a Datadog site and key, an
@@ -21,8 +24,8 @@ type Connection struct {
 	Type string
 	// Enabled is false for a connection switched off: no route reaches it.
 	Enabled bool
-	// Fingerprint is a hash of the connection's name, type and settings
-	// (not of Enabled, nor of comments or key order). It changes when and
+	// Fingerprint is a hash of the connection's name, type, settings,
+	// filter, redaction rules and redaction key reference (not of Enabled, nor of comments or key order). It changes when and
 	// only when what a client is built from changes, so a runtime rebuilds
 	// the client of a changed connection (a new site, another key file) and
 	// keeps the others. It is a one-way hash (SHA-256), yet a guessable
@@ -36,7 +39,17 @@ type Connection struct {
 
 	settings *yaml.Node // nil when the file gives none
 	line     int
-	resolve  *resolver // API-managed: settings with secrets opened on use
+
+	// the destination's filter and redaction (Policy)
+	filter       string
+	redact       []eventfilter.Rule
+	redactLines  []int
+	redactionKey config.Secret
+	// what the key is as written, for the fingerprint (an inline key
+	// changes it like an inline settings secret does)
+	redactionKeyNode *yaml.Node
+	policy           *policyCache
+	resolve          *resolver // API-managed: settings with secrets opened on use
 }
 
 // Route is one entry of the file's routes list.
