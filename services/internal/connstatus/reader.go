@@ -187,6 +187,8 @@ type View struct {
 	Delivered         int64      `json:"delivered"`
 	Parked            int64      `json:"parked"`
 	DeadLettered      int64      `json:"dead_lettered"`
+	Filtered          int64      `json:"filtered"`
+	FilterErrors      int64      `json:"filter_errors"`
 	OldestUndelivered *time.Time `json:"oldest_undelivered,omitempty"`
 	UpdatedAt         *time.Time `json:"updated_at,omitempty"`
 	Consumers         []Replica  `json:"consumers"`
@@ -243,6 +245,8 @@ func merge(fresh []*Status, today string) View {
 		}
 		v.Parked += s.Parked
 		v.DeadLettered += s.DeadLettered
+		v.Filtered += s.Filtered
+		v.FilterErrors += s.FilterErrors
 		v.OldestUndelivered = earliest(v.OldestUndelivered, s.OldestUndelivered)
 		at := s.PublishedAt
 		v.UpdatedAt = latest(v.UpdatedAt, &at)

@@ -60,6 +60,10 @@ type Status struct {
 	// written to the dead-letter topic for the connection.
 	Parked       int64 `json:"parked"`
 	DeadLettered int64 `json:"dead_lettered"`
+	// Filtered counts events the connection's filter excluded,
+	// FilterErrors events it could not decide on (delivered all the same).
+	Filtered     int64 `json:"filtered,omitempty"`
+	FilterErrors int64 `json:"filter_errors,omitempty"`
 	// OldestUndelivered is when the oldest event the replica holds for the
 	// connection and has not delivered yet entered the pipeline.
 	OldestUndelivered *time.Time `json:"oldest_undelivered,omitempty"`

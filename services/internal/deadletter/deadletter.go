@@ -27,6 +27,10 @@ const (
 	// on its source topic: when the event entered the pipeline.
 	HeaderSourceTime = "auditstream-source-time"
 	HeaderForwarder  = "auditstream-forwarder"
+	// HeaderPolicy is on a parked or dead-lettered record whose value is
+	// the event as its connection's filter and redaction left it: the
+	// policy's version (never the raw value).
+	HeaderPolicy = "auditstream-policy"
 	// HeaderPrefix starts every header above; SourceHeaders drops them.
 	HeaderPrefix = "auditstream-"
 )
@@ -48,6 +52,9 @@ type Letter struct {
 	Connection      string // empty when no connection is involved
 	Reason          string
 	Cause           error
+	// Policy is the version of the connection policy Source's value is in
+	// the form of, "" for a record as it came.
+	Policy string
 }
 
 // Record builds the dead-letter record with the reason, the error (at most
@@ -63,6 +70,9 @@ func (d Letter) Record() *kgo.Record {
 	)
 	if d.Connection != "" {
 		headers = append(headers, Header(HeaderConnection, d.Connection))
+	}
+	if d.Policy != "" {
+		headers = append(headers, Header(HeaderPolicy, d.Policy))
 	}
 	return &kgo.Record{Topic: d.Topic, Key: d.Source.Key, Value: d.Source.Value, Headers: headers}
 }

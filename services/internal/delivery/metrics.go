@@ -9,6 +9,8 @@ type metrics struct {
 	parked       *prometheus.CounterVec
 	deadLettered *prometheus.CounterVec
 	dropped      *prometheus.CounterVec
+	filtered     *prometheus.CounterVec
+	filterErrors *prometheus.CounterVec
 	batchSize    *prometheus.HistogramVec
 	sendLatency  *prometheus.HistogramVec
 	endToEnd     *prometheus.HistogramVec
@@ -41,6 +43,12 @@ func newMetrics(reg prometheus.Registerer, forwarder string, inflight func() flo
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "auditstream_delivery_dropped_total", Help: "Parked events dropped because their route was removed or disabled meanwhile.", ConstLabels: constLabels,
 		}, []string{"connection"}),
+		filtered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditstream_delivery_filtered_total", Help: "Events a connection's filter excluded: finished for that connection without being sent.", ConstLabels: constLabels,
+		}, []string{"connection"}),
+		filterErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditstream_delivery_filter_errors_total", Help: "Events a connection's filter could not decide on (delivered all the same).", ConstLabels: constLabels,
+		}, []string{"connection"}),
 		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "auditstream_delivery_batch_size", Help: "Events per batch handed to a sink.", ConstLabels: constLabels,
 			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
@@ -63,7 +71,7 @@ func newMetrics(reg prometheus.Registerer, forwarder string, inflight func() flo
 			Name: "auditstream_delivery_retry_held_bytes", Help: "Bytes of parked records read back and waiting for their due time.", ConstLabels: constLabels,
 		}),
 	}
-	reg.MustRegister(m.delivered, m.failed, m.retried, m.parked, m.deadLettered, m.dropped, m.batchSize, m.sendLatency, m.endToEnd, m.lag, m.healthy, m.retryHeld,
+	reg.MustRegister(m.delivered, m.failed, m.retried, m.parked, m.deadLettered, m.dropped, m.filtered, m.filterErrors, m.batchSize, m.sendLatency, m.endToEnd, m.lag, m.healthy, m.retryHeld,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "auditstream_delivery_inflight_bytes", Help: "Bytes of polled records not yet finished (bounded by max_inflight_bytes).", ConstLabels: constLabels,
 		}, inflight))

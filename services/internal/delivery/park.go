@@ -25,6 +25,9 @@ type parkState struct {
 	srcTopic   string
 	srcPart    int32
 	srcOffset  int64
+	// policy is the version of the connection policy the record's value
+	// was put in the form of ("" for the record as it came)
+	policy string
 }
 
 // since is when the parked event entered the pipeline, as far as known.
@@ -69,6 +72,11 @@ func (r *Runtime) park(j *job, reason string) {
 			return
 		}
 	}
+	src, version, keep := r.connectionRecord(j.t, j.parked, j.policy)
+	if !keep {
+		r.filteredOut(j)
+		return
+	}
 	now := r.now()
 	st := parkState{connection: j.conn, attempt: 1, firstFailed: now}
 	st.srcTopic, st.srcPart, st.srcOffset = source(j.t, j.parked)
@@ -85,9 +93,9 @@ func (r *Runtime) park(j *job, reason string) {
 	st.due = now.Add(r.cfg.ParkDelay)
 	rec := &kgo.Record{
 		Topic: r.cfg.RetryTopic.Name,
-		Key:   j.t.rec.Key,
-		Value: j.t.rec.Value,
-		Headers: append(deadletter.SourceHeaders(j.t.rec, 8),
+		Key:   src.Key,
+		Value: src.Value,
+		Headers: append(deadletter.SourceHeaders(src, 9),
 			deadletter.Header(deadletter.HeaderConnection, st.connection),
 			deadletter.Header(deadletter.HeaderAttempt, strconv.Itoa(st.attempt)),
 			deadletter.Header(deadletter.HeaderDue, st.due.UTC().Format(time.RFC3339Nano)),
@@ -97,6 +105,9 @@ func (r *Runtime) park(j *job, reason string) {
 			deadletter.Header(deadletter.HeaderSourceOffset, strconv.FormatInt(st.srcOffset, 10)),
 			deadletter.Header(deadletter.HeaderForwarder, r.name),
 		),
+	}
+	if version != "" {
+		rec.Headers = append(rec.Headers, deadletter.Header(deadletter.HeaderPolicy, version))
 	}
 	if !st.sourceTime.IsZero() {
 		rec.Headers = append(rec.Headers, deadletter.Header(deadletter.HeaderSourceTime, st.sourceTime.UTC().Format(time.RFC3339Nano)))
@@ -121,9 +132,17 @@ func (r *Runtime) deadLetter(t *tracked, conn, reason string, cause error) {
 }
 
 func (r *Runtime) deadLetterParked(t *tracked, ps *parkState, conn, reason string, cause error) {
+	src, version := t.rec, ""
+	if conn != "" {
+		var keep bool
+		if src, version, keep = r.connectionRecord(t, ps, r.policyOf(conn)); !keep {
+			r.filteredOut(&job{t: t, conn: conn})
+			return
+		}
+	}
 	srcTopic, srcPart, srcOffset := source(t, ps)
 	dl := deadletter.Letter{
-		Topic: r.kcfg.Topics.DeadLetter.Name, Source: t.rec,
+		Topic: r.kcfg.Topics.DeadLetter.Name, Source: src, Policy: version,
 		SourceTopic: srcTopic, SourcePartition: srcPart, SourceOffset: srcOffset,
 		Consumer: r.name, Connection: conn, Reason: reason, Cause: cause,
 	}
@@ -194,6 +213,8 @@ func parseParkState(rec *kgo.Record) (*parkState, error) {
 			seen++
 		case deadletter.HeaderSourceTime:
 			st.sourceTime, err = time.Parse(time.RFC3339Nano, v)
+		case deadletter.HeaderPolicy:
+			st.policy = v
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: header %s: %v", errBadRetryRecord, h.Key, err)

@@ -383,12 +383,15 @@ func (r *Runtime) route(t *tracked, parked *parkState) {
 			// a connection whose sink cannot be built is broken until fixed:
 			// park, never drop, and say so in its status
 			r.sinkFailed(target.Name, err)
-			r.park(&job{t: t, conn: target.Name, shared: shared, parked: parked, eventTime: eventTime}, parkReasonUnhealthy)
+			// parked in the form the policy gives it, when the policy
+			// builds; when its key cannot be read, as it came
+			policy, _ := target.Policy()
+			r.park(&job{t: t, conn: target.Name, shared: shared, parked: parked, eventTime: eventTime, policy: policy}, parkReasonUnhealthy)
 			continue
 		}
 		// decoding (when not done above) and encoding happen in the
 		// connection's worker, off this loop
-		w.offer(&job{t: t, conn: target.Name, ev: ev, shared: shared, parked: parked, eventTime: eventTime})
+		w.offer(&job{t: t, conn: target.Name, ev: ev, shared: shared, parked: parked, eventTime: eventTime, policy: w.currentPolicy()})
 	}
 }
 
@@ -474,6 +477,10 @@ func (r *Runtime) worker(t *destinations.Connection) (*worker, error) {
 	if w != nil && w.fingerprint.Load() == t.Fingerprint {
 		return w, nil
 	}
+	policy, err := t.Policy()
+	if err != nil {
+		return nil, err
+	}
 	sink, err := r.newSink(t)
 	if err != nil {
 		return nil, err
@@ -481,9 +488,9 @@ func (r *Runtime) worker(t *destinations.Connection) (*worker, error) {
 	r.mu.Lock()
 	recovered := r.sinkBuiltLocked(t.Name)
 	if w = r.workers[t.Name]; w != nil {
-		w.setSink(sink, t.Fingerprint)
+		w.setSink(sink, policy, t.Fingerprint)
 	} else {
-		w = newWorker(r, t.Name, sink, t.Fingerprint)
+		w = newWorker(r, t.Name, sink, policy, t.Fingerprint)
 		r.workers[t.Name] = w
 		r.workerWG.Add(1)
 		go func() {
@@ -708,6 +715,7 @@ func (r *Runtime) Status() []ConnectionStatus {
 		}
 		c := r.counters(s.Name)
 		s.Parked, s.DeadLettered = c.parked.Load(), c.deadLettered.Load()
+		s.Filtered, s.FilterErrors = c.filtered.Load(), c.filterErrors.Load()
 		s.OldestUndelivered = earlier(s.OldestUndelivered, held[s.Name])
 		if s.Day == "" {
 			s.Day = now.UTC().Format(time.DateOnly)

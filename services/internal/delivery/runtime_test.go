@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -120,6 +123,34 @@ type rig struct {
 	sinks   map[string]*memSink
 	custom  map[string]EntrySink // a connection's sink, instead of sinks'
 	router  Router
+	logs    *logBuffer // when set, captures the runtime's log lines too
+}
+
+// logBuffer collects log output for a test to search.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (rg *rig) logger() *zap.Logger {
+	l := zaptest.NewLogger(rg.t)
+	if rg.logs == nil {
+		return l
+	}
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(rg.logs), zapcore.DebugLevel)
+	return zap.New(zapcore.NewTee(l.Core(), core))
 }
 
 func newRig(t *testing.T, router Router, conns ...string) *rig {
@@ -209,7 +240,7 @@ func (rg *rig) start() (stop func()) {
 	rg.t.Helper()
 	custom := rg.custom // this runtime's sinks, whatever a later start uses
 	rt, err := New(Options{
-		Name: "test", Config: rg.cfg, Kafka: rg.kcfg, Logger: zaptest.NewLogger(rg.t), Registry: rg.registry(),
+		Name: "test", Config: rg.cfg, Kafka: rg.kcfg, Logger: rg.logger(), Registry: rg.registry(),
 		Router: rg.router,
 		NewSink: func(t *destinations.Connection) (EntrySink, error) {
 			if s, ok := custom[t.Name]; ok {

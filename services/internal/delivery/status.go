@@ -13,6 +13,9 @@ import (
 // when it is parked anew after a retry) and dead-lettered.
 type connCounters struct {
 	parked, deadLettered atomic.Int64
+	// events the connection's filter excluded, and filter evaluations
+	// that failed (the event was delivered)
+	filtered, filterErrors atomic.Int64
 }
 
 func (r *Runtime) counters(conn string) *connCounters {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
+	"github.com/auditstream/auditstream/services/internal/eventfilter"
 	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -16,13 +17,16 @@ import (
 
 // job is one event bound for one connection.
 type job struct {
-	t         *tracked
-	conn      string
-	ev        *auditlogv1.AuditEvent // decoded by the poll loop, until encoded; shared, read-only
-	shared    *sharedEvent           // or decoded by the first worker to encode it
-	entry     []byte
-	queuedAt  time.Time
-	parked    *parkState // set when read back from the retry topic
+	t        *tracked
+	conn     string
+	ev       *auditlogv1.AuditEvent // decoded by the poll loop, until encoded; shared, read-only
+	shared   *sharedEvent           // or decoded by the first worker to encode it
+	entry    []byte
+	queuedAt time.Time
+	parked   *parkState // set when read back from the retry topic
+	// policy is the connection's policy when the job was routed: what a
+	// parked copy of the event is put in the form of
+	policy    *eventfilter.Policy
 	eventTime time.Time
 }
 
@@ -32,7 +36,13 @@ func (j *job) size() int { return len(j.entry) }
 // held is what the job holds of MaxInflightBytes, which queues are capped by.
 func (j *job) held() int { return int(j.t.size) }
 
-type sinkBox struct{ sink EntrySink }
+// sinkBox is what the worker sends with: the connection's sink and its
+// policy (filter and redaction; nil for none), swapped together when the
+// connection changes.
+type sinkBox struct {
+	sink   EntrySink
+	policy *eventfilter.Policy
+}
 
 // worker batches and sends one connection's events. Each connection has its
 // own, so a slow or failing destination only ever delays itself; past its
@@ -74,23 +84,25 @@ type worker struct {
 	nextSend   uint64
 }
 
-func newWorker(r *Runtime, name string, sink EntrySink, fingerprint string) *worker {
+func newWorker(r *Runtime, name string, sink EntrySink, policy *eventfilter.Policy, fingerprint string) *worker {
 	w := &worker{r: r, name: name, wake: make(chan struct{}, 1), flushReq: make(chan struct{}, 1), done: make(chan struct{}),
 		sendingAt:  map[uint64]time.Time{},
 		sending:    make(chan struct{}, r.cfg.RequestsInFlight),
 		deliveredC: r.metrics.delivered.WithLabelValues(name), endToEnd: r.metrics.endToEnd.WithLabelValues(name),
 		batchSize: r.metrics.batchSize.WithLabelValues(name), sendLatency: r.metrics.sendLatency.WithLabelValues(name)}
-	w.setSink(sink, fingerprint)
+	w.setSink(sink, policy, fingerprint)
 	r.metrics.healthy.WithLabelValues(name).Set(1)
 	return w
 }
 
-func (w *worker) setSink(s EntrySink, fingerprint string) {
-	w.sink.Store(&sinkBox{s})
+func (w *worker) setSink(s EntrySink, policy *eventfilter.Policy, fingerprint string) {
+	w.sink.Store(&sinkBox{sink: s, policy: policy})
 	w.fingerprint.Store(fingerprint)
 }
 
 func (w *worker) currentSink() EntrySink { return w.sink.Load().sink }
+
+func (w *worker) currentPolicy() *eventfilter.Policy { return w.sink.Load().policy }
 
 // offer queues a job. Past MaxConnectionBytes it parks the job instead, but
 // only when the connection is unhealthy or has stopped draining (its oldest
@@ -190,6 +202,9 @@ func (w *worker) queued() (int, int) {
 
 // encode turns the job's event into the sink's entry; an event the sink
 // cannot take (over its size limit) is dead-lettered for this connection.
+// The connection's policy applies first, to a copy: an event its filter
+// excludes is finished here, and a redacted field never reaches the
+// entry, so neither the destination nor a retry of the entry sees it.
 // A record that does not decode is dead-lettered once, by whichever of its
 // connections' workers finds out first.
 func (w *worker) encode(j *job) bool {
@@ -208,7 +223,26 @@ func (w *worker) encode(j *job) bool {
 		}
 		j.eventTime = auditevent.EventTime(ev, j.t.rec)
 	}
-	entry, err := w.currentSink().Encode(ev)
+	box := w.sink.Load()
+	if !(j.parked != nil && j.parked.policy != "" && j.parked.policy == box.policy.Version()) {
+		// a record parked under this very policy is already in its form
+		out, keep, ferr := box.policy.Apply(ev)
+		if ferr != nil {
+			w.r.metrics.filterErrors.WithLabelValues(w.name).Inc()
+			w.r.counters(w.name).filterErrors.Add(1)
+		}
+		if !keep {
+			j.ev = nil
+			if j.shared != nil {
+				j.shared.encoded()
+				j.shared = nil
+			}
+			w.r.filteredOut(j)
+			return false
+		}
+		ev = out
+	}
+	entry, err := box.sink.Encode(ev)
 	j.ev = nil
 	if j.shared != nil {
 		j.shared.encoded()
@@ -511,6 +545,11 @@ type ConnectionStatus struct {
 	// often it is parked again after a retry.
 	Parked       int64 `json:"parked"`
 	DeadLettered int64 `json:"dead_lettered"`
+	// Filtered counts events the connection's filter excluded (finished
+	// without being sent), FilterErrors events it could not decide on
+	// (sent all the same).
+	Filtered     int64 `json:"filtered"`
+	FilterErrors int64 `json:"filter_errors"`
 	// OldestUndelivered is when the oldest event routed to the connection
 	// and not yet delivered (queued, being sent, or parked: being written to
 	// the retry topic, on it, or read back and waiting) entered the

@@ -220,7 +220,7 @@ func PublishedStatus(in []delivery.ConnectionStatus) []connstatus.Status {
 		out = append(out, connstatus.Status{
 			Connection: c.Name, Healthy: c.Healthy, FailedSince: c.UnhealthySince, LastSuccess: c.LastSuccess,
 			LastError: c.LastError, LastErrorAt: c.LastErrorAt, Delivered: c.Delivered, DeliveredToday: c.DeliveredToday, Day: c.Day,
-			Parked: c.Parked, DeadLettered: c.DeadLettered, OldestUndelivered: c.OldestUndelivered,
+			Parked: c.Parked, DeadLettered: c.DeadLettered, Filtered: c.Filtered, FilterErrors: c.FilterErrors, OldestUndelivered: c.OldestUndelivered,
 		})
 	}
 	return out
