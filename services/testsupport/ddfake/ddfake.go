@@ -169,6 +169,14 @@ func (s *Server) Always(key string, status int, headers http.Header) {
 	s.always[key] = failure{status, headers.Clone()}
 }
 
+// Recover ends Always for key: its requests are answered as usual again,
+// and what was recorded stays.
+func (s *Server) Recover(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.always, key)
+}
+
 // Slow delays every answer by d (0 to stop); the wait ends early when the
 // client gives up.
 func (s *Server) Slow(d time.Duration) {
