@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/auditstream/auditstream/services/internal/eventfilter"
 )
 
 // ManifestFormat names the manifest schema; a reader refuses others.
@@ -36,8 +38,23 @@ type Manifest struct {
 	LastOffset  int64            `json:"last_offset"`
 	Late        bool             `json:"late"`
 	Objects     []ManifestObject `json:"objects"`
-	KeyID       string           `json:"key_id,omitempty"`
-	Signature   string           `json:"signature,omitempty"`
+	// Policy is the storage profile's filter and redaction, when it has
+	// them: the objects hold only the events the filter kept, in the form
+	// the redaction left them, so a verifier tells a filtered window from a
+	// lossy one. Absent, the objects hold every event of the cut, whole.
+	Policy    *ManifestPolicy `json:"policy,omitempty"`
+	KeyID     string          `json:"key_id,omitempty"`
+	Signature string          `json:"signature,omitempty"`
+}
+
+// ManifestPolicy is what a storage profile applied to a manifest's objects.
+type ManifestPolicy struct {
+	// Version identifies filter, rules and key together (never the key).
+	Version string             `json:"version"`
+	Filter  string             `json:"filter,omitempty"`
+	Redact  []eventfilter.Rule `json:"redact,omitempty"`
+	// Filtered counts the events of the cut the filter left out.
+	Filtered int64 `json:"filtered"`
 }
 
 // ManifestLink points at the previous manifest of the chain.

@@ -127,13 +127,27 @@ type ObjectStats struct {
 	LastOffset  int64
 	FirstEvent  time.Time // earliest event time in the object
 	LastEvent   time.Time // latest event time in the object
+	// Filtered counts events the target's policy excluded.
+	Filtered int64
 }
+
+// LineTransform rewrites one stored line (without its newline) for one
+// target, appending the result to buf: a storage profile's filter and
+// redaction (PolicyLine). keep false leaves the event out.
+type LineTransform func(line, buf []byte) (out []byte, keep bool, err error)
 
 // Build writes the batch's object, gzip-compressed JSON lines in offset
 // order with events whose id was seen before in the batch left out, to dst,
 // and returns its stats. The bytes depend only on the events, so a re-run
 // builds the same object.
 func (s *Spool) Build(b AccountBatch, dst io.Writer) (ObjectStats, error) {
+	return s.BuildWith(b, dst, nil)
+}
+
+// BuildWith is Build with each event rewritten by transform (nil for none)
+// after duplicates are left out; the bytes still depend only on the events
+// and transform, so a re-run builds the same object.
+func (s *Spool) BuildWith(b AccountBatch, dst io.Writer, transform LineTransform) (ObjectStats, error) {
 	h := sha256.New()
 	cw := &countingWriter{w: io.MultiWriter(dst, h)}
 	zw, err := gzip.NewWriterLevel(cw, gzip.BestSpeed)
@@ -142,7 +156,7 @@ func (s *Spool) Build(b AccountBatch, dst io.Writer) (ObjectStats, error) {
 	}
 	st := ObjectStats{FirstOffset: -1, LastOffset: -1}
 	seen := make(map[uint64]int32, len(b.entries))
-	var buf, other []byte
+	var buf, other, out []byte
 	var minTS, maxTS int64
 	for _, i := range b.entries {
 		e := &s.entries[i]
@@ -163,7 +177,20 @@ func (s *Spool) Build(b AccountBatch, dst io.Writer) (ObjectStats, error) {
 		} else {
 			seen[e.idHash] = i
 		}
-		if _, err := zw.Write(buf); err != nil {
+		line := buf
+		if transform != nil {
+			var keep bool
+			out, keep, err = transform(bytes.TrimSuffix(buf, []byte{'\n'}), out[:0])
+			if err != nil {
+				return ObjectStats{}, err
+			}
+			if !keep {
+				st.Filtered++
+				continue
+			}
+			line = append(out, '\n')
+		}
+		if _, err := zw.Write(line); err != nil {
 			return ObjectStats{}, fmt.Errorf("compress object: %w", err)
 		}
 		if st.Records == 0 {

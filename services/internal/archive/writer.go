@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/auditstream/auditstream/services/internal/eventfilter"
 	"github.com/auditstream/auditstream/services/internal/objstore"
 )
 
@@ -22,6 +23,13 @@ var ErrConflict = errors.New("object exists with different content")
 type Target struct {
 	Name  string // the destinations connection
 	Store objstore.Store
+	// Policy is the storage profile's filter and redaction, nil for none
+	// (the archive is then complete). Its objects are built with it applied
+	// and their manifests record it.
+	Policy *eventfilter.Policy
+	// PolicyErr is why the profile's policy could not be built: nothing is
+	// written to it until it can.
+	PolicyErr error
 }
 
 // Object is a built data object waiting on local disk.
@@ -126,6 +134,9 @@ func (w *Writer) Put(ctx context.Context, t Target, account string, g Group, lat
 	}
 	if head.seq > 0 {
 		m.Previous = &ManifestLink{Key: head.key, SHA256: head.sum}
+	}
+	if p := t.Policy; p != nil {
+		m.Policy = &ManifestPolicy{Version: p.Version(), Filter: p.Filter(), Redact: p.Rules(), Filtered: obj.Stats.Filtered}
 	}
 	data, err := w.signer.Seal(m)
 	if err != nil {

@@ -78,6 +78,13 @@ func (t *Tracker) DeadLettered(conn string, n int64) {
 	t.mu.Unlock()
 }
 
+// Filtered records that conn's filter left n events out.
+func (t *Tracker) Filtered(conn string, n int64) {
+	t.mu.Lock()
+	t.get(conn).s.Filtered += n
+	t.mu.Unlock()
+}
+
 // Snapshot is every connection's status, for a Publisher's Source.
 func (t *Tracker) Snapshot() []Status {
 	today := t.now().UTC().Format(time.DateOnly)

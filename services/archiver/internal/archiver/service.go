@@ -368,7 +368,9 @@ func (s *Service) targets(account string) []archive.Target {
 	}
 	out := make([]archive.Target, 0, len(conns))
 	for _, c := range conns {
-		out = append(out, archive.Target{Name: c.Name, Store: s.stores.get(c)})
+		t := archive.Target{Name: c.Name, Store: s.stores.get(c)}
+		t.Policy, t.PolicyErr = c.Policy()
+		out = append(out, t)
 	}
 	return out
 }

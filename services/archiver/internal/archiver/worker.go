@@ -231,24 +231,42 @@ func (w *worker) writeAccount(ctx context.Context, g *archive.OpenGroup, group a
 		w.s.metrics.unrouted.Add(float64(b.Len()))
 		return nil
 	}
-	f, err := os.CreateTemp(w.s.cfg.Archive.SpoolDir, "object-*.json.gz")
-	if err != nil {
-		return fmt.Errorf("create object file: %w", err)
+	// One object for the targets that take every event whole, one for each
+	// policy (a storage profile's filter and redaction) among the others.
+	objs := map[string]archive.Object{}
+	for i, t := range targets {
+		if t.PolicyErr != nil {
+			continue // put retries, then dead-letters
+		}
+		version := t.Policy.Version()
+		obj, ok := objs[version]
+		if !ok {
+			f, err := os.CreateTemp(w.s.cfg.Archive.SpoolDir, "object-*.json.gz")
+			if err != nil {
+				return fmt.Errorf("create object file: %w", err)
+			}
+			_ = os.Remove(f.Name())
+			defer f.Close()
+			bw := bufio.NewWriterSize(f, 256<<10)
+			stats, err := g.Spool.BuildWith(b, bw, archive.PolicyLine(t.Policy))
+			if err == nil {
+				err = bw.Flush()
+			}
+			if err != nil {
+				return fmt.Errorf("build object of %s: %w", b.Account, err)
+			}
+			if i == 0 || version == "" {
+				w.s.metrics.duplicates.Add(float64(stats.Duplicates))
+			}
+			obj = archive.Object{Body: f, Stats: stats}
+			objs[version] = obj
+		}
+		if obj.Stats.Filtered > 0 {
+			w.s.health.Filtered(t.Name, obj.Stats.Filtered)
+		}
 	}
-	_ = os.Remove(f.Name())
-	defer f.Close()
-	bw := bufio.NewWriterSize(f, 256<<10)
-	stats, err := g.Spool.Build(b, bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err != nil {
-		return fmt.Errorf("build object of %s: %w", b.Account, err)
-	}
-	w.s.metrics.duplicates.Add(float64(stats.Duplicates))
-	obj := archive.Object{Body: f, Stats: stats}
 	for _, t := range targets {
-		if err := w.put(ctx, t, b, g, group, obj); err != nil {
+		if err := w.put(ctx, t, b, g, group, objs[t.Policy.Version()]); err != nil {
 			return err
 		}
 	}
@@ -263,7 +281,11 @@ func (w *worker) put(ctx context.Context, t archive.Target, b archive.AccountBat
 	deadline := time.Now().Add(w.s.cfg.Archive.StorageRetryFor)
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
-		res, err := w.s.writer.Put(ctx, t, b.Account, group, g.Late, obj)
+		var res archive.PutResult
+		err := t.PolicyErr // the profile's policy cannot be built (its key unreadable)
+		if err == nil {
+			res, err = w.s.writer.Put(ctx, t, b.Account, group, g.Late, obj)
+		}
 		if err == nil {
 			w.s.metrics.uploadLatency.WithLabelValues(t.Name).Observe(time.Since(start).Seconds())
 			outcome := "created"
@@ -294,10 +316,24 @@ func (w *worker) put(ctx context.Context, t archive.Target, b archive.AccountBat
 			w.s.log.Error("storage keeps failing: dead-lettering the account's events of this group",
 				zap.String("connection", t.Name), zap.String("account", b.Account), zap.String("group", group.Name()),
 				zap.Int("events", b.Len()), zap.Error(err))
+			// in the profile's form: what its filter leaves out is done
+			// with, what its redaction removes is not written here either
+			transform := archive.PolicyLine(t.Policy)
+			var buf []byte
 			return g.Spool.Each(b, func(offset int64, line []byte) error {
+				if transform != nil {
+					out, keep, terr := transform(line, buf[:0])
+					if terr != nil {
+						return terr
+					}
+					if !keep {
+						return nil
+					}
+					line, buf = out, out
+				}
 				src := &kgo.Record{Key: []byte(b.Account), Value: line, Offset: offset,
 					Headers: []kgo.RecordHeader{{Key: auditevent.HeaderContentType, Value: []byte(auditevent.ContentTypeJSON)}}}
-				return w.deadLetter(src, t.Name, reasonStorageFailed, err)
+				return w.deadLetterPolicy(src, t.Name, reasonStorageFailed, err, t.Policy.Version())
 			})
 		}
 		wait := backoff.Delay(attempt, 0)
@@ -315,10 +351,16 @@ func (w *worker) put(ctx context.Context, t archive.Target, b archive.AccountBat
 // headers, retrying until Kafka takes it: a record is only skipped once its
 // copy is safe.
 func (w *worker) deadLetter(src *kgo.Record, conn, reason string, cause error) error {
+	return w.deadLetterPolicy(src, conn, reason, cause, "")
+}
+
+// deadLetterPolicy is deadLetter for a record in the form of the policy
+// with version policy ("" for a record as it came).
+func (w *worker) deadLetterPolicy(src *kgo.Record, conn, reason string, cause error, policy string) error {
 	dl := deadletter.Letter{
 		Topic: w.s.cfg.Kafka.Topics.DeadLetter.Name, Source: src,
 		SourceTopic: w.topic, SourcePartition: w.part, SourceOffset: src.Offset,
-		Consumer: Name, Connection: conn, Reason: reason, Cause: cause,
+		Consumer: Name, Connection: conn, Reason: reason, Cause: cause, Policy: policy,
 	}
 	w.s.log.Warn("dead-lettering record", zap.String("reason", reason), zap.Int32("source_partition", w.part),
 		zap.Int64("source_offset", src.Offset), zap.String("connection", conn), zap.String("error", dl.ErrorText()))
