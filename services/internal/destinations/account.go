@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/services/internal/config"
+
+	"github.com/auditstream/auditstream/services/internal/eventfilter"
 )
 
 // AccountSchema names the JSON form of an AccountConfig, the value of a
@@ -72,6 +74,12 @@ type Resource struct {
 	// Settings are the type's settings as the destinations file spells
 	// them, in JSON, with every secret sealed (see SealedSecret).
 	Settings json.RawMessage `json:"settings"`
+	// Filter and Redact are what the destination receives of the account's
+	// events (see Connection.Policy); RedactionKey, sealed like a settings
+	// secret, keys its hash redactions.
+	Filter       string             `json:"filter,omitempty"`
+	Redact       []eventfilter.Rule `json:"redact,omitempty"`
+	RedactionKey *SealedSecret      `json:"redaction_key,omitempty"`
 	// Revision is the account Version at which the resource last changed;
 	// the API's ETag is derived from it.
 	Revision  int64     `json:"revision"`

@@ -188,13 +188,13 @@ type apiAccount struct {
 func compileAccount(cfg *AccountConfig, open Opener) *apiAccount {
 	a := &apiAccount{cfg: cfg, hash: cfg.Hash()}
 	add := func(collection, name string, r *Resource) {
-		c := NewAPIConnection(cfg.Account, collection, name, r.Type, r.Settings, open)
-		c.Enabled = r.Enabled
+		c := NewAPIResourceConnection(cfg.Account, collection, name, r, open)
 		h := sha256.New()
 		for _, s := range []string{"auditstream.destinations.api-connection.v1", c.Name, r.Type} {
 			fmt.Fprintf(h, "%d:%s", len(s), s)
 		}
 		h.Write(r.Settings)
+		writePolicy(h, c)
 		c.Fingerprint = hex.EncodeToString(h.Sum(nil)[:16])
 		a.conns = append(a.conns, c)
 	}
@@ -402,8 +402,25 @@ func NewAPIConnection(account, collection, name, typ string, settings json.RawMe
 	if collection == CollectionStorageProfiles {
 		qualified = QualifiedStorageProfile(account, name)
 	}
-	return &Connection{Name: qualified, Type: typ, Enabled: true, Account: account,
+	return &Connection{Name: qualified, Type: typ, Enabled: true, Account: account, policy: &policyCache{},
 		resolve: &resolver{account: account, collection: collection, name: name, raw: settings, open: open}}
+}
+
+// NewAPIResourceConnection is the connection of a stored resource: its
+// settings, enabled flag and policy (filter, redaction rules and sealed
+// redaction key, opened with open on first use).
+func NewAPIResourceConnection(account, collection, name string, r *Resource, open Opener) *Connection {
+	c := NewAPIConnection(account, collection, name, r.Type, r.Settings, open)
+	c.Enabled = r.Enabled
+	c.filter = r.Filter
+	c.redact = r.Redact
+	if r.RedactionKey != nil {
+		c.redactionKeySealed = r.RedactionKey.Sealed
+		// the fingerprint changes with the key's ciphertext, as it does
+		// with a settings secret's
+		c.redactionKeyNode = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: string(r.RedactionKey.Sealed)}
+	}
+	return c
 }
 
 var secretType = reflect.TypeFor[config.Secret]()

@@ -1,6 +1,7 @@
 package destinations
 
 import (
+	"context"
 	"fmt"
 	"hash"
 	"strconv"
@@ -10,6 +11,10 @@ import (
 
 	"github.com/auditstream/auditstream/services/internal/eventfilter"
 )
+
+// RedactionKeyField is the field a resource's redaction key is sealed
+// under (SecretContext).
+const RedactionKeyField = "redaction_key"
 
 // policyCache compiles a connection's policy once it compiled: the
 // connection, like its table, never changes. A key that cannot be read yet
@@ -60,6 +65,17 @@ func (c *Connection) Policy() (*eventfilter.Policy, error) {
 
 func (c *Connection) compilePolicy() (*eventfilter.Policy, error) {
 	var key []byte
+	if c.redactionKeySealed != nil && c.resolve != nil {
+		r := c.resolve
+		if r.open == nil {
+			return nil, fmt.Errorf("%s.redaction_key: is sealed and no key ring is configured to open it (destinations.encryption)", c.path())
+		}
+		plain, err := r.open(context.Background(), c.redactionKeySealed, SecretContext(r.account, r.collection, r.name, RedactionKeyField))
+		if err != nil {
+			return nil, fmt.Errorf("%s.redaction_key: open: %w", c.path(), err)
+		}
+		key = plain
+	}
 	if c.redactionKey.IsSet() {
 		v, err := c.redactionKey.Value()
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,6 +46,8 @@ type Connection struct {
 	redact       []eventfilter.Rule
 	redactLines  []int
 	redactionKey config.Secret
+	// an API-managed resource's key, sealed: opened on first use
+	redactionKeySealed json.RawMessage
 	// what the key is as written, for the fingerprint (an inline key
 	// changes it like an inline settings secret does)
 	redactionKeyNode *yaml.Node

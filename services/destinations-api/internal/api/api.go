@@ -345,12 +345,17 @@ func (a *API) putResource(r *request) (int, any, *apiError) {
 		if err != nil {
 			return nil, err
 		}
+		pol, err := a.preparePolicy(r.Context(), r.account, r.collection, r.name, &body, old)
+		if err != nil {
+			return nil, err
+		}
 		now := a.now().UTC()
-		nr := &destinations.Resource{Type: k.typ, Enabled: enabled, Settings: p.stored, Revision: next, CreatedAt: now, UpdatedAt: now}
+		nr := &destinations.Resource{Type: k.typ, Enabled: enabled, Settings: p.stored, Revision: next, CreatedAt: now, UpdatedAt: now,
+			Filter: pol.filter, Redact: pol.redact, RedactionKey: pol.key}
 		if old != nil {
 			v := view(r.collection, r.account, r.name, old)
 			before = &v
-			if old.Type == nr.Type && old.Enabled == nr.Enabled && sameJSON(old.Settings, nr.Settings) {
+			if old.Type == nr.Type && old.Enabled == nr.Enabled && sameJSON(old.Settings, nr.Settings) && samePolicy(old, pol) {
 				return nil, errUnchanged
 			}
 			nr.CreatedAt = old.CreatedAt

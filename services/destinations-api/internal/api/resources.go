@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/auditstream/auditstream/services/internal/destinations"
+	"github.com/auditstream/auditstream/services/internal/eventfilter"
 	"github.com/auditstream/auditstream/services/internal/secretbox"
 )
 
@@ -28,17 +29,27 @@ type resourceBody struct {
 	Type     string          `json:"type,omitempty"`
 	Enabled  *bool           `json:"enabled,omitempty"`
 	Settings json.RawMessage `json:"settings"`
+	// Filter, Redact and RedactionKey are the same for every type: what of
+	// the account's events the destination receives (see preparePolicy).
+	Filter       string             `json:"filter,omitempty"`
+	Redact       []eventfilter.Rule `json:"redact,omitempty"`
+	RedactionKey json.RawMessage    `json:"redaction_key,omitempty"`
 }
 
 // resourceView is a connection or storage profile as the API shows it.
 type resourceView struct {
-	Name      string         `json:"name"`
-	Type      string         `json:"type"`
-	Enabled   bool           `json:"enabled"`
-	Settings  map[string]any `json:"settings"`
-	ETag      string         `json:"etag"`
-	CreatedAt time.Time      `json:"created_at"`
-	UpdatedAt time.Time      `json:"updated_at"`
+	Name     string         `json:"name"`
+	Type     string         `json:"type"`
+	Enabled  bool           `json:"enabled"`
+	Settings map[string]any `json:"settings"`
+	// the policy; the key reads as set and its last 4, like a settings
+	// secret
+	Filter       string             `json:"filter,omitempty"`
+	Redact       []eventfilter.Rule `json:"redact,omitempty"`
+	RedactionKey *secretView        `json:"redaction_key,omitempty"`
+	ETag         string             `json:"etag"`
+	CreatedAt    time.Time          `json:"created_at"`
+	UpdatedAt    time.Time          `json:"updated_at"`
 }
 
 // secretView is how a stored secret reads: set, and its last 4 characters
@@ -166,8 +177,13 @@ func view(kind, account, name string, r *destinations.Resource) resourceView {
 	if settings == nil {
 		settings = map[string]any{}
 	}
-	return resourceView{Name: name, Type: r.Type, Enabled: r.Enabled, Settings: settings,
+	v := resourceView{Name: name, Type: r.Type, Enabled: r.Enabled, Settings: settings,
+		Filter: r.Filter, Redact: r.Redact,
 		ETag: destinations.ETag(kind, account, name, r.Revision), CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+	if r.RedactionKey != nil {
+		v.RedactionKey = &secretView{Set: true, Last4: r.RedactionKey.Last4}
+	}
+	return v
 }
 
 func hideSecrets(v any) any {
