@@ -13,6 +13,7 @@ import (
 
 	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/destinations"
+	"github.com/auditstream/auditstream/services/internal/eventfilter"
 	"github.com/auditstream/auditstream/services/internal/sink/datadog"
 	"github.com/auditstream/auditstream/services/internal/sink/eventbridge"
 )
@@ -118,8 +119,16 @@ func (d *Destination) NewSink() (delivery.EntrySink, error) {
 	return nil, fmt.Errorf("connection %s: type %s has no sink", d.Name, d.Type)
 }
 
-// check decodes the connection's settings as its forwarder does.
+// Policy is the connection's filter and redaction, what its forwarder
+// applies to every event (nil for none).
+func (d *Destination) Policy() (*eventfilter.Policy, error) { return d.conn.Policy() }
+
+// check decodes the connection's settings as its forwarder does, and
+// builds its policy.
 func (d *Destination) check() error {
+	if _, err := d.conn.Policy(); err != nil {
+		return err
+	}
 	switch d.Type {
 	case destinations.TypeDatadog:
 		_, err := destinations.DecodeSettings[datadog.Config](d.conn)

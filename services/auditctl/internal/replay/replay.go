@@ -11,6 +11,7 @@ import (
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	"github.com/auditstream/auditstream/services/auditctl/internal/partitions"
+	"github.com/auditstream/auditstream/services/internal/eventfilter"
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -66,8 +67,8 @@ type Summary struct {
 	// Records is the number of records read.
 	Records int64 `json:"records"`
 	// Matched events are in the time range, of a selected account that
-	// routes to the destination; each is then delivered, rejected, or (when
-	// the replay stopped early) neither.
+	// routes to the destination, and kept by its filter; each is then
+	// delivered, rejected, or (when the replay stopped early) neither.
 	Matched   int64                     `json:"matched"`
 	Delivered int64                     `json:"delivered"`
 	Rejected  int64                     `json:"rejected"`
@@ -78,6 +79,9 @@ type Summary struct {
 	AtRisk         int64           `json:"older_than_datadog_window,omitempty"`
 	RejectedEvents []RejectedEvent `json:"rejected_events"`
 	Duration       float64         `json:"duration_seconds"`
+	// FilterErrors counts events the destination's filter could not decide
+	// on; they were sent, as live delivery sends them.
+	FilterErrors int64 `json:"filter_errors,omitempty"`
 	// Error is why the replay stopped early, if it did.
 	Error string `json:"error,omitempty"`
 }
@@ -101,6 +105,9 @@ type Skipped struct {
 	OtherAccounts    int64 `json:"other_accounts"`
 	NotRouted        int64 `json:"not_routed"`
 	Undecodable      int64 `json:"undecodable"`
+	// Filtered events are ones the destination's filter leaves out, as live
+	// delivery does.
+	Filtered int64 `json:"filtered"`
 }
 
 // RejectedEvent is one event the destination refused for good.
@@ -123,6 +130,7 @@ type Progress struct {
 // Replay is one replay run.
 type Replay struct {
 	o        Options
+	policy   *eventfilter.Policy // the destination's filter and redaction
 	ranges   map[int32]partitions.Range
 	progress *Progress
 
@@ -159,6 +167,9 @@ func (r *Replay) Run(ctx context.Context) (Summary, error) {
 	so := r.o.Sender
 	so.Connection = r.o.Dest.Name
 	var err error
+	if r.policy, err = r.o.Dest.Policy(); err != nil {
+		return r.summary(start, err), err
+	}
 	if so.Sink, err = r.o.Dest.NewSink(); err != nil {
 		return r.summary(start, err), err
 	}
@@ -215,6 +226,15 @@ func (r *Replay) handle(rec *kgo.Record, sender *Sender) error {
 	}
 	if !r.o.Dest.Routes(account) {
 		return skip(&r.sum.Skipped.NotRouted)
+	}
+	// What live delivery applies, through the same function: the replayed
+	// events reach the destination only if, and only as, they would live.
+	ev, keep, ferr := r.policy.Apply(ev)
+	if ferr != nil {
+		r.sum.FilterErrors++
+	}
+	if !keep {
+		return skip(&r.sum.Skipped.Filtered)
 	}
 	r.sum.Matched++
 	r.account(account).Matched++
