@@ -234,7 +234,7 @@ func (w *worker) writeAccount(ctx context.Context, g *archive.OpenGroup, group a
 	// One object for the targets that take every event whole, one for each
 	// policy (a storage profile's filter and redaction) among the others.
 	objs := map[string]archive.Object{}
-	for i, t := range targets {
+	for _, t := range targets {
 		if t.PolicyErr != nil {
 			continue // put retries, then dead-letters
 		}
@@ -255,7 +255,8 @@ func (w *worker) writeAccount(ctx context.Context, g *archive.OpenGroup, group a
 			if err != nil {
 				return fmt.Errorf("build object of %s: %w", b.Account, err)
 			}
-			if i == 0 || version == "" {
+			if len(objs) == 0 {
+				// every object of the batch leaves out the same duplicates
 				w.s.metrics.duplicates.Add(float64(stats.Duplicates))
 			}
 			obj = archive.Object{Body: f, Stats: stats}
