@@ -17,9 +17,9 @@ import (
 
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/internal/connstatus"
-	"github.com/auditstream/auditstream/services/internal/delivery"
-	"github.com/auditstream/auditstream/services/internal/forwardingtest"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/internal/deadletter"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 )
 
 const (
@@ -193,7 +193,7 @@ func TestEndToEndFiltersAndRedactionPerConnection(t *testing.T) {
 	for where, recs := range map[string][]*kgo.Record{"retry topic": parked, "dead-letter topic": dlq} {
 		for _, rec := range recs {
 			if bytes.Contains(rec.Value, []byte(rawEmail)) || bytes.Contains(rec.Value, []byte(rawIP)) || strings.Contains(fmt.Sprint(rec.Headers), rawEmail) {
-				t.Fatalf("the %s holds a raw redacted value (connection %s)", where, headerValue(rec, delivery.HeaderConnection))
+				t.Fatalf("the %s holds a raw redacted value (connection %s)", where, headerValue(rec, deadletter.HeaderConnection))
 			}
 		}
 	}

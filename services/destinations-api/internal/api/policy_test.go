@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/services/internal/destinations"
-	"github.com/auditstream/auditstream/services/internal/kafkatest"
+	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 )
 
 const redactionKey = "redaction-key-of-dd-main-KEYZ"
