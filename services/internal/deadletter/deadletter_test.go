@@ -65,6 +65,16 @@ func TestRecord(t *testing.T) {
 	if h := headerValues(rec); h[HeaderConnection] != nil || h[HeaderDLQError][0] != "" {
 		t.Errorf("headers %v: want no connection and an empty error", h)
 	}
+	if h := headerValues(rec); h[HeaderPolicy] != nil {
+		t.Errorf("headers %v: a record as it came carries no policy", h)
+	}
+
+	// A record in the form of its connection's policy says which.
+	src.Headers = append(src.Headers, Header(HeaderPolicy, "stale"))
+	rec = Letter{Topic: "dlq", Source: src, Connection: "dd-a", Policy: "v2"}.Record()
+	if h := headerValues(rec); strings.Join(h[HeaderPolicy], ",") != "v2" {
+		t.Errorf("policy headers %v, want v2 once", h[HeaderPolicy])
+	}
 }
 
 // TestErrorTextBounded: a long error is cut to MaxErrorText bytes so one
