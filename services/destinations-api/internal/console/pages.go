@@ -68,6 +68,11 @@ type resource struct {
 	Enabled  bool           `json:"enabled"`
 	Settings map[string]any `json:"settings"`
 	ETag     string         `json:"etag"`
+	// The filter and redaction, which the console does not edit: a save
+	// sends them back as stored, so it never unsets them.
+	Filter       string          `json:"filter,omitempty"`
+	Redact       json.RawMessage `json:"redact,omitempty"`
+	RedactionKey json.RawMessage `json:"redaction_key,omitempty"`
 }
 
 // resourceRow is a resource in a list.
@@ -409,6 +414,9 @@ func (c *Console) saveResource(x *call) {
 	} else if stored == nil {
 		settings["kind"] = k.Key
 	}
+	if stored != nil {
+		keepPolicy(body, stored)
+	}
 	hdr := map[string]string{"If-None-Match": "*"}
 	if stored != nil {
 		hdr = map[string]string{"If-Match": etag}
@@ -419,6 +427,20 @@ func (c *Console) saveResource(x *call) {
 		return
 	}
 	http.Redirect(x.w, x.r, Prefix+"accounts/"+url.PathEscape(x.account)+"/"+col+"/"+url.PathEscape(name)+"?done=saved", http.StatusSeeOther)
+}
+
+// keepPolicy has a save keep the resource's filter, redaction rules and
+// redaction key as stored (the key by {"set": true}: it is write-only).
+func keepPolicy(body map[string]any, stored *resource) {
+	if stored.Filter != "" {
+		body["filter"] = stored.Filter
+	}
+	if len(stored.Redact) > 0 {
+		body["redact"] = stored.Redact
+	}
+	if len(stored.RedactionKey) > 0 && string(stored.RedactionKey) != "null" {
+		body["redaction_key"] = map[string]any{"set": true}
+	}
 }
 
 func (c *Console) testResource(x *call) {
