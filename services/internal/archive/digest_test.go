@@ -309,3 +309,54 @@ func TestDigestChainEndsAndStartsAgain(t *testing.T) {
 		t.Fatalf("an ended chain: %v %v", rep.Problems, err)
 	}
 }
+
+// The days a verification reports, and the day each problem is of, are
+// what a page of the account's archive days is built from.
+func TestVerifyReportsDaysAndProblemDays(t *testing.T) {
+	ctx := context.Background()
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	signer := archive.NewSigner(priv)
+	dir, st := writeArchive(t, signer) // acc-a and acc-b on day and day+1
+	dg := archive.NewDigester(signer)
+	if _, err := dg.Digest(ctx, archive.Target{Name: "t", Store: st}, "acc-a", day.Add(48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	removeFirst(t, dir, "acc-a/2024/02/17")
+	rep, err := archive.Verify(ctx, st, archive.VerifyOptions{Accounts: []string{"acc-a"}, PublicKey: pub,
+		From: day.Add(24 * time.Hour), To: day.Add(72 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The chain starts on day+2 (the first closed day it was asked for):
+	// its digest is of a quiet day.
+	if len(rep.Days) != 1 || !rep.Days[0].Day.Equal(day.Add(48*time.Hour)) || !rep.Days[0].Empty || !rep.Days[0].Digest ||
+		rep.Days[0].KeyID != archive.KeyID(pub) || rep.Days[0].Events != 0 {
+		t.Fatalf("days: %+v", rep.Days)
+	}
+	var missing []time.Time
+	for _, p := range rep.Problems {
+		d, ok := p.Day()
+		if !ok {
+			t.Errorf("problem of no day: %v", p)
+		}
+		if p.Kind == archive.ProblemMissing {
+			missing = append(missing, d)
+		}
+	}
+	if len(missing) != 1 || !missing[0].Equal(day.Add(24*time.Hour)) {
+		t.Fatalf("missing objects on %v, want one on %s: %v", missing, day.Add(24*time.Hour), rep.Problems)
+	}
+	for _, c := range []struct {
+		p    archive.Problem
+		want string
+	}{
+		{archive.Problem{Key: "acc-a/_digests/2024/02/18.2.json", Detail: "x"}, "2024-02-18"},
+		{archive.Problem{Key: "acc-a/_manifests/whatever", Detail: "day 2024-02-19: listed twice"}, "2024-02-19"},
+		{archive.Problem{Key: "acc-a/notes.txt", Detail: "no day here"}, ""},
+	} {
+		d, ok := c.p.Day()
+		if got := d.Format(time.DateOnly); ok != (c.want != "") || ok && got != c.want {
+			t.Errorf("%v: day %s %v, want %q", c.p, got, ok, c.want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -44,6 +45,29 @@ type Problem struct {
 
 func (p Problem) String() string { return fmt.Sprintf("%s %s: %s", p.Kind, p.Key, p.Detail) }
 
+var problemDayRE = regexp.MustCompile(`^day (\d{4}-\d{2}-\d{2})\b`)
+
+// Day is the UTC day a problem concerns: the day its detail names (every
+// digest problem names one), else the day of the digest, object or
+// manifest it is about. ok is false for a key of no day (a foreign file).
+func (p Problem) Day() (time.Time, bool) {
+	if m := problemDayRE.FindStringSubmatch(p.Detail); m != nil {
+		if d, err := time.Parse(dayFormat, m[1]); err == nil {
+			return d, true
+		}
+	}
+	if ref, ok := ParseDigestKey(p.Key); ok {
+		return ref.Day, true
+	}
+	if ref, ok := ParseObjectKey(p.Key); ok {
+		return ref.Group.Window.Start.UTC().Truncate(24 * time.Hour), true
+	}
+	if ref, ok := ParseManifestKey(p.Key); ok {
+		return ref.Group.Window.Start.UTC().Truncate(24 * time.Hour), true
+	}
+	return time.Time{}, false
+}
+
 // VerifyOptions narrow a verification.
 type VerifyOptions struct {
 	// Accounts limits the check to these accounts; empty checks all.
@@ -77,6 +101,27 @@ type Report struct {
 	Records   int64     `json:"records"`
 	Bytes     int64     `json:"bytes"`
 	Problems  []Problem `json:"problems"`
+	// Days are the digested days of the options' range, per account, as
+	// their digests describe them (whether or not they verify): for
+	// callers that show days. The CLI's report leaves them out.
+	Days []DayDigest `json:"-"`
+}
+
+// DayDigest is what an account's digests of one day say.
+type DayDigest struct {
+	Account string
+	Day     time.Time
+	// Digest is false when only addenda of the day are in the store.
+	Digest  bool
+	Addenda int
+	Events  int64
+	Objects int
+	// Empty: no digest of the day lists an object (a quiet day).
+	Empty bool
+	Start bool
+	Final bool
+	// KeyID is the key that signed the day's digest, as the digest names it.
+	KeyID string
 }
 
 // OK reports whether nothing was found.
@@ -376,6 +421,22 @@ func verifyDigests(ctx context.Context, s objstore.Store, acct string, keys []st
 	}
 
 	days := slices.SortedFunc(maps.Keys(byDay), time.Time.Compare)
+	for _, day := range days {
+		if !inRange(day, opts) {
+			continue
+		}
+		dd := DayDigest{Account: acct, Day: day, Empty: true}
+		for a, o := range byDay[day] {
+			if a == 0 {
+				dd.Digest, dd.KeyID, dd.Start, dd.Final = true, o.d.KeyID, o.d.Start, o.d.Final
+			}
+			dd.Addenda = max(dd.Addenda, a)
+			dd.Events += o.d.Events
+			dd.Objects += len(o.d.Objects)
+			dd.Empty = dd.Empty && len(o.d.Objects) == 0
+		}
+		rep.Days = append(rep.Days, dd)
+	}
 	first, newest := days[0], days[len(days)-1]
 	for _, day := range slices.Backward(days) {
 		if byDay[day][0] != nil {
