@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	_ "embed"
 	"encoding/base64"
 	"encoding/json"
@@ -44,6 +45,9 @@ type API struct {
 	metrics apiMetrics
 	now     func() time.Time
 	tests   testGuard
+	// archiveKeys verify the signatures of archive digests and manifests.
+	archiveKeys []ed25519.PublicKey
+	verifies    testGuard // archive verifications, bounded as tests are
 }
 
 type apiMetrics struct {
@@ -90,6 +94,7 @@ func (a *API) Handler() http.Handler {
 	}
 	route("GET /v1/accounts/{account}/audit-logs", a.getAuditLogs)
 	route("PUT /v1/accounts/{account}/audit-logs", a.putAuditLogs)
+	route("GET /v1/accounts/{account}/archive/days", a.archiveDays)
 	mux.Handle("/v1/", a.serve("unknown", func(*request) (int, any, *apiError) {
 		return 0, nil, notFound("route")
 	}))

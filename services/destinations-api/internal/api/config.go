@@ -34,6 +34,9 @@ type Config struct {
 	// Encryption is the key-encryption key secrets are sealed under.
 	Encryption secretbox.Config `yaml:"encryption"`
 	API        Settings         `yaml:"api"`
+	// Archive is how the account's archive days are verified
+	// (GET /v1/accounts/{account}/archive/days).
+	Archive ArchiveSettings `yaml:"archive"`
 	// Console is the account admins' web console under /console/
 	// (docs/console.md).
 	Console console.Config `yaml:"console"`
@@ -76,6 +79,23 @@ type Settings struct {
 	TestsPerMinute int `yaml:"tests_per_minute"`
 }
 
+// ArchiveSettings are the verification of accounts' archive days.
+type ArchiveSettings struct {
+	// PublicKeys are files of the Ed25519 public keys (PEM) the archiver
+	// signs digests and manifests with, one per key across a rotation.
+	// None: days are verified without checking signatures, and say so.
+	PublicKeys []string `yaml:"public_keys"`
+	// DigestDue is how long after a day's end its digest is expected
+	// (default 3h, more than the archiver's grace); a later day without one
+	// is reported missing.
+	DigestDue time.Duration `yaml:"digest_due"`
+	// Timeout bounds one verification: listing and reading the account's
+	// digests and manifests, hashing the range's objects (default 60s).
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxDays bounds the range one request may ask for (default 92).
+	MaxDays int `yaml:"max_days"`
+}
+
 // DefaultConfig is the configuration before the file and environment apply.
 func DefaultConfig() Config {
 	return Config{
@@ -88,6 +108,7 @@ func DefaultConfig() Config {
 			TestTimeout:    20 * time.Second,
 			TestsPerMinute: 10,
 		},
+		Archive: ArchiveSettings{DigestDue: 3 * time.Hour, Timeout: time.Minute, MaxDays: 92},
 	}
 }
 
@@ -116,6 +137,20 @@ func (c *Config) Validate() error {
 	}
 	if c.API.TestsPerMinute < 1 || c.API.TestsPerMinute > 600 {
 		errs.Addf("api.tests_per_minute", "must be between 1 and 600")
+	}
+	for i, f := range c.Archive.PublicKeys {
+		if f == "" {
+			errs.Addf(fmt.Sprintf("archive.public_keys[%d]", i), "must be a file name")
+		}
+	}
+	if c.Archive.DigestDue <= 0 {
+		errs.Addf("archive.digest_due", "must be positive")
+	}
+	if c.Archive.Timeout <= 0 {
+		errs.Addf("archive.timeout", "must be positive")
+	}
+	if c.Archive.MaxDays < 1 || c.Archive.MaxDays > 366 {
+		errs.Addf("archive.max_days", "must be between 1 and 366")
 	}
 	return errs.Err()
 }

@@ -57,6 +57,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, reg prometheus.Regist
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	keys, err := loadArchiveKeys(cfg.Archive.PublicKeys)
+	if err != nil {
+		return nil, err
+	}
 	kek, err := secretbox.NewKEK(ctx, cfg.Encryption, log)
 	if err != nil {
 		return nil, fmt.Errorf("encryption: %w", err)
@@ -96,7 +100,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger, reg prometheus.Regist
 	s.API = &API{
 		cfg: cfg, store: store, status: status, sealer: sealer{secretbox.New(kek)}, auth: bearer.New(cfg.Auth),
 		events: producer.New(client, cfg.Kafka.Topics.Events.Name), file: file, log: log,
-		metrics: newAPIMetrics(reg), now: time.Now,
+		metrics: newAPIMetrics(reg), now: time.Now, archiveKeys: keys,
 	}
 	if cfg.Auth.Disabled {
 		log.Warn("auth.disabled is set: every request may manage every account's destinations")

@@ -154,16 +154,13 @@ func testEventBridge(ctx context.Context, c *destinations.Connection, ev *auditl
 // of c's store, opened as the archiver opens it. Create is conditional in
 // every store, and the key is new each time, so nothing is overwritten.
 func testStorage(ctx context.Context, c *destinations.Connection, ev *auditlogv1.AuditEvent) (testOutcome, error) {
-	s, err := destinations.DecodeSettings[objstore.Settings](c)
+	st, secrets, err := openStorage(ctx, c)
+	out := testOutcome{secrets: secrets}
 	if err != nil {
-		return testOutcome{}, &settingsError{err}
-	}
-	out := testOutcome{secrets: secretValues(s)}
-	st, err := objstore.Open(ctx, s)
-	if err != nil {
-		return out, &settingsError{err}
+		return out, err
 	}
 	defer func() { _ = st.Close() }()
+	prefix := st.prefix
 	var nonce [6]byte
 	_, _ = rand.Read(nonce[:])
 	key := MarkerPrefix + ev.GetTimestamp().AsTime().UTC().Format("20060102T150405.000000000Z") + "-" + hex.EncodeToString(nonce[:]) + ".json"
@@ -173,10 +170,33 @@ func testStorage(ctx context.Context, c *destinations.Connection, ev *auditlogv1
 		return out, err
 	}
 	out.markerKey = key
-	if s.Prefix != "" {
-		out.markerKey = path.Join(s.Prefix, key)
+	if prefix != "" {
+		out.markerKey = path.Join(prefix, key)
 	}
 	return out, nil
+}
+
+// openedStore is a storage profile's store and the prefix its keys are under.
+type openedStore struct {
+	objstore.Store
+	prefix string
+}
+
+// openStorage opens c's store as the archiver opens it (sealed secrets
+// through the connection's opener); secrets are the settings' secret
+// values, to keep out of messages. Settings that do not decode or open are
+// a *settingsError.
+func openStorage(ctx context.Context, c *destinations.Connection) (openedStore, []string, error) {
+	s, err := destinations.DecodeSettings[objstore.Settings](c)
+	if err != nil {
+		return openedStore{}, nil, &settingsError{err}
+	}
+	secrets := secretValues(s)
+	st, err := objstore.Open(ctx, s)
+	if err != nil {
+		return openedStore{}, secrets, &settingsError{err}
+	}
+	return openedStore{Store: st, prefix: s.Prefix}, secrets, nil
 }
 
 // secretValues are the values of every config.Secret in v, so a verdict's
