@@ -95,6 +95,28 @@ func (b *tab) text(sel string) string {
 	return run(b, "read "+sel, chromedp.Text(chromedp.CSS(sel)))
 }
 
+// startBrowser starts chromium for the test; its screenshots go to the
+// test's artifact directory.
+func startBrowser(t *testing.T, exe string, pages *[]string) *tab {
+	t.Helper()
+	dir := t.ArtifactDir()
+	t.Logf("screenshots go to %s (kept with go test -artifacts -outputdir DIR)", dir)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.WindowSize(1200, 900),
+		// Tests run as root in containers, where chromium's sandbox cannot
+		// start; the pages come from this test only.
+		chromedp.NoSandbox, chromedp.Flag("disable-dev-shm-usage", true))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancel)
+	// The first run starts the browser and binds it to its context: the
+	// test's, not one step's timeout.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start %s: %v", exe, err)
+	}
+	return &tab{t: t, ctx: ctx, dir: dir, pages: pages}
+}
+
 func field(id string) chromedp.CSS { return chromedp.CSS(`[id="` + id + `"]`) }
 
 // An account admin, in a real browser, signs in with the seed account's
@@ -114,23 +136,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	})
 	fwdLog := e2eharness.StartDatadogForwarder(t, h.kafka(), h.cfg.Encryption.KeyringFile, e2eharness.TestDelivery+"status: {interval: 300ms}\n")
 
-	dir := t.ArtifactDir()
-	t.Logf("screenshots go to %s (kept with go test -artifacts -outputdir DIR)", dir)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.WindowSize(1200, 900),
-		// Tests run as root in containers, where chromium's sandbox cannot
-		// start; the pages come from this test only.
-		chromedp.NoSandbox, chromedp.Flag("disable-dev-shm-usage", true))
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancel)
-	// The first run starts the browser and binds it to its context: the
-	// test's, not one step's timeout.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start %s: %v", exe, err)
-	}
 	var pages []string
-	b := &tab{t: t, ctx: ctx, dir: dir, pages: &pages}
+	b := startBrowser(t, exe, &pages)
+	ctx, dir := b.ctx, b.dir
 	base := h.url + "/console/accounts/" + seedAccount
 
 	// Sign in with the keyboard: type the token, press Enter.

@@ -77,7 +77,7 @@ func New(cfg Config, api API, log *zap.Logger) (*Console, error) {
 	}
 	c := &Console{cfg: cfg, api: api.Handler(), auth: api.Authenticate, log: log, pages: map[string]*template.Template{},
 		cop: http.NewCrossOriginProtection(), now: time.Now, sessions: map[[sha256.Size]byte]*session{}}
-	for _, p := range []string{"signin", "accounts", "settings", "resource", "status", "message"} {
+	for _, p := range []string{"signin", "accounts", "settings", "resource", "status", "archive", "message"} {
 		t, err := template.ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {
 			return nil, fmt.Errorf("console template %s: %w", p, err)
@@ -111,6 +111,7 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("GET /console/accounts/{account}/{$}", c.signedIn(c.settingsPage))
 	mux.HandleFunc("POST /console/accounts/{account}/audit-logs", c.signedIn(c.saveAuditLogs))
 	mux.HandleFunc("GET /console/accounts/{account}/status", c.signedIn(c.statusPage))
+	mux.HandleFunc("GET /console/accounts/{account}/archive", c.signedIn(c.archivePage))
 	for _, col := range []string{collConnections, collStorageProfiles} {
 		base := "/console/accounts/{account}/" + col
 		mux.HandleFunc("GET "+base+"/_new", c.signedIn(c.newResource))
