@@ -5,7 +5,9 @@
 #   - the GCS bucket in fake-gcs-server (JSON API, no auth),
 #   - the Azure Blob container in Azurite (SharedKey-signed PUT),
 #   - the archive's Ed25519 signing key, generated on first start into the
-#     archive-signing-key volume, readable only by the services' user,
+#     archive-signing-key volume, readable only by the services' user, and
+#     its public key in the archive-public-key volume (the destinations API
+#     verifies the archive days with it),
 #   - the destinations keyring (one random 32-byte key-encryption key, see
 #     docs/secrets-encryption.md), generated on first start into the
 #     destinations-keyring volume, readable only by the services' user.
@@ -19,6 +21,7 @@ AZURE_URL=${AZURE_URL:-http://azurite:10000}
 AZURE_ACCOUNT=${AZURE_ACCOUNT:-devstoreaccount1}
 SECRETS=${SECRETS:-/run/secrets}
 KEY_DIR=${KEY_DIR:-/keys}
+PUB_DIR=${PUB_DIR:-/public-keys}
 KEYRING_DIR=${KEYRING_DIR:-/keyring}
 SERVICE_UID=${SERVICE_UID:-65532}
 
@@ -76,6 +79,10 @@ else
 fi
 chown "$SERVICE_UID:$SERVICE_UID" "$key" 2>/dev/null || true
 chmod 0400 "$key"
+# Its public key, derived again on each start (it is not secret).
+openssl pkey -in "$key" -pubout -out "$PUB_DIR/ed25519.pub.pem.tmp"
+chmod 0444 "$PUB_DIR/ed25519.pub.pem.tmp"
+mv "$PUB_DIR/ed25519.pub.pem.tmp" "$PUB_DIR/ed25519.pub.pem"
 
 # Destinations keyring: the destinations API seals accounts' secrets with it,
 # the forwarders and the archiver open them. Never regenerated: a new key

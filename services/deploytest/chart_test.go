@@ -394,6 +394,24 @@ func checkComponent(t *testing.T, r rendered, values map[string]any, c component
 			t.Errorf("auth.tokens %v, want the values' %v", tokens, dig(values, c.ValuesKey, "auth", "tokens"))
 		}
 		sc.Destinations = []byte("connections: {}\nroutes: []\n")
+		// The archiver's public keys verify the archive days: each file of
+		// archive.public_keys is a key of the values' ConfigMap, mounted.
+		keysCM := str(dig(values, c.ValuesKey, "archivePublicKeys", "existingConfigMap"))
+		files := list(dig(cfgDoc, "archive", "public_keys"))
+		if want := list(dig(values, c.ValuesKey, "archivePublicKeys", "keys")); keysCM != "" && len(files) != len(want) {
+			t.Errorf("archive.public_keys %v, want one file per key of %s %v", files, keysCM, want)
+		}
+		for _, f := range files {
+			m, ok := mounts[filepath.Dir(str(f))]
+			items := map[string]string{}
+			for _, it := range list(dig(m.volume, "configMap", "items")) {
+				items[str(dig(it, "path"))] = str(dig(it, "key"))
+			}
+			if !ok || str(dig(m.volume, "configMap", "name")) != keysCM || items[filepath.Base(str(f))] != filepath.Base(str(f)) ||
+				dig(m.mount, "readOnly") != true {
+				t.Errorf("archive.public_keys file %v is not a key of ConfigMap %q mounted read-only", f, keysCM)
+			}
+		}
 	}
 	if c.Keyring {
 		checkEncryption(t, values, c, cfgDoc, mounts)

@@ -1,7 +1,11 @@
 package deploytest
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -170,6 +174,7 @@ func TestComposeStores(t *testing.T) {
 	}
 	requireMount(t, init, "/init/init-stores.sh", "./deploy/compose/init-stores.sh", true)
 	requireMount(t, init, "/keys", "archive-signing-key", false)
+	requireMount(t, init, "/public-keys", "archive-public-key", false)
 	requireMount(t, init, "/keyring", "destinations-keyring", false)
 }
 
@@ -211,6 +216,37 @@ func TestComposeKeyring(t *testing.T) {
 	}
 	if out := run(); !strings.Contains(out, "kept") || readFile(t, path) != first {
 		t.Errorf("second run replaced the keyring: %q", out)
+	}
+}
+
+// TestComposeArchivePublicKey runs the signing key's part of
+// init-stores.sh: the public key it writes for the destinations API is the
+// signing key's, as the archive package reads both.
+func TestComposeArchivePublicKey(t *testing.T) {
+	script := string(readRepoFile(t, "deploy/compose/init-stores.sh"))
+	i, j := strings.Index(script, "\n# Archive signing key"), strings.Index(script, "\n# Destinations keyring:")
+	if i < 0 || j < i {
+		t.Fatal("init-stores.sh has no archive signing key section before the keyring's")
+	}
+	keys, pubs := t.TempDir(), t.TempDir()
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script[i:j])
+	cmd.Env = append(os.Environ(), "KEY_DIR="+keys, "PUB_DIR="+pubs, fmt.Sprintf("SERVICE_UID=%d", os.Getuid()))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("signing key section: %v\n%s", err, out)
+	}
+	privBlock, _ := pem.Decode([]byte(readFile(t, filepath.Join(keys, "ed25519.pem"))))
+	pubText := readFile(t, filepath.Join(pubs, "ed25519.pub.pem"))
+	pubBlock, _ := pem.Decode([]byte(pubText))
+	if privBlock == nil || pubBlock == nil || pubBlock.Type != "PUBLIC KEY" {
+		t.Fatalf("not PEM, or not a public key:\n%s", pubText)
+	}
+	priv, err := x509.ParsePKCS8PrivateKey(privBlock.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := x509.ParsePKIXPublicKey(pubBlock.Bytes)
+	if k, ok := priv.(ed25519.PrivateKey); err != nil || !ok || !k.Public().(ed25519.PublicKey).Equal(pub) {
+		t.Fatalf("the public key file is not the signing key's Ed25519 public key: %v\n%s", err, pubText)
 	}
 }
 
@@ -308,6 +344,23 @@ func TestComposeAuditstreamServices(t *testing.T) {
 				}
 				if cfg.Destinations.Topic != nil && !*cfg.Destinations.Topic {
 					t.Error("destinations.topic is off: the consumer would not see the API's connections")
+				}
+			}
+			if c.Binary == "destinations-api" {
+				// The archive days are verified with the archiver's public
+				// key, from a volume of its own: the API never sees the
+				// signing key.
+				requireMount(t, s, "/etc/auditstream/archive-public-key", "archive-public-key", true)
+				if bytes.Contains(sc.Config, []byte("archive-signing-key")) {
+					t.Error("the destinations API's config names the archive's signing key")
+				}
+				if !bytes.Contains(sc.Config, []byte("/etc/auditstream/archive-public-key/ed25519.pub.pem")) {
+					t.Error("the destinations API's archive.public_keys is not the mounted public key")
+				}
+				for _, m := range s.Volumes {
+					if m.Source == "archive-signing-key" {
+						t.Error("the destinations API mounts the archive's signing key")
+					}
 				}
 			}
 			if c.Binary == "archiver" {

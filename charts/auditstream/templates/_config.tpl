@@ -11,6 +11,7 @@ kafkaToken: /var/run/secrets/auditstream/kafka-token
 kafkaCa: /etc/auditstream/secrets/kafka-ca
 kafkaClientCert: /etc/auditstream/secrets/kafka-client-cert
 signingKey: /etc/auditstream/secrets/archive-signing-key
+archivePublicKeys: /etc/auditstream/archive-public-keys
 keyring: /etc/auditstream/keyring
 spool: /var/lib/auditstream/spool
 {{- end -}}
@@ -184,6 +185,13 @@ A component's whole config file. Call with (dict "ctx" $ "c" $component).
 {{- $_ := set $cfg "encryption" $encryption -}}
 {{- $api := dict "destinations_file" (include "auditstream.destinationsFile" $ctx) -}}
 {{- $_ := set $cfg "api" (mergeOverwrite $api (deepCopy ($v.config | default dict))) -}}
+{{- if and $v.archivePublicKeys.existingConfigMap $v.archivePublicKeys.keys -}}
+{{- $files := list -}}
+{{- range $v.archivePublicKeys.keys -}}
+{{- $files = append $files (printf "%s/%s" $paths.archivePublicKeys .) -}}
+{{- end -}}
+{{- $_ := set $cfg "archive" (dict "public_keys" $files) -}}
+{{- end -}}
 {{- end -}}
 {{- $cfg = mergeOverwrite $cfg (deepCopy ($v.structuredConfig | default dict)) -}}
 {{- toYaml $cfg -}}

@@ -225,6 +225,11 @@ spec:
               readOnly: true
             {{- end }}
             {{- end }}
+            {{- if and (eq $c.key "destinationsApi") $v.archivePublicKeys.existingConfigMap $v.archivePublicKeys.keys }}
+            - name: archive-public-keys
+              mountPath: {{ $paths.archivePublicKeys }}
+              readOnly: true
+            {{- end }}
             {{- range $v.secretMounts }}
             - name: {{ printf "secret-%s" .name }}
               mountPath: {{ .mountPath }}
@@ -312,6 +317,16 @@ spec:
               - key: {{ $v.signingKey.key }}
                 path: {{ $v.signingKey.key }}
         {{- end }}
+        {{- end }}
+        {{- if and (eq $c.key "destinationsApi") $v.archivePublicKeys.existingConfigMap $v.archivePublicKeys.keys }}
+        - name: archive-public-keys
+          configMap:
+            name: {{ $v.archivePublicKeys.existingConfigMap }}
+            items:
+              {{- range $v.archivePublicKeys.keys }}
+              - key: {{ . }}
+                path: {{ . }}
+              {{- end }}
         {{- end }}
         {{- range $v.secretMounts }}
         - name: {{ printf "secret-%s" .name }}
