@@ -42,7 +42,8 @@ func TestSecurityHeaders(t *testing.T) {
 		}
 	}
 	for _, path := range []string{"/console/sign-in", "/console/static/console.css", "/console/accounts/" + seedAccount + "/",
-		"/console/accounts/" + seedAccount + "/status", "/console/accounts/" + otherAccount + "/", "/console/nowhere"} {
+		"/console/accounts/" + seedAccount + "/status", "/console/accounts/" + seedAccount + "/archive",
+		"/console/accounts/" + otherAccount + "/", "/console/nowhere"} {
 		t.Run(path, func(t *testing.T) {
 			a := b.get(path)
 			check(t, a, "'none'")
@@ -230,7 +231,7 @@ func TestCrossAccountDenied(t *testing.T) {
 		t.Fatalf("the other admin's home: %d %q", home.status, home.header.Get("Location"))
 	}
 	base := "/console/accounts/" + seedAccount
-	for _, path := range []string{base + "/", base + "/status", base + "/connections/dd-seed", base + "/connections/_new?type=datadog"} {
+	for _, path := range []string{base + "/", base + "/status", base + "/archive", base + "/connections/dd-seed", base + "/connections/_new?type=datadog"} {
 		if a := other.get(path); a.status != http.StatusNotFound || strings.Contains(a.body, "dd-seed") {
 			t.Errorf("GET %s as the other account's admin: %d", path, a.status)
 		}
@@ -384,5 +385,29 @@ func TestEventBridgeForm(t *testing.T) {
 		if strings.Contains(body, keyID) || strings.Contains(body, secret) {
 			t.Fatalf("an answer holds an AWS key:\n%s", body)
 		}
+	}
+}
+
+// An account without an archive is told so on the Archive page, with a way
+// to choose one; the settings page links to the page only once a storage
+// profile archives the account.
+func TestArchivePageWithoutArchive(t *testing.T) {
+	h := newHarness(t)
+	b := h.browser(nil)
+	b.signIn(tokenSeed)
+	base := "/console/accounts/" + seedAccount
+	a := b.get(base + "/archive")
+	mustStatus(t, a, http.StatusOK)
+	if !strings.Contains(a.body, "has no archive") || !strings.Contains(a.body, `href="/console/accounts/`+seedAccount+`/#storage_profile"`) ||
+		strings.Contains(a.body, "<table") {
+		t.Fatalf("the archive page of an account without an archive:\n%s", a.body)
+	}
+	if s := b.get(base + "/"); strings.Contains(s.body, `id="archive-days"`) {
+		t.Fatal("the settings page links to the archive days of an account without an archive")
+	}
+	// A malformed day is answered by its field, not as a failure.
+	a = b.get(base + "/archive?from=tomorrow")
+	if a.status != http.StatusBadRequest || !strings.Contains(a.body, `id="from-error"`) || !strings.Contains(a.body, "not a date") {
+		t.Fatalf("a malformed day: %d\n%s", a.status, a.body)
 	}
 }
