@@ -168,13 +168,13 @@ func (a *API) archiveDays(r *request) (int, any, *apiError) {
 	// The store is opened as a test opens it, which is as the archiver does.
 	st, secrets, err := openStorage(ctx, conn)
 	if err != nil {
-		return 0, nil, a.archiveFailure(r, name, ctx, err, secrets)
+		return 0, nil, a.archiveFailure(ctx, r, name, err, secrets)
 	}
 	defer func() { _ = st.Close() }()
 	rep, err := archive.Verify(ctx, st, archive.VerifyOptions{Accounts: []string{r.account}, From: from, To: to,
 		PublicKeys: a.archiveKeys, Now: start, DigestDue: a.cfg.Archive.DigestDue})
 	if err != nil {
-		return 0, nil, a.archiveFailure(r, name, ctx, err, secrets)
+		return 0, nil, a.archiveFailure(ctx, r, name, err, secrets)
 	}
 	v := archiveDaysView{Account: r.account, StorageProfile: name, From: from.Format(time.DateOnly), To: to.Format(time.DateOnly),
 		SignaturesChecked: len(a.archiveKeys) > 0, KeyIDs: []string{}, Days: []archiveDay{}, VerifiedAt: start.UTC()}
@@ -245,7 +245,7 @@ func dayStates(account string, from, to time.Time, rep *archive.Report, checked 
 // archiveFailure is the answer when the bucket could not be read: the
 // code and message a test of the profile would give (no secret, no key
 // ring detail), or the time limit.
-func (a *API) archiveFailure(r *request, profile string, ctx context.Context, err error, secrets []string) *apiError {
+func (a *API) archiveFailure(ctx context.Context, r *request, profile string, err error, secrets []string) *apiError {
 	timedOut := ctx.Err() != nil && r.Context().Err() == nil
 	v := judge(err, destinations.TypeStorage, timedOut, a.cfg.Archive.Timeout, secrets)
 	a.log.Warn("archive days not verified", zap.String("account", r.account), zap.String("storage_profile", profile),
