@@ -246,3 +246,14 @@ func TestArchiveDaysS3NoSecret(t *testing.T) {
 		t.Fatalf("the secret in an answer or the log: %s", r.body)
 	}
 }
+
+// A verification that does not finish in archive.timeout is answered 504,
+// naming the setting.
+func TestArchiveDaysTimeout(t *testing.T) {
+	h, _ := archiveHarness(t, true, func(c *Config) { c.Archive.Timeout = time.Nanosecond })
+	r := h.do("GET", daysPath(accountA, ""), tokenA, nil)
+	mustStatus(t, r, http.StatusGatewayTimeout)
+	if !contains(r.body, `"timeout"`) || !contains(r.body, "archive.timeout") {
+		t.Fatalf("timeout: %s", r.body)
+	}
+}
