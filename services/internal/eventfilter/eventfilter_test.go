@@ -1,9 +1,11 @@
 package eventfilter
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
+	"cel.dev/cel-go/cel"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -145,15 +147,36 @@ func TestRedactionRefusesBadRules(t *testing.T) {
 }
 
 func FuzzCompileFilter(f *testing.F) {
-	for _, s := range []string{`event.target.type == "runs"`, `event.extra["a"].size() > 2`, `[1,2].exists(x, x > 1)`, `event.actor.email.matches("^a.*")`} {
+	for _, s := range []string{`event.target.type == "runs"`, `event.extra["a"].size() > 2`, `[1,2].exists(x, x > 1)`, `event.actor.email.matches("^a.*")`,
+		`event.extra.exists(k, k.startsWith("a"))`, `event.request.user_agent.contains(event.actor.email)`} {
 		f.Add(s)
 	}
-	ev := seedEvent()
+	// A large event: the cost of an accepted filter must stay within
+	// MaxCost on it, since evaluation runs without a cost tracker.
+	big := seedEvent()
+	big.Actor.Email = strings.Repeat("e", 64<<10)
+	big.Request.UserAgent = strings.Repeat("u", 64<<10)
+	for i := range 2000 {
+		big.Extra[fmt.Sprintf("attr-%04d", i)] = strings.Repeat("v", 32)
+	}
+	env, err := celEnv()
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, expr string) {
 		flt, err := CompileFilter(expr)
 		if err != nil {
 			return
 		}
-		_, _ = flt.Match(ev) // must neither panic nor run unbounded
+		_, _ = flt.Match(seedEvent()) // must neither panic nor run unbounded
+		ast, _ := env.Compile(expr)
+		prg, err := env.Program(ast, cel.CostTracking(nil), cel.EvalOptions(cel.OptOptimize))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, det, _ := prg.Eval(map[string]any{"event": big})
+		if c := det.ActualCost(); c != nil && *c > MaxCost {
+			t.Fatalf("%q was accepted but cost %d on a large event, over %d", expr, *c, MaxCost)
+		}
 	})
 }
