@@ -1,0 +1,529 @@
+package otlp
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/auditstream/auditstream/services/internal/sink"
+	"github.com/auditstream/auditstream/services/internal/version"
+	"github.com/klauspost/compress/gzip"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+// DefaultMaxBisectRequests bounds the extra requests one WriteBatch makes to
+// isolate rejected entries (after a 400 or a partial success).
+const DefaultMaxBisectRequests = 128
+
+// Options tune a Sink beyond its Config.
+type Options struct {
+	// HTTPClient sends the requests; nil uses a client of its own.
+	// Redirects are never followed (the auth header would go with them),
+	// and Config.Timeout bounds each request through its context.
+	HTTPClient *http.Client
+	// Now is the clock for Retry-After dates; nil is time.Now.
+	Now func() time.Time
+	// MaxBisectRequests bounds the requests one WriteBatch spends
+	// splitting after a 400 or a partial success (default
+	// DefaultMaxBisectRequests). Entries still unresolved when it runs out
+	// fail Retryable, so the runtime resends them in a smaller batch.
+	MaxBisectRequests int
+}
+
+// Sink delivers entries from an Encoder to one OTLP/HTTP logs receiver. It
+// implements sink.Sink[[]byte] and is safe for concurrent use.
+type Sink struct {
+	cfg      Config
+	url      string
+	client   *http.Client
+	now      func() time.Time
+	maxSplit int
+	maxBytes int
+}
+
+// New returns a Sink for the connection. cfg must pass Validate.
+func New(cfg Config, opts Options) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("otlp connection: %w", err)
+	}
+	cfg = cfg.WithDefaults()
+	client := &http.Client{Transport: defaultTransport()}
+	if opts.HTTPClient != nil {
+		c := *opts.HTTPClient
+		client = &c
+	}
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	s := &Sink{cfg: cfg, url: cfg.URL(), client: client, now: opts.Now, maxSplit: opts.MaxBisectRequests, maxBytes: int(cfg.MaxRequestBytes)}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.maxSplit <= 0 {
+		s.maxSplit = DefaultMaxBisectRequests
+	}
+	return s, nil
+}
+
+var defaultTransport = sync.OnceValue(func() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 8
+	return t
+})
+
+var gzips = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(io.Discard, gzip.DefaultCompression)
+	return zw
+}}
+
+// URL is where the sink posts logs.
+func (s *Sink) URL() string { return s.url }
+
+// String names the sink by its URL, never its secrets.
+func (s *Sink) String() string { return "otlp.Sink(" + s.url + ")" }
+
+// GoString keeps %#v as short and as safe as String.
+func (s *Sink) GoString() string { return s.String() }
+
+// EntrySize is what an entry counts against max_request_bytes in protobuf:
+// its own bytes (the ResourceLogs it holds is merged with its account's, so
+// a request is at most the sum). JSON requests are measured once encoded.
+func EntrySize(entry []byte) int { return len(entry) }
+
+// WriteBatch sends entries from an Encoder and reports the outcome under the
+// sink.Sink contract:
+//   - nil: every entry was accepted;
+//   - *sink.BatchError: the listed entries failed, the others were
+//     accepted;
+//   - any other error: no entry was accepted, all for the same reason.
+//
+// Entries are merged into requests, one ResourceLogs per account, of at
+// most max_request_bytes before compression (a request found larger once
+// encoded is halved; an entry over the limit alone is dead-lettered with
+// reason entry_too_large). Answers, following the OTLP/HTTP specification:
+//   - 200 without partial_success.rejected_log_records: delivered;
+//   - 200 with rejected_log_records: the receiver kept the others. OTLP
+//     gives a count, not which records, so the request is bisected: each
+//     half is sent again until every rejected entry stands alone, and is
+//     dead-lettered (Permanent, reason rejected_in_partial_success, the
+//     receiver's error_message). The records the receiver did keep arrive
+//     again; log.record.uid lets a consumer drop the duplicates, and Loki
+//     drops a line identical in timestamp and content by itself. When all
+//     were rejected, all are dead-lettered without a resend;
+//   - 400 (or 422): bisected the same way; the entries refused alone are
+//     dead-lettered with reason rejected_by_receiver and the receiver's
+//     google.rpc.Status message;
+//   - 413: halved until the request fits; alone, entry_too_large;
+//   - 429, 502, 503, 504, other 5xx, 408, timeouts and network errors:
+//     Retryable, with the wait Retry-After asks for. OTLP names the first
+//     four retryable and says not to retry other 5xx, but dropping an audit
+//     event on a guess is worse than a retry that ends on the retry topic;
+//   - 401, 403: Unhealthy; so are redirects and other 4xx such as 404,
+//     which say the endpoint is wrong rather than an entry.
+//
+// After a Retryable or Unhealthy answer the batch's remaining requests are
+// not tried.
+func (s *Sink) WriteBatch(ctx context.Context, entries [][]byte) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	r := &batchRun{s: s, ctx: ctx, be: sink.NewBatchError(len(entries)), budget: s.maxSplit, logs: make([]plog.Logs, len(entries))}
+	idx := make([]int, 0, len(entries))
+	var un plog.ProtoUnmarshaler
+	for i, e := range entries {
+		logs, err := un.UnmarshalLogs(e)
+		if err == nil && logs.LogRecordCount() != 1 {
+			err = fmt.Errorf("holds %d log records, not 1", logs.LogRecordCount())
+		}
+		if err != nil {
+			r.be.Fail(i, permanent(0, ReasonBadEntry, fmt.Sprintf("entry %d is not an encoded OTLP log: %v", i, err)))
+			continue
+		}
+		r.logs[i] = logs
+		idx = append(idx, i)
+	}
+	size := func(i int) int { return EntrySize(entries[i]) }
+	for _, chunk := range sink.Split(idx, size, 0, s.maxBytes) {
+		r.send(chunk, nil)
+	}
+	if r.be.Len() == 0 {
+		return nil
+	}
+	if shared := r.be.Shared(); r.delivered == 0 && shared != nil {
+		return shared
+	}
+	return r.be
+}
+
+// batchRun is the state of one WriteBatch.
+type batchRun struct {
+	s         *Sink
+	ctx       context.Context
+	logs      []plog.Logs
+	be        *sink.BatchError
+	delivered int
+	budget    int
+	// abort, once set, fails every entry not yet sent.
+	abort error
+}
+
+func (r *batchRun) failAll(idx []int, err error) {
+	for _, i := range idx {
+		r.be.Fail(i, err)
+	}
+}
+
+// send posts the entries at idx. parent is the failure of the request they
+// were split from (nil for the batch's own cut); bisection is paid for from
+// the budget, halving for size is not, as it ends after log2(n) steps.
+func (r *batchRun) send(idx []int, parent *sink.SendError) {
+	if r.abort == nil {
+		if err := r.ctx.Err(); err != nil {
+			r.abort = err
+		}
+	}
+	if r.abort != nil {
+		r.failAll(idx, r.abort)
+		return
+	}
+	if parent != nil && parent.Class != sink.TooLarge {
+		if r.budget <= 0 {
+			r.failAll(idx, &sink.SendError{Class: sink.Retryable, Status: parent.Status,
+				Err: fmt.Errorf("rejected entries not isolated within %d split requests; resend in a smaller batch: %w", r.s.maxSplit, parent.Err)})
+			return
+		}
+		r.budget--
+	}
+	body, err := r.s.encode(r.logs, idx)
+	if err != nil {
+		r.abort = &sink.SendError{Class: sink.Unhealthy, Err: fmt.Errorf("encode otlp request: %w", err)}
+		r.failAll(idx, r.abort)
+		return
+	}
+	if len(body) > r.s.maxBytes {
+		if len(idx) == 1 {
+			r.be.Fail(idx[0], permanent(0, ReasonEntryTooLarge, fmt.Sprintf("the event's request is %d bytes, over max_request_bytes %d", len(body), r.s.maxBytes)))
+			return
+		}
+		tooLarge := &sink.SendError{Class: sink.TooLarge, Err: errors.New("request over max_request_bytes")}
+		h := len(idx) / 2
+		r.send(idx[:h], tooLarge)
+		r.send(idx[h:], tooLarge)
+		return
+	}
+	res, err := r.s.post(r.ctx, body)
+	if err == nil {
+		rejected := int(min(res.rejected, int64(len(idx))))
+		switch {
+		case rejected == 0:
+			r.delivered += len(idx)
+		case rejected == len(idx):
+			r.failAll(idx, permanent(http.StatusOK, ReasonPartialSuccess, fmt.Sprintf("the receiver rejected all %d records of the request: %s", rejected, res.message)))
+		default:
+			// Which ones, OTLP does not say: find them as after a 400.
+			se := &sink.SendError{Class: sink.Permanent, Status: http.StatusOK, Err: fmt.Errorf("partial success, %d of %d records rejected: %s", rejected, len(idx), res.message)}
+			h := len(idx) / 2
+			r.send(idx[:h], se)
+			r.send(idx[h:], se)
+		}
+		return
+	}
+	var se *sink.SendError
+	if !errors.As(err, &se) {
+		r.abort = err
+		r.failAll(idx, err)
+		return
+	}
+	switch se.Class {
+	case sink.TooLarge:
+		if len(idx) == 1 {
+			r.be.Fail(idx[0], permanent(se.Status, ReasonEntryTooLarge, "the receiver answered 413 for this entry alone: "+errText(se.Err)))
+			return
+		}
+	case sink.Permanent:
+		if len(idx) == 1 {
+			reason := ReasonRejected
+			if parent != nil && parent.Status == http.StatusOK {
+				reason = ReasonPartialSuccess
+			}
+			r.be.Fail(idx[0], permanent(se.Status, reason, fmt.Sprintf("the receiver answered %d for this entry alone: %s", se.Status, errText(se.Err))))
+			return
+		}
+	default: // Retryable, Unhealthy
+		r.abort = se
+		r.failAll(idx, se)
+		return
+	}
+	h := len(idx) / 2
+	r.send(idx[:h], se)
+	r.send(idx[h:], se)
+}
+
+func permanent(status int, reason, msg string) error {
+	return &sink.SendError{Class: sink.Permanent, Status: status, Err: &RejectError{Reason: reason, Message: msg}}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "no detail"
+	}
+	return err.Error()
+}
+
+// encode builds the request for the entries at idx: their records under
+// one ResourceLogs per resource (account) and scope, in the body's
+// encoding, uncompressed.
+func (s *Sink) encode(all []plog.Logs, idx []int) ([]byte, error) {
+	out := plog.NewLogs()
+	groups := make(map[string]plog.LogRecordSlice, 1)
+	var key strings.Builder
+	for _, i := range idx {
+		rl := all[i].ResourceLogs().At(0)
+		sl := rl.ScopeLogs().At(0)
+		key.Reset()
+		if v, ok := rl.Resource().Attributes().Get(AttrAccountID); ok {
+			key.WriteString(v.Str())
+		}
+		key.WriteByte(0)
+		if v, ok := rl.Resource().Attributes().Get(AttrServiceName); ok {
+			key.WriteString(v.Str())
+		}
+		k := key.String()
+		records, ok := groups[k]
+		if !ok {
+			nrl := out.ResourceLogs().AppendEmpty()
+			rl.Resource().CopyTo(nrl.Resource())
+			nrl.SetSchemaUrl(rl.SchemaUrl())
+			nsl := nrl.ScopeLogs().AppendEmpty()
+			sl.Scope().CopyTo(nsl.Scope())
+			nsl.SetSchemaUrl(sl.SchemaUrl())
+			records = nsl.LogRecords()
+			groups[k] = records
+		}
+		sl.LogRecords().At(0).CopyTo(records.AppendEmpty())
+	}
+	req := plogotlp.NewExportRequestFromLogs(out)
+	if s.cfg.Encoding == EncodingJSON {
+		return req.MarshalJSON()
+	}
+	return req.MarshalProto()
+}
+
+// exportResult is a 2xx answer's partial success.
+type exportResult struct {
+	rejected int64
+	message  string
+}
+
+// post sends one request body and returns the receiver's partial success
+// on a 2xx, a classified *sink.SendError, or ctx's error when ctx ended.
+func (s *Sink) post(ctx context.Context, body []byte) (exportResult, error) {
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	req, secrets, err := s.request(rctx, body)
+	if err != nil {
+		return exportResult{}, &sink.SendError{Class: sink.Unhealthy, Err: err}
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return exportResult{}, cerr
+		}
+		if rctx.Err() != nil {
+			return exportResult{}, &sink.SendError{Class: sink.Retryable, Err: fmt.Errorf("no answer within %s: %w", s.cfg.Timeout, err)}
+		}
+		return exportResult{}, &sink.SendError{Class: sink.Classify(err), Err: err}
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	ctype := resp.Header.Get("Content-Type")
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		return readExportResponse(answer, ctype, secrets), nil
+	}
+	err = sink.CheckStatus(resp.StatusCode, resp.Header, s.now())
+	var se *sink.SendError
+	if errors.As(err, &se) {
+		se.Err = fmt.Errorf("POST %s: %s", s.url, statusMessage(answer, ctype, secrets))
+		if misdirected(resp.StatusCode) {
+			se.Class = sink.Unhealthy
+			se.Err = fmt.Errorf("unexpected answer from the OTLP receiver; check the endpoint: %w", se.Err)
+		}
+	}
+	return exportResult{}, err
+}
+
+// request builds the POST with the connection's headers; secrets are the
+// values to mask should the receiver echo them.
+func (s *Sink) request(ctx context.Context, body []byte) (*http.Request, []string, error) {
+	var secrets []string
+	var auth string
+	switch a := s.cfg.Auth; a.Mode() {
+	case AuthBasic:
+		pw, err := a.Password.Value()
+		if err == nil && pw == "" {
+			err = errors.New("secret is empty")
+		}
+		if err != nil {
+			// The secret's errors name its source, never its value.
+			return nil, nil, fmt.Errorf("otlp auth.password (%s): %w", a.Password.Source(), err)
+		}
+		secrets = append(secrets, pw)
+		auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(a.Username+":"+pw))
+	case AuthBearer:
+		tok, err := a.Token.Value()
+		if err == nil && tok == "" {
+			err = errors.New("secret is empty")
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("otlp auth.token (%s): %w", a.Token.Source(), err)
+		}
+		secrets = append(secrets, tok)
+		auth = "Bearer " + tok
+	}
+	payload := body
+	if s.cfg.Compression == CompressionGzip {
+		var buf bytes.Buffer
+		buf.Grow(len(body) / 4)
+		zw := gzips.Get().(*gzip.Writer)
+		zw.Reset(&buf)
+		_, err := zw.Write(body)
+		if err == nil {
+			err = zw.Close()
+		}
+		gzips.Put(zw)
+		if err != nil {
+			return nil, nil, fmt.Errorf("gzip otlp request: %w", err)
+		}
+		payload = buf.Bytes()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(payload))
+	if err != nil {
+		return nil, nil, fmt.Errorf("build otlp request: %w", err)
+	}
+	for k, v := range s.cfg.Headers {
+		req.Header.Set(k, v)
+	}
+	if s.cfg.Encoding == EncodingJSON {
+		req.Header.Set("Content-Type", "application/json")
+	} else {
+		req.Header.Set("Content-Type", "application/x-protobuf")
+	}
+	if s.cfg.Compression == CompressionGzip {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	if s.cfg.TenantID != "" {
+		req.Header.Set("X-Scope-OrgID", s.cfg.TenantID)
+	}
+	req.Header.Set("User-Agent", "auditstream-otlp-forwarder/"+version.Version)
+	return req, secrets, nil
+}
+
+// readExportResponse reads a 2xx answer's ExportLogsServiceResponse. An
+// answer that does not parse (an empty body; a proxy's text) says nothing
+// was rejected: the receiver accepted the request.
+func readExportResponse(body []byte, ctype string, secrets []string) exportResult {
+	if len(body) == 0 {
+		return exportResult{}
+	}
+	resp := plogotlp.NewExportResponse()
+	var err error
+	if isJSON(ctype) {
+		err = resp.UnmarshalJSON(body)
+	} else {
+		err = resp.UnmarshalProto(body)
+	}
+	if err != nil {
+		return exportResult{}
+	}
+	ps := resp.PartialSuccess()
+	return exportResult{rejected: max(ps.RejectedLogRecords(), 0), message: printable(ps.ErrorMessage(), secrets)}
+}
+
+// statusMessage is the message of a failed answer's google.rpc.Status, or
+// the start of the answer when it is not one.
+func statusMessage(body []byte, ctype string, secrets []string) string {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return "empty answer"
+	}
+	var st status.Status
+	var err error
+	if isJSON(ctype) {
+		err = protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(body, &st)
+	} else if isProto(ctype) {
+		err = proto.Unmarshal(body, &st)
+	} else {
+		err = errors.New("not a status")
+	}
+	if err == nil && st.GetMessage() != "" {
+		return "answer " + printable(st.GetMessage(), secrets)
+	}
+	return "answer " + printable(string(body), secrets)
+}
+
+func isJSON(ctype string) bool {
+	mt, _, _ := mime.ParseMediaType(ctype)
+	return mt == "application/json"
+}
+
+func isProto(ctype string) bool {
+	mt, _, _ := mime.ParseMediaType(ctype)
+	return mt == "application/x-protobuf" || mt == "application/protobuf"
+}
+
+// printable masks the secrets should a receiver or proxy echo them, keeps
+// printable ASCII only and cuts the text short.
+func printable(s string, secrets []string) string {
+	const limit = 300
+	for _, sec := range secrets {
+		if sec != "" {
+			s = strings.ReplaceAll(s, sec, "[redacted]")
+		}
+	}
+	s = strings.TrimSpace(s)
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if i == limit {
+			b.WriteString("...")
+			break
+		}
+		c := s[i]
+		if c < 0x20 || c > 0x7e {
+			c = ' '
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// misdirected says whether a status is no answer an OTLP receiver gives
+// about a request's content: a redirect (not followed: the auth header
+// would go with it), or a 4xx other than 400, 401, 403, 408, 413, 422 and
+// 429, such as 404 from a wrong endpoint or 415 from a receiver that does
+// not speak the encoding.
+func misdirected(status int) bool {
+	switch {
+	case status >= 300 && status <= 399:
+		return true
+	case status < 400 || status > 499:
+		return false
+	}
+	switch status {
+	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestTimeout,
+		http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusTooEarly, http.StatusTooManyRequests:
+		return false
+	}
+	return true
+}
