@@ -113,13 +113,15 @@ func EntrySize(entry []byte) int { return len(entry) }
 // reason entry_too_large). Answers, following the OTLP/HTTP specification:
 //   - 200 without partial_success.rejected_log_records: delivered;
 //   - 200 with rejected_log_records: the receiver kept the others. OTLP
-//     gives a count, not which records, so the request is bisected: each
-//     half is sent again until every rejected entry stands alone, and is
-//     dead-lettered (Permanent, reason rejected_in_partial_success, the
-//     receiver's error_message). The records the receiver did keep arrive
-//     again; log.record.uid lets a consumer drop the duplicates, and Loki
-//     drops a line identical in timestamp and content by itself. When all
-//     were rejected, all are dead-lettered without a resend;
+//     gives a count, not which records, so they are found by counting
+//     bisection (see isolate): the left half is sent again and its count
+//     tells how many of the count are in the right half, which is not
+//     resent. The rejected records are dead-lettered (Permanent, reason
+//     rejected_in_partial_success, with the receiver's error_message).
+//     Records resent on the way arrive twice; log.record.uid lets a
+//     consumer drop the duplicates, and Loki drops a line identical in
+//     timestamp and content by itself. When all were rejected, all are
+//     dead-lettered without a resend;
 //   - 400 (or 422): bisected the same way; the entries refused alone are
 //     dead-lettered with reason rejected_by_receiver and the receiver's
 //     google.rpc.Status message;
@@ -223,19 +225,7 @@ func (r *batchRun) send(idx []int, parent *sink.SendError) {
 	}
 	res, err := r.s.post(r.ctx, body)
 	if err == nil {
-		rejected := int(min(res.rejected, int64(len(idx))))
-		switch {
-		case rejected == 0:
-			r.delivered += len(idx)
-		case rejected == len(idx):
-			r.failAll(idx, permanent(http.StatusOK, ReasonPartialSuccess, fmt.Sprintf("the receiver rejected all %d records of the request: %s", rejected, res.message)))
-		default:
-			// Which ones, OTLP does not say: find them as after a 400.
-			se := &sink.SendError{Class: sink.Permanent, Status: http.StatusOK, Err: fmt.Errorf("partial success, %d of %d records rejected: %s", rejected, len(idx), res.message)}
-			h := len(idx) / 2
-			r.send(idx[:h], se)
-			r.send(idx[h:], se)
-		}
+		r.isolate(idx, int(min(res.rejected, int64(len(idx)))), res.message)
 		return
 	}
 	var se *sink.SendError
@@ -252,11 +242,7 @@ func (r *batchRun) send(idx []int, parent *sink.SendError) {
 		}
 	case sink.Permanent:
 		if len(idx) == 1 {
-			reason := ReasonRejected
-			if parent != nil && parent.Status == http.StatusOK {
-				reason = ReasonPartialSuccess
-			}
-			r.be.Fail(idx[0], permanent(se.Status, reason, fmt.Sprintf("the receiver answered %d for this entry alone: %s", se.Status, errText(se.Err))))
+			r.be.Fail(idx[0], permanent(se.Status, ReasonRejected, fmt.Sprintf("the receiver answered %d for this entry alone: %s", se.Status, errText(se.Err))))
 			return
 		}
 	default: // Retryable, Unhealthy
@@ -267,6 +253,73 @@ func (r *batchRun) send(idx []int, parent *sink.SendError) {
 	h := len(idx) / 2
 	r.send(idx[:h], se)
 	r.send(idx[h:], se)
+}
+
+// isolate finds the rejected records among idx, which the receiver has
+// just answered with a partial success counting rejected of them. OTLP
+// gives the count, not which records, so the left half is sent again: its
+// answer counts the left half's rejected records, and the rest of the
+// count is the right half's, which needs no resend. Each half is then
+// isolated the same way until the count is none or all of a part. This
+// assumes the receiver answers the same records the same way, as a
+// validation failure does; a record it rejects alone is rejected for good.
+// The records of the halves sent again were kept the first time: those
+// are the duplicates, found by log.record.uid.
+func (r *batchRun) isolate(idx []int, rejected int, msg string) {
+	switch {
+	case rejected <= 0:
+		r.delivered += len(idx)
+		return
+	case rejected >= len(idx):
+		r.failAll(idx, permanent(http.StatusOK, ReasonPartialSuccess, fmt.Sprintf("the receiver rejected %d of %d records and these among them: %s", rejected, len(idx), msg)))
+		return
+	}
+	// The caller counted this part delivered but for rejected records;
+	// until they are found, resend the part rather than guess.
+	unresolved := func(cause error) {
+		r.failAll(idx, &sink.SendError{Class: sink.Retryable, Status: http.StatusOK,
+			Err: fmt.Errorf("partial success (%d of %d records rejected: %s) not resolved; resend: %w", rejected, len(idx), msg, cause)})
+	}
+	if r.abort == nil {
+		r.abort = r.ctx.Err()
+	}
+	if r.abort != nil {
+		unresolved(r.abort)
+		return
+	}
+	if r.budget <= 0 {
+		unresolved(fmt.Errorf("rejected records not isolated within %d split requests", r.s.maxSplit))
+		return
+	}
+	r.budget--
+	h := len(idx) / 2
+	left, right := idx[:h], idx[h:]
+	body, err := r.s.encode(r.logs, left)
+	if err != nil {
+		unresolved(err)
+		return
+	}
+	res, err := r.s.post(r.ctx, body)
+	if err != nil {
+		var se *sink.SendError
+		if errors.As(err, &se) && (se.Class == sink.Retryable || se.Class == sink.Unhealthy) {
+			r.abort = se
+			r.failAll(idx, se)
+			return
+		}
+		if !errors.As(err, &se) {
+			r.abort = err
+		}
+		unresolved(err)
+		return
+	}
+	inLeft := int(min(max(res.rejected, 0), int64(len(left))))
+	leftMsg := res.message
+	if leftMsg == "" {
+		leftMsg = msg
+	}
+	r.isolate(left, inLeft, leftMsg)
+	r.isolate(right, min(max(rejected-inLeft, 0), len(right)), msg)
 }
 
 func permanent(status int, reason, msg string) error {

@@ -394,3 +394,23 @@ func TestStringHidesSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestPartialSuccessResendsOneHalf: counting bisection sends only the left
+// half of each part again, since the count tells how many of the rejected
+// are in the right half: one rejected record among 64 takes 6 resends,
+// not the 12 of resending both halves.
+func TestPartialSuccessResendsOneHalf(t *testing.T) {
+	f := newFixture(t, nil)
+	f.fake.Reject(idSet(40), otlpfake.PartialSuccess)
+	err := f.sink.WriteBatch(context.Background(), f.entries(t, 64))
+	var be *sink.BatchError
+	if !errors.As(err, &be) || be.Len() != 1 || be.Failed(40) == nil {
+		t.Fatalf("got %v", err)
+	}
+	if n := len(f.fake.Requests()); n != 7 {
+		t.Errorf("%d requests, want 1 and 6 resends", n)
+	}
+	if n := f.fake.Count("tenant-a"); n > 63+32+16+8+4+2+1 {
+		t.Errorf("%d records received for 63 good ones", n)
+	}
+}
