@@ -20,11 +20,12 @@ import (
 const (
 	TypeDatadog     = "datadog"
 	TypeEventBridge = "eventbridge"
+	TypeOTLP        = "otlp"
 	TypeStorage     = "storage"
 )
 
 // Types lists the known connection types.
-var Types = []string{TypeDatadog, TypeEventBridge, TypeStorage}
+var Types = []string{TypeDatadog, TypeEventBridge, TypeOTLP, TypeStorage}
 
 // Wildcard is the account of a route that applies to every account.
 const Wildcard = "*"

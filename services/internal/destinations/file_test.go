@@ -127,8 +127,8 @@ func TestInvalidFiles(t *testing.T) {
 		}},
 		{"long-connection-name.yaml", []string{`connections.a2345678901234567890123456789012345678901234567890123456789012345`[:60]}},
 		{"bad-type.yaml", []string{
-			`connections.dd-acme.type: line 3: "datadgo" is not one of datadog, eventbridge, storage`,
-			`connections.dd-list.type: line 5: must be one of datadog, eventbridge, storage`,
+			`connections.dd-acme.type: line 3: "datadgo" is not one of datadog, eventbridge, otlp, storage`,
+			`connections.dd-list.type: line 5: must be one of datadog, eventbridge, otlp, storage`,
 		}},
 		{"missing-type.yaml", []string{`connections.dd-acme.type: line 3: is required`}},
 		{"bad-account.yaml", []string{

@@ -21,7 +21,7 @@ import (
 type Connection struct {
 	// Name is the key in the file's connections mapping.
 	Name string
-	// Type is datadog, eventbridge or storage.
+	// Type is datadog, eventbridge, otlp or storage.
 	Type string
 	// Enabled is false for a connection switched off: no route reaches it.
 	Enabled bool

@@ -389,7 +389,7 @@ func TestWatcherMetrics(t *testing.T) {
 	if _, err := NewWatcher(Options{Path: "testdata/valid/full.yaml", Registerer: reg}); err != nil {
 		t.Fatal(err)
 	}
-	for typ, want := range map[string]float64{TypeDatadog: 2, TypeEventBridge: 1, TypeStorage: 1} {
+	for typ, want := range map[string]float64{TypeDatadog: 2, TypeEventBridge: 1, TypeOTLP: 0, TypeStorage: 1} {
 		if got := testutil.ToFloat64(w.m.connections.WithLabelValues(typ)); got != want {
 			t.Errorf("connections{type=%s} = %v, want %v", typ, got, want)
 		}
@@ -402,8 +402,9 @@ func TestWatcherMetrics(t *testing.T) {
 		"auditstream_destinations_last_reload_success_timestamp_seconds",
 		"auditstream_destinations_last_reload_successful",
 		"auditstream_destinations_connections")
-	if err != nil || n != 6 {
-		t.Errorf("gathered %d series (%v), want 6", n, err)
+	// one connections series per type
+	if want := 3 + len(Types); err != nil || n != want {
+		t.Errorf("gathered %d series (%v), want %d", n, err, want)
 	}
 }
 

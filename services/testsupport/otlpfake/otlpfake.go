@@ -91,6 +91,9 @@ type Request struct {
 	ContentEncoding string
 	UserAgent       string
 	Header          http.Header
+	// At is when the answer was written (or the client was found gone:
+	// Status 0).
+	At time.Time
 }
 
 type failure struct {
@@ -208,6 +211,13 @@ func (s *Server) EventIDs(tenant string) []string {
 		out = append(out, r.EventID)
 	}
 	return out
+}
+
+// Count is the number of records accepted for tenant.
+func (s *Server) Count(tenant string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.records[tenant])
 }
 
 // Requests are the requests answered so far.
@@ -379,6 +389,7 @@ func (s *Server) record(rec Request, status int, kept []Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec.Status = status
+	rec.At = time.Now()
 	s.requests = append(s.requests, rec)
 	if status == http.StatusOK {
 		s.records[rec.Tenant] = append(s.records[rec.Tenant], kept...)
