@@ -5,7 +5,7 @@
 #   docker build --build-arg SERVICE=ingest --build-arg VERSION=v1.2.3 -t auditstream/ingest:v1.2.3 .
 #
 # SERVICE is a directory under services/ with a main.go (ingest,
-# datadog-forwarder, eventbridge-forwarder, archiver, destinations-api,
+# datadog-forwarder, eventbridge-forwarder, otlp-forwarder, archiver, destinations-api,
 # auditctl). `make images` builds them all. The result is a static binary
 # (CGO_ENABLED=0, -trimpath) on
 # distroless static, running as a non-root user; it writes nothing to its

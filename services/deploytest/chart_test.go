@@ -630,7 +630,7 @@ func checkDestinationSecrets(t *testing.T, doc []byte, c component, mounts map[s
 	if err := yaml.Unmarshal(doc, &dest); err != nil {
 		t.Fatal(err)
 	}
-	typ := map[string]string{"datadog-forwarder": "datadog", "eventbridge-forwarder": "eventbridge", "archiver": "storage"}[c.Binary]
+	typ := map[string]string{"datadog-forwarder": "datadog", "eventbridge-forwarder": "eventbridge", "otlp-forwarder": "otlp", "archiver": "storage"}[c.Binary]
 	for name, n := range dest.Connections {
 		var conn struct {
 			Type string `yaml:"type"`
@@ -699,6 +699,10 @@ destinations:
 destinations:
   connections:
     a: {type: storage, settings: {kind: azure, azure: {account_url: "https://x.blob.core.windows.net", container: c, shared_key: {account_name: x, account_key: ` + sentinel + `}}}}`,
+		"otlp token in values": `
+destinations:
+  connections:
+    a: {type: otlp, settings: {endpoint: "https://otlp.example.com", auth: {token: ` + sentinel + `}}}`,
 		"kafka password through structuredConfig": `
 datadogForwarder:
   structuredConfig: {kafka: {sasl: {mechanism: plain, username: u, password: ` + sentinel + `}}}`,
@@ -767,6 +771,7 @@ func TestChartReplicasCap(t *testing.T) {
 		"fixed replicas":    "datadogForwarder: {replicas: 13}",
 		"HPA maxReplicas":   "archiver: {autoscaling: {enabled: true, maxReplicas: 13}}",
 		"KEDA maxReplicas":  "keda: {enabled: true}\neventbridgeForwarder: {autoscaling: {maxReplicas: 13}}",
+		"OTLP KEDA max":     "keda: {enabled: true}\notlpForwarder: {autoscaling: {maxReplicas: 13}}",
 		"fewer partitions":  "kafka: {topic: {partitions: 1}}",
 		"min above max":     "keda: {enabled: true}\narchiver: {autoscaling: {minReplicas: 5, maxReplicas: 4}}",
 		"KEDA default caps": "keda: {enabled: true}\nkafka: {topic: {partitions: 6}}",

@@ -54,7 +54,7 @@ func TestComposeServices(t *testing.T) {
 	if p.Name != "auditstream" {
 		t.Errorf("project name %q", p.Name)
 	}
-	want := []string{"archiver", "azurite", "datadog-forwarder", "destinations-api", "eventbridge-forwarder", "gcs", "ingest", "kafka", "kafka-init", "s3", "stores-init"}
+	want := []string{"archiver", "azurite", "datadog-forwarder", "destinations-api", "eventbridge-forwarder", "gcs", "ingest", "kafka", "kafka-init", "otlp-forwarder", "s3", "stores-init"}
 	got := p.ServiceNames()
 	slices.Sort(got)
 	if !slices.Equal(got, want) {

@@ -22,6 +22,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/forwarding"
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/sink/eventbridge"
+	"github.com/auditstream/auditstream/services/internal/sink/otlp"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -46,6 +47,7 @@ var components = []component{
 	{Binary: "ingest", ValuesKey: "ingest", Port: 8080, API: true},
 	{Binary: "datadog-forwarder", ValuesKey: "datadogForwarder", Port: 8081, Consumer: true, Group: "auditstream-datadog", Forwarder: "datadog", Keyring: true},
 	{Binary: "eventbridge-forwarder", ValuesKey: "eventbridgeForwarder", Port: 8082, Consumer: true, Group: "auditstream-eventbridge", Forwarder: "eventbridge", Keyring: true},
+	{Binary: "otlp-forwarder", ValuesKey: "otlpForwarder", Port: 8085, Consumer: true, Group: "auditstream-otlp", Forwarder: "otlp", Keyring: true},
 	{Binary: "archiver", ValuesKey: "archiver", Port: 8083, Consumer: true, Group: "auditstream-archiver", Keyring: true},
 	{Binary: "destinations-api", ValuesKey: "destinationsApi", Port: 8084, API: true, Keyring: true},
 }
@@ -265,6 +267,15 @@ func (sc serviceConfig) check(t *testing.T) {
 		if c.Forwarder == "eventbridge" {
 			check := destinations.CheckType(destinations.TypeEventBridge, func(conn *destinations.Connection) error {
 				_, err := destinations.DecodeSettings[eventbridge.Config](conn)
+				return err
+			})
+			if err := check(table); err != nil {
+				t.Errorf("%s destinations: %v", sc.Binary, err)
+			}
+		}
+		if c.Forwarder == "otlp" {
+			check := destinations.CheckType(destinations.TypeOTLP, func(conn *destinations.Connection) error {
+				_, err := destinations.DecodeSettings[otlp.Config](conn)
 				return err
 			})
 			if err := check(table); err != nil {

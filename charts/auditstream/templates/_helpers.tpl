@@ -83,6 +83,12 @@ eventbridgeForwarder:
   port: 8082
   consumer: true
   forwarder: eventbridge
+otlpForwarder:
+  key: otlpForwarder
+  binary: otlp-forwarder
+  port: 8085
+  consumer: true
+  forwarder: otlp
 archiver:
   key: archiver
   binary: archiver

@@ -122,6 +122,10 @@ func TestListPagination(t *testing.T) {
 }
 
 // Every bad input is answered 400 (or its own code) naming the field.
+func otlpSettings(settings map[string]any) map[string]any {
+	return map[string]any{"type": "otlp", "settings": settings}
+}
+
 func TestBadInputNamesTheField(t *testing.T) {
 	h := newHarness(t)
 	mustStatus(t, h.do("PUT", connPath(accountA, "kept"), tokenA, datadogBody(keyA)), http.StatusCreated)
@@ -151,6 +155,15 @@ func TestBadInputNamesTheField(t *testing.T) {
 		{"wrong setting type", connPath(accountA, "x"), dd(map[string]any{"api_key": keyA, "compression_level": "max"}), 400, "settings.compression_level", "cannot unmarshal"},
 		{"settings not an object", connPath(accountA, "x"), map[string]any{"type": "datadog", "settings": []int{1}}, 400, "settings", "must be a JSON object"},
 		{"custom endpoint off", connPath(accountA, "x"), dd(map[string]any{"api_key": keyA, "base_url": "http://169.254.169.254"}), 400, "settings.base_url", "custom endpoints are turned off"},
+		{"otlp over http", connPath(accountA, "x"), otlpSettings(map[string]any{"endpoint": "http://otlp.example.com", "allow_http": true}), 400, "settings.allow_http", "plain http is turned off"},
+		{"otlp without https", connPath(accountA, "x"), otlpSettings(map[string]any{"endpoint": "http://otlp.example.com"}), 400, "settings.endpoint", "must be https"},
+		{"otlp to loopback", connPath(accountA, "x"), otlpSettings(map[string]any{"endpoint": "https://127.0.0.1:4318"}), 400, "settings.endpoint", "a loopback address"},
+		{"otlp to localhost", connPath(accountA, "x"), otlpSettings(map[string]any{"endpoint": "https://localhost:4318"}), 400, "settings.endpoint", "a loopback name"},
+		{"otlp to a private address", connPath(accountA, "x"), otlpSettings(map[string]any{"endpoint": "https://10.1.2.3/otlp"}), 400, "settings.endpoint", "a private address"},
+		{"otlp to link-local", connPath(accountA, "x"), otlpSettings(map[string]any{"endpoint": "https://169.254.169.254"}), 400, "settings.endpoint", "a link-local address"},
+		{"otlp to ipv6 loopback", connPath(accountA, "x"), otlpSettings(map[string]any{"endpoint": "https://[::1]:4318"}), 400, "settings.endpoint", "a loopback address"},
+		{"otlp token as file reference", connPath(accountA, "x"), otlpSettings(map[string]any{"endpoint": "https://otlp.example.com", "auth": map[string]any{"token": map[string]any{"file": "/etc/passwd"}}}), 400, "settings.auth.token", "file references are not accepted"},
+		{"otlp password without user", connPath(accountA, "x"), otlpSettings(map[string]any{"endpoint": "https://otlp.example.com", "auth": map[string]any{"password": keyA}}), 400, "settings.auth.username", "must be set"},
 		{"eventbridge with the platform's identity", connPath(accountA, "x"), map[string]any{"type": "eventbridge", "settings": map[string]any{"region": "eu-west-1"}}, 400, "settings.credentials", "platform's own AWS identity"},
 		{"role without external id", connPath(accountA, "x"), map[string]any{"type": "eventbridge", "settings": map[string]any{"region": "eu-west-1",
 			"credentials": map[string]any{"role_arn": "arn:aws:iam::123456789012:role/x"}}}, 400, "settings.credentials.external_id", "is required"},

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/objstore"
 	"github.com/auditstream/auditstream/services/internal/sink/datadog"
 	"github.com/auditstream/auditstream/services/internal/sink/eventbridge"
+	"github.com/auditstream/auditstream/services/internal/sink/otlp"
 )
 
 // kind is what the API knows of a connection type: the settings type the
@@ -57,6 +59,7 @@ var (
 	connectionKinds = map[string]*kind{
 		destinations.TypeDatadog:     newKind(destinations.TypeDatadog, destinations.CollectionConnections, datadogRules, testDatadog),
 		destinations.TypeEventBridge: newKind(destinations.TypeEventBridge, destinations.CollectionConnections, eventBridgeRules, testEventBridge),
+		destinations.TypeOTLP:        newKind(destinations.TypeOTLP, destinations.CollectionConnections, otlpRules, testOTLP),
 	}
 	storageKind = newKind(destinations.TypeStorage, destinations.CollectionStorageProfiles, storageRules, testStorage)
 )
@@ -77,6 +80,58 @@ func datadogRules(c datadog.Config, s Settings, errs *config.Errors) {
 		errs.Addf("base_url", endpointsOff)
 	}
 }
+
+// otlpRules: an OTLP endpoint is a URL of the account's choosing by
+// nature, so it is allowed without allow_custom_endpoints, but then only
+// over https and to a public address: plain http, and a host that is a
+// loopback, private, link-local or unspecified address (or a localhost
+// name), would let an account reach the platform's own network. Names are
+// not resolved here; that is for the network's egress policy.
+func otlpRules(c otlp.Config, s Settings, errs *config.Errors) {
+	if s.AllowCustomEndpoints {
+		return
+	}
+	if c.AllowHTTP {
+		errs.Addf("allow_http", "plain http is turned off for this installation; use an https endpoint (%s)", "api.allow_custom_endpoints")
+	}
+	u, err := url.Parse(strings.TrimSpace(c.Endpoint))
+	if err != nil {
+		return // Validate has said so
+	}
+	if u.Scheme == "http" && !c.AllowHTTP {
+		return // Validate has said so
+	}
+	if reason := nonPublicHost(u.Hostname()); reason != "" {
+		errs.Addf("endpoint", "%s is %s; only public addresses are allowed for this installation (api.allow_custom_endpoints)", u.Hostname(), reason)
+	}
+}
+
+// nonPublicHost says why host is not a public address, or "".
+func nonPublicHost(host string) string {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return "a loopback name"
+	}
+	ip, err := netip.ParseAddr(h)
+	if err != nil {
+		return ""
+	}
+	ip = ip.Unmap()
+	switch {
+	case ip.IsLoopback():
+		return "a loopback address"
+	case ip.IsPrivate(), cgnat.Contains(ip):
+		return "a private address"
+	case ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast():
+		return "a link-local address"
+	case ip.IsUnspecified(), ip.IsMulticast(), ip.IsInterfaceLocalMulticast():
+		return "not a unicast address"
+	}
+	return ""
+}
+
+// cgnat is the shared address space of RFC 6598, private in practice.
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
 
 func eventBridgeRules(c eventbridge.Config, s Settings, errs *config.Errors) {
 	if c.Endpoint != "" && !s.AllowCustomEndpoints {

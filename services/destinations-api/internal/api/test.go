@@ -36,6 +36,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/internal/sink/datadog"
 	"github.com/auditstream/auditstream/services/internal/sink/eventbridge"
+	"github.com/auditstream/auditstream/services/internal/sink/otlp"
 )
 
 // Test calls prove a destination works now, through the sink code the
@@ -144,6 +145,24 @@ func testEventBridge(ctx context.Context, c *destinations.Connection, ev *auditl
 		return out, &settingsError{err}
 	}
 	entry, err := ec.Encoder().Encode(ev)
+	if err != nil {
+		return out, err
+	}
+	return out, sink.WriteBatch(ctx, [][]byte{entry})
+}
+
+// testOTLP sends ev to c's receiver with the sink the forwarder builds.
+func testOTLP(ctx context.Context, c *destinations.Connection, ev *auditlogv1.AuditEvent) (testOutcome, error) {
+	oc, err := destinations.DecodeSettings[otlp.Config](c)
+	if err != nil {
+		return testOutcome{}, &settingsError{err}
+	}
+	out := testOutcome{secrets: secretValues(oc)}
+	sink, err := otlp.New(oc, otlp.Options{})
+	if err != nil {
+		return out, &settingsError{err}
+	}
+	entry, err := oc.Encoder().Encode(ev)
 	if err != nil {
 		return out, err
 	}
@@ -441,6 +460,9 @@ func codeOf(apiCode string, status int, typ string) string {
 		return codeNotFound
 	case status >= 300 && status <= 399, status == http.StatusNotFound, status == http.StatusProxyAuthRequired:
 		return codeWrongEndpoint
+	case status >= 200 && status <= 299:
+		// A refusal in a success answer: an OTLP partial success.
+		return codeRejected
 	case status == http.StatusRequestTimeout:
 		return codeTimeout
 	case status == http.StatusTooManyRequests:

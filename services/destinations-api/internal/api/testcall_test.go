@@ -30,6 +30,7 @@ import (
 	"github.com/auditstream/auditstream/services/testsupport/ddfake"
 	"github.com/auditstream/auditstream/services/testsupport/ebfake"
 	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
+	"github.com/auditstream/auditstream/services/testsupport/otlpfake"
 	"github.com/auditstream/auditstream/services/testsupport/s3fake"
 )
 
@@ -255,6 +256,70 @@ func TestEventBridgeConnectionTest(t *testing.T) {
 	}
 	if n := fake.Count("audit-bus"); n != 1 {
 		t.Fatalf("the bus holds %d events after failed tests, want 1", n)
+	}
+}
+
+func otlpBody(endpoint, token, tenant string) map[string]any {
+	return map[string]any{"type": "otlp", "settings": map[string]any{"endpoint": endpoint, "allow_http": true,
+		"tenant_id": tenant, "auth": map[string]any{"token": token}}}
+}
+
+func TestOTLPConnectionTest(t *testing.T) {
+	const token, wrongToken = "otlp-token-never-shown-0000OTLP", "otlp-token-refused-0000WRNG"
+	fake := otlpfake.New()
+	defer fake.Close()
+	fake.RequireAuthorization("Bearer " + token)
+	fake.RequireTenant(true)
+	h := newHarness(t, customEndpoints)
+	good, bad := connPath(accountA, "otlp-good"), connPath(accountA, "otlp-bad")
+	mustStatus(t, h.do("PUT", good, tokenA, otlpBody(fake.URL(), token, "tenant-a")), http.StatusCreated)
+	mustStatus(t, h.do("PUT", bad, tokenA, otlpBody(fake.URL(), wrongToken, "tenant-a")), http.StatusCreated)
+
+	// Accepted: the receiver holds exactly the marked test event of the
+	// account, under the account's resource.
+	r, ok := h.testOf(good, tokenA)
+	mustStatus(t, r, http.StatusOK)
+	mustVerdict(t, ok, "ok", "ok", "")
+	recs := fake.Records("tenant-a")
+	if ok.Type != "otlp" || len(recs) != 1 {
+		t.Fatalf("verdict %+v; the receiver holds %d records, want 1", ok, len(recs))
+	}
+	rec := recs[0]
+	if rec.EventID != ok.EventID || rec.Resource["audit.account.id"] != accountA || rec.Attrs["event.name"] != ActionTestConnection ||
+		!strings.Contains(rec.Body, `"`+TestMarker+`":"true"`) {
+		t.Fatalf("the record is not the marked test event of %s: %+v", accountA, rec)
+	}
+
+	// A refused token: 401, an unhealthy connection.
+	_, v := h.testOf(bad, tokenA)
+	mustVerdict(t, v, "failed", "bad_credentials", "unhealthy")
+	if v.DestinationStatus != http.StatusUnauthorized {
+		t.Fatalf("destination status %d, want 401", v.DestinationStatus)
+	}
+
+	// 503: retryable; 429: throttled.
+	fake.FailNext(1, http.StatusServiceUnavailable, nil)
+	_, v = h.testOf(good, tokenA)
+	mustVerdict(t, v, "failed", "destination_error", "retryable")
+	fake.FailNext(1, http.StatusTooManyRequests, http.Header{"Retry-After": {"2"}})
+	_, v = h.testOf(good, tokenA)
+	mustVerdict(t, v, "failed", "throttled", "retryable")
+
+	// The receiver refuses the record in a partial success: rejected, for
+	// good, with its message.
+	fake.Reject(func(otlpfake.Record) bool { return true }, otlpfake.PartialSuccess)
+	_, v = h.testOf(good, tokenA)
+	mustVerdict(t, v, "failed", "rejected", "permanent")
+	if !strings.Contains(v.Message, "timestamp too old") {
+		t.Fatalf("verdict message %q lacks the receiver's", v.Message)
+	}
+	fake.Reject(nil, 0)
+
+	if n := fake.Count("tenant-a"); n != 1 {
+		t.Fatalf("the receiver holds %d records after failed tests, want 1", n)
+	}
+	if strings.Contains(h.logs.String(), token) || strings.Contains(h.logs.String(), wrongToken) {
+		t.Fatal("a token leaked into the log")
 	}
 }
 

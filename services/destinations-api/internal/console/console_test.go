@@ -415,3 +415,39 @@ func TestArchivePageWithoutArchive(t *testing.T) {
 		t.Fatalf("a malformed day: %d\n%s", a.status, a.body)
 	}
 }
+
+// An OTLP connection through the console: basic auth's password is sealed
+// and read back as set with its last 4; an endpoint the installation
+// refuses (a loopback address) is named at its field; no answer holds the
+// password.
+func TestOTLPForm(t *testing.T) {
+	const password = "glc_console-otlp-token-0123456789wxyz"
+	h := newHarness(t)
+	var bodies []string
+	b := h.browser(&bodies)
+	tok := b.signIn(tokenSeed)
+	create := "/console/accounts/" + seedAccount + "/connections"
+	if page := b.get(create + "/_new?type=otlp"); page.status != http.StatusOK || !strings.Contains(page.body, "OTLP endpoint") || !strings.Contains(page.body, "Bearer token") {
+		t.Fatalf("the new OTLP connection form: %d\n%s", page.status, page.body)
+	}
+	form := url.Values{"csrf": {tok}, "kind": {"otlp"}, "name": {"grafana"}, "enabled": {"on"},
+		"settings.endpoint": {"https://127.0.0.1:4318"}, "settings.auth.username": {"123456"}, "settings.auth.password": {password},
+		"settings.encoding": {"protobuf"}, "settings.compression": {"gzip"}}
+	a := b.do("POST", create, form)
+	if a.status != http.StatusBadRequest || !strings.Contains(a.body, `id="settings.endpoint-error"`) || !strings.Contains(a.body, "loopback") {
+		t.Fatalf("a loopback endpoint: %d\n%s", a.status, a.body)
+	}
+	form.Set("settings.endpoint", "https://otlp-gateway-prod-eu-west-2.grafana.net/otlp")
+	mustStatus(t, b.do("POST", create, form), http.StatusSeeOther)
+	page := b.get(create + "/grafana")
+	for _, want := range []string{"Set ••••wxyz", `value="123456"`, `value="https://otlp-gateway-prod-eu-west-2.grafana.net/otlp"`} {
+		if !strings.Contains(page.body, want) {
+			t.Errorf("the OTLP page lacks %q", want)
+		}
+	}
+	for _, body := range bodies {
+		if strings.Contains(body, password) {
+			t.Fatalf("an answer holds the password:\n%s", body)
+		}
+	}
+}

@@ -22,7 +22,7 @@ type field struct {
 
 // formKind is the form of a connection type or a storage profile kind.
 type formKind struct {
-	Key    string // datadog, eventbridge, s3, gcs, azure, local
+	Key    string // datadog, eventbridge, otlp, s3, gcs, azure, local
 	Title  string
 	Intro  string
 	Fields []field
@@ -41,7 +41,8 @@ var awsCredentialFields = func(prefix string) []field {
 }
 
 // connectionForms are the forms of connection types, with the fields and
-// help of docs/datadog-forwarder.md and docs/eventbridge-forwarder.md.
+// help of docs/datadog-forwarder.md, docs/eventbridge-forwarder.md and
+// docs/otlp-forwarder.md.
 var connectionForms = map[string]*formKind{
 	"datadog": {Key: "datadog", Title: "Datadog", Intro: "Streams each event as a log to Datadog's logs intake.",
 		Fields: []field{
@@ -63,6 +64,17 @@ var connectionForms = map[string]*formKind{
 			field{Path: "endpoint", Label: "Custom endpoint", Input: "text", Help: "Replaces the regional endpoint; only if the installation allows custom endpoints."},
 			field{Path: "timeout", Label: "Timeout", Input: "text", Help: "Bounds one PutEvents call, e.g. 10s (default)."},
 		)...)},
+	"otlp": {Key: "otlp", Title: "OpenTelemetry (OTLP)", Intro: "Sends each event as an OpenTelemetry log record to Grafana Cloud, Grafana Loki, an OpenTelemetry Collector or any OTLP/HTTP receiver.",
+		Fields: []field{
+			{Path: "endpoint", Label: "OTLP endpoint", Input: "text", Help: "The receiver's base OTLP URL, https://...; /v1/logs is appended. Grafana Cloud: the stack's OTLP endpoint, e.g. https://otlp-gateway-prod-eu-west-2.grafana.net/otlp."},
+			{Path: "auth.username", Label: "User (basic auth)", Input: "text", Help: "Grafana Cloud: the stack's instance id. Leave blank for bearer auth."},
+			{Path: "auth.password", Label: "Password (basic auth)", Input: "secret", Help: "Grafana Cloud: an access policy token with logs:write."},
+			{Path: "auth.token", Label: "Bearer token", Input: "secret", Help: "Sent as Authorization: Bearer; instead of user and password."},
+			{Path: "tenant_id", Label: "Tenant", Input: "text", Help: "Sent as X-Scope-OrgID, for a multi-tenant Loki."},
+			{Path: "encoding", Label: "Encoding", Input: "select", Help: "protobuf (default) or json.", Options: []string{"protobuf", "json"}},
+			{Path: "compression", Label: "Compression", Input: "select", Help: "gzip (default) or none.", Options: []string{"gzip", "none"}},
+			{Path: "timeout", Label: "Timeout", Input: "text", Help: "Bounds one request, e.g. 30s (default)."},
+		}},
 }
 
 // storageForms are the forms of storage profile kinds

@@ -271,7 +271,7 @@ func (r *batchRun) isolate(idx []int, rejected int, msg string) {
 		r.delivered += len(idx)
 		return
 	case rejected >= len(idx):
-		r.failAll(idx, permanent(http.StatusOK, ReasonPartialSuccess, fmt.Sprintf("the receiver rejected %d of %d records and these among them: %s", rejected, len(idx), msg)))
+		r.failAll(idx, permanent(http.StatusOK, ReasonPartialSuccess, "the receiver accepted the request but rejected this record (partial success): "+msg))
 		return
 	}
 	// The caller counted this part delivered but for rejected records;

@@ -210,4 +210,3 @@ func receivedOnce(t *testing.T, p *pipeline, conn string, ids []string) {
 		}
 	}
 }
-
