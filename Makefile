@@ -171,6 +171,8 @@ DATADOG_BENCH_PKG := ./services/datadog-forwarder/internal/forwarder
 DATADOG_BENCH_OUT := $(CURDIR)/bin/bench-datadog.out
 EVENTBRIDGE_BENCH_PKG := ./services/eventbridge-forwarder/internal/forwarder
 EVENTBRIDGE_BENCH_OUT := $(CURDIR)/bin/bench-eventbridge.out
+OTLP_BENCH_PKG := ./services/otlp-forwarder/internal/forwarder
+OTLP_BENCH_OUT := $(CURDIR)/bin/bench-otlp.out
 ARCHIVER_BENCH_PKG := ./services/archiver/internal/archiver
 ARCHIVER_BENCH_OUT := $(CURDIR)/bin/bench-archiver.out
 
@@ -188,6 +190,10 @@ bench: ## throughput, latency and peak memory of each service as ratios against 
 	$(GO) test -run '^$$' -bench 'EventBridge(ConsumeCeiling|EntryOnly|EncodeOnly|BusOnly|Forwarder|ForwarderCPUSplit)$$' -benchtime 500000x -count 3 -benchmem $(EVENTBRIDGE_BENCH_PKG) | tee $(EVENTBRIDGE_BENCH_OUT)
 	$(GO) test -run '^$$' -bench 'EventBridgeEndToEndLatency$$' -benchtime 1x -count 3 -benchmem $(EVENTBRIDGE_BENCH_PKG) | tee -a $(EVENTBRIDGE_BENCH_OUT)
 	AUDITSTREAM_BENCH_OUTPUT=$(EVENTBRIDGE_BENCH_OUT) $(GO) test -tags benchreport -count=1 -run '^TestEventBridgeBenchReport$$' -v $(EVENTBRIDGE_BENCH_PKG)
+	@echo "== otlp forwarder: raw consume ceiling, encode-only, full forwarder into the OTLP fake (against encode-only), latency at 1k events/s"
+	$(GO) test -run '^$$' -bench 'OTLP(ConsumeCeiling|EncodeOnly|Forwarder)$$' -benchtime 500000x -count 3 -benchmem $(OTLP_BENCH_PKG) | tee $(OTLP_BENCH_OUT) | \
+		bin/benchreport -ceiling OTLPEncodeOnly -candidate OTLPForwarder -metric events/s -target 0.7
+	$(GO) test -run '^$$' -bench 'OTLPEndToEndLatency$$' -benchtime 1x -count 3 -benchmem $(OTLP_BENCH_PKG) | tee -a $(OTLP_BENCH_OUT)
 	@echo "== archiver: raw consume ceiling, one day of 1 KB events archived into a local directory and into gofakes3 (target 150k events/s)"
 	$(GO) test -run '^$$' -bench 'Archive(ConsumeCeiling|Local|S3)$$' -benchtime 200000x -count 3 $(ARCHIVER_BENCH_PKG) | tee $(ARCHIVER_BENCH_OUT) | \
 		bin/benchreport -ceiling ArchiveConsumeCeiling -candidate ArchiveLocal -metric events/s -target 0 -min 150000

@@ -315,7 +315,7 @@ func TestOTLPConnectionTest(t *testing.T) {
 	}
 	fake.Reject(nil, 0)
 
-	if n := fake.Count("tenant-a"); n != 1 {
+	if n := fake.Accepted("tenant-a"); n != 1 {
 		t.Fatalf("the receiver holds %d records after failed tests, want 1", n)
 	}
 	if strings.Contains(h.logs.String(), token) || strings.Contains(h.logs.String(), wrongToken) {

@@ -410,7 +410,7 @@ func TestPartialSuccessResendsOneHalf(t *testing.T) {
 	if n := len(f.fake.Requests()); n != 7 {
 		t.Errorf("%d requests, want 1 and 6 resends", n)
 	}
-	if n := f.fake.Count("tenant-a"); n > 63+32+16+8+4+2+1 {
+	if n := f.fake.Accepted("tenant-a"); n > 63+32+16+8+4+2+1 {
 		t.Errorf("%d records received for 63 good ones", n)
 	}
 }

@@ -51,7 +51,7 @@ func TestEndToEndEveryEventReachesExactlyItsAccountsConnections(t *testing.T) {
 		}
 	}
 	for c, n := range expected {
-		forwardingtest.WaitFor(t, "delivery to "+c, 60*time.Second, func() bool { return p.rcv.Count(c) >= n })
+		forwardingtest.WaitFor(t, "delivery to "+c, 60*time.Second, func() bool { return p.rcv.Accepted(c) >= n })
 	}
 	p.WaitCommitted()
 	for _, c := range conns {
@@ -149,7 +149,7 @@ func TestUnauthorizedConnectionDoesNotStallOtherAccounts(t *testing.T) {
 	p.start()
 	start := time.Now()
 	ids := p.publish([]string{"acc-a", "acc-b"}, 500)
-	forwardingtest.WaitFor(t, "account B delivered", 10*time.Second, func() bool { return p.rcv.Count("otlp-b") >= 500 })
+	forwardingtest.WaitFor(t, "account B delivered", 10*time.Second, func() bool { return p.rcv.Accepted("otlp-b") >= 500 })
 	t.Logf("account B's 500 events arrived %s after publishing while A's receiver refused", time.Since(start).Round(time.Millisecond))
 	parked := kafkatest.ReadAll(t, p.Cluster.Brokers(), p.Cfg.Delivery.RetryTopic.Name, 500, 20*time.Second)
 	parkedIDs := map[string]bool{}
@@ -187,7 +187,7 @@ func TestPoisonRecordsAreDeadLettered(t *testing.T) {
 	}
 	p.start()
 	ids := p.publish([]string{"acc-00"}, 100)
-	forwardingtest.WaitFor(t, "good events", 20*time.Second, func() bool { return p.rcv.Count("otlp-a") >= len(ids["acc-00"]) })
+	forwardingtest.WaitFor(t, "good events", 20*time.Second, func() bool { return p.rcv.Accepted("otlp-a") >= len(ids["acc-00"]) })
 	dlq := kafkatest.ReadAll(t, p.Cluster.Brokers(), "audit.events.dlq", 3, 10*time.Second)
 	if len(dlq) != 3 {
 		t.Fatalf("dead-lettered %d, want 3", len(dlq))

@@ -39,12 +39,12 @@ func TestKilledMidBatchLosesNothing(t *testing.T) {
 	}
 	const inflightBytes = 256 << 10
 	first := p.startProcess(t, bin, inflightBytes)
-	forwardingtest.WaitFor(t, "delivery under way", 30*time.Second, func() bool { return p.rcv.Count("otlp-a") >= 1500 })
+	forwardingtest.WaitFor(t, "delivery under way", 30*time.Second, func() bool { return p.rcv.Accepted("otlp-a") >= 1500 })
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_ = first.Wait()
-	atKill := p.rcv.Count("otlp-a")
+	atKill := p.rcv.Accepted("otlp-a")
 	if atKill >= len(all) {
 		t.Fatalf("everything was delivered before the kill (%d); the test needs a slower receiver", atKill)
 	}
