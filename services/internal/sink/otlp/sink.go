@@ -16,7 +16,6 @@ import (
 	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/internal/version"
 	"github.com/klauspost/compress/gzip"
-	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -139,19 +138,15 @@ func (s *Sink) WriteBatch(ctx context.Context, entries [][]byte) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	r := &batchRun{s: s, ctx: ctx, be: sink.NewBatchError(len(entries)), budget: s.maxSplit, logs: make([]plog.Logs, len(entries))}
+	r := &batchRun{s: s, ctx: ctx, be: sink.NewBatchError(len(entries)), budget: s.maxSplit, parts: make([]splicedEntry, len(entries))}
 	idx := make([]int, 0, len(entries))
-	var un plog.ProtoUnmarshaler
 	for i, e := range entries {
-		logs, err := un.UnmarshalLogs(e)
-		if err == nil && logs.LogRecordCount() != 1 {
-			err = fmt.Errorf("holds %d log records, not 1", logs.LogRecordCount())
-		}
+		parts, err := parseEntry(e)
 		if err != nil {
 			r.be.Fail(i, permanent(0, ReasonBadEntry, fmt.Sprintf("entry %d is not an encoded OTLP log: %v", i, err)))
 			continue
 		}
-		r.logs[i] = logs
+		r.parts[i] = parts
 		idx = append(idx, i)
 	}
 	size := func(i int) int { return EntrySize(entries[i]) }
@@ -171,7 +166,7 @@ func (s *Sink) WriteBatch(ctx context.Context, entries [][]byte) error {
 type batchRun struct {
 	s         *Sink
 	ctx       context.Context
-	logs      []plog.Logs
+	parts     []splicedEntry
 	be        *sink.BatchError
 	delivered int
 	budget    int
@@ -206,7 +201,7 @@ func (r *batchRun) send(idx []int, parent *sink.SendError) {
 		}
 		r.budget--
 	}
-	body, err := r.s.encode(r.logs, idx)
+	body, err := r.s.encode(r.parts, idx)
 	if err != nil {
 		r.abort = &sink.SendError{Class: sink.Unhealthy, Err: fmt.Errorf("encode otlp request: %w", err)}
 		r.failAll(idx, r.abort)
@@ -294,7 +289,7 @@ func (r *batchRun) isolate(idx []int, rejected int, msg string) {
 	r.budget--
 	h := len(idx) / 2
 	left, right := idx[:h], idx[h:]
-	body, err := r.s.encode(r.logs, left)
+	body, err := r.s.encode(r.parts, left)
 	if err != nil {
 		unresolved(err)
 		return
@@ -336,40 +331,20 @@ func errText(err error) string {
 // encode builds the request for the entries at idx: their records under
 // one ResourceLogs per resource (account) and scope, in the body's
 // encoding, uncompressed.
-func (s *Sink) encode(all []plog.Logs, idx []int) ([]byte, error) {
-	out := plog.NewLogs()
-	groups := make(map[string]plog.LogRecordSlice, 1)
-	var key strings.Builder
+func (s *Sink) encode(parts []splicedEntry, idx []int) ([]byte, error) {
+	size := 0
 	for _, i := range idx {
-		rl := all[i].ResourceLogs().At(0)
-		sl := rl.ScopeLogs().At(0)
-		key.Reset()
-		if v, ok := rl.Resource().Attributes().Get(AttrAccountID); ok {
-			key.WriteString(v.Str())
-		}
-		key.WriteByte(0)
-		if v, ok := rl.Resource().Attributes().Get(AttrServiceName); ok {
-			key.WriteString(v.Str())
-		}
-		k := key.String()
-		records, ok := groups[k]
-		if !ok {
-			nrl := out.ResourceLogs().AppendEmpty()
-			rl.Resource().CopyTo(nrl.Resource())
-			nrl.SetSchemaUrl(rl.SchemaUrl())
-			nsl := nrl.ScopeLogs().AppendEmpty()
-			sl.Scope().CopyTo(nsl.Scope())
-			nsl.SetSchemaUrl(sl.SchemaUrl())
-			records = nsl.LogRecords()
-			groups[k] = records
-		}
-		sl.LogRecords().At(0).CopyTo(records.AppendEmpty())
+		size += len(parts[i].record) + 8
 	}
-	req := plogotlp.NewExportRequestFromLogs(out)
-	if s.cfg.Encoding == EncodingJSON {
-		return req.MarshalJSON()
+	body := spliceRequest(make([]byte, 0, size+1024), parts, idx)
+	if s.cfg.Encoding != EncodingJSON {
+		return body, nil
 	}
-	return req.MarshalProto()
+	req := plogotlp.NewExportRequest()
+	if err := req.UnmarshalProto(body); err != nil {
+		return nil, err
+	}
+	return req.MarshalJSON()
 }
 
 // exportResult is a 2xx answer's partial success.

@@ -134,7 +134,7 @@ func TestOneResourcePerAccount(t *testing.T) {
 	for i := range entries {
 		idx = append(idx, i)
 	}
-	body, err := f.sink.encode(decodeAll(t, entries), idx)
+	body, err := f.sink.encode(parseAll(t, entries), idx)
 	if err != nil {
 		t.Fatal(err)
 	}
