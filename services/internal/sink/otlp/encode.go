@@ -3,6 +3,7 @@ package otlp
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
@@ -91,6 +92,10 @@ func (c Config) Encoder() *Encoder { return NewEncoder(nil) }
 
 var protoMarshaler plog.ProtoMarshaler
 
+// jsonBufs hold the event's JSON until the body copies it: a fresh
+// buffer per event was the encoder's largest allocation.
+var jsonBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
 // Encode returns the event's entry: the protobuf form of an
 // ExportLogsServiceRequest holding one ResourceLogs (the account's
 // resource), one ScopeLogs and one LogRecord. Encode is called when the
@@ -137,7 +142,10 @@ func (e *Encoder) Logs(ev *auditlogv1.AuditEvent) plog.Logs {
 	if name := ev.GetRequest().GetAction(); name != "" {
 		lr.SetEventName(name)
 	}
-	lr.Body().SetStr(string(auditevent.EncodeJSON(ev)))
+	buf := jsonBufs.Get().(*[]byte)
+	*buf = auditevent.AppendJSON((*buf)[:0], ev)
+	lr.Body().SetStr(string(*buf))
+	jsonBufs.Put(buf)
 
 	a := lr.Attributes()
 	a.EnsureCapacity(20)
