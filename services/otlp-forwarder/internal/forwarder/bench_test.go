@@ -13,6 +13,8 @@ package forwarder
 //     which merges, marshals and gzips each request, answered in memory
 //     without a socket: what encoding for OTLP costs, sent nowhere. The
 //     forwarder is measured against it.
+//   - BenchmarkOTLPWriteBatchOnly: the Sink's part of that pass alone, on
+//     entries encoded before the timer.
 //   - BenchmarkOTLPForwarder: forwarder.Run with the default delivery
 //     configuration draining a pre-loaded topic into the fake over HTTP,
 //     with its memory next to max_inflight_bytes and the CPU per event.
@@ -236,6 +238,47 @@ func BenchmarkOTLPEncodeOnly(b *testing.B) {
 	b.ReportMetric(float64(entryBytes.Load())/float64(b.N), "entry-B")
 	b.ReportMetric(float64(wire.Load())/float64(b.N), "wire-B")
 	b.ReportMetric(float64(b.N)/float64(max(requests.Load(), 1)), "records/request")
+}
+
+// BenchmarkOTLPWriteBatchOnly is the sink's part of the encode-only pass:
+// the same records encoded before the timer, then handed in 500-entry
+// batches to the connection's Sink (entries read, grouped per account,
+// marshalled, gzipped, answered in memory) on GOMAXPROCS goroutines.
+func BenchmarkOTLPWriteBatchOnly(b *testing.B) {
+	gen := forwardingtest.NewBenchGen(b, DefaultConfig().Kafka.Topics.Events.Name)
+	at := time.Now()
+	enc := otlp.NewEncoder(nil)
+	entries := make([][]byte, forwardingtest.BenchPool)
+	for i := range entries {
+		ev, err := auditevent.DecodeRecord(gen.Record(b, i, at.Add(time.Duration(i)*time.Microsecond)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if entries[i], err = enc.Encode(ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var requests, wire atomic.Int64
+	s, err := otlp.New(otlp.Config{Endpoint: "https://otlp.invalid", Auth: otlp.Auth{}},
+		otlp.Options{HTTPClient: &http.Client{Transport: benchLocalHTTP{&requests, &wire}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	batches := int64((b.N + benchBatchEntries - 1) / benchBatchEntries)
+	elapsed := forwardingtest.BenchWorkers(b, runtime.GOMAXPROCS(0), batches, func() (func(int64) error, error) {
+		batch := make([][]byte, 0, benchBatchEntries)
+		return func(n int64) error {
+			from := int(n) * benchBatchEntries
+			batch = batch[:0]
+			for i := from; i < min(from+benchBatchEntries, b.N); i++ {
+				batch = append(batch, entries[i%len(entries)])
+			}
+			return s.WriteBatch(ctx, batch)
+		}, nil
+	})
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(float64(wire.Load())/float64(b.N), "wire-B")
 }
 
 // BenchmarkOTLPForwarder runs forwarder.Run in this process with the
