@@ -17,20 +17,24 @@ package forwarder
 //     entries encoded before the timer.
 //   - BenchmarkOTLPForwarder: forwarder.Run with the default delivery
 //     configuration draining a pre-loaded topic into the fake over HTTP,
-//     with its memory next to max_inflight_bytes and the CPU per event.
+//     with its memory next to max_inflight_bytes (the default and four
+//     times it) and the CPU per event; BenchmarkOTLPForwarderCPUSplit the
+//     default run under a profile telling its CPU from the rig's.
 //   - BenchmarkOTLPEndToEndLatency: events produced at a steady 1k/s while
 //     the forwarder runs; latency from an event's timestamp (set when it is
 //     produced) to the fake's decoding its record; p50, p99, max.
 //
 // For the throughput benchmarks b.N is the number of events (run them with
 // a fixed count, -benchtime=500000x); one op of the latency benchmark is a
-// 5 s window at 1k events/s (-benchtime=1x).
+// 5 s window at 1k events/s (-benchtime=1x). TestOTLPBenchReport prints
+// one comparison of a run's results against the targets.
 
 import (
 	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -42,6 +46,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
+	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/sink/otlp"
 	"github.com/auditstream/auditstream/services/testsupport/benchutil"
 	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
@@ -284,10 +289,34 @@ func BenchmarkOTLPWriteBatchOnly(b *testing.B) {
 // BenchmarkOTLPForwarder runs forwarder.Run in this process with the
 // default delivery configuration, 50 accounts routed to 4 connections,
 // against a topic pre-loaded with b.N records, and times it from start
-// until the fake has accepted all of them. It reports memory next to
-// max_inflight_bytes, the CPU per event, resent records and parked ones.
+// until the fake has accepted all of them. Sub-benchmarks set
+// max_inflight_bytes (max_connection_bytes stays at most a quarter of it,
+// as in the defaults); memory is reported next to it, with the CPU per
+// event, resent records and parked ones.
 func BenchmarkOTLPForwarder(b *testing.B) {
+	for _, inflight := range benchInflightSettings {
+		b.Run(fmt.Sprintf("max-inflight=%dMB", inflight>>20), func(b *testing.B) {
+			benchForwarder(b, inflight, false)
+		})
+	}
+}
+
+// BenchmarkOTLPForwarderCPUSplit is the default forwarder run again, under
+// a CPU profile that tells the forwarder's CPU from what the broker and the
+// fake take of each event (forwardingtest.StartBenchUsageSplit). Profiling
+// slows the run; the report takes only the split from it.
+func BenchmarkOTLPForwarderCPUSplit(b *testing.B) {
+	benchForwarder(b, DefaultConfig().Delivery.MaxInflightBytes, true)
+}
+
+// benchInflightSettings are the max_inflight_bytes the forwarder benchmark
+// runs with; the first is the default.
+var benchInflightSettings = []config.ByteSize{DefaultConfig().Delivery.MaxInflightBytes, 4 * DefaultConfig().Delivery.MaxInflightBytes}
+
+func benchForwarder(b *testing.B, inflight config.ByteSize, split bool) {
 	cluster, cfg := benchBroker(b)
+	cfg.Delivery.MaxInflightBytes = inflight
+	cfg.Delivery.MaxConnectionBytes = min(cfg.Delivery.MaxConnectionBytes, inflight/4)
 	cfg.Delivery.ParkDelay = benchParkDelay
 	if err := cfg.Validate(); err != nil {
 		b.Fatal(err)
@@ -297,7 +326,12 @@ func BenchmarkOTLPForwarder(b *testing.B) {
 	rcv := newBenchReceiver(b, tally.accept)
 	benchWriteDestinations(b, cfg, rcv.URL())
 
-	mem := forwardingtest.StartBenchUsage(b)
+	var mem *forwardingtest.BenchUsage
+	if split {
+		mem = forwardingtest.StartBenchUsageSplit(b)
+	} else {
+		mem = forwardingtest.StartBenchUsage(b)
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
@@ -338,6 +372,11 @@ func BenchmarkOTLPForwarder(b *testing.B) {
 	b.ReportMetric(float64(tally.resent.Load()), "resent")
 	b.ReportMetric(float64(parked), "parked")
 	b.ReportMetric(float64(wire)/float64(b.N), "wire-B")
+	if n := int64(b.N) - parked; n > 0 {
+		if t, ok := progress.Reached(n); ok && t > 0 {
+			b.ReportMetric(float64(n)/t.Seconds(), "unparked-events/s")
+		}
+	}
 	b.ReportMetric(benchutil.MB(uint64(cfg.Delivery.MaxInflightBytes)), "max-inflight-MB")
 }
 
@@ -416,4 +455,206 @@ func BenchmarkOTLPEndToEndLatency(b *testing.B) {
 	b.ReportMetric(benchutil.Millis(lat.Percentile(50)), "p50-ms")
 	b.ReportMetric(benchutil.Millis(lat.Percentile(99)), "p99-ms")
 	b.ReportMetric(benchutil.Millis(lat.Percentile(100)), "max-ms")
+}
+
+// Targets of the OTLP forwarder (2-core machine), as for the other
+// forwarders.
+const (
+	benchTargetOfEncodeOnly = 0.70
+	benchTargetP99          = time.Second
+)
+
+type benchReport struct {
+	text  string
+	below int
+}
+
+// Names of the benchmark results the report reads.
+const (
+	benchNameCeiling    = "OTLPConsumeCeiling"
+	benchNameEncode     = "OTLPEncodeOnly"
+	benchNameWriteBatch = "OTLPWriteBatchOnly"
+	benchNameLatency    = "OTLPEndToEndLatency"
+	benchNameSplit      = "OTLPForwarderCPUSplit"
+)
+
+func benchNameForwarder(inflight config.ByteSize) string {
+	return fmt.Sprintf("OTLPForwarder/max-inflight=%dMB", inflight>>20)
+}
+
+// otlpBenchReport lays out the ceiling, the encode-only and
+// WriteBatch-only passes and the forwarder runs (median over -count runs),
+// their memory, the latency, and a verdict per target.
+func otlpBenchReport(out benchutil.Output) (benchReport, error) {
+	get := func(name string) (benchutil.Result, int, error) {
+		r, runs := out.Median(name)
+		if runs == 0 {
+			return r, 0, fmt.Errorf("no result for Benchmark%s in the benchmark output", name)
+		}
+		return r, runs, nil
+	}
+	ceiling, runs, err := get(benchNameCeiling)
+	if err != nil {
+		return benchReport{}, err
+	}
+	encode, _, err := get(benchNameEncode)
+	if err != nil {
+		return benchReport{}, err
+	}
+	writeBatch, _, err := get(benchNameWriteBatch)
+	if err != nil {
+		return benchReport{}, err
+	}
+	fwds := make([]benchutil.Result, len(benchInflightSettings))
+	fwdRuns := make([]int, len(benchInflightSettings))
+	for i, inflight := range benchInflightSettings {
+		if fwds[i], fwdRuns[i], err = get(benchNameForwarder(inflight)); err != nil {
+			return benchReport{}, err
+		}
+	}
+	latency, _, err := get(benchNameLatency)
+	if err != nil {
+		return benchReport{}, err
+	}
+	split, _, err := get(benchNameSplit)
+	if err != nil {
+		return benchReport{}, err
+	}
+
+	metric := func(r benchutil.Result, unit string) string {
+		v, ok := r.Metrics[unit]
+		if !ok {
+			return "-"
+		}
+		return benchutil.FormatValue(v)
+	}
+	ratio := func(r benchutil.Result, unit string, of benchutil.Result) (float64, string) {
+		a, okA := r.Metrics[unit]
+		b, okB := of.Metrics["events/s"]
+		if !okA || !okB || b == 0 {
+			return math.NaN(), "-"
+		}
+		return a / b, benchutil.FormatPercent(a / b)
+	}
+	labels := []string{"raw franz-go consume ceiling", "encode-only (decode, OTLP record, request, gzip)", "WriteBatch-only (request and gzip of encoded entries)"}
+	results := []benchutil.Result{ceiling, encode, writeBatch}
+	const firstForwarder = 3
+	for i, inflight := range benchInflightSettings {
+		label := fmt.Sprintf("forwarder into the fake, max_inflight %d MiB", inflight>>20)
+		if i == 0 {
+			label += " (default)"
+		}
+		labels = append(labels, label)
+		results = append(results, fwds[i])
+	}
+
+	var s strings.Builder
+	fmt.Fprintf(&s, "\nOTLP forwarder against its ceilings (median of %d run(s); 1 KB records, protobuf, gzip, broker and OTLP fake in this process)\n", runs)
+	tbl := &benchutil.Table{}
+	tbl.Row("", "events/s", "of ceiling", "of encode-only", "steady events/s", "of encode-only", "parked", "CPU µs/event", "CPU busy")
+	for i, r := range results {
+		c, e, ue := "-", "-", "-"
+		if i > 0 {
+			_, c = ratio(r, "events/s", ceiling)
+		}
+		if i >= firstForwarder {
+			_, e = ratio(r, "events/s", encode)
+			_, ue = ratio(r, "steady-events/s", encode)
+		}
+		tbl.Row(labels[i], metric(r, "events/s"), c, e, metric(r, "steady-events/s"), ue, metric(r, "parked"), forwardingtest.BenchMicros(r), metric(r, "cpu-%")+" %")
+	}
+	tbl.WriteTo(&s)
+	s.WriteString("steady: the rate from 10 % to 90 % of the events delivered, without start-up and the linger of the last batches;\n" +
+		"the targets are judged on events/s over the whole run.\n")
+	s.WriteString(forwardingtest.BenchBound(encode, fwds[0], split, "OTLP fake"))
+	s.WriteString("\nmemory (MB): peak is the whole process (benchutil: heap and stacks, garbage included); over-base is above the\nheap in use before the run (the broker holding the loaded topic, the event pool); live is the live heap's peak above its own\n")
+	mt := &benchutil.Table{}
+	mt.Row("", "max_inflight", "live over base", "peak over base", "peak")
+	labels = append(labels, "end-to-end latency run (1k events/s)")
+	results = append(results, latency)
+	for i, r := range results {
+		mt.Row(labels[i], metric(r, "max-inflight-MB"), metric(r, "live-over-base-MB"), metric(r, "peak-over-base-MB"), metric(r, "peak-MB"))
+	}
+	mt.WriteTo(&s)
+	fmt.Fprintf(&s, "\nend-to-end latency at %s events/s (default config): p50 %s ms, p99 %s ms, max %s ms\n",
+		metric(latency, "produced-events/s"), metric(latency, "p50-ms"), metric(latency, "p99-ms"), metric(latency, "max-ms"))
+
+	rep := benchReport{}
+	var verdicts strings.Builder
+	line := func(target, verdict, got string) {
+		fmt.Fprintf(&verdicts, "  %-46s %-13s %s\n", target, verdict, got)
+	}
+	verdict := func(target string, pass bool, got string) {
+		v := "PASS"
+		if !pass {
+			v = "BELOW TARGET"
+			rep.below++
+		}
+		line(target, v, got)
+	}
+	fwd := fwds[0]
+	r, txt := ratio(fwd, "events/s", encode)
+	if fwd.Metrics["parked"] > 0 {
+		txt += fmt.Sprintf(" (%s parked; the rest at %s events/s)", metric(fwd, "parked"), metric(fwd, "unparked-events/s"))
+	}
+	verdict(fmt.Sprintf("forwarder >= %s of encode-only", benchutil.FormatPercent(benchTargetOfEncodeOnly)), r >= benchTargetOfEncodeOnly, txt)
+	p99, ok := latency.Metrics["p99-ms"]
+	verdict(fmt.Sprintf("end-to-end p99 < %s at 1k events/s", benchTargetP99), ok && p99 < benchutil.Millis(benchTargetP99), metric(latency, "p99-ms")+" ms")
+	pass, got, backlog := forwardingtest.BenchMemoryVerdict(benchInflightSettings, fwds, fwdRuns)
+	verdict(fmt.Sprintf("memory set by config (backlog %s MB)", benchutil.FormatValue(backlog)), pass, got)
+	_, txt = ratio(fwd, "steady-events/s", encode)
+	line("steady forwarder / encode-only", "(no target)", txt)
+	_, txt = ratio(fwd, "events/s", ceiling)
+	line("forwarder / consume ceiling", "(no target)", txt)
+	if bound, ok := forwardingtest.BenchBoundRate(encode, fwd, split); ok {
+		line("bound beside the broker and OTLP fake", "(no target)",
+			fmt.Sprintf("%s events/s = %s of encode-only", benchutil.FormatValue(bound), benchutil.FormatPercent(bound/encode.Metrics["events/s"])))
+	}
+	s.WriteString("\ntargets (2-core machine)\n")
+	s.WriteString(verdicts.String())
+	rep.text = s.String()
+	return rep, nil
+}
+
+// The report reads the benchmarks' result lines and judges each target.
+func TestOTLPBenchReportFormat(t *testing.T) {
+	const output = `BenchmarkOTLPConsumeCeiling-2   	  200000	      2500 ns/op	    400000 events/s	     300.0 peak-MB	      40.0 peak-over-base-MB	      30.0 live-over-base-MB	 1000 cpu-ns/op	 50 cpu-%
+BenchmarkOTLPEncodeOnly-2       	  200000	      6250 ns/op	    100000 events/s	      30.0 peak-MB	       5.0 peak-over-base-MB	       2.0 live-over-base-MB	 20000 cpu-ns/op	 100 cpu-%
+BenchmarkOTLPWriteBatchOnly-2   	  200000	      2000 ns/op	    150000 events/s	 13000 cpu-ns/op	 100 cpu-%
+BenchmarkOTLPForwarder/max-inflight=16MB-2    	  200000	      8000 ns/op	    65000 events/s	 70000 unparked-events/s	 10 parked	     300.0 peak-MB	      60.0 peak-over-base-MB	 50.0 live-over-base-MB	      16.8 max-inflight-MB	 30000 cpu-ns/op	 100 cpu-%	 72000 steady-events/s
+BenchmarkOTLPForwarder/max-inflight=64MB-2    	  200000	     10000 ns/op	    60000 events/s	 0 parked	     400.0 peak-MB	     150.0 peak-over-base-MB	 700.0 live-over-base-MB	      67.1 max-inflight-MB
+BenchmarkOTLPForwarderCPUSplit-2    	  200000	      9000 ns/op	    50000 events/s	 32000 cpu-ns/op	 25.0 rig-cpu-%
+BenchmarkOTLPEndToEndLatency-2                	       1	5000000000 ns/op	      1000 produced-events/s	     150.0 p50-ms	    900 p99-ms	      1300 max-ms	 80.0 peak-MB
+PASS
+`
+	out, err := benchutil.Parse(strings.NewReader(output), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := otlpBenchReport(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"forwarder >= 70.0 % of encode-only             BELOW TARGET  65.0 % (10.0 parked; the rest at 70,000 events/s)",
+		"end-to-end p99 < 1s at 1k events/s             PASS          900 ms",
+		"memory set by config (backlog 205 MB)          BELOW TARGET  live 50.0 MB at 16 MiB (allowed 198), live 700 MB at 64 MiB (allowed 601)",
+		"steady forwarder / encode-only                 (no target)   72.0 %",
+		"forwarder / consume ceiling                    (no target)   16.2 %",
+		"WriteBatch-only (request and gzip of encoded entries)",
+		"the broker and the OTLP fake took 7.50 µs of CPU per event (25.0 % of 30.0 µs",
+		"the forwarder itself, with the garbage collector, 22.5 µs, of which the encode-only work (20.0 µs) is 88.9 %",
+		fmt.Sprintf("bound beside the broker and OTLP fake          (no target)   %s events/s = %s of encode-only",
+			benchutil.FormatValue(float64(runtime.NumCPU())*1e9/27500), benchutil.FormatPercent(float64(runtime.NumCPU())*1e9/27500/100000)),
+	} {
+		if !strings.Contains(rep.text, want) {
+			t.Errorf("report lacks %q:\n%s", want, rep.text)
+		}
+	}
+	if rep.below != 2 {
+		t.Errorf("%d targets below, want 2:\n%s", rep.below, rep.text)
+	}
+	if _, err := otlpBenchReport(benchutil.Output{}); err == nil {
+		t.Error("no error for an output without results")
+	}
 }
