@@ -101,6 +101,10 @@ type Report struct {
 	Records   int64     `json:"records"`
 	Bytes     int64     `json:"bytes"`
 	Problems  []Problem `json:"problems"`
+	// Policies are the days of the range whose manifests record a storage
+	// profile's filter or redaction, per account: deliberate, not
+	// problems. A day whose objects are missing is still a problem.
+	Policies []DayPolicy `json:"policies,omitempty"`
 	// Days are the digested days of the options' range, per account, as
 	// their digests describe them (whether or not they verify): for
 	// callers that show days. The CLI's report leaves them out.
@@ -122,6 +126,64 @@ type DayDigest struct {
 	Final bool
 	// KeyID is the key that signed the day's digest, as the digest names it.
 	KeyID string
+	// Policy is what the profile's policy did to the day, nil when no
+	// manifest of the day records one.
+	Policy *DayPolicy
+}
+
+// DayPolicy is what a storage profile's filter and redaction did to an
+// account's day, as the day's manifests record it: the day's objects hold
+// only the events the filter kept, redacted, on purpose.
+type DayPolicy struct {
+	Account string `json:"account"`
+	Day     string `json:"day"`
+	// Policies are the distinct policies (by version) of the day's
+	// manifests, in the order they first apply; each one's Filtered sums
+	// the events it left out.
+	Policies []ManifestPolicy `json:"policies"`
+	// Filtered is how many events of the day the filters left out.
+	Filtered int64 `json:"filtered"`
+	// Manifests counts the day's manifests that record a policy; Whole
+	// those that record none (the policy was set or removed that day).
+	Manifests int `json:"manifests"`
+	Whole     int `json:"whole"`
+}
+
+// dayPolicies sums the policies the manifests of an account record, per
+// day of the options' range; days without one are left out.
+func dayPolicies(acct string, manifests map[string]*openedManifest, opts VerifyOptions) []DayPolicy {
+	byDay := map[time.Time]*DayPolicy{}
+	for _, key := range slices.Sorted(maps.Keys(manifests)) {
+		om := manifests[key]
+		if om.m == nil || !inRange(om.day, opts) {
+			continue
+		}
+		dp := byDay[om.day]
+		if dp == nil {
+			dp = &DayPolicy{Account: acct, Day: om.day.Format(dayFormat)}
+			byDay[om.day] = dp
+		}
+		mp := om.m.Policy
+		if mp == nil {
+			dp.Whole++
+			continue
+		}
+		dp.Manifests++
+		dp.Filtered += mp.Filtered
+		i := slices.IndexFunc(dp.Policies, func(p ManifestPolicy) bool { return p.Version == mp.Version })
+		if i < 0 {
+			dp.Policies = append(dp.Policies, ManifestPolicy{Version: mp.Version, Filter: mp.Filter, Redact: mp.Redact})
+			i = len(dp.Policies) - 1
+		}
+		dp.Policies[i].Filtered += mp.Filtered
+	}
+	var out []DayPolicy
+	for _, day := range slices.SortedFunc(maps.Keys(byDay), time.Time.Compare) {
+		if dp := byDay[day]; dp.Manifests > 0 {
+			out = append(out, *dp)
+		}
+	}
+	return out
 }
 
 // OK reports whether nothing was found.
@@ -292,8 +354,19 @@ func verifyAccount(ctx context.Context, s objstore.Store, acct string, opts Veri
 			add(ProblemExtra, key, "no manifest lists this object")
 		}
 	}
+	days := len(rep.Days)
 	if err := verifyDigests(ctx, s, acct, digests, opened, data, opts, rep, add); err != nil {
 		return err
+	}
+	policies := dayPolicies(acct, opened, opts)
+	rep.Policies = append(rep.Policies, policies...)
+	for i := range rep.Days[days:] {
+		d := &rep.Days[days+i]
+		for j := range policies {
+			if policies[j].Day == d.Day.Format(dayFormat) {
+				d.Policy = &policies[j]
+			}
+		}
 	}
 	slices.SortFunc(rep.Problems, func(a, b Problem) int { return strings.Compare(a.Key, b.Key) })
 	return nil

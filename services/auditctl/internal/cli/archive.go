@@ -550,6 +550,38 @@ func runArchiveVerify(ctx context.Context, g *globals, cfg *Config, o archiveVer
 	return nil
 }
 
+// writeDayPolicy writes what a storage profile's policy did to one day.
+func writeDayPolicy(b *strings.Builder, dp archive.DayPolicy) {
+	fmt.Fprintf(b, "  %s %s: %d events left out by the filter", dp.Account, dp.Day, dp.Filtered)
+	if dp.Whole > 0 {
+		fmt.Fprintf(b, "; %d of %d manifests without a policy (whole events)", dp.Whole, dp.Whole+dp.Manifests)
+	}
+	b.WriteString("\n")
+	for _, p := range dp.Policies {
+		fmt.Fprintf(b, "    policy %s:", p.Version)
+		if p.Filter != "" {
+			fmt.Fprintf(b, " filter %s", printable(strings.Join(strings.Fields(p.Filter), " ")))
+		} else {
+			b.WriteString(" no filter")
+		}
+		if len(p.Redact) > 0 {
+			var rules []string
+			for _, r := range p.Redact {
+				rule := r.Path + " " + r.Action
+				if r.Keep > 0 {
+					rule += fmt.Sprintf(" keep %d", r.Keep)
+				}
+				rules = append(rules, rule)
+			}
+			fmt.Fprintf(b, "; redact %s", printable(strings.Join(rules, ", ")))
+		}
+		if len(dp.Policies) > 1 {
+			fmt.Fprintf(b, "; %d left out", p.Filtered)
+		}
+		b.WriteString("\n")
+	}
+}
+
 func (s verifySummary) writeText(w io.Writer) error {
 	var b strings.Builder
 	days := "every day"
@@ -589,6 +621,12 @@ func (s verifySummary) writeText(w io.Writer) error {
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Kind, printable(p.Key), printable(p.Detail))
 			}
 			_ = tw.Flush()
+		}
+		if len(c.Policies) > 0 {
+			b.WriteString("filtered or redacted days (the storage profile's policy, recorded in the manifests; not problems):\n")
+			for _, dp := range c.Policies {
+				writeDayPolicy(&b, dp)
+			}
 		}
 		kinds := map[string]int{}
 		for _, p := range c.Problems {

@@ -46,6 +46,18 @@ type archiveDay struct {
 	KeyID        string           `json:"key_id,omitempty"`
 	ProblemCount int              `json:"problem_count"`
 	Problems     []archiveProblem `json:"problems"`
+	// Policy is set when the day's manifests record the storage profile's
+	// filter or redaction: the day holds fewer events, or redacted ones,
+	// on purpose. It is not a problem.
+	Policy *archiveDayPolicy `json:"policy,omitempty"`
+}
+
+// archiveDayPolicy is what the storage profile's policies did to a day.
+type archiveDayPolicy struct {
+	Filtered int64 `json:"filtered"`
+	// Partial: some of the day's objects were written without a policy.
+	Partial  bool                     `json:"partial"`
+	Policies []archive.ManifestPolicy `json:"policies"`
 }
 
 // archiveDaysView is the answer of GET .../archive/days (ArchiveDays in
@@ -199,6 +211,10 @@ func dayStates(account string, from, to time.Time, rep *archive.Report, checked 
 	for _, d := range rep.Days {
 		byDay[d.Day] = d
 	}
+	policies := map[string]archive.DayPolicy{}
+	for _, p := range rep.Policies {
+		policies[p.Day] = p
+	}
 	problems := map[time.Time][]archive.Problem{}
 	other := 0
 	for _, p := range rep.Problems {
@@ -214,6 +230,16 @@ func dayStates(account string, from, to time.Time, rep *archive.Report, checked 
 		d, digested := byDay[day]
 		ad := archiveDay{Date: day.Format(time.DateOnly), Events: d.Events, Objects: d.Objects, Addenda: d.Addenda,
 			KeyID: d.KeyID, Problems: []archiveProblem{}}
+		// A digested day carries its policy; others are looked up.
+		p, ok := d.Policy, d.Policy != nil
+		if !digested {
+			var dp archive.DayPolicy
+			dp, ok = policies[ad.Date]
+			p = &dp
+		}
+		if ok {
+			ad.Policy = &archiveDayPolicy{Filtered: p.Filtered, Partial: p.Whole > 0, Policies: p.Policies}
+		}
 		missing := false
 		for _, p := range problems[day] {
 			missing = missing || p.Kind == archive.ProblemDigestMissing && p.Key == archive.DigestKey(account, day, 0)

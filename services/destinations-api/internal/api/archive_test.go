@@ -14,6 +14,7 @@ import (
 
 	"github.com/auditstream/auditstream/services/destinations-api/internal/e2eharness"
 	"github.com/auditstream/auditstream/services/internal/archive"
+	"github.com/auditstream/auditstream/services/internal/eventfilter"
 	"github.com/auditstream/auditstream/services/internal/objstore"
 	"github.com/auditstream/auditstream/services/testsupport/s3fake"
 )
@@ -40,6 +41,13 @@ func daysPath(account, query string) string {
 // key.
 func archiveHarness(t *testing.T, keys bool, change ...func(*Config)) (*harness, string) {
 	t.Helper()
+	return archiveHarnessWith(t, keys, nil, change...)
+}
+
+// archiveHarnessWith is archiveHarness for a storage profile whose objects
+// the archiver wrote with policy.
+func archiveHarnessWith(t *testing.T, keys bool, policy *eventfilter.Policy, change ...func(*Config)) (*harness, string) {
+	t.Helper()
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	dir := t.TempDir()
 	st, err := objstore.Open(context.Background(), objstore.Settings{Kind: objstore.KindLocal, Prefix: "audit", Local: &objstore.LocalSettings{Dir: dir}})
@@ -47,7 +55,7 @@ func archiveHarness(t *testing.T, keys bool, change ...func(*Config)) (*harness,
 		t.Fatal(err)
 	}
 	defer st.Close()
-	e2eharness.WriteArchive(t, st, archive.NewSigner(priv), accountA, map[time.Time]int{archDay(0): 5, archDay(1): 3}, archDay(3))
+	e2eharness.WriteFilteredArchive(t, st, archive.NewSigner(priv), accountA, map[time.Time]int{archDay(0): 5, archDay(1): 3}, archDay(3), policy)
 	h := newHarness(t, append([]func(*Config){func(c *Config) {
 		c.API.AllowLocalStorage = true
 		c.API.TestsPerMinute = 100
@@ -155,6 +163,49 @@ func TestArchiveDaysStates(t *testing.T) {
 	// An operator sees the same.
 	if v := daysOf(t, h.do("GET", daysPath(accountA, "from=2026-03-01&to=2026-03-03"), tokenOperator, nil)); len(v.Days) != 3 {
 		t.Fatalf("operator: %+v", v)
+	}
+}
+
+// TestArchiveDaysFilteredProfile: the days of a filtered and redacted
+// storage profile verify, and say what the policy did; a filtered day that
+// lost an object is still a problem.
+func TestArchiveDaysFilteredProfile(t *testing.T) {
+	rules := []eventfilter.Rule{{Path: "actor.email", Action: eventfilter.Hash}}
+	policy, err := eventfilter.NewPolicy(`event.outcome.result == "FAILURE"`, rules, []byte("k1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, acct := archiveHarnessWith(t, true, policy)
+	// Offsets 0..4 on the 1st keep 0 and 3; 5..7 on the 2nd keep 6.
+	v := daysOf(t, h.do("GET", daysPath(accountA, "from=2026-03-01&to=2026-03-03"), tokenA, nil))
+	days := statesOf(v)
+	for date, want := range map[string]struct {
+		events, filtered int64
+	}{"2026-03-01": {2, 3}, "2026-03-02": {1, 2}} {
+		d := days[date]
+		if d.State != dayVerified || d.Events != want.events || d.Policy == nil || d.Policy.Filtered != want.filtered || d.Policy.Partial ||
+			len(d.Policy.Policies) != 1 {
+			t.Fatalf("%s: %+v (policy %+v), want verified with %d events and %d left out", date, d, d.Policy, want.events, want.filtered)
+		}
+		p := d.Policy.Policies[0]
+		if p.Version != policy.Version() || p.Filter != policy.Filter() || len(p.Redact) != 1 || p.Redact[0] != rules[0] || p.Filtered != want.filtered {
+			t.Fatalf("%s: policy %+v, want the profile's", date, p)
+		}
+	}
+	if d := days["2026-03-03"]; d.State != dayQuiet || d.Policy != nil {
+		t.Fatalf("the quiet day: %+v", d)
+	}
+
+	entries, err := os.ReadDir(filepath.Join(acct, "2026/03/02"))
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("objects of 2026-03-02: %v %v", entries, err)
+	}
+	if err := os.Remove(filepath.Join(acct, "2026/03/02", entries[0].Name())); err != nil {
+		t.Fatal(err)
+	}
+	v = daysOf(t, h.do("GET", daysPath(accountA, "from=2026-03-02&to=2026-03-02"), tokenA, nil))
+	if d := v.Days[0]; d.State != dayProblem || d.Problems[0].Kind != archive.ProblemMissing || d.Policy == nil || d.Policy.Filtered != 2 {
+		t.Fatalf("the filtered day that lost its object: %+v", d)
 	}
 }
 

@@ -19,6 +19,22 @@ type archiveDay struct {
 		Key     string `json:"key"`
 		Message string `json:"message"`
 	} `json:"problems"`
+	// Policy: the storage profile's filter or redaction applied to the
+	// day (deliberate, not a problem).
+	Policy *struct {
+		Filtered int64 `json:"filtered"`
+		Partial  bool  `json:"partial"`
+		Policies []struct {
+			Version string `json:"version"`
+			Filter  string `json:"filter"`
+			Redact  []struct {
+				Path   string `json:"path"`
+				Action string `json:"action"`
+				Keep   int    `json:"keep"`
+			} `json:"redact"`
+			Filtered int64 `json:"filtered"`
+		} `json:"policies"`
+	} `json:"policy"`
 	StateText string `json:"-"`
 	Class     string `json:"-"`
 }

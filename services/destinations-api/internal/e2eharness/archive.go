@@ -14,7 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/auditstream/auditstream/proto/auditevent"
+	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/internal/archive"
+	"github.com/auditstream/auditstream/services/internal/eventfilter"
 	"github.com/auditstream/auditstream/services/internal/objstore"
 )
 
@@ -25,8 +30,17 @@ import (
 // through, the first one starting the account's chain.
 func WriteArchive(t testing.TB, st objstore.Store, signer *archive.Signer, account string, events map[time.Time]int, through time.Time) {
 	t.Helper()
+	WriteFilteredArchive(t, st, signer, account, events, through, nil)
+}
+
+// WriteFilteredArchive is WriteArchive for a storage profile with policy
+// (nil for none): the events are whole ones, every third a FAILURE, the
+// others SUCCESS, and the objects hold what the policy leaves of them, as
+// the archiver writes them.
+func WriteFilteredArchive(t testing.TB, st objstore.Store, signer *archive.Signer, account string, events map[time.Time]int, through time.Time, policy *eventfilter.Policy) {
+	t.Helper()
 	ctx := context.Background()
-	tg := archive.Target{Name: "archive", Store: st}
+	tg := archive.Target{Name: "archive", Store: st, Policy: policy}
 	w := archive.NewWriter(signer)
 	days := slices.SortedFunc(maps.Keys(events), time.Time.Compare)
 	offset := int64(0)
@@ -38,7 +52,17 @@ func WriteArchive(t testing.TB, st objstore.Store, signer *archive.Signer, accou
 		first := offset
 		for range events[day] {
 			id := fmt.Sprintf("%s-%d", account, offset)
-			if err := sp.Add(account, id, offset, day.Add(time.Hour), []byte(`{"id":"`+id+`"}`)); err != nil {
+			line := []byte(`{"id":"` + id + `"}`)
+			if policy != nil {
+				result := "SUCCESS"
+				if offset%3 == 0 {
+					result = "FAILURE"
+				}
+				line = auditevent.AppendJSON(nil, &auditlogv1.AuditEvent{Id: id, Service: "audit-log", Timestamp: timestamppb.New(day.Add(time.Hour)),
+					Actor:   &auditlogv1.Actor{Id: "u1", Type: "user", Email: "jane@example.com"},
+					Outcome: &auditlogv1.Outcome{Result: result}})
+			}
+			if err := sp.Add(account, id, offset, day.Add(time.Hour), line); err != nil {
 				t.Fatal(err)
 			}
 			offset++
@@ -48,7 +72,7 @@ func WriteArchive(t testing.TB, st objstore.Store, signer *archive.Signer, accou
 			t.Fatal(err)
 		}
 		var buf bytes.Buffer
-		stats, err := sp.Build(batches[0], &buf)
+		stats, err := sp.BuildWith(batches[0], &buf, archive.PolicyLine(policy))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,145 @@
+package cli
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/auditstream/auditstream/proto/auditevent"
+	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
+	"github.com/auditstream/auditstream/services/internal/archive"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
+)
+
+// policyFilter and the redaction below are the storage profile's policy.
+const policyFilter = `event.outcome.result == "FAILURE"`
+
+// policyArchive is an archive the real archiver wrote through a storage
+// profile with a filter and a redaction (hash with a key, mask): 12 events
+// of acc-f on the last closed day, every third a failure (the 4 the filter
+// keeps).
+type policyArchive struct {
+	store, destFile, cfgFile string
+	day                      time.Time
+}
+
+func newPolicyArchive(t *testing.T) *policyArchive {
+	t.Helper()
+	bin := forwardingtest.BuildBinary(t, "../../../archiver")
+	k := newTestKafka(t)
+	dir := t.TempDir()
+	a := &policyArchive{store: filepath.Join(dir, "archive"), day: archive.DayBefore(time.Now().Add(-time.Minute))}
+	keyFile := writeFile(t, "redaction.key", "redaction-key-of-the-archive")
+	a.destFile = writeFile(t, "destinations.yaml", fmt.Sprintf(`connections:
+  bucket:
+    type: storage
+    filter: '%s'
+    redact:
+      - {path: actor.email, action: hash}
+      - {path: actor.access_token.token, action: mask, keep: 3}
+    redaction_key: {file: %q}
+    settings:
+      kind: local
+      local: {dir: %q}
+routes:
+  - account: "*"
+    connections: [bucket]
+`, policyFilter, keyFile, a.store))
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	signing := filepath.Join(dir, "signing.pem")
+	if err := os.WriteFile(signing, archive.MarshalSigningKey(priv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.cfgFile = writeFile(t, "archiver.yaml", fmt.Sprintf(`log: {level: warn, format: json}
+http: {addr: %q}
+kafka:
+  brokers: [%s]
+  topics:
+    events: {name: audit.events, partitions: 3}
+    dead_letter: {name: audit.events.dlq, partitions: 1}
+destinations: {file: %q, poll_interval: 100ms}
+archive:
+  group: rotation-test
+  window: 3h
+  grace: 1m
+  late_flush_after: 1s
+  spool_dir: %q
+  commit_interval: 50ms
+  digest_interval: 100ms
+  signing_key: {file: %q}
+`, forwardingtest.FreeAddr(t), k.addr, a.destFile, t.TempDir(), signing))
+	var recs []*kgo.Record
+	for i := range 12 {
+		at := a.day.Add(time.Duration(i)*40*time.Minute + time.Minute)
+		ev := &auditlogv1.AuditEvent{
+			Id:      fmt.Sprintf("acc-f-%02d", i),
+			Actor:   &auditlogv1.Actor{Id: "user-1", Type: "user", Email: "jane.doe@example.com", AccessToken: &auditlogv1.AccessToken{Type: "session", Token: "secret-token-value-B6wifA"}},
+			Request: &auditlogv1.Request{Action: "discard-run", Source: "ui"},
+			Outcome: &auditlogv1.Outcome{Result: "SUCCESS", StatusCode: 202},
+			Target:  &auditlogv1.Target{Id: "run-1", Type: "runs", Context: &auditlogv1.Context{Account: &auditlogv1.Ref{Id: "acc-f"}}},
+		}
+		if i%3 == 0 {
+			ev.Outcome.Result = "FAILURE"
+		}
+		if err := auditevent.Prepare(ev, at); err != nil {
+			t.Fatal(err)
+		}
+		rec, err := auditevent.NewRecord(topic, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Partition, rec.Timestamp = 0, at
+		recs = append(recs, rec)
+	}
+	k.produce(t, recs...)
+	runArchiverOnce(t, k, bin, a.cfgFile, a.store, archive.DigestKey("acc-f", a.day, 0))
+	return a
+}
+
+func (a *policyArchive) verify(t *testing.T, output string) result {
+	t.Helper()
+	return ctl(t, "archive", "verify", "--config", a.cfgFile, "-o", output)
+}
+
+// A filtered and redacted profile's day verifies, and verify says what
+// its policy did: the filter, the rules and the events left out, in text
+// and JSON.
+func TestArchiveVerifyFilteredProfile(t *testing.T) {
+	a := newPolicyArchive(t)
+	r := a.verify(t, "json")
+	var sum verifySummary
+	if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil || r.err != nil {
+		t.Fatalf("verify: %v %v\n%s\n%s", r.err, err, r.stdout, r.stderr)
+	}
+	c := sum.Connections[0]
+	if !sum.OK || c.Records != 4 || len(c.Policies) != 1 {
+		t.Fatalf("verify: ok %v, %d records, policies %+v; want 4 records of one filtered day", sum.OK, c.Records, c.Policies)
+	}
+	dp := c.Policies[0]
+	if dp.Account != "acc-f" || dp.Day != a.day.Format(time.DateOnly) || dp.Filtered != 8 || dp.Whole != 0 || len(dp.Policies) != 1 ||
+		dp.Policies[0].Filter != policyFilter || len(dp.Policies[0].Redact) != 2 || dp.Policies[0].Redact[1].Keep != 3 {
+		t.Fatalf("the day's policy: %+v", dp)
+	}
+	if !strings.Contains(r.stdout, `"policies"`) || strings.Contains(r.stdout, "redaction-key-of-the-archive") {
+		t.Fatalf("JSON report:\n%s", r.stdout)
+	}
+	r = a.verify(t, "text")
+	for _, want := range []string{
+		"filtered or redacted days",
+		"acc-f " + a.day.Format(time.DateOnly) + ": 8 events left out by the filter",
+		"filter " + policyFilter + "; redact actor.email hash, actor.access_token.token mask keep 3",
+		"OK: 1 connection(s), no problem",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("verify's text lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
