@@ -169,7 +169,9 @@ starts on --date, rebuild reads exactly those offsets again, directly and
 without a consumer group, files every record with the archiver's own rules
 (the window of each group, max_future_skew of the archive section of
 --config, which may be the archiver's file), and builds each account's
-object byte for byte as the archiver does.
+object byte for byte as the archiver does: through the storage profile's
+filter and redaction when the object's manifest records them (the
+profile's policy must still be the one the manifest names).
 
 Each object its manifest lists is then
   created           when it is missing and the rebuilt bytes are the ones
@@ -236,6 +238,11 @@ func runArchiveRebuild(ctx context.Context, g *globals, cfg *Config, o archiveRe
 	if st, err := os.Stat(o.spoolDir); err != nil || !st.IsDir() {
 		return fmt.Errorf("--spool-dir %s is not a directory", o.spoolDir)
 	}
+	// The profile's filter and redaction, as the archiver applies them.
+	policy, err := conn.Policy()
+	if err != nil {
+		return fmt.Errorf("connection %s: %w", conn.Name, err)
+	}
 	store, err := openStore(ctx, conn)
 	if err != nil {
 		return err
@@ -243,7 +250,7 @@ func runArchiveRebuild(ctx context.Context, g *globals, cfg *Config, o archiveRe
 	defer store.Close()
 	ro := rebuild.Options{
 		Kafka: cfg.Kafka, Topic: o.topic, Store: store, Date: o.date.t, Accounts: o.accounts,
-		Rules: cfg.Archive.PartitionConfig(), SpoolDir: o.spoolDir, DryRun: o.dryRun,
+		Rules: cfg.Archive.PartitionConfig(), Policy: policy, SpoolDir: o.spoolDir, DryRun: o.dryRun,
 	}
 	if err := ro.Validate(); err != nil {
 		return err

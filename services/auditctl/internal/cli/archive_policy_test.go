@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
@@ -27,8 +28,8 @@ const policyFilter = `event.outcome.result == "FAILURE"`
 // of acc-f on the last closed day, every third a failure (the 4 the filter
 // keeps).
 type policyArchive struct {
-	store, destFile, cfgFile string
-	day                      time.Time
+	store, destFile, cfgFile, keyFile string
+	day                               time.Time
 }
 
 func newPolicyArchive(t *testing.T) *policyArchive {
@@ -38,6 +39,7 @@ func newPolicyArchive(t *testing.T) *policyArchive {
 	dir := t.TempDir()
 	a := &policyArchive{store: filepath.Join(dir, "archive"), day: archive.DayBefore(time.Now().Add(-time.Minute))}
 	keyFile := writeFile(t, "redaction.key", "redaction-key-of-the-archive")
+	a.keyFile = keyFile
 	a.destFile = writeFile(t, "destinations.yaml", fmt.Sprintf(`connections:
   bucket:
     type: storage
@@ -142,4 +144,96 @@ func TestArchiveVerifyFilteredProfile(t *testing.T) {
 			t.Errorf("verify's text lacks %q:\n%s", want, r.stdout)
 		}
 	}
+}
+
+// A filtered and redacted profile's day is rebuilt from the topic with the
+// profile's policy, byte for byte as the archiver wrote it, and then
+// verifies; with the redaction key changed since, it is not: nothing is
+// written and the detail says why.
+func TestArchiveRebuildFilteredProfile(t *testing.T) {
+	a := newPolicyArchive(t)
+	var objects []string
+	written := map[string][]byte{}
+	for _, key := range listFiles(t, a.store) {
+		if _, ok := archive.ParseObjectKey(key); !ok {
+			continue
+		}
+		body, err := os.ReadFile(filepath.Join(a.store, filepath.FromSlash(key)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		objects, written[key] = append(objects, key), body
+		if err := os.Remove(filepath.Join(a.store, filepath.FromSlash(key))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 12 events over 8 hours in 3-hour windows: three objects.
+	if len(objects) != 3 {
+		t.Fatalf("objects %v, want three", objects)
+	}
+	rebuildDay := func() (rebuildSummary, result) {
+		t.Helper()
+		r := ctl(t, "archive", "rebuild", "--config", a.cfgFile, "--connection", "bucket", "--date", a.day.Format(time.DateOnly), "-o", "json")
+		var sum rebuildSummary
+		if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil {
+			t.Fatalf("rebuild: %v: %v\n%s\n%s", r.err, err, r.stdout, r.stderr)
+		}
+		return sum, r
+	}
+
+	// The redaction key changed since: the objects were hashed under
+	// another one, and cannot be rebuilt.
+	keyFile := a.keyFile
+	old, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, []byte("another-key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum, r := rebuildDay()
+	if r.err == nil || sum.Counts["different"] != 3 || !strings.Contains(sum.Objects[0].Detail, "the storage profile's policy is now version") {
+		t.Fatalf("rebuild after the key changed: %v %+v", r.err, sum)
+	}
+	if left := listFiles(t, a.store); len(left) == 0 || slicesContainObject(left) {
+		t.Fatalf("rebuild after the key changed wrote objects: %v", left)
+	}
+
+	if err := os.WriteFile(keyFile, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum, r = rebuildDay()
+	if r.err != nil || sum.Counts["created"] != 3 {
+		t.Fatalf("rebuild: %v %+v\n%s", r.err, sum, r.stderr)
+	}
+	for _, key := range objects {
+		body, err := os.ReadFile(filepath.Join(a.store, filepath.FromSlash(key)))
+		if err != nil || !bytes.Equal(body, written[key]) {
+			t.Fatalf("%s rebuilt is not the archiver's object: %v", key, err)
+		}
+	}
+	var vs verifySummary
+	r = a.verify(t, "json")
+	if err := json.Unmarshal([]byte(r.stdout), &vs); err != nil || r.err != nil || !vs.OK || vs.Connections[0].Records != 4 {
+		t.Fatalf("verify after the rebuild: %v %v\n%s", r.err, err, r.stdout)
+	}
+}
+
+// rebuildSummary is the JSON of archive rebuild, as a script reads it.
+type rebuildSummary struct {
+	Objects []struct {
+		Key    string `json:"key"`
+		Status string `json:"status"`
+		Detail string `json:"detail"`
+	} `json:"objects"`
+	Counts map[string]int `json:"counts"`
+}
+
+func slicesContainObject(keys []string) bool {
+	for _, k := range keys {
+		if _, ok := archive.ParseObjectKey(k); ok {
+			return true
+		}
+	}
+	return false
 }

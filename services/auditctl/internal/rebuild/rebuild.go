@@ -22,6 +22,7 @@ import (
 
 	"github.com/auditstream/auditstream/services/auditctl/internal/partitions"
 	"github.com/auditstream/auditstream/services/internal/archive"
+	"github.com/auditstream/auditstream/services/internal/eventfilter"
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/objstore"
 )
@@ -72,6 +73,11 @@ type Options struct {
 	// given; the window length is each group's own, as its manifest records
 	// it.
 	Rules archive.PartitionConfig
+	// Policy is the storage profile's filter and redaction as it stands
+	// (nil for none). An object whose manifest records a policy is rebuilt
+	// with it applied, as the archiver wrote it, when it is the same policy
+	// (its version); one whose manifest records none is rebuilt whole.
+	Policy *eventfilter.Policy
 	// SpoolDir holds the spooled events and built objects (unlinked files).
 	SpoolDir string
 	// DryRun reads and compares; it writes nothing.
@@ -145,6 +151,8 @@ func (s *Summary) Failures() int {
 type target struct {
 	obj      *Object
 	manifest archive.ManifestObject
+	// policy is what the manifest records, nil for none.
+	policy *archive.ManifestPolicy
 }
 
 // group is one archived group with the objects to rebuild from it.
@@ -263,6 +271,7 @@ func (p *Plan) addManifest(ctx context.Context, g *group, acct, key string) erro
 		g.targets = append(g.targets, target{
 			obj:      &Object{Account: acct, Key: mo.Key, Manifest: key, Group: g.g.Name(), Partition: g.g.Partition, First: g.g.First, Last: g.g.Last},
 			manifest: mo,
+			policy:   m.Policy,
 		})
 		g.wanted[acct] = true
 	}
@@ -478,6 +487,11 @@ func (p *Plan) finishObject(ctx context.Context, g *group, t target, byAccount m
 			g.g.First, g.g.Last, p.o.Topic, g.g.Partition, o.Account, g.g.Window, o.Manifest, mo.Records)
 		return nil
 	}
+	policy, detail := p.policyOf(t)
+	if detail != "" {
+		o.Status, o.Detail = StatusDifferent, detail
+		return nil
+	}
 	f, err := os.CreateTemp(p.o.SpoolDir, "object-*.json.gz")
 	if err != nil {
 		return fmt.Errorf("create object file: %w", err)
@@ -485,7 +499,8 @@ func (p *Plan) finishObject(ctx context.Context, g *group, t target, byAccount m
 	_ = os.Remove(f.Name())
 	defer f.Close()
 	bw := bufio.NewWriterSize(f, 256<<10)
-	stats, err := g.spool.Build(b, bw)
+	// The archiver's transform: eventfilter.Policy.Apply on each event.
+	stats, err := g.spool.BuildWith(b, bw, archive.PolicyLine(policy))
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -530,6 +545,30 @@ func (p *Plan) finishObject(ctx context.Context, g *group, t target, byAccount m
 		o.Status, o.Detail = StatusCreated, "was missing; written with the bytes its manifest records"
 	}
 	return nil
+}
+
+// policyOf is the policy a target's object was written with: none when its
+// manifest records none; the profile's when its version is the one the
+// manifest records; or, for a policy that needs no key (no hash rule),
+// the one the manifest's filter and rules compile to. detail says why
+// none of these is it (the profile's policy changed since).
+func (p *Plan) policyOf(t target) (*eventfilter.Policy, string) {
+	mp := t.policy
+	if mp == nil {
+		return nil, ""
+	}
+	if p.o.Policy.Version() == mp.Version {
+		return p.o.Policy, ""
+	}
+	if recorded, err := eventfilter.NewPolicy(mp.Filter, mp.Redact, nil); err == nil && recorded.Version() == mp.Version {
+		return recorded, ""
+	}
+	now := "none"
+	if p.o.Policy != nil {
+		now = "version " + p.o.Policy.Version()
+	}
+	return nil, fmt.Sprintf("manifest %s records policy version %s, the storage profile's policy is now %s (its filter, rules or redaction key changed): the object cannot be rebuilt as it was written; nothing written",
+		t.obj.Manifest, mp.Version, now)
 }
 
 func storedDiffers(stored, manifest string) string {
