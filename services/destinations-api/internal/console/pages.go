@@ -2,6 +2,7 @@ package console
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -68,8 +69,8 @@ type resource struct {
 	Enabled  bool           `json:"enabled"`
 	Settings map[string]any `json:"settings"`
 	ETag     string         `json:"etag"`
-	// The filter and redaction, which the console does not edit: a save
-	// sends them back as stored, so it never unsets them.
+	// The filter and redaction (the form's Filter and redaction part; a
+	// form without it sends them back as stored, so it never unsets them).
 	Filter       string          `json:"filter,omitempty"`
 	Redact       json.RawMessage `json:"redact,omitempty"`
 	RedactionKey json.RawMessage `json:"redaction_key,omitempty"`
@@ -243,6 +244,9 @@ type resourceForm struct {
 	EnabledField *fieldView
 	Fields       []fieldView
 	Verdict      *verdict
+	// Policy is the filter, redaction rules and redaction key.
+	Policy  *policyForm
+	Actions []string
 }
 
 func collectionOf(r *http.Request) string {
@@ -328,12 +332,24 @@ func (c *Console) renderResource(x *call, status int, col string, k *formKind, s
 	for _, f := range k.Fields {
 		ids["settings."+f.Path] = f.Label
 	}
+	// The API names a rule by its place among the rules sent: the form's
+	// rows, less the empty and removed ones.
+	var rows []int
+	if submitted != nil {
+		rules, _ := rulesFromForm(submitted)
+		for _, r := range rules {
+			rows = append(rows, r.row)
+		}
+	}
 	if failed != nil {
 		e := failed.err()
 		for _, d := range e.Details {
 			if label, ok := ids[d.Field]; ok {
 				errs[d.Field] = d.Message
 				problems = append(problems, problem{ID: d.Field, Label: label, Message: d.Message})
+			} else if id, label, ok := policyField(d.Field, rows); ok {
+				errs[id] = d.Message
+				problems = append(problems, problem{ID: id, Label: label, Message: d.Message})
 			} else {
 				problems = append(problems, problem{Message: d.Field + ": " + d.Message})
 			}
@@ -360,6 +376,7 @@ func (c *Console) renderResource(x *call, status int, col string, k *formKind, s
 		enabled = submitted.Get("enabled") == "on"
 	}
 	fd.Fields = fieldViews(k, settings, submitted, errs)
+	fd.Policy, fd.Actions = policyView(stored, submitted, errs), redactActions
 	fd.NameField = fieldView{field: field{Label: "Name", Input: "text",
 		Help: "Lower-case letters, digits, - _ and ., up to 63 characters; it cannot be changed later."}, ID: "name", Error: errs["name"]}
 	if submitted != nil {
@@ -414,7 +431,16 @@ func (c *Console) saveResource(x *call) {
 	} else if stored == nil {
 		settings["kind"] = k.Key
 	}
-	if stored != nil {
+	switch {
+	case f.Get("policy") == "1":
+		if _, keepErrs := rulesFromForm(f); len(keepErrs) > 0 {
+			a := keepFailure(f, keepErrs)
+			c.renderResource(x, a.status, col, k, stored, f, &a, nil, "")
+			return
+		}
+		policyFromForm(body, f, stored)
+	case stored != nil:
+		// A form without the policy's inputs keeps it as stored.
 		keepPolicy(body, stored)
 	}
 	hdr := map[string]string{"If-None-Match": "*"}
@@ -427,6 +453,24 @@ func (c *Console) saveResource(x *call) {
 		return
 	}
 	http.Redirect(x.w, x.r, Prefix+"accounts/"+url.PathEscape(x.account)+"/"+col+"/"+url.PathEscape(name)+"?done=saved", http.StatusSeeOther)
+}
+
+// keepFailure is the answer to a form whose Keep values are not numbers,
+// in the API's form, naming each rule as the API would.
+func keepFailure(form url.Values, keepErrs map[int]string) apiAnswer {
+	rules, _ := rulesFromForm(form)
+	var e apiError
+	e.Code, e.Message = "invalid_argument", "the redaction rules are not valid"
+	for i, r := range rules {
+		if msg, ok := keepErrs[r.row]; ok {
+			e.Details = append(e.Details, struct {
+				Field   string `json:"field"`
+				Message string `json:"message"`
+			}{fmt.Sprintf("redact[%d].keep", i), msg})
+		}
+	}
+	body, _ := json.Marshal(map[string]any{"error": e})
+	return apiAnswer{status: http.StatusBadRequest, body: body}
 }
 
 // keepPolicy has a save keep the resource's filter, redaction rules and
