@@ -5,6 +5,7 @@
 package forwardingtest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -104,13 +105,20 @@ func (p *Pipeline) WriteDestinations(yaml string) {
 // of the test).
 func (p *Pipeline) Start(spec forwarding.Spec) (stop func()) {
 	p.T.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	cfg := p.Cfg
 	// A known address, so that WaitDestinations can ask its /status.
 	cfg.HTTP.Addr = FreeAddr(p.T)
 	p.spec, p.statusAddr = spec, cfg.HTTP.Addr
-	go func() { done <- forwarding.Run(ctx, spec, cfg) }()
+	return RunForwarder(p.T, 30*time.Second, func(ctx context.Context) error { return forwarding.Run(ctx, spec, cfg) })
+}
+
+// RunForwarder runs run in a goroutine until stop (or the end of the
+// test): stop cancels run's context and waits up to timeout for it to
+// return, failing tb on an error or when it does not stop.
+func RunForwarder(tb testing.TB, timeout time.Duration, run func(ctx context.Context) error) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
@@ -118,14 +126,14 @@ func (p *Pipeline) Start(spec forwarding.Spec) (stop func()) {
 			select {
 			case err := <-done:
 				if err != nil {
-					p.T.Errorf("forwarder: %v", err)
+					tb.Errorf("forwarder: %v", err)
 				}
-			case <-time.After(30 * time.Second):
-				p.T.Error("forwarder did not stop")
+			case <-time.After(timeout):
+				tb.Error("forwarder did not stop")
 			}
 		})
 	}
-	p.T.Cleanup(stop)
+	tb.Cleanup(stop)
 	return stop
 }
 
@@ -252,6 +260,18 @@ func TestEvent(account string, i int) *auditlogv1.AuditEvent {
 			Account:     &auditlogv1.Ref{Id: account, DisplayName: account},
 			Environment: &auditlogv1.Ref{Id: "env-1", DisplayName: "Prod"},
 		}},
+	}
+}
+
+// TestEvents makes TestEvent's events for Publish, each changed by change
+// (when not nil) first.
+func TestEvents(change func(i int, ev *auditlogv1.AuditEvent)) func(account string, i int) *auditlogv1.AuditEvent {
+	return func(account string, i int) *auditlogv1.AuditEvent {
+		ev := TestEvent(account, i)
+		if change != nil {
+			change(i, ev)
+		}
+		return ev
 	}
 }
 
@@ -431,4 +451,21 @@ destinations:
 		p.T.Fatal(err)
 	}
 	return file
+}
+
+// PostEvent posts one event's JSON to the ingest at addr and returns the
+// id ingest gave it, failing the test unless ingest accepted it.
+func PostEvent(t *testing.T, addr string, event []byte) (id string) {
+	t.Helper()
+	resp, err := http.Post("http://"+addr+"/v1/events", "application/json", bytes.NewReader(event))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted struct{ IDs []string }
+	_ = json.NewDecoder(resp.Body).Decode(&accepted)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted || len(accepted.IDs) != 1 {
+		t.Fatalf("ingest answered %d %v", resp.StatusCode, accepted.IDs)
+	}
+	return accepted.IDs[0]
 }

@@ -6,105 +6,59 @@ package forwarder
 // times what it accepts), and memory and progress sampling.
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
+	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/testsupport/ddfake"
-	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
-	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
+	"github.com/auditstream/auditstream/services/testsupport/sinkconformance"
 )
 
 const (
 	// benchConnections is how many Datadog connections the accounts route
 	// to (account i to connection i mod benchConnections).
-	benchConnections = 4
+	benchConnections = sinkconformance.BenchConnections
 	// benchTagPrefix is the connections' tag prefix, as in the seed's logs.
 	benchTagPrefix = "scalr"
 )
 
-// benchBroker starts a broker with the forwarder's topics and returns its
-// default configuration pointed at it (forwardingtest.BenchBroker).
-func benchBroker(b *testing.B) (*kafkatest.Cluster, Config) {
-	b.Helper()
-	return forwardingtest.BenchBroker(b, Spec)
-}
-
 // benchConnName is connection i's name, which is also its API key.
 func benchConnName(i int) string { return fmt.Sprintf("dd-bench-%d", i) }
 
-// benchWriteDestinations routes account i to connection i mod
-// benchConnections, each a Datadog connection to baseURL with gzip (the
-// default) and its API key in a file.
-func benchWriteDestinations(b *testing.B, cfg Config, baseURL string) {
-	b.Helper()
-	dir := filepath.Dir(cfg.Destinations.File)
-	var s strings.Builder
-	s.WriteString("connections:\n")
-	for i := range benchConnections {
-		name := benchConnName(i)
-		keyFile := filepath.Join(dir, name+".key")
-		if err := os.WriteFile(keyFile, []byte(name+"\n"), 0o600); err != nil {
-			b.Fatal(err)
-		}
-		// Written well before the service starts, as a mounted Secret is: a
-		// file modified within seconds is read again at every use.
-		old := time.Now().Add(-time.Minute)
-		if err := os.Chtimes(keyFile, old, old); err != nil {
-			b.Fatal(err)
-		}
-		fmt.Fprintf(&s, "  %s:\n    type: datadog\n    settings:\n      base_url: %s\n      api_key: {file: %s}\n      tag_prefix: %s\n      timeout: 10s\n",
-			name, baseURL, keyFile, benchTagPrefix)
-	}
-	s.WriteString("routes:\n")
-	for i := range forwardingtest.BenchAccounts {
-		fmt.Fprintf(&s, "  - account: %q\n    connections: [%s]\n", forwardingtest.BenchAccount(i), benchConnName(i%benchConnections))
-	}
-	if err := os.WriteFile(cfg.Destinations.File, []byte(s.String()), 0o600); err != nil {
+// Connection is a Datadog connection to the intake with gzip (the default)
+// and its API key in a file.
+func (in *benchIntake) Connection(b *testing.B, i int, dir string) (name, yaml string) {
+	name = benchConnName(i)
+	keyFile := filepath.Join(dir, name+".key")
+	if err := os.WriteFile(keyFile, []byte(name+"\n"), 0o600); err != nil {
 		b.Fatal(err)
 	}
-}
-
-// benchStart runs the forwarder in this process; stop ends it and waits.
-func benchStart(b *testing.B, cfg Config) (stop func()) {
-	b.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go forwardingtest.RunAsForwarder(ctx, func(ctx context.Context) { done <- Run(ctx, cfg) })
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					b.Errorf("forwarder: %v", err)
-				}
-			case <-time.After(60 * time.Second):
-				b.Error("forwarder did not stop")
-			}
-		})
+	// Written well before the service starts, as a mounted Secret is: a
+	// file modified within seconds is read again at every use.
+	old := time.Now().Add(-time.Minute)
+	if err := os.Chtimes(keyFile, old, old); err != nil {
+		b.Fatal(err)
 	}
-	b.Cleanup(stop)
-	return stop
+	return name, fmt.Sprintf("  %s:\n    type: datadog\n    settings:\n      base_url: %s\n      api_key: {file: %s}\n      tag_prefix: %s\n      timeout: 10s\n",
+		name, in.URL(), keyFile, benchTagPrefix)
 }
 
 // benchIntake is the Datadog fake, observed rather than recording: it
-// counts what it accepts and hands accepted entries to onAccepted (when
-// set) with the time of the answer, so that a long run holds no delivered
-// log in this process's memory, which the benchmarks measure.
+// counts what it accepts and hands each accepted entry's id and time to
+// onAccepted (when set) with the time of the answer, so that a long run
+// holds no delivered log in this process's memory, which the benchmarks
+// measure.
 type benchIntake struct {
+	b          *testing.B
 	fake       *ddfake.Server
-	onAccepted func(entries [][]byte, at time.Time)
+	onAccepted func(id string, eventTime, at time.Time)
 
 	accepted   atomic.Int64 // entries accepted
 	requests   atomic.Int64 // requests answered
@@ -117,13 +71,18 @@ type benchIntake struct {
 	resent atomic.Int64
 }
 
-func newBenchIntake(b *testing.B, onAccepted func(entries [][]byte, at time.Time)) *benchIntake {
+// newBenchFake is newBenchIntake as the shared benchmarks start it.
+func newBenchFake(b *testing.B, onAccepted func(id string, eventTime, at time.Time)) sinkconformance.BenchFake {
+	return newBenchIntake(b, onAccepted)
+}
+
+func newBenchIntake(b *testing.B, onAccepted func(id string, eventTime, at time.Time)) *benchIntake {
 	b.Helper()
 	var keys []string
 	for i := range benchConnections {
 		keys = append(keys, benchConnName(i))
 	}
-	in := &benchIntake{fake: ddfake.New(keys...), onAccepted: onAccepted}
+	in := &benchIntake{b: b, fake: ddfake.New(keys...), onAccepted: onAccepted}
 	b.Cleanup(in.fake.Close)
 	in.fake.Observe(in.observe)
 	return in
@@ -144,33 +103,50 @@ func (in *benchIntake) observe(o ddfake.Observed) {
 	if o.Unanswered {
 		in.resent.Add(n)
 	}
-	if in.onAccepted != nil {
-		in.onAccepted(o.Entries, o.At)
+	if in.onAccepted == nil {
+		return
 	}
-}
-
-// delivered is the number of entries the fake accepted so far, less those
-// accepted again after a lost answer.
-func (in *benchIntake) delivered() int64 { return in.accepted.Load() - in.resent.Load() }
-
-// benchEntryTimes returns the audit id and timestamp of each accepted
-// entry.
-func benchEntryTimes(entries [][]byte) ([]string, []time.Time, error) {
-	ids := make([]string, len(entries))
-	times := make([]time.Time, len(entries))
-	for i, raw := range entries {
+	for _, raw := range o.Entries {
 		var e struct {
 			ID        string `json:"audit-id"`
 			Timestamp string `json:"timestamp"`
 		}
-		if err := json.Unmarshal(raw, &e); err != nil {
-			return nil, nil, err
+		err := json.Unmarshal(raw, &e)
+		var at time.Time
+		if err == nil {
+			at, err = auditevent.ParseTimestamp(e.Timestamp)
 		}
-		t, err := auditevent.ParseTimestamp(e.Timestamp)
 		if err != nil {
-			return nil, nil, err
+			in.b.Errorf("an accepted entry does not read: %v", err)
+			return
 		}
-		ids[i], times[i] = e.ID, t
+		in.onAccepted(e.ID, at, o.At)
 	}
-	return ids, times, nil
+}
+
+// Delivered is the number of entries the fake accepted so far, less
+// those accepted again after a lost answer.
+func (in *benchIntake) Delivered() int64 { return in.accepted.Load() - in.resent.Load() }
+
+func (in *benchIntake) Resent() int64  { return in.resent.Load() }
+func (in *benchIntake) Refused() int64 { return in.rejected.Load() }
+
+// Failed is 0: the intake takes or refuses a request whole.
+func (in *benchIntake) Failed() int64 { return 0 }
+
+func (in *benchIntake) ReportMetrics(b *testing.B) {
+	accepted := float64(max(in.accepted.Load(), 1))
+	b.ReportMetric(float64(in.entryBytes.Load())/accepted, "entry-B")
+	b.ReportMetric(float64(in.wireBytes.Load())/accepted, "wire-B")
+	b.ReportMetric(float64(in.accepted.Load())/float64(max(in.requests.Load(), 1)), "entries/req")
+}
+
+// benchAdapter runs the shared forwarder and latency benchmarks against
+// the intake. max_connection_bytes stays at its default.
+var benchAdapter = sinkconformance.BenchAdapter{
+	Spec:    Spec,
+	NewFake: newBenchFake,
+	ConnectionBytes: func(inflight config.ByteSize) config.ByteSize {
+		return min(DefaultConfig().Delivery.MaxConnectionBytes, inflight/4)
+	},
 }

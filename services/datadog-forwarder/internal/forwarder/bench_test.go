@@ -26,24 +26,21 @@ package forwarder
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
-	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/sink/datadog"
 	"github.com/auditstream/auditstream/services/testsupport/benchutil"
 	"github.com/auditstream/auditstream/services/testsupport/ddfake"
 	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
+	"github.com/auditstream/auditstream/services/testsupport/sinkconformance"
 	"github.com/klauspost/compress/gzip"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -54,10 +51,6 @@ const (
 	benchBodyEntries = 500
 	// benchDeliverTimeout bounds a throughput run.
 	benchDeliverTimeout = 3 * time.Minute
-
-	// The latency benchmark's load.
-	benchLatencyRate   = 1000 // events/s
-	benchLatencyWindow = 5 * time.Second
 )
 
 // BenchmarkDatadogConsumeCeiling is the ceiling: a franz-go group consumer
@@ -65,7 +58,7 @@ const (
 // polling b.N pre-loaded records, from a cold start (group join included,
 // as for the forwarder).
 func BenchmarkDatadogConsumeCeiling(b *testing.B) {
-	cluster, cfg := benchBroker(b)
+	cluster, cfg := forwardingtest.BenchBroker(b, Spec)
 	forwardingtest.BenchConsumeCeiling(b, cluster, cfg, benchDeliverTimeout)
 }
 
@@ -204,29 +197,19 @@ func BenchmarkDatadogIntakeOnly(b *testing.B) {
 	}
 	elapsed := forwardingtest.BenchWorkers(b, benchConnections*DefaultConfig().Delivery.RequestsInFlight, requests,
 		func() (func(int64) error, error) { return post, nil })
-	if got := in.delivered(); got < int64(b.N) {
+	if got := in.Delivered(); got < int64(b.N) {
 		b.Fatalf("the intake accepted %d of %d entries", got, b.N)
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 }
 
-// BenchmarkDatadogForwarder runs forwarder.Run in this process with the
+// BenchmarkDatadogForwarder runs the forwarder in this process with the
 // default delivery configuration (500-entry / 4 MB / 200 ms batches), 50
 // accounts routed to 4 gzip connections, against a topic pre-loaded with
-// b.N records, and times it from start until the fake intake has accepted
-// all of them. Sub-benchmarks set max_inflight_bytes (max_connection_bytes
-// stays a quarter of it, as in the defaults); memory is reported next to
-// it. The one other setting changed is park_delay (benchParkDelay): events
-// parked on the retry topic come back after it, so a run that parks ends
-// in seconds, not minutes. It reports parked events, and unparked-events/s,
-// the rate until every event that was not parked had arrived.
-func BenchmarkDatadogForwarder(b *testing.B) {
-	for _, inflight := range benchInflightSettings {
-		b.Run(fmt.Sprintf("max-inflight=%dMB", inflight>>20), func(b *testing.B) {
-			benchForwarder(b, inflight, false)
-		})
-	}
-}
+// b.N records, until the fake intake has accepted all of them
+// (sinkconformance.BenchForwarder). Sub-benchmarks set max_inflight_bytes;
+// memory is reported next to it.
+func BenchmarkDatadogForwarder(b *testing.B) { sinkconformance.BenchForwarders(b, benchAdapter) }
 
 // BenchmarkDatadogForwarderCPUSplit is the default forwarder run again,
 // under a CPU profile that tells the forwarder's CPU from what the broker
@@ -234,183 +217,19 @@ func BenchmarkDatadogForwarder(b *testing.B) {
 // Profiling slows the run, so its throughput is not the forwarder's; the
 // report takes only the split from it.
 func BenchmarkDatadogForwarderCPUSplit(b *testing.B) {
-	benchForwarder(b, DefaultConfig().Delivery.MaxInflightBytes, true)
+	sinkconformance.BenchForwarder(b, benchAdapter, DefaultConfig().Delivery.MaxInflightBytes, true)
 }
 
 // benchInflightSettings are the max_inflight_bytes the forwarder benchmark
 // runs with; the first is the default.
-var benchInflightSettings = []config.ByteSize{DefaultConfig().Delivery.MaxInflightBytes, 4 * DefaultConfig().Delivery.MaxInflightBytes}
+var benchInflightSettings = sinkconformance.BenchInflightSettings(Spec)
 
-// benchParkDelay replaces the default park_delay (1 minute) in the
-// throughput runs.
-const benchParkDelay = 5 * time.Second
-
-func benchForwarder(b *testing.B, inflight config.ByteSize, split bool) {
-	cluster, cfg := benchBroker(b)
-	cfg.Delivery.MaxInflightBytes = inflight
-	cfg.Delivery.MaxConnectionBytes = min(cfg.Delivery.MaxConnectionBytes, inflight/4)
-	cfg.Delivery.ParkDelay = benchParkDelay
-	if err := cfg.Validate(); err != nil {
-		b.Fatal(err)
-	}
-	forwardingtest.BenchPreload(b, cluster, cfg, b.N)
-	in := newBenchIntake(b, nil)
-	benchWriteDestinations(b, cfg, in.URL())
-
-	var mem *forwardingtest.BenchUsage
-	if split {
-		mem = forwardingtest.StartBenchUsageSplit(b)
-	} else {
-		mem = forwardingtest.StartBenchUsage(b)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	stop := benchStart(b, cfg)
-	progress := forwardingtest.NewBenchProgress(start)
-	ok := forwardingtest.BenchWait(benchDeliverTimeout, func() bool {
-		n := in.delivered()
-		progress.See(n)
-		return n >= int64(b.N)
-	})
-	elapsed := time.Since(start)
-	b.StopTimer()
-	mem.Stop(b)
-	stop()
-
-	parked := forwardingtest.BenchHighWatermarks(cluster, cfg.Delivery.RetryTopic.Name)
-	dead := forwardingtest.BenchHighWatermarks(cluster, cfg.Kafka.Topics.DeadLetter.Name)
-	resent, accepted := in.resent.Load(), in.accepted.Load()
-	if !ok || dead > 0 {
-		b.Fatalf("the intake accepted %d of %d events (%d twice) in %s; %d requests refused; %d events parked, %d dead-lettered",
-			accepted-resent, b.N, resent, elapsed.Round(time.Millisecond), in.rejected.Load(), parked, dead)
-	}
-	// Offsets are committed only for records delivered, parked or
-	// dead-lettered: none may be left once the intake holds all of them.
-	if n := forwardingtest.BenchUncommitted(b, cluster, cfg); n > 0 {
-		b.Fatalf("the intake accepted %d events (%d twice), but %d records are not committed", accepted-resent, resent, n)
-	}
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
-	b.ReportMetric(float64(in.rejected.Load()), "refused-requests")
-	b.ReportMetric(float64(resent), "resent")
-	if t, ok := progress.Reached(int64(b.N) - parked); ok && t > 0 {
-		b.ReportMetric(float64(int64(b.N)-parked)/t.Seconds(), "unparked-events/s")
-	}
-	b.ReportMetric(float64(parked), "parked")
-	if t, ok := progress.Reached(1); ok {
-		b.ReportMetric(benchutil.Millis(t), "first-ms")
-	}
-	if r, ok := progress.Steady(int64(b.N)/10, int64(b.N)*9/10); ok {
-		b.ReportMetric(r, "steady-events/s")
-	}
-	b.ReportMetric(float64(in.entryBytes.Load())/float64(accepted), "entry-B")
-	b.ReportMetric(float64(in.wireBytes.Load())/float64(accepted), "wire-B")
-	b.ReportMetric(float64(accepted)/float64(max(in.requests.Load(), 1)), "entries/req")
-	b.ReportMetric(benchutil.MB(uint64(inflight)), "max-inflight-MB")
-}
-
-// BenchmarkDatadogEndToEndLatency runs the forwarder (default
-// configuration) and, once it delivers, produces events at a steady
-// benchLatencyRate with ingest's producer settings, each timestamped as it
-// is produced. An event's latency is the time the fake intake accepted its
-// log (the time of its answer) minus that timestamp. One op is a
-// benchLatencyWindow of load.
+// BenchmarkDatadogEndToEndLatency: events produced at a steady 1k/s while
+// the forwarder runs (default configuration); an event's latency is the
+// time the fake intake accepted its log (the time of its answer) minus its
+// timestamp (sinkconformance.BenchEndToEndLatency).
 func BenchmarkDatadogEndToEndLatency(b *testing.B) {
-	cluster, cfg := benchBroker(b)
-	topic := cfg.Kafka.Topics.Events.Name
-	perWindow := int(benchLatencyWindow.Seconds() * benchLatencyRate)
-	total := b.N * perWindow
-
-	// Warm-up records are numbered from warmBase, a multiple of forwardingtest.BenchPool
-	// so that the forwardingtest.BenchAccounts of them cover every account.
-	const warmBase = 1 << 30
-	warm := map[string]bool{}
-	for i := range forwardingtest.BenchAccounts {
-		warm[forwardingtest.BenchID(warmBase+i)] = true
-	}
-	lat := benchutil.NewLatencies(total)
-	var (
-		seen    atomic.Int64
-		badBody atomic.Pointer[error]
-		mu      sync.Mutex
-		first   = make(map[string]bool, total) // ids accepted so far
-	)
-	in := newBenchIntake(b, func(entries [][]byte, at time.Time) {
-		ids, times, err := benchEntryTimes(entries)
-		if err != nil {
-			badBody.CompareAndSwap(nil, &err)
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		for i, id := range ids {
-			// An entry accepted again (its first answer was lost) keeps
-			// the time it was first accepted.
-			if !warm[id] && !first[id] {
-				first[id] = true
-				lat.Record(at.Sub(times[i]))
-				seen.Add(1)
-			}
-		}
-	})
-	benchWriteDestinations(b, cfg, in.URL())
-	stop := benchStart(b, cfg)
-	defer stop()
-
-	gen := forwardingtest.NewBenchGen(b, topic)
-	prod := forwardingtest.BenchProducer(cluster)
-	ctx := context.Background()
-	for i := range forwardingtest.BenchAccounts {
-		if err := prod.ProduceSync(ctx, gen.Record(b, warmBase+i, time.Now())).FirstErr(); err != nil {
-			b.Fatalf("warm-up produce: %v", err)
-		}
-	}
-	if !forwardingtest.BenchWait(30*time.Second, func() bool { return in.delivered() >= forwardingtest.BenchAccounts }) {
-		b.Fatalf("warm-up: the intake accepted %d of %d events", in.delivered(), forwardingtest.BenchAccounts)
-	}
-
-	var (
-		failures atomic.Int64
-		firstErr atomic.Pointer[error]
-	)
-	mem := forwardingtest.StartBenchUsage(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	for w := range b.N {
-		winStart := time.Now()
-		for i := range perWindow {
-			due := winStart.Add(time.Duration(i) * time.Second / benchLatencyRate)
-			if d := time.Until(due); d > 0 {
-				time.Sleep(d)
-			}
-			prod.Produce(ctx, gen.Record(b, w*perWindow+i, time.Now()), func(_ *kgo.Record, err error) {
-				if err != nil {
-					failures.Add(1)
-					firstErr.CompareAndSwap(nil, &err)
-				}
-			})
-		}
-	}
-	produced := time.Since(start)
-	ok := forwardingtest.BenchWait(60*time.Second, func() bool { return seen.Load() >= int64(total) })
-	b.StopTimer()
-	mem.Stop(b)
-	stop()
-
-	if err := badBody.Load(); err != nil {
-		b.Fatalf("an accepted body does not read: %v", *err)
-	}
-	if f := failures.Load(); f > 0 {
-		b.Fatalf("%d of %d produces failed; first: %v", f, total, *firstErr.Load())
-	}
-	if !ok {
-		b.Fatalf("the intake accepted %d of %d events; %d requests refused", seen.Load(), total, in.rejected.Load())
-	}
-	b.ReportMetric(float64(total)/produced.Seconds(), "produced-events/s")
-	b.ReportMetric(benchutil.Millis(lat.Percentile(50)), "p50-ms")
-	b.ReportMetric(benchutil.Millis(lat.Percentile(99)), "p99-ms")
-	b.ReportMetric(benchutil.Millis(lat.Percentile(100)), "max-ms")
+	sinkconformance.BenchEndToEndLatency(b, benchAdapter)
 }
 
 // Targets of the Datadog forwarder (the issue's, on a 2-core machine).
@@ -434,146 +253,35 @@ const (
 	benchNameSplit   = "DatadogForwarderCPUSplit"
 )
 
-func benchNameForwarder(inflight config.ByteSize) string {
-	return fmt.Sprintf("DatadogForwarder/max-inflight=%dMB", inflight>>20)
-}
-
 // datadogBenchReport lays out the ceiling, the encode-only pass and the
 // forwarder runs (median over -count runs), their memory, the latency, and
 // a verdict per target.
 func datadogBenchReport(out benchutil.Output) (benchReport, error) {
-	get := func(name string) (benchutil.Result, int, error) {
-		r, runs := out.Median(name)
-		if runs == 0 {
-			return r, 0, fmt.Errorf("no result for Benchmark%s in the benchmark output", name)
-		}
-		return r, runs, nil
-	}
-	ceiling, runs, err := get(benchNameCeiling)
-	if err != nil {
-		return benchReport{}, err
-	}
-	encode, _, err := get(benchNameEncode)
-	if err != nil {
-		return benchReport{}, err
-	}
-	intake, _, err := get(benchNameIntake)
-	if err != nil {
-		return benchReport{}, err
-	}
-	fwds := make([]benchutil.Result, len(benchInflightSettings))
-	fwdRuns := make([]int, len(benchInflightSettings))
-	for i, inflight := range benchInflightSettings {
-		if fwds[i], fwdRuns[i], err = get(benchNameForwarder(inflight)); err != nil {
-			return benchReport{}, err
-		}
-	}
-	latency, _, err := get(benchNameLatency)
-	if err != nil {
-		return benchReport{}, err
-	}
-	split, _, err := get(benchNameSplit)
-	if err != nil {
+	r := sinkconformance.NewBenchReport(out)
+	ceiling := r.Get(benchNameCeiling)
+	encode := r.Get(benchNameEncode)
+	intake := r.Get(benchNameIntake)
+	fwds, fwdRuns := r.Forwarders("Datadog", benchInflightSettings)
+	latency := r.Get(benchNameLatency)
+	split := r.Get(benchNameSplit)
+	if err := r.Err(); err != nil {
 		return benchReport{}, err
 	}
 
-	metric := func(r benchutil.Result, unit string) string {
-		v, ok := r.Metrics[unit]
-		if !ok {
-			return "-"
-		}
-		return benchutil.FormatValue(v)
-	}
-	ratio := func(r benchutil.Result, unit string, of benchutil.Result) (float64, string) {
-		a, okA := r.Metrics[unit]
-		b, okB := of.Metrics["events/s"]
-		if !okA || !okB || b == 0 {
-			return math.NaN(), "-"
-		}
-		return a / b, benchutil.FormatPercent(a / b)
-	}
-	labels := []string{"raw franz-go consume ceiling", "encode-only (decode, Datadog shape, gzip)", "intake-only (the fake taking encoded bodies)"}
-	results := []benchutil.Result{ceiling, encode, intake}
-	const firstForwarder = 3
-	for i, inflight := range benchInflightSettings {
-		label := fmt.Sprintf("forwarder into the fake, max_inflight %d MiB", inflight>>20)
-		if i == 0 {
-			label += " (default)"
-		}
-		labels = append(labels, label)
-		results = append(results, fwds[i])
-	}
+	r.Throughput("Datadog forwarder against its ceilings", "1 KB records, gzip, broker and intake in this process",
+		[]string{"raw franz-go consume ceiling", "encode-only (decode, Datadog shape, gzip)", "intake-only (the fake taking encoded bodies)"},
+		[]benchutil.Result{ceiling, encode, intake}, benchInflightSettings, fwds, encode, split, "Datadog intake")
+	r.Memory(latency)
 
-	var s strings.Builder
-	fmt.Fprintf(&s, "\nDatadog forwarder against its ceilings (median of %d run(s); 1 KB records, gzip, broker and intake in this process)\n", runs)
-	tbl := &benchutil.Table{}
-	tbl.Row("", "events/s", "of ceiling", "of encode-only", "steady events/s", "of encode-only", "parked", "CPU µs/event", "CPU busy")
-	for i, r := range results {
-		c, e, ue := "-", "-", "-"
-		if i > 0 {
-			_, c = ratio(r, "events/s", ceiling)
-		}
-		if i >= firstForwarder {
-			_, e = ratio(r, "events/s", encode)
-			_, ue = ratio(r, "steady-events/s", encode)
-		}
-		tbl.Row(labels[i], metric(r, "events/s"), c, e, metric(r, "steady-events/s"), ue, metric(r, "parked"), forwardingtest.BenchMicros(r), metric(r, "cpu-%")+" %")
-	}
-	tbl.WriteTo(&s)
-	s.WriteString("steady: the rate from 10 % to 90 % of the events delivered, without start-up and the linger of the last batches;\n" +
-		"the targets are judged on events/s over the whole run.\n")
-	s.WriteString(forwardingtest.BenchBound(encode, fwds[0], split, "Datadog intake"))
-	s.WriteString("\nmemory (MB): peak is the whole process (benchutil: heap and stacks, garbage included); over-base is above the\nheap in use before the run (the broker holding the loaded topic, the event pool); live is the live heap's peak above its own\n")
-	mt := &benchutil.Table{}
-	mt.Row("", "max_inflight", "live over base", "peak over base", "peak")
-	labels = append(labels, "end-to-end latency run (1k events/s)")
-	results = append(results, latency)
-	for i, r := range results {
-		mt.Row(labels[i], metric(r, "max-inflight-MB"), metric(r, "live-over-base-MB"), metric(r, "peak-over-base-MB"), metric(r, "peak-MB"))
-	}
-	mt.WriteTo(&s)
-	fmt.Fprintf(&s, "\nend-to-end latency at %s events/s (default config): p50 %s ms, p99 %s ms, max %s ms\n",
-		metric(latency, "produced-events/s"), metric(latency, "p50-ms"), metric(latency, "p99-ms"), metric(latency, "max-ms"))
-
-	rep := benchReport{}
-	var verdicts strings.Builder
-	line := func(target, verdict, got string) {
-		fmt.Fprintf(&verdicts, "  %-46s %-13s %s\n", target, verdict, got)
-	}
-	verdict := func(target string, pass bool, got string) {
-		v := "PASS"
-		if !pass {
-			v = "BELOW TARGET"
-			rep.below++
-		}
-		line(target, v, got)
-	}
 	fwd := fwds[0]
-	unparked := ""
-	if fwd.Metrics["parked"] > 0 {
-		unparked = fmt.Sprintf(" (%s parked; the rest at %s events/s)", metric(fwd, "parked"), metric(fwd, "unparked-events/s"))
-	}
 	rate := fwd.Metrics["events/s"]
-	verdict(fmt.Sprintf("forwarder >= %s events/s", benchutil.FormatValue(benchTargetEventsPerSec)),
-		rate >= benchTargetEventsPerSec, benchutil.FormatValue(rate)+" events/s"+unparked)
-	r, txt := ratio(fwd, "events/s", encode)
-	verdict(fmt.Sprintf("forwarder >= %s of encode-only", benchutil.FormatPercent(benchTargetOfEncodeOnly)), r >= benchTargetOfEncodeOnly, txt)
-	p99, ok := latency.Metrics["p99-ms"]
-	verdict(fmt.Sprintf("end-to-end p99 < %s at 1k events/s", benchTargetP99), ok && p99 < benchutil.Millis(benchTargetP99), metric(latency, "p99-ms")+" ms")
-	pass, got, backlog := forwardingtest.BenchMemoryVerdict(benchInflightSettings, fwds, fwdRuns)
-	verdict(fmt.Sprintf("memory set by config (backlog %s MB)", benchutil.FormatValue(backlog)), pass, got)
-	_, txt = ratio(fwd, "steady-events/s", encode)
-	line("steady forwarder / encode-only", "(no target)", txt)
-	_, txt = ratio(fwd, "events/s", ceiling)
-	line("forwarder / consume ceiling", "(no target)", txt)
-	if bound, ok := forwardingtest.BenchBoundRate(encode, fwd, split); ok {
-		line("bound beside the broker and intake", "(no target)",
-			fmt.Sprintf("%s events/s = %s of encode-only", benchutil.FormatValue(bound), benchutil.FormatPercent(bound/encode.Metrics["events/s"])))
-	}
-	s.WriteString("\ntargets (2-core machine)\n")
-	s.WriteString(verdicts.String())
-	rep.text = s.String()
-	return rep, nil
+	r.Verdict(fmt.Sprintf("forwarder >= %s events/s", benchutil.FormatValue(benchTargetEventsPerSec)),
+		rate >= benchTargetEventsPerSec, benchutil.FormatValue(rate)+" events/s"+sinkconformance.Parked(fwd))
+	of, txt := sinkconformance.Ratio(fwd, "events/s", encode)
+	r.Verdict(fmt.Sprintf("forwarder >= %s of encode-only", benchutil.FormatPercent(benchTargetOfEncodeOnly)), of >= benchTargetOfEncodeOnly, txt)
+	r.CommonVerdicts(benchTargetP99, latency, benchInflightSettings, fwds, fwdRuns, encode, ceiling)
+	r.Bound(encode, fwd, split, "intake")
+	return benchReport{text: r.Text(), below: r.Below}, nil
 }
 
 // The report reads the benchmarks' result lines and judges each target.

@@ -1,9 +1,7 @@
 package forwarder
 
 import (
-	"bytes"
 	"encoding/json"
-	"net/http"
 	"os"
 	"reflect"
 	"strings"
@@ -29,16 +27,7 @@ func TestGoldenSeedEventFromIngestToDatadog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Post("http://"+addr+"/v1/events", "application/json", bytes.NewReader(seed))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var accepted struct{ IDs []string }
-	_ = json.NewDecoder(resp.Body).Decode(&accepted)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted || len(accepted.IDs) != 1 {
-		t.Fatalf("ingest answered %d %v", resp.StatusCode, accepted.IDs)
-	}
+	id := forwardingtest.PostEvent(t, addr, seed)
 
 	forwardingtest.WaitFor(t, "the log at the intake", 20*time.Second, func() bool { return p.intake.Count("dd-docs") == 1 })
 	// compare as plain JSON values (the fake keeps numbers as json.Number)
@@ -46,8 +35,8 @@ func TestGoldenSeedEventFromIngestToDatadog(t *testing.T) {
 	if err := json.Unmarshal(p.intake.Entries("dd-docs")[0], &got); err != nil {
 		t.Fatal(err)
 	}
-	if got["audit-id"] != accepted.IDs[0] {
-		t.Fatalf("audit-id %v, ingest answered %s", got["audit-id"], accepted.IDs[0])
+	if got["audit-id"] != id {
+		t.Fatalf("audit-id %v, ingest answered %s", got["audit-id"], id)
 	}
 	delete(got, "audit-id")
 	var want map[string]any

@@ -1,15 +1,12 @@
 package forwarder
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/auditstream/auditstream/services/testsupport/ddfake"
 	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
+	"github.com/auditstream/auditstream/services/testsupport/sinkconformance"
 )
 
 // pipeline is a broker, a Datadog intake fake and the forwarder's config
@@ -34,28 +31,7 @@ func newPipeline(t *testing.T, keys ...string) *pipeline {
 // each connection name is also its API key in the fake.
 func (p *pipeline) writeRoutes(routes map[string][]string) {
 	p.T.Helper()
-	conns := map[string]bool{}
-	var b strings.Builder
-	b.WriteString("routes:\n")
-	for acc, names := range routes {
-		fmt.Fprintf(&b, "  - account: %q\n    connections: [%s]\n", acc, strings.Join(names, ", "))
-		for _, n := range names {
-			conns[n] = true
-		}
-	}
-	b.WriteString("connections:\n")
-	if len(conns) == 0 {
-		b.Reset()
-		b.WriteString("connections: {}\nroutes: []\n")
-	}
-	for n := range conns {
-		keyFile := filepath.Join(p.DestDir, n+".key")
-		if err := os.WriteFile(keyFile, []byte(n+"\n"), 0o600); err != nil {
-			p.T.Fatal(err)
-		}
-		fmt.Fprintf(&b, "  %s:\n    type: datadog\n    settings:\n      base_url: %s\n      api_key: {file: %s}\n      tag_prefix: scalr\n      timeout: %s\n", n, p.intake.URL(), keyFile, p.requestTimeout)
-	}
-	p.WriteDestinations(b.String())
+	sinkconformance.WriteRoutes(p.Pipeline, &intakeFake{Server: p.intake, t: p.T}, p.requestTimeout, routes)
 }
 
 // start runs a forwarder in this process until stop.
@@ -88,4 +64,10 @@ func (p *pipeline) received(key string) (ids []string, accounts []string) {
 		accounts = append(accounts, acc)
 	}
 	return ids, accounts
+}
+
+// mustIDs is the audit ids of the logs the intake accepted for key.
+func mustIDs(p *pipeline, key string) []string {
+	ids, _ := p.received(key)
+	return ids
 }

@@ -1,10 +1,7 @@
 package forwarder
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -37,18 +34,7 @@ func runManagedKafkaPipeline(t *testing.T, cluster *kafkatest.Cluster, configure
 
 	var ids []string
 	for i := range 20 {
-		body := auditevent.EncodeJSON(forwardingtest.TestEvent("acc-managed", i))
-		resp, err := http.Post("http://"+addr+"/v1/events", "application/json", bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var accepted struct{ IDs []string }
-		_ = json.NewDecoder(resp.Body).Decode(&accepted)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted || len(accepted.IDs) != 1 {
-			t.Fatalf("ingest answered %d %v", resp.StatusCode, accepted.IDs)
-		}
-		ids = append(ids, accepted.IDs[0])
+		ids = append(ids, forwardingtest.PostEvent(t, addr, auditevent.EncodeJSON(forwardingtest.TestEvent("acc-managed", i))))
 	}
 	forwardingtest.WaitFor(t, "delivery of every event", 30*time.Second, func() bool { return p.intake.Count("dd-managed") >= len(ids) })
 	got, _ := p.received("dd-managed")

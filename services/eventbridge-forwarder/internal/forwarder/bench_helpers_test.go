@@ -6,46 +6,36 @@ package forwarder
 // tally of what it accepts, and memory, CPU and progress sampling.
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"encoding/json"
+	"github.com/auditstream/auditstream/proto/auditevent"
+	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/testsupport/ebfake"
-	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
-	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
+	"github.com/auditstream/auditstream/services/testsupport/sinkconformance"
 )
 
 const (
 	// benchConnections is how many EventBridge connections the accounts
 	// route to (account i to connection i mod benchConnections).
-	benchConnections = 4
+	benchConnections = sinkconformance.BenchConnections
 	// benchPrefix is the connections' prefix: Source scalr.audit-log.
 	benchPrefix = "scalr"
 )
 
-// benchBroker starts a broker with the forwarder's topics and returns its
-// default configuration pointed at it (forwardingtest.BenchBroker).
-func benchBroker(b *testing.B) (*kafkatest.Cluster, Config) {
-	b.Helper()
-	return forwardingtest.BenchBroker(b, Spec)
-}
-
 // benchConnName is connection i's name, which is also its bus's name.
 func benchConnName(i int) string { return fmt.Sprintf("eb-bench-%d", i) }
 
-// benchWriteDestinations routes account i to connection i mod
-// benchConnections, each an EventBridge connection to endpoint whose bus is
-// named after it, signing with the test's keys from Secret files.
-func benchWriteDestinations(b *testing.B, cfg Config, endpoint string) {
-	b.Helper()
-	dir := filepath.Dir(cfg.Destinations.File)
+// Connection is an EventBridge connection to the fake whose bus is named
+// after it, signing with the test's keys from Secret files.
+func (f *benchBus) Connection(b *testing.B, i int, dir string) (name, yaml string) {
+	name = benchConnName(i)
 	idFile, keyFile := filepath.Join(dir, "key-id"), filepath.Join(dir, "secret-key")
 	if err := os.WriteFile(idFile, []byte(testKeyID+"\n"), 0o600); err != nil {
 		b.Fatal(err)
@@ -53,44 +43,8 @@ func benchWriteDestinations(b *testing.B, cfg Config, endpoint string) {
 	if err := os.WriteFile(keyFile, []byte(testSecret+"\n"), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	var s strings.Builder
-	s.WriteString("connections:\n")
-	for i := range benchConnections {
-		name := benchConnName(i)
-		fmt.Fprintf(&s, "  %s:\n    type: eventbridge\n    settings:\n      region: eu-west-1\n      event_bus: %s\n      endpoint: %s\n      prefix: %s\n"+
-			"      credentials: {access_key_id: {file: %s}, secret_access_key: {file: %s}}\n", name, name, endpoint, benchPrefix, idFile, keyFile)
-	}
-	s.WriteString("routes:\n")
-	for i := range forwardingtest.BenchAccounts {
-		fmt.Fprintf(&s, "  - account: %q\n    connections: [%s]\n", forwardingtest.BenchAccount(i), benchConnName(i%benchConnections))
-	}
-	if err := os.WriteFile(cfg.Destinations.File, []byte(s.String()), 0o600); err != nil {
-		b.Fatal(err)
-	}
-}
-
-// benchStart runs the forwarder in this process; stop ends it and waits.
-func benchStart(b *testing.B, cfg Config) (stop func()) {
-	b.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go forwardingtest.RunAsForwarder(ctx, func(ctx context.Context) { done <- Run(ctx, cfg) })
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					b.Errorf("forwarder: %v", err)
-				}
-			case <-time.After(60 * time.Second):
-				b.Error("forwarder did not stop")
-			}
-		})
-	}
-	b.Cleanup(stop)
-	return stop
+	return name, fmt.Sprintf("  %s:\n    type: eventbridge\n    settings:\n      region: eu-west-1\n      event_bus: %s\n      endpoint: %s\n      prefix: %s\n"+
+		"      credentials: {access_key_id: {file: %s}, secret_access_key: {file: %s}}\n", name, name, f.URL(), benchPrefix, idFile, keyFile)
 }
 
 // newBenchBus starts the EventBridge fake for a benchmark: it verifies
@@ -152,4 +106,62 @@ func benchIDNumber(detail string) (int, bool) {
 	}
 	n, err := strconv.ParseUint(detail[len(prefix)+24:len(prefix)+36], 16, 63)
 	return int(n), err == nil
+}
+
+// benchBus is the EventBridge fake as the shared benchmarks drive it,
+// with a tally of the events it accepted (nil in the latency run, which
+// counts for itself).
+type benchBus struct {
+	*ebfake.Server
+	tally *benchTally
+}
+
+func newBenchFake(b *testing.B, onAccepted func(id string, eventTime, at time.Time)) sinkconformance.BenchFake {
+	if onAccepted == nil {
+		tally := newBenchTally(b.N)
+		return &benchBus{Server: newBenchBus(b, tally.accept), tally: tally}
+	}
+	return &benchBus{Server: newBenchBus(b, func(e ebfake.Entry) {
+		var d struct {
+			ID        string `json:"id"`
+			Timestamp string `json:"timestamp"`
+		}
+		err := json.Unmarshal([]byte(e.Detail), &d)
+		var at time.Time
+		if err == nil {
+			at, err = auditevent.ParseTimestamp(d.Timestamp)
+		}
+		if err != nil {
+			b.Errorf("an accepted entry's detail does not read: %v", err)
+			return
+		}
+		onAccepted(d.ID, at, e.Received)
+	})}
+}
+
+func (f *benchBus) Delivered() int64 { return f.tally.distinct.Load() }
+func (f *benchBus) Resent() int64    { return f.tally.resent.Load() }
+
+func (f *benchBus) Refused() int64 {
+	st := f.Stats()
+	return int64(st.Calls - st.OK)
+}
+
+func (f *benchBus) Failed() int64 { return int64(f.Stats().Failed) }
+
+func (f *benchBus) ReportMetrics(b *testing.B) {
+	st := f.Stats()
+	b.ReportMetric(float64(st.Bytes)/float64(max(st.Accepted, 1)), "entry-B")
+	b.ReportMetric(float64(st.Accepted)/float64(max(st.OK, 1)), "entries/call")
+}
+
+// benchAdapter runs the shared forwarder and latency benchmarks against
+// the fake. max_connection_bytes keeps its default share of
+// max_inflight_bytes.
+var benchAdapter = sinkconformance.BenchAdapter{
+	Spec:    Spec,
+	NewFake: newBenchFake,
+	ConnectionBytes: func(inflight config.ByteSize) config.ByteSize {
+		return inflight * DefaultConfig().Delivery.MaxConnectionBytes / DefaultConfig().Delivery.MaxInflightBytes
+	},
 }

@@ -33,10 +33,8 @@ package forwarder
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"runtime"
 	"strings"
@@ -51,6 +49,7 @@ import (
 	"github.com/auditstream/auditstream/services/testsupport/benchutil"
 	"github.com/auditstream/auditstream/services/testsupport/ebfake"
 	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
+	"github.com/auditstream/auditstream/services/testsupport/sinkconformance"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -61,10 +60,6 @@ const (
 	// benchDeliverTimeout bounds a throughput run. A run that parks events
 	// waits out park_delay (1 minute by default) before they come back.
 	benchDeliverTimeout = 3 * time.Minute
-
-	// The latency benchmark's load.
-	benchLatencyRate   = 1000 // events/s
-	benchLatencyWindow = 5 * time.Second
 )
 
 // BenchmarkEventBridgeConsumeCeiling is the ceiling: a franz-go group
@@ -72,7 +67,7 @@ const (
 // delivery) polling b.N pre-loaded records, from a cold start (group join
 // included, as for the forwarder).
 func BenchmarkEventBridgeConsumeCeiling(b *testing.B) {
-	cluster, cfg := benchBroker(b)
+	cluster, cfg := forwardingtest.BenchBroker(b, Spec)
 	forwardingtest.BenchConsumeCeiling(b, cluster, cfg, benchDeliverTimeout)
 }
 
@@ -287,26 +282,14 @@ func (h *benchCaptureHTTP) Do(r *http.Request) (*http.Response, error) {
 	return benchLocalHTTP{&calls, &size}.Do(r)
 }
 
-// BenchmarkEventBridgeForwarder runs forwarder.Run in this process with the
-// default delivery configuration (500-entry / 4 MB / 200 ms batches), 50
-// accounts routed to 4 connections (each its own bus, each up to 8 calls of
-// 10 entries in flight), against a topic pre-loaded with b.N records, and
-// times it from start until the fake has accepted all of them.
-// Sub-benchmarks set max_inflight_bytes (max_connection_bytes stays half
-// of it, as in the defaults); memory is reported next to it. The
-// one other setting changed is park_delay (benchParkDelay): events parked
-// on the retry topic come back after it, so a run that parks ends in
-// seconds, not minutes. It reports parked events, unparked-events/s (the
-// rate until every event that was not parked had arrived), resent entries
-// (accepted twice after a lost answer) and cpu-% (the share of the
-// machine's CPUs the process kept busy).
-func BenchmarkEventBridgeForwarder(b *testing.B) {
-	for _, inflight := range benchInflightSettings {
-		b.Run(fmt.Sprintf("max-inflight=%dMB", inflight>>20), func(b *testing.B) {
-			benchForwarder(b, inflight, false)
-		})
-	}
-}
+// BenchmarkEventBridgeForwarder runs the forwarder in this process with
+// the default delivery configuration (500-entry / 4 MB / 200 ms batches),
+// 50 accounts routed to 4 connections (each its own bus, each up to 8
+// calls of 10 entries in flight), against a topic pre-loaded with b.N
+// records, until the fake has accepted all of them
+// (sinkconformance.BenchForwarder). Sub-benchmarks set max_inflight_bytes
+// (max_connection_bytes keeps its share); memory is reported next to it.
+func BenchmarkEventBridgeForwarder(b *testing.B) { sinkconformance.BenchForwarders(b, benchAdapter) }
 
 // BenchmarkEventBridgeForwarderCPUSplit is the default forwarder run again,
 // under a CPU profile that tells the forwarder's CPU from what the broker
@@ -314,185 +297,19 @@ func BenchmarkEventBridgeForwarder(b *testing.B) {
 // Profiling slows the run, so its throughput is not the forwarder's; the
 // report takes only the split from it.
 func BenchmarkEventBridgeForwarderCPUSplit(b *testing.B) {
-	benchForwarder(b, DefaultConfig().Delivery.MaxInflightBytes, true)
+	sinkconformance.BenchForwarder(b, benchAdapter, DefaultConfig().Delivery.MaxInflightBytes, true)
 }
 
 // benchInflightSettings are the max_inflight_bytes the forwarder benchmark
 // runs with: the default first, then four times as much.
-var benchInflightSettings = []config.ByteSize{DefaultConfig().Delivery.MaxInflightBytes, 4 * DefaultConfig().Delivery.MaxInflightBytes}
+var benchInflightSettings = sinkconformance.BenchInflightSettings(Spec)
 
-// benchParkDelay replaces the default park_delay (1 minute) in the
-// throughput runs.
-const benchParkDelay = 5 * time.Second
-
-func benchForwarder(b *testing.B, inflight config.ByteSize, split bool) {
-	cluster, cfg := benchBroker(b)
-	cfg.Delivery.MaxInflightBytes = inflight
-	cfg.Delivery.MaxConnectionBytes = inflight * DefaultConfig().Delivery.MaxConnectionBytes / DefaultConfig().Delivery.MaxInflightBytes
-	cfg.Delivery.ParkDelay = benchParkDelay
-	if err := cfg.Validate(); err != nil {
-		b.Fatal(err)
-	}
-	forwardingtest.BenchPreload(b, cluster, cfg, b.N)
-	tally := newBenchTally(b.N)
-	bus := newBenchBus(b, tally.accept)
-	benchWriteDestinations(b, cfg, bus.URL())
-
-	var mem *forwardingtest.BenchUsage
-	if split {
-		mem = forwardingtest.StartBenchUsageSplit(b)
-	} else {
-		mem = forwardingtest.StartBenchUsage(b)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	stop := benchStart(b, cfg)
-	progress := forwardingtest.NewBenchProgress(start)
-	ok := forwardingtest.BenchWait(benchDeliverTimeout, func() bool {
-		n := tally.distinct.Load()
-		progress.See(n)
-		return n >= int64(b.N)
-	})
-	elapsed := time.Since(start)
-	b.StopTimer()
-	mem.Stop(b)
-	stop()
-
-	st := bus.Stats()
-	parked := forwardingtest.BenchHighWatermarks(cluster, cfg.Delivery.RetryTopic.Name)
-	dead := forwardingtest.BenchHighWatermarks(cluster, cfg.Kafka.Topics.DeadLetter.Name)
-	resent := tally.resent.Load()
-	if !ok || dead > 0 || st.Failed > 0 {
-		b.Fatalf("the fake accepted %d of %d events (%d twice) in %s; %d of %d calls refused, %d entries failed; %d events parked, %d dead-lettered",
-			tally.distinct.Load(), b.N, resent, elapsed.Round(time.Millisecond), st.Calls-st.OK, st.Calls, st.Failed, parked, dead)
-	}
-	// Offsets are committed only for records delivered, parked or
-	// dead-lettered: none may be left once the fake holds all of them.
-	if n := forwardingtest.BenchUncommitted(b, cluster, cfg); n > 0 {
-		b.Fatalf("the fake accepted %d events (%d twice), but %d records are not committed", tally.distinct.Load(), resent, n)
-	}
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
-	b.ReportMetric(float64(st.Calls-st.OK), "refused-calls")
-	b.ReportMetric(float64(resent), "resent")
-	if t, ok := progress.Reached(int64(b.N) - parked); ok && t > 0 {
-		b.ReportMetric(float64(int64(b.N)-parked)/t.Seconds(), "unparked-events/s")
-	}
-	b.ReportMetric(float64(parked), "parked")
-	if t, ok := progress.Reached(1); ok {
-		b.ReportMetric(benchutil.Millis(t), "first-ms")
-	}
-	if r, ok := progress.Steady(int64(b.N)/10, int64(b.N)*9/10); ok {
-		b.ReportMetric(r, "steady-events/s")
-	}
-	b.ReportMetric(float64(st.Bytes)/float64(max(st.Accepted, 1)), "entry-B")
-	b.ReportMetric(float64(st.Accepted)/float64(max(st.OK, 1)), "entries/call")
-	b.ReportMetric(benchutil.MB(uint64(inflight)), "max-inflight-MB")
-}
-
-// BenchmarkEventBridgeEndToEndLatency runs the forwarder (default
-// configuration) and, once it delivers, produces events at a steady
-// benchLatencyRate with ingest's producer settings, each timestamped as it
-// is produced. An event's latency is the time the fake accepted its entry
-// minus that timestamp (read from the entry's Detail, to the
-// microsecond). One op is a benchLatencyWindow of load.
+// BenchmarkEventBridgeEndToEndLatency: events produced at a steady 1k/s
+// while the forwarder runs (default configuration); an event's latency is
+// the time the fake accepted its entry minus its timestamp, read from the
+// entry's Detail (sinkconformance.BenchEndToEndLatency).
 func BenchmarkEventBridgeEndToEndLatency(b *testing.B) {
-	cluster, cfg := benchBroker(b)
-	topic := cfg.Kafka.Topics.Events.Name
-	perWindow := int(benchLatencyWindow.Seconds() * benchLatencyRate)
-	total := b.N * perWindow
-
-	// Warm-up records are numbered from warmBase, a multiple of forwardingtest.BenchPool
-	// so that the forwardingtest.BenchAccounts of them cover every account.
-	const warmBase = 1 << 30
-	warm := map[string]bool{}
-	for i := range forwardingtest.BenchAccounts {
-		warm[forwardingtest.BenchID(warmBase+i)] = true
-	}
-	lat := benchutil.NewLatencies(total)
-	var (
-		seen, warmSeen atomic.Int64
-		badDetail      atomic.Pointer[error]
-	)
-	bus := newBenchBus(b, func(e ebfake.Entry) {
-		var d struct {
-			ID        string `json:"id"`
-			Timestamp string `json:"timestamp"`
-		}
-		err := json.Unmarshal([]byte(e.Detail), &d)
-		var at time.Time
-		if err == nil {
-			at, err = auditevent.ParseTimestamp(d.Timestamp)
-		}
-		if err != nil {
-			badDetail.CompareAndSwap(nil, &err)
-			return
-		}
-		if warm[d.ID] {
-			warmSeen.Add(1)
-			return
-		}
-		lat.Record(e.Received.Sub(at))
-		seen.Add(1)
-	})
-	benchWriteDestinations(b, cfg, bus.URL())
-	stop := benchStart(b, cfg)
-	defer stop()
-
-	gen := forwardingtest.NewBenchGen(b, topic)
-	prod := forwardingtest.BenchProducer(cluster)
-	ctx := context.Background()
-	for i := range forwardingtest.BenchAccounts {
-		if err := prod.ProduceSync(ctx, gen.Record(b, warmBase+i, time.Now())).FirstErr(); err != nil {
-			b.Fatalf("warm-up produce: %v", err)
-		}
-	}
-	if !forwardingtest.BenchWait(30*time.Second, func() bool { return warmSeen.Load() >= forwardingtest.BenchAccounts }) {
-		b.Fatalf("warm-up: the fake accepted %d of %d events", warmSeen.Load(), forwardingtest.BenchAccounts)
-	}
-
-	var (
-		failures atomic.Int64
-		firstErr atomic.Pointer[error]
-	)
-	mem := forwardingtest.StartBenchUsage(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := time.Now()
-	for w := range b.N {
-		winStart := time.Now()
-		for i := range perWindow {
-			due := winStart.Add(time.Duration(i) * time.Second / benchLatencyRate)
-			if d := time.Until(due); d > 0 {
-				time.Sleep(d)
-			}
-			prod.Produce(ctx, gen.Record(b, w*perWindow+i, time.Now()), func(_ *kgo.Record, err error) {
-				if err != nil {
-					failures.Add(1)
-					firstErr.CompareAndSwap(nil, &err)
-				}
-			})
-		}
-	}
-	produced := time.Since(start)
-	ok := forwardingtest.BenchWait(60*time.Second, func() bool { return seen.Load() >= int64(total) })
-	b.StopTimer()
-	mem.Stop(b)
-	stop()
-
-	if err := badDetail.Load(); err != nil {
-		b.Fatalf("an accepted entry's detail does not read: %v", *err)
-	}
-	if f := failures.Load(); f > 0 {
-		b.Fatalf("%d of %d produces failed; first: %v", f, total, *firstErr.Load())
-	}
-	if st := bus.Stats(); !ok || st.Calls != st.OK || st.Failed > 0 {
-		b.Fatalf("the fake accepted %d of %d events; %d of %d calls refused, %d entries failed", seen.Load(), total, st.Calls-st.OK, st.Calls, st.Failed)
-	}
-	b.ReportMetric(float64(total)/produced.Seconds(), "produced-events/s")
-	b.ReportMetric(benchutil.Millis(lat.Percentile(50)), "p50-ms")
-	b.ReportMetric(benchutil.Millis(lat.Percentile(99)), "p99-ms")
-	b.ReportMetric(benchutil.Millis(lat.Percentile(100)), "max-ms")
+	sinkconformance.BenchEndToEndLatency(b, benchAdapter)
 }
 
 // Targets of the EventBridge forwarder (the issue's, on a 2-core machine).
@@ -516,150 +333,37 @@ const (
 	benchNameSplit   = "EventBridgeForwarderCPUSplit"
 )
 
-func benchNameForwarder(inflight config.ByteSize) string {
-	return fmt.Sprintf("EventBridgeForwarder/max-inflight=%dMB", inflight>>20)
-}
-
 // eventBridgeBenchReport lays out the ceiling, the entry-only and
 // encode-only passes and the forwarder runs (median over -count runs),
 // their memory, the latency, and a verdict per target.
 func eventBridgeBenchReport(out benchutil.Output) (benchReport, error) {
-	get := func(name string) (benchutil.Result, int, error) {
-		r, runs := out.Median(name)
-		if runs == 0 {
-			return r, 0, fmt.Errorf("no result for Benchmark%s in the benchmark output", name)
-		}
-		return r, runs, nil
-	}
-	ceiling, runs, err := get(benchNameCeiling)
-	if err != nil {
-		return benchReport{}, err
-	}
-	entry, _, err := get(benchNameEntry)
-	if err != nil {
-		return benchReport{}, err
-	}
-	encode, _, err := get(benchNameEncode)
-	if err != nil {
-		return benchReport{}, err
-	}
-	bus, _, err := get(benchNameBus)
-	if err != nil {
-		return benchReport{}, err
-	}
-	fwds := make([]benchutil.Result, len(benchInflightSettings))
-	fwdRuns := make([]int, len(benchInflightSettings))
-	for i, inflight := range benchInflightSettings {
-		if fwds[i], fwdRuns[i], err = get(benchNameForwarder(inflight)); err != nil {
-			return benchReport{}, err
-		}
-	}
-	latency, _, err := get(benchNameLatency)
-	if err != nil {
-		return benchReport{}, err
-	}
-	split, _, err := get(benchNameSplit)
-	if err != nil {
+	r := sinkconformance.NewBenchReport(out)
+	ceiling := r.Get(benchNameCeiling)
+	entry := r.Get(benchNameEntry)
+	encode := r.Get(benchNameEncode)
+	bus := r.Get(benchNameBus)
+	fwds, fwdRuns := r.Forwarders("EventBridge", benchInflightSettings)
+	latency := r.Get(benchNameLatency)
+	split := r.Get(benchNameSplit)
+	if err := r.Err(); err != nil {
 		return benchReport{}, err
 	}
 
-	metric := func(r benchutil.Result, unit string) string {
-		v, ok := r.Metrics[unit]
-		if !ok {
-			return "-"
-		}
-		return benchutil.FormatValue(v)
-	}
-	ratio := func(r benchutil.Result, unit string, of benchutil.Result) (float64, string) {
-		a, okA := r.Metrics[unit]
-		b, okB := of.Metrics["events/s"]
-		if !okA || !okB || b == 0 {
-			return math.NaN(), "-"
-		}
-		return a / b, benchutil.FormatPercent(a / b)
-	}
-	labels := []string{"raw franz-go consume ceiling", "entry-only (decode, EventBridge entry)", "encode-only (+ SDK PutEvents calls, signed)", "bus-only (the fake taking signed calls)"}
-	results := []benchutil.Result{ceiling, entry, encode, bus}
-	const firstForwarder = 4
-	for i, inflight := range benchInflightSettings {
-		label := fmt.Sprintf("forwarder into the fake, max_inflight %d MiB", inflight>>20)
-		if i == 0 {
-			label += " (default)"
-		}
-		labels = append(labels, label)
-		results = append(results, fwds[i])
-	}
-
-	var s strings.Builder
-	fmt.Fprintf(&s, "\nEventBridge forwarder against its ceilings (median of %d run(s); 1 KB records, broker and EventBridge fake in this process)\n", runs)
-	tbl := &benchutil.Table{}
-	tbl.Row("", "events/s", "of ceiling", "of encode-only", "steady events/s", "of encode-only", "parked", "CPU µs/event", "CPU busy")
-	for i, r := range results {
-		c, e, ue := "-", "-", "-"
-		if i > 0 {
-			_, c = ratio(r, "events/s", ceiling)
-		}
-		if i >= firstForwarder {
-			_, e = ratio(r, "events/s", encode)
-			_, ue = ratio(r, "steady-events/s", encode)
-		}
-		tbl.Row(labels[i], metric(r, "events/s"), c, e, metric(r, "steady-events/s"), ue, metric(r, "parked"), forwardingtest.BenchMicros(r), metric(r, "cpu-%")+" %")
-	}
-	tbl.WriteTo(&s)
-	s.WriteString("steady: the rate from 10 % to 90 % of the events delivered, without start-up and the linger of the last batches;\n" +
-		"the targets are judged on events/s over the whole run.\n")
-	s.WriteString(forwardingtest.BenchBound(encode, fwds[0], split, "EventBridge fake"))
-	fmt.Fprintf(&s, "entries a call: encode-only %s, forwarder %s; entries resent after a lost answer: %s\n",
-		metric(encode, "entries/call"), metric(fwds[0], "entries/call"), metric(fwds[0], "resent"))
-	s.WriteString("\nmemory (MB): peak is the whole process (benchutil: heap and stacks, garbage included); over-base is above the\nheap in use before the run (the broker holding the loaded topic, the event pool); live is the live heap's peak above its own\n")
-	mt := &benchutil.Table{}
-	mt.Row("", "max_inflight", "live over base", "peak over base", "peak")
-	labels = append(labels, "end-to-end latency run (1k events/s)")
-	results = append(results, latency)
-	for i, r := range results {
-		mt.Row(labels[i], metric(r, "max-inflight-MB"), metric(r, "live-over-base-MB"), metric(r, "peak-over-base-MB"), metric(r, "peak-MB"))
-	}
-	mt.WriteTo(&s)
-	fmt.Fprintf(&s, "\nend-to-end latency at %s events/s (default config): p50 %s ms, p99 %s ms, max %s ms\n",
-		metric(latency, "produced-events/s"), metric(latency, "p50-ms"), metric(latency, "p99-ms"), metric(latency, "max-ms"))
-
-	rep := benchReport{}
-	var verdicts strings.Builder
-	line := func(target, verdict, got string) {
-		fmt.Fprintf(&verdicts, "  %-46s %-13s %s\n", target, verdict, got)
-	}
-	verdict := func(target string, pass bool, got string) {
-		v := "PASS"
-		if !pass {
-			v = "BELOW TARGET"
-			rep.below++
-		}
-		line(target, v, got)
-	}
+	r.Throughput("EventBridge forwarder against its ceilings", "1 KB records, broker and EventBridge fake in this process",
+		[]string{"raw franz-go consume ceiling", "entry-only (decode, EventBridge entry)", "encode-only (+ SDK PutEvents calls, signed)", "bus-only (the fake taking signed calls)"},
+		[]benchutil.Result{ceiling, entry, encode, bus}, benchInflightSettings, fwds, encode, split, "EventBridge fake")
 	fwd := fwds[0]
-	r, txt := ratio(fwd, "events/s", encode)
-	if fwd.Metrics["parked"] > 0 {
-		txt += fmt.Sprintf(" (%s parked; the rest at %s events/s)", metric(fwd, "parked"), metric(fwd, "unparked-events/s"))
-	}
-	verdict(fmt.Sprintf("forwarder >= %s of encode-only", benchutil.FormatPercent(benchTargetOfEncodeOnly)), r >= benchTargetOfEncodeOnly, txt)
-	p99, ok := latency.Metrics["p99-ms"]
-	verdict(fmt.Sprintf("end-to-end p99 < %s at 1k events/s", benchTargetP99), ok && p99 < benchutil.Millis(benchTargetP99), metric(latency, "p99-ms")+" ms")
-	pass, got, backlog := forwardingtest.BenchMemoryVerdict(benchInflightSettings, fwds, fwdRuns)
-	verdict(fmt.Sprintf("memory set by config (backlog %s MB)", benchutil.FormatValue(backlog)), pass, got)
-	_, txt = ratio(fwd, "steady-events/s", encode)
-	line("steady forwarder / encode-only", "(no target)", txt)
-	_, txt = ratio(fwd, "events/s", ceiling)
-	line("forwarder / consume ceiling", "(no target)", txt)
-	_, txt = ratio(fwd, "events/s", entry)
-	line("forwarder / entry-only", "(no target)", txt)
-	if bound, ok := forwardingtest.BenchBoundRate(encode, fwd, split); ok {
-		line("bound beside the broker and fake", "(no target)",
-			fmt.Sprintf("%s events/s = %s of encode-only", benchutil.FormatValue(bound), benchutil.FormatPercent(bound/encode.Metrics["events/s"])))
-	}
-	s.WriteString("\ntargets (2-core machine)\n")
-	s.WriteString(verdicts.String())
-	rep.text = s.String()
-	return rep, nil
+	r.Printf("entries a call: encode-only %s, forwarder %s; entries resent after a lost answer: %s\n",
+		sinkconformance.Metric(encode, "entries/call"), sinkconformance.Metric(fwd, "entries/call"), sinkconformance.Metric(fwd, "resent"))
+	r.Memory(latency)
+
+	of, txt := sinkconformance.Ratio(fwd, "events/s", encode)
+	r.Verdict(fmt.Sprintf("forwarder >= %s of encode-only", benchutil.FormatPercent(benchTargetOfEncodeOnly)), of >= benchTargetOfEncodeOnly, txt+sinkconformance.Parked(fwd))
+	r.CommonVerdicts(benchTargetP99, latency, benchInflightSettings, fwds, fwdRuns, encode, ceiling)
+	_, txt = sinkconformance.Ratio(fwd, "events/s", entry)
+	r.Line("forwarder / entry-only", "(no target)", txt)
+	r.Bound(encode, fwd, split, "fake")
+	return benchReport{text: r.Text(), below: r.Below}, nil
 }
 
 // The report reads the benchmarks' result lines and judges each target.

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -43,20 +42,11 @@ func TestGoldenSeedEventFromIngestToEventBridge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Post("http://"+addr+"/v1/events", "application/json", bytes.NewReader(seed))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var accepted struct{ IDs []string }
-	_ = json.NewDecoder(resp.Body).Decode(&accepted)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted || len(accepted.IDs) != 1 {
-		t.Fatalf("ingest answered %d %v", resp.StatusCode, accepted.IDs)
-	}
+	id := forwardingtest.PostEvent(t, addr, seed)
 
 	forwardingtest.WaitFor(t, "the entry on the bus", 20*time.Second, func() bool { return p.bus.Count("eb-docs") == 1 })
 	entry := p.bus.Entries("eb-docs")[0]
-	checkSeedEntry(t, entry, accepted.IDs[0])
+	checkSeedEntry(t, entry, id)
 	checkDocumentedRules(t, entry.Event())
 }
 

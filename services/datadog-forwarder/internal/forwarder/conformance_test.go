@@ -1,0 +1,117 @@
+package forwarder
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/auditstream/auditstream/services/testsupport/ddfake"
+	"github.com/auditstream/auditstream/services/testsupport/sinkconformance"
+)
+
+// The sink conformance suite against the Datadog intake fake.
+func TestConformance(t *testing.T) {
+	sinkconformance.Run(t, sinkconformance.Adapter{
+		Spec:          Spec,
+		DefaultConfig: DefaultConfig(),
+		NewFake: func(t *testing.T) sinkconformance.Fake {
+			f := &intakeFake{Server: ddfake.New(), t: t}
+			t.Cleanup(f.Close)
+			return f
+		},
+		// The intake refuses the request holding the entry with 400; the
+		// sink finds the entry by splitting.
+		RejectedError: "400",
+		Binary:        "../..",
+		// An encoded test record is ~450 bytes. With requests_in_flight
+		// batches of 200 out at once and a 20 ms intake, a 50 ms commit
+		// interval (plus the commit's own round trip, under one more intake
+		// period) sees at most 4 rounds finish.
+		DuplicateWindow: func(inflightBytes int) int {
+			return inflightBytes/450 + DefaultConfig().Delivery.RequestsInFlight*4*200
+		},
+	})
+}
+
+// intakeFake is the Datadog intake fake as the suite drives it: a
+// connection's name is its API key.
+type intakeFake struct {
+	*ddfake.Server
+	t *testing.T
+}
+
+func (f *intakeFake) Connection(name, dir string, timeout time.Duration) string {
+	f.AddKey(name)
+	keyFile := filepath.Join(dir, name+".key")
+	if err := os.WriteFile(keyFile, []byte(name+"\n"), 0o600); err != nil {
+		f.t.Fatal(err)
+	}
+	return fmt.Sprintf("  %s:\n    type: datadog\n    settings:\n      base_url: %s\n      api_key: {file: %s}\n      tag_prefix: scalr\n      timeout: %s\n",
+		name, f.URL(), keyFile, timeout)
+}
+
+func (f *intakeFake) Accepted(name string) []sinkconformance.Entry {
+	var out []sinkconformance.Entry
+	for _, log := range f.Logs(name) {
+		id, _ := log["audit-id"].(string)
+		acc := ""
+		if t, ok := log["target"].(map[string]any); ok {
+			if c, ok := t["context"].(map[string]any); ok {
+				if a, ok := c["account"].(map[string]any); ok {
+					acc, _ = a["id"].(string)
+				}
+			}
+		}
+		out = append(out, sinkconformance.Entry{ID: id, Account: acc})
+	}
+	return out
+}
+
+func (f *intakeFake) ServerErrors(n int) { f.FailNext(n, http.StatusInternalServerError, nil) }
+
+// Throttle answers 429 without a Retry-After: the sink backs off on its
+// own schedule.
+func (f *intakeFake) Throttle(n int) { f.FailNext(n, http.StatusTooManyRequests, nil) }
+
+// Refuse answers 403, as for a revoked API key.
+func (f *intakeFake) Refuse(name string) { f.Always(name, http.StatusForbidden, nil) }
+
+func (f *intakeFake) Allow(name string) { f.Recover(name) }
+
+func (f *intakeFake) RejectAction(action string) {
+	needle := []byte(`"action":"` + action + `"`)
+	f.RejectEntries(func(entry []byte) bool { return bytes.Contains(entry, needle) })
+}
+
+func (f *intakeFake) Failures() sinkconformance.Failures {
+	var out sinkconformance.Failures
+	for _, r := range f.Requests() {
+		switch r.Status {
+		case http.StatusInternalServerError:
+			out.ServerErrors++
+		case http.StatusTooManyRequests:
+			out.Throttled++
+		case 0:
+			out.Abandoned++
+		case http.StatusAccepted:
+		default:
+			out.Other++
+		}
+	}
+	return out
+}
+
+// CheckRequests: every request the intake took was gzipped, as the
+// default connection is.
+func (f *intakeFake) CheckRequests(t *testing.T) {
+	t.Helper()
+	for _, r := range f.Requests() {
+		if r.Status == http.StatusAccepted && r.ContentEncoding != "gzip" {
+			t.Fatalf("a request with Content-Encoding %q; the default is gzip", r.ContentEncoding)
+		}
+	}
+}

@@ -1,0 +1,232 @@
+// Package sinkconformance is the forwarders' end-to-end and fault suite,
+// written once for every sink as storetest is for stores. A forwarder runs
+// it with an Adapter for its protocol fake: how to point a connection at
+// the fake, how to make it fail (server errors, throttling, a refused
+// connection, entries refused for good, slowness) and how to read what it
+// accepted. A new forwarder gets the whole fault set by writing one.
+//
+// Every scenario runs the real forwarder (forwarding.Run, or its binary)
+// against a kfake broker and the fake over 127.0.0.1 sockets.
+package sinkconformance
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditstream/auditstream/proto/auditevent"
+	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
+	"github.com/auditstream/auditstream/services/internal/forwarding"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Entry is what the suite reads of an accepted entry.
+type Entry struct {
+	ID      string // the event's id
+	Account string // the event's account id
+}
+
+// Failures counts the requests a fake answered with a failure, or whose
+// answer the forwarder did not wait for.
+type Failures struct {
+	ServerErrors int // answered with a server error (ServerErrors)
+	Throttled    int // answered as throttled (Throttle)
+	Abandoned    int // given up on by the client before the answer
+	Other        int // answered with any other failure
+}
+
+// Fake is one protocol fake as the suite drives it. Connections are told
+// apart by name: the fake keeps what it accepted per connection name.
+type Fake interface {
+	// Connection returns connection name's entry of the destinations
+	// file's connections map (lines indented by two spaces), a connection
+	// to this fake whose requests time out after timeout. It may write
+	// secret files into dir.
+	Connection(name, dir string, timeout time.Duration) string
+	// Accepted returns the entries the fake accepted for connection name,
+	// in the order it accepted them, duplicates included.
+	Accepted(name string) []Entry
+	// ServerErrors answers the next n requests with a server error.
+	ServerErrors(n int)
+	// Throttle answers the next n requests as throttled (rate limited).
+	Throttle(n int)
+	// Refuse refuses every request of connection name for a reason a
+	// customer fixes (a revoked key, a denied bus): the forwarder parks.
+	Refuse(name string)
+	// Allow undoes Refuse.
+	Allow(name string)
+	// RejectAction refuses for good every entry whose event has action;
+	// the rest of a request is accepted or can be.
+	RejectAction(action string)
+	// Slow delays every answer by d (0 stops it).
+	Slow(d time.Duration)
+	// MaxInFlight is the most requests the fake answered at once.
+	MaxInFlight() int
+	// Failures counts the failed and abandoned requests so far.
+	Failures() Failures
+	// CheckRequests fails t if a request the fake took broke a rule of
+	// the destination (its size limits, its signature).
+	CheckRequests(t *testing.T)
+}
+
+// Adapter is what a forwarder hands the suite.
+type Adapter struct {
+	// Spec is the forwarder's; DefaultConfig its default configuration.
+	Spec          forwarding.Spec
+	DefaultConfig forwarding.Config
+	// NewFake starts a fake, closed at the end of the test.
+	NewFake func(t *testing.T) Fake
+	// RejectedError is what the dead-letter error header of an entry
+	// refused by RejectAction holds (the destination's code).
+	RejectedError string
+	// Binary is the forwarder's main package, relative to the test's
+	// directory ("../.."), for the scenarios that kill the process.
+	Binary string
+	// DuplicateWindow bounds the duplicates after a kill -9 of a process
+	// with max_inflight_bytes inflightBytes: what the cap lets be out plus
+	// what finishes between two commits.
+	DuplicateWindow func(inflightBytes int) int
+}
+
+// Run runs every scenario of the suite as a subtest.
+func Run(t *testing.T, a Adapter) {
+	for _, s := range []struct {
+		name string
+		run  func(*testing.T, Adapter)
+	}{
+		{"EndToEndEveryEventReachesExactlyItsAccountsConnections", testEndToEnd},
+		{"DestinationsReloadWithoutRestart", testReload},
+		{"ServerErrorAndThrottleStormThenRecovery", testStorm},
+		{"RefusedConnectionDoesNotStallOtherAccounts", testRefused},
+		{"PoisonRecordsAreDeadLettered", testPoison},
+		{"RejectedEntriesAreDeadLettered", testRejected},
+		{"OversizedEventIsDeadLetteredWithReason", testOversized},
+		{"SlowDestinationTimesOutAndRetries", testSlow},
+		{"TwoInstancesWithRebalanceLoseNothing", testRebalance},
+		{"KilledMidBatchLosesNothing", testKilled},
+	} {
+		t.Run(s.name, func(t *testing.T) { s.run(t, a) })
+	}
+}
+
+// pipeline is a broker, a fake and the forwarder's config pointing at
+// both, over real sockets on ephemeral ports.
+type pipeline struct {
+	*forwardingtest.Pipeline
+	a    Adapter
+	fake Fake
+	// timeout is the connections' timeout for one request (2s, so that
+	// fault tests give up on a slow fake quickly).
+	timeout time.Duration
+}
+
+func newPipeline(t *testing.T, a Adapter) *pipeline {
+	t.Helper()
+	return &pipeline{Pipeline: forwardingtest.NewPipeline(t, a.DefaultConfig), a: a, fake: a.NewFake(t), timeout: 2 * time.Second}
+}
+
+// writeRoutes writes the destinations file: account → connection names.
+func (p *pipeline) writeRoutes(routes map[string][]string) {
+	p.T.Helper()
+	WriteRoutes(p.Pipeline, p.fake, p.timeout, routes)
+}
+
+// WriteRoutes writes p's destinations file: account → connection names,
+// each a connection to fake whose requests time out after timeout.
+func WriteRoutes(p *forwardingtest.Pipeline, fake Fake, timeout time.Duration, routes map[string][]string) {
+	p.T.Helper()
+	var b strings.Builder
+	conns := map[string]bool{}
+	b.WriteString("routes:\n")
+	for _, acc := range sortedKeys(routes) {
+		fmt.Fprintf(&b, "  - account: %q\n    connections: [%s]\n", acc, strings.Join(routes[acc], ", "))
+		for _, n := range routes[acc] {
+			conns[n] = true
+		}
+	}
+	if len(conns) == 0 {
+		p.WriteDestinations("connections: {}\nroutes: []\n")
+		return
+	}
+	b.WriteString("connections:\n")
+	for _, n := range sortedKeys(conns) {
+		b.WriteString(fake.Connection(n, p.DestDir, timeout))
+	}
+	p.WriteDestinations(b.String())
+}
+
+func (p *pipeline) start() (stop func()) {
+	p.T.Helper()
+	return p.Start(p.a.Spec)
+}
+
+// publish writes n test events for each account and returns their ids by
+// account; change, when set, alters each event first.
+func (p *pipeline) publish(accounts []string, n int, change func(i int, ev *auditlogv1.AuditEvent)) map[string][]string {
+	p.T.Helper()
+	return p.Publish(accounts, n, forwardingtest.TestEvents(change))
+}
+
+// ids is the ids of the entries the fake accepted for name.
+func ids(f Fake, name string) []string {
+	var out []string
+	for _, e := range f.Accepted(name) {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+// count is how many entries the fake accepted for name.
+func count(f Fake, name string) int { return len(f.Accepted(name)) }
+
+// distinct is how many events the fake accepted for name, each once.
+func distinct(f Fake, name string) int { return len(forwardingtest.Counts(ids(f, name))) }
+
+func headers(rec *kgo.Record) map[string]string {
+	h := map[string]string{}
+	for _, x := range rec.Headers {
+		h[x.Key] = string(x.Value)
+	}
+	return h
+}
+
+func recordEventID(t *testing.T, rec *kgo.Record) string {
+	t.Helper()
+	ev, err := auditevent.DecodeRecord(rec)
+	if err != nil {
+		t.Fatalf("record does not decode: %v", err)
+	}
+	return ev.GetId()
+}
+
+func all(byAccount ...map[string][]string) []string {
+	var out []string
+	for _, m := range byAccount {
+		for _, acc := range sortedKeys(m) {
+			out = append(out, m[acc]...)
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+// produce writes raw records to the events topic.
+func (p *pipeline) produce(recs ...*kgo.Record) {
+	p.T.Helper()
+	if err := p.Cluster.Client().ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		p.T.Fatal(err)
+	}
+}
+
+// secondDestinations moves the destinations file to a new directory, so
+// that a second forwarder reads a file of its own.
+func (p *pipeline) secondDestinations() {
+	p.Cfg.Destinations.File = filepath.Join(p.T.TempDir(), "destinations.yaml")
+}
