@@ -2,10 +2,12 @@
 // the headers the forwarders' runtime writes on parked records: what the
 // forwarders and the archiver write and what auditctl's dlq commands read.
 // The source record's key, value and producer headers are kept; the
-// auditstream-* headers say why, from where and by whom.
+// auditstream-* headers say why, from where and by whom. Letter.Record
+// writes a dead letter and Read reads one back.
 package deadletter
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 
@@ -104,3 +106,52 @@ func SourceHeaders(rec *kgo.Record, extra int) []kgo.RecordHeader {
 
 // Header is a record header of a string value.
 func Header(k, v string) kgo.RecordHeader { return kgo.RecordHeader{Key: k, Value: []byte(v)} }
+
+// Read is the dead letter rec, as Record wrote it, read back: Topic is
+// rec's topic; Source is the record as it was on its source topic, with
+// the producer's headers only and, when the headers say where it came
+// from, its source topic, partition and offset (so that an event without
+// an id gets back the id it had there); Cause carries the error text. A
+// header missing or unreadable leaves its field empty: SourceTopic is set
+// only when topic, partition and offset all read. The last of a repeated
+// header wins, as it does for content-type.
+func Read(rec *kgo.Record) Letter {
+	d := Letter{Topic: rec.Topic}
+	var partition, offset string
+	for _, h := range rec.Headers {
+		v := string(h.Value)
+		switch h.Key {
+		case HeaderDLQReason:
+			d.Reason = v
+		case HeaderDLQError:
+			d.Cause = nil
+			if v != "" {
+				d.Cause = errors.New(v)
+			}
+		case HeaderForwarder:
+			d.Consumer = v
+		case HeaderConnection:
+			d.Connection = v
+		case HeaderPolicy:
+			d.Policy = v
+		case HeaderSourceTopic:
+			d.SourceTopic = v
+		case HeaderSourcePartition:
+			partition = v
+		case HeaderSourceOffset:
+			offset = v
+		}
+	}
+	src := *rec
+	src.Headers = SourceHeaders(rec, 0)
+	p, perr := strconv.ParseInt(partition, 10, 32)
+	o, oerr := strconv.ParseInt(offset, 10, 64)
+	if d.SourceTopic == "" || perr != nil || oerr != nil {
+		d.SourceTopic = ""
+	} else {
+		d.SourcePartition, d.SourceOffset = int32(p), o
+		src.Topic, src.Partition, src.Offset = d.SourceTopic, d.SourcePartition, d.SourceOffset
+	}
+	d.Source = &src
+	return d
+}

@@ -89,3 +89,55 @@ func TestErrorTextBounded(t *testing.T) {
 		t.Fatalf("ErrorText = %q, want %q", got, "short")
 	}
 }
+
+// TestReadRoundTrip: what Record writes, Read gives back: why, from where,
+// by whom, and the source record with its producer headers and position.
+func TestReadRoundTrip(t *testing.T) {
+	src := &kgo.Record{
+		Topic: "audit.events.retry.datadog", Partition: 2, Offset: 9,
+		Key: []byte("acc-1"), Value: []byte("event bytes"),
+		Headers: []kgo.RecordHeader{
+			Header("content-type", "application/x-protobuf"),
+			Header(HeaderAttempt, "3"),
+			Header("traceparent", "00-abc-def-01"),
+		},
+	}
+	in := Letter{
+		Topic: "audit.events.dlq", Source: src,
+		SourceTopic: "audit.events", SourcePartition: 1, SourceOffset: 42,
+		Consumer: "datadog-forwarder", Connection: "dd-a", Reason: "rejected", Cause: errors.New("400 bad entry"), Policy: "v3",
+	}
+	rec := in.Record()
+	rec.Partition, rec.Offset = 0, 7 // where the dead-letter topic put it
+	got := Read(rec)
+	if got.Topic != in.Topic || got.Reason != in.Reason || got.ErrorText() != "400 bad entry" || got.Consumer != in.Consumer ||
+		got.Connection != in.Connection || got.Policy != "v3" || got.SourceTopic != in.SourceTopic || got.SourcePartition != 1 || got.SourceOffset != 42 {
+		t.Fatalf("Read = %+v, want %+v", got, in)
+	}
+	s := got.Source
+	if s.Topic != "audit.events" || s.Partition != 1 || s.Offset != 42 || string(s.Key) != "acc-1" || string(s.Value) != "event bytes" {
+		t.Fatalf("source record %s/%d@%d key %q value %q, want audit.events/1@42 and the source's key and value", s.Topic, s.Partition, s.Offset, s.Key, s.Value)
+	}
+	if h := headerValues(s); len(h) != 2 || h["content-type"][0] != "application/x-protobuf" || h["traceparent"][0] != "00-abc-def-01" {
+		t.Fatalf("source headers %v, want the producer's only", h)
+	}
+	if rec.Partition != 0 || rec.Offset != 7 || len(rec.Headers) != 10 {
+		t.Fatalf("Read changed the record it read: %d@%d, %d headers", rec.Partition, rec.Offset, len(rec.Headers))
+	}
+}
+
+// TestReadWithoutSource: a record whose source headers are missing or do
+// not read keeps its own position; nothing else is invented.
+func TestReadWithoutSource(t *testing.T) {
+	for _, headers := range [][]kgo.RecordHeader{
+		nil,
+		{Header(HeaderSourceTopic, "audit.events"), Header(HeaderSourcePartition, "x"), Header(HeaderSourceOffset, "3")},
+		{Header(HeaderSourceTopic, "audit.events"), Header(HeaderSourcePartition, "1")},
+	} {
+		rec := &kgo.Record{Topic: "dlq", Partition: 3, Offset: 5, Headers: headers}
+		got := Read(rec)
+		if got.SourceTopic != "" || got.Source.Topic != "dlq" || got.Source.Partition != 3 || got.Source.Offset != 5 || got.Cause != nil || got.Reason != "" {
+			t.Errorf("headers %v: Read = %+v, source %s/%d@%d", headers, got, got.Source.Topic, got.Source.Partition, got.Source.Offset)
+		}
+	}
+}

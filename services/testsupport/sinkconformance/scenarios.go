@@ -152,7 +152,7 @@ func testRefused(t *testing.T, a Adapter) {
 	parked := kafkatest.ReadAll(t, p.Cluster.Brokers(), p.Cfg.Delivery.RetryTopic.Name, 500, 20*time.Second)
 	parkedIDs := map[string]bool{}
 	for _, rec := range parked {
-		if c := headers(rec)[deadletter.HeaderConnection]; c != "conn-a" {
+		if c := deadletter.Read(rec).Connection; c != "conn-a" {
 			t.Fatalf("parked for %q", c)
 		}
 		parkedIDs[recordEventID(t, rec)] = true
@@ -188,9 +188,8 @@ func testPoison(t *testing.T, a Adapter) {
 		t.Fatalf("dead-lettered %d, want 3", len(dlq))
 	}
 	for _, rec := range dlq {
-		h := headers(rec)
-		if h[deadletter.HeaderDLQReason] == "" || h[deadletter.HeaderSourceTopic] != topic || h[deadletter.HeaderSourceOffset] == "" || h[deadletter.HeaderForwarder] != a.Spec.Name {
-			t.Fatalf("dead letter headers %v", h)
+		if d := deadletter.Read(rec); d.Reason == "" || d.SourceTopic != topic || d.Consumer != a.Spec.Name {
+			t.Fatalf("dead letter %+v", d)
 		}
 	}
 }
@@ -217,9 +216,8 @@ func testRejected(t *testing.T, a Adapter) {
 		t.Fatalf("dead-lettered %d, want the 10 refused entries", len(dlq))
 	}
 	for _, rec := range dlq {
-		h := headers(rec)
-		if h[deadletter.HeaderConnection] != "conn-a" || h[deadletter.HeaderDLQReason] != "rejected" || !strings.Contains(h[deadletter.HeaderDLQError], a.RejectedError) {
-			t.Fatalf("dead letter headers %v", h)
+		if d := deadletter.Read(rec); d.Connection != "conn-a" || d.Reason != "rejected" || !strings.Contains(d.ErrorText(), a.RejectedError) {
+			t.Fatalf("dead letter %+v", d)
 		}
 		id := recordEventID(t, rec)
 		if !refused[id] {
@@ -270,10 +268,9 @@ func testOversized(t *testing.T, a Adapter) {
 	if len(dlq) != 1 {
 		t.Fatalf("dead-lettered %d, want the one oversized event", len(dlq))
 	}
-	h := headers(dlq[0])
-	if recordEventID(t, dlq[0]) != sent[10] || h[deadletter.HeaderDLQReason] != "encode_failed" || h[deadletter.HeaderConnection] != "conn-a" ||
-		!strings.Contains(h[deadletter.HeaderDLQError], "entry_too_large") {
-		t.Fatalf("dead letter of %s: headers %v", recordEventID(t, dlq[0]), h)
+	if d := deadletter.Read(dlq[0]); recordEventID(t, dlq[0]) != sent[10] || d.Reason != "encode_failed" || d.Connection != "conn-a" ||
+		!strings.Contains(d.ErrorText(), "entry_too_large") {
+		t.Fatalf("dead letter of %s: %+v", recordEventID(t, dlq[0]), d)
 	}
 	p.WaitCommitted()
 	got := forwardingtest.Counts(ids(p.fake, "conn-a"))

@@ -188,14 +188,6 @@ func count(f Fake, name string) int { return len(f.Accepted(name)) }
 // distinct is how many events the fake accepted for name, each once.
 func distinct(f Fake, name string) int { return len(forwardingtest.Counts(ids(f, name))) }
 
-func headers(rec *kgo.Record) map[string]string {
-	h := map[string]string{}
-	for _, x := range rec.Headers {
-		h[x.Key] = string(x.Value)
-	}
-	return h
-}
-
 func recordEventID(t *testing.T, rec *kgo.Record) string {
 	t.Helper()
 	ev, err := auditevent.DecodeRecord(rec)

@@ -99,48 +99,23 @@ type DeadLetter struct {
 func readDeadLetter(rec *kgo.Record) DeadLetter {
 	d := DeadLetter{Position: position(rec.Partition, rec.Offset), Partition: rec.Partition, Offset: rec.Offset,
 		Timestamp: rec.Timestamp.UTC(), Key: printable(string(rec.Key))}
-	h := headers(rec)
-	d.Reason = printable(h[deadletter.HeaderDLQReason])
-	d.Error = printable(h[deadletter.HeaderDLQError])
-	d.Forwarder = printable(h[deadletter.HeaderForwarder])
-	d.Connection = printable(h[deadletter.HeaderConnection])
-	if t := h[deadletter.HeaderSourceTopic]; t != "" {
-		d.Source = printable(fmt.Sprintf("%s/%s@%s", t, h[deadletter.HeaderSourcePartition], h[deadletter.HeaderSourceOffset]))
+	l := deadletter.Read(rec)
+	d.Reason = printable(l.Reason)
+	d.Error = printable(l.ErrorText())
+	d.Forwarder = printable(l.Consumer)
+	d.Connection = printable(l.Connection)
+	if l.SourceTopic != "" {
+		d.Source = printable(fmt.Sprintf("%s/%d@%d", l.SourceTopic, l.SourcePartition, l.SourceOffset))
 	}
 	return d
 }
 
-// headers returns a record's headers by key; the last of a repeated key
-// wins, as it does for content-type.
-func headers(rec *kgo.Record) map[string]string {
-	out := make(map[string]string, len(rec.Headers))
-	for _, h := range rec.Headers {
-		out[h.Key] = string(h.Value)
-	}
-	return out
-}
-
 func position(p int32, o int64) string { return fmt.Sprintf("%d:%d", p, o) }
 
-// sourceRecord is the dead letter as it was on its source topic: the
-// producer's headers only, and the source position, so that an event
-// without an id gets the id it had there.
-func sourceRecord(rec *kgo.Record) *kgo.Record {
-	src := *rec
-	src.Headers = nil
-	for _, h := range rec.Headers {
-		if !strings.HasPrefix(h.Key, "auditstream-") {
-			src.Headers = append(src.Headers, h)
-		}
-	}
-	h := headers(rec)
-	p, perr := strconv.ParseInt(h[deadletter.HeaderSourcePartition], 10, 32)
-	o, oerr := strconv.ParseInt(h[deadletter.HeaderSourceOffset], 10, 64)
-	if t := h[deadletter.HeaderSourceTopic]; t != "" && perr == nil && oerr == nil {
-		src.Topic, src.Partition, src.Offset = t, int32(p), o
-	}
-	return &src
-}
+// sourceRecord is the dead letter as it was on its source topic
+// (deadletter.Read): the producer's headers only, and the source
+// position, so that an event without an id gets the id it had there.
+func sourceRecord(rec *kgo.Record) *kgo.Record { return deadletter.Read(rec).Source }
 
 // parsePositions reads dead-letter positions: partition:offset, or a bare
 // offset when the topic has a single partition. Items may also be
