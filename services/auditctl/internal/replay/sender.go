@@ -54,9 +54,10 @@ type SenderOptions struct {
 
 // Sender delivers Items through a sink: it encodes each, batches them under
 // the BatchPolicy, and writes batches with up to InFlight out at once,
-// retrying the retryable failures of each batch with Backoff. A permanent
-// failure of an event (the destination rejects it, or it is too large) is
-// reported and the rest go on. A connection that turns out unhealthy
+// retrying the retryable failures of each batch with Backoff (a batch too
+// large for the destination is retried, which the sink splits). A
+// permanent failure of an event (the destination rejects it, or it is too
+// large alone) is reported and the rest go on. A connection that turns out unhealthy
 // (credentials refused) or that keeps failing past RetryBudget stops the
 // Sender: Send and Close then return why.
 type Sender struct {
@@ -239,8 +240,13 @@ func (s *Sender) send(batch []pending) error {
 			if errors.As(err, &se) && se.RetryAfter > hint {
 				hint = se.RetryAfter
 			}
+			// TooLarge is retried, as the forwarders' runtime does: a sink
+			// fails an entry TooLarge only while it is still inside a
+			// request that was too large (its split budget spent), and an
+			// entry too large alone comes back Permanent (sink.TooLarge).
+			// Taking it as final rejected events that fit.
 			switch sink.Classify(err) {
-			case sink.Permanent, sink.TooLarge:
+			case sink.Permanent:
 				s.done(Outcome{Item: p.Item, Err: err})
 			case sink.Unhealthy:
 				unhealthy = err
