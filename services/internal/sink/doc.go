@@ -10,4 +10,32 @@
 // park. The destinations (sink/datadog, sink/eventbridge), the forwarders'
 // runtime (delivery), the archiver and auditctl depend on this package, and
 // it depends on none of them, so a sink does not pull in the consumer.
+//
+// # Writing a destination
+//
+// A destination is a package of its own under sink/ with:
+//
+//   - a Config decoded from a connection's settings (with Validate and
+//     WithDefaults; secrets as config.Secret, never logged);
+//   - an encoder, Encode(*auditlogv1.AuditEvent) ([]byte, error), that
+//     turns one event (already filtered and redacted by the connection's
+//     policy) into the destination's entry. An entry the destination can
+//     never take (over its size limit) is a Permanent *SendError: the
+//     runtime dead-letters that event for that connection;
+//   - a Sink[[]byte] whose WriteBatch sends a batch of those entries, cut
+//     into requests by the destination's own limits (Split), and reports
+//     each entry's outcome as the Sink comment says: nil, a *BatchError
+//     naming the failed indexes, or one error for the whole batch;
+//   - the classification of the destination's answers into Class:
+//     Retryable (try again with Backoff, then park), Permanent (dead-letter
+//     the entry), TooLarge (the request was too large; the caller resends,
+//     and an entry too large alone is Permanent), Unhealthy (the connection
+//     is broken: park its events until an operator fixes it). A hint to
+//     wait goes in SendError.RetryAfter.
+//
+// The retry policy, batching, parking and dead-lettering are the caller's
+// (delivery for the forwarders, auditctl's replay sender), never the
+// sink's. delivery.EntrySink is the encoder and the Sink together;
+// services/testsupport/sinkconformance is the suite a new destination's
+// forwarder runs with an adapter for its fake.
 package sink
