@@ -224,23 +224,23 @@ func (w *worker) encode(j *job) bool {
 		j.eventTime = auditevent.EventTime(ev, j.t.rec)
 	}
 	box := w.sink.Load()
-	if !(j.parked != nil && j.parked.policy != "" && j.parked.policy == box.policy.Version()) {
-		// a record parked under this very policy is already in its form
-		out, keep, ferr := box.policy.Apply(ev)
-		if ferr != nil {
-			w.r.metrics.filterErrors.WithLabelValues(w.name).Inc()
-			w.r.counters(w.name).filterErrors.Add(1)
+	form := "" // a record parked under this very policy is already in its form
+	if j.parked != nil {
+		form = j.parked.policy
+	}
+	ev, keep, ferr := box.policy.ApplyTo(ev, form)
+	if ferr != nil {
+		w.r.metrics.filterErrors.WithLabelValues(w.name).Inc()
+		w.r.counters(w.name).filterErrors.Add(1)
+	}
+	if !keep {
+		j.ev = nil
+		if j.shared != nil {
+			j.shared.encoded()
+			j.shared = nil
 		}
-		if !keep {
-			j.ev = nil
-			if j.shared != nil {
-				j.shared.encoded()
-				j.shared = nil
-			}
-			w.r.filteredOut(j)
-			return false
-		}
-		ev = out
+		w.r.filteredOut(j)
+		return false
 	}
 	entry, err := box.sink.Encode(ev)
 	j.ev = nil

@@ -88,6 +88,19 @@ func (p *Policy) Apply(ev *auditlogv1.AuditEvent) (out *auditlogv1.AuditEvent, k
 	return p.redactor.Apply(ev), true, filterErr
 }
 
+// ApplyTo is Apply for an event that may already be in a policy's form:
+// form is the Version of the policy a parked or dead-lettered record's
+// value was put in the form of ("" for an event as it came). An event
+// already in this very policy's form is kept as it is, since its filter
+// passed it and redacting twice would hash a hash; any other goes
+// through Apply. Live delivery, replay and redrive all decide this way.
+func (p *Policy) ApplyTo(ev *auditlogv1.AuditEvent, form string) (out *auditlogv1.AuditEvent, keep bool, filterErr error) {
+	if form != "" && form == p.Version() {
+		return ev, true, nil
+	}
+	return p.Apply(ev)
+}
+
 // Filter is the filter's source, "" for none.
 func (p *Policy) Filter() string {
 	if p == nil || p.filter == nil {

@@ -150,3 +150,28 @@ func FuzzPolicy(f *testing.F) {
 		}
 	})
 }
+
+// An event already in this very policy's form (a parked or dead-lettered
+// record written under it) is not redacted again; one in another policy's
+// form, or as it came, is.
+func TestPolicyApplyTo(t *testing.T) {
+	p, err := NewPolicy("", []Rule{{Path: "request.ip_address", Action: Hash}}, []byte("k1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := seedEvent()
+	once, keep, _ := p.ApplyTo(raw, "")
+	if !keep || once.Request.IpAddress == raw.Request.IpAddress {
+		t.Fatalf("an event as it came was not redacted: %v", once.Request.IpAddress)
+	}
+	if again, keep, _ := p.ApplyTo(once, p.Version()); !keep || again != once {
+		t.Fatalf("an event in the policy's form was changed again: %q, want %q", again.Request.IpAddress, once.Request.IpAddress)
+	}
+	if other, _, _ := p.ApplyTo(once, "another-version"); other.Request.IpAddress == once.Request.IpAddress {
+		t.Fatal("an event in another policy's form was not redacted")
+	}
+	var none *Policy
+	if out, keep, _ := none.ApplyTo(raw, "some-version"); out != raw || !keep {
+		t.Fatal("a nil policy changed the event")
+	}
+}

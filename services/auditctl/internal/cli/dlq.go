@@ -20,6 +20,7 @@ import (
 	"github.com/auditstream/auditstream/services/auditctl/internal/partitions"
 	"github.com/auditstream/auditstream/services/auditctl/internal/replay"
 	"github.com/auditstream/auditstream/services/internal/deadletter"
+	"github.com/auditstream/auditstream/services/internal/eventfilter"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -594,6 +595,15 @@ func dlqRedrive(ctx context.Context, g *globals, cfg *Config, o dlqRedriveOption
 			return err
 		}
 	}
+	// Through a connection, an event goes as live delivery would send it:
+	// through the connection's filter and redaction, unless the dead
+	// letter holds it in this very policy's form already.
+	var policy *eventfilter.Policy
+	if dest != nil {
+		if policy, err = dest.Policy(); err != nil {
+			return err
+		}
+	}
 	rep := RedriveReport{Topic: o.filter.topic, To: to, DryRun: o.dryRun, Items: []Redriven{}}
 	var items []redriveItem
 	err = partitions.Read(ctx, cfg.Kafka, o.filter.topic, ranges, func(rec *kgo.Record) error {
@@ -605,15 +615,23 @@ func dlqRedrive(ctx context.Context, g *globals, cfg *Config, o dlqRedriveOption
 			return nil
 		}
 		r := Redriven{Position: d.Position}
-		ev, err := auditevent.DecodeRecord(sourceRecord(rec))
+		letter := deadletter.Read(rec)
+		ev, err := auditevent.DecodeRecord(letter.Source)
+		out, keep := ev, true
+		if err == nil && dest != nil {
+			// a filter that cannot decide keeps the event, as live delivery does
+			out, keep, _ = policy.ApplyTo(ev, letter.Policy)
+		}
 		if err != nil {
 			r.Error = "does not decode: " + describe(err)
 		} else {
 			r.EventID, r.Account = ev.GetId(), auditevent.AccountID(ev)
 			if dest != nil && !dest.Routes(r.Account) {
 				r.Error = fmt.Sprintf("account %s does not route to connection %s", r.Account, dest.Name)
+			} else if !keep {
+				r.Error = fmt.Sprintf("connection %s's filter excludes it", dest.Name)
 			} else {
-				items = append(items, redriveItem{index: len(rep.Items), ev: ev, time: auditevent.EventTime(ev, rec)})
+				items = append(items, redriveItem{index: len(rep.Items), ev: out, time: auditevent.EventTime(ev, rec)})
 			}
 		}
 		rep.Items = append(rep.Items, r)
