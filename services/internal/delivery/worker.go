@@ -1,8 +1,6 @@
 package delivery
 
 import (
-	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -344,110 +342,73 @@ func (w *worker) dispatch(batch []*job) {
 	}()
 }
 
-// send delivers a batch: retries retryable failures with backoff within
-// RetryBudget, dead-letters what the destination rejects for good, parks
-// the rest. Every job leaves send finished (or unfinished only when the
-// runtime is stopping, in which case its offset is not committed).
+// send delivers a batch (BatchSender): delivered jobs finish, what the
+// destination rejects for good is dead-lettered, and the rest is parked:
+// a connection found unhealthy parks its jobs, and so do retries spent.
+// Every job leaves send finished (or unfinished only when the runtime is
+// stopping, in which case its offset is not committed).
 func (w *worker) send(batch []*job) {
 	if len(batch) == 0 {
 		return
 	}
-	ctx := w.r.ctx
-	start := time.Now()
-	pending := batch
-	attempt := 0
-	for len(pending) > 0 {
-		if ctx.Err() != nil {
+	entries := make([][]byte, len(batch))
+	for i, j := range batch {
+		entries[i] = j.entry
+	}
+	var unhealthy []*job
+	delivered := 0
+	var now time.Time
+	bs := BatchSender{
+		Backoff: w.r.cfg.Backoff, RetryBudget: w.r.cfg.RetryBudget, SendTimeout: w.r.cfg.SendTimeout,
+		Hold: w.shouldPark,
+		Attempted: func(n int, took time.Duration, err error) {
+			w.batchSize.Observe(float64(n))
+			w.sendLatency.Observe(took.Seconds())
+			if delivered > 0 {
+				w.deliveredC.Add(float64(delivered))
+				w.deliveredN.Add(int64(delivered))
+				w.today.add(delivered, now)
+				w.markHealthy()
+			}
+			if err != nil {
+				w.noteError(err)
+			}
+			if len(unhealthy) > 0 {
+				w.markUnhealthy(err)
+				w.parkAll(unhealthy, parkReasonUnhealthy)
+			}
+			delivered, unhealthy, now = 0, nil, time.Time{}
+		},
+		Retrying: func(n int) { w.r.metrics.retried.WithLabelValues(w.name).Add(float64(n)) },
+	}
+	left, why, _ := bs.Send(w.r.ctx, w.currentSink(), entries, func(i int, err error) {
+		j := batch[i]
+		if now.IsZero() {
+			now = w.r.now()
+		}
+		if err == nil {
+			delivered++
+			w.delivered(j, now)
 			return
 		}
-		if w.shouldPark() {
-			w.parkAll(pending, parkReasonUnhealthy)
-			return
+		class := sink.Classify(err)
+		w.r.metrics.failed.WithLabelValues(w.name, class.String()).Inc()
+		switch class {
+		case sink.Permanent:
+			w.r.deadLetterParked(j.t, j.parked, w.name, reasonPermanent, err)
+		case sink.Unhealthy:
+			unhealthy = append(unhealthy, j)
 		}
-		entries := make([][]byte, len(pending))
-		for i, j := range pending {
-			entries[i] = j.entry
-		}
-		w.batchSize.Observe(float64(len(pending)))
-		sendCtx, cancel := context.WithTimeout(ctx, w.r.cfg.SendTimeout)
-		t0 := time.Now()
-		err := w.currentSink().WriteBatch(sendCtx, entries)
-		cancel()
-		w.sendLatency.Observe(time.Since(t0).Seconds())
-		if ctx.Err() != nil {
-			return // shutting down: unfinished jobs are resent after restart
-		}
-
-		var retry []*job
-		var hint time.Duration
-		var unhealthy []*job
-		delivered := 0
-		now := w.r.now()
-		handle := func(j *job, err error) {
-			if err == nil {
-				delivered++
-				w.delivered(j, now)
-				return
-			}
-			class := sink.Classify(err)
-			w.r.metrics.failed.WithLabelValues(w.name, class.String()).Inc()
-			var se *sink.SendError
-			if errors.As(err, &se) && se.RetryAfter > hint {
-				hint = se.RetryAfter
-			}
-			switch class {
-			case sink.Permanent:
-				w.r.deadLetterParked(j.t, j.parked, w.name, reasonPermanent, err)
-			case sink.Unhealthy:
-				unhealthy = append(unhealthy, j)
-			default:
-				retry = append(retry, j)
-			}
-		}
-		var be *sink.BatchError
-		switch {
-		case err == nil:
-			for _, j := range pending {
-				handle(j, nil)
-			}
-		case errors.As(err, &be):
-			for i, j := range pending {
-				handle(j, be.Failed(i))
-			}
-		default:
-			for _, j := range pending {
-				handle(j, err)
-			}
-		}
-		if delivered > 0 {
-			w.deliveredC.Add(float64(delivered))
-			w.deliveredN.Add(int64(delivered))
-			w.today.add(delivered, now)
-			w.markHealthy()
-		}
-		if err != nil {
-			w.noteError(err)
-		}
-		if len(unhealthy) > 0 {
-			w.markUnhealthy(err)
-			w.parkAll(unhealthy, parkReasonUnhealthy)
-		}
-		if len(retry) == 0 {
-			return
-		}
-		attempt++
-		delay := w.r.cfg.Backoff.Delay(attempt, hint)
-		if time.Since(start)+delay > w.r.cfg.RetryBudget {
-			w.parkAll(retry, parkReasonBudget)
-			return
-		}
-		w.r.metrics.retried.WithLabelValues(w.name).Add(float64(len(retry)))
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(delay):
-		}
-		pending = retry
+	})
+	reason := parkReasonBudget
+	switch why {
+	case AllDone, Stopped:
+		return // stopping: unfinished jobs are resent after restart
+	case Held:
+		reason = parkReasonUnhealthy
+	}
+	for _, i := range left {
+		w.r.park(batch[i], reason)
 	}
 }
 

@@ -201,10 +201,11 @@ func (s *Sender) dispatch(batch []pending) {
 	}()
 }
 
-// send delivers one batch: delivered and rejected events are reported,
-// retryable failures retried with backoff within RetryBudget. It returns an
-// error that must stop the replay: an unhealthy connection, or retries
-// spent.
+// send delivers one batch through the runtime's delivery.BatchSender:
+// delivered and rejected events are reported, retryable failures retried
+// with backoff within RetryBudget. It returns an error that must stop the
+// replay: retries spent. A connection that refuses us (Unhealthy) stops the
+// Sender at once, with why.
 func (s *Sender) send(batch []pending) error {
 	if s.o.DryRun {
 		for _, p := range batch {
@@ -213,77 +214,28 @@ func (s *Sender) send(batch []pending) error {
 		return nil
 	}
 	start := time.Now()
-	todo := batch
-	for attempt := 1; ; attempt++ {
-		entries := make([][]byte, len(todo))
-		for i, p := range todo {
-			entries[i] = p.entry
-		}
-		ctx, cancel := context.WithTimeout(s.ctx, s.o.SendTimeout)
-		err := s.o.Sink.WriteBatch(ctx, entries)
-		cancel()
-		if s.ctx.Err() != nil {
-			return nil // stopped: nothing more is reported
-		}
-		var (
-			retry     []pending
-			hint      time.Duration
-			lastErr   error
-			unhealthy error
-		)
-		handle := func(p pending, err error) {
-			if err == nil {
-				s.done(Outcome{Item: p.Item})
-				return
-			}
-			var se *sink.SendError
-			if errors.As(err, &se) && se.RetryAfter > hint {
-				hint = se.RetryAfter
-			}
-			// TooLarge is retried, as the forwarders' runtime does: a sink
-			// fails an entry TooLarge only while it is still inside a
-			// request that was too large (its split budget spent), and an
-			// entry too large alone comes back Permanent (sink.TooLarge).
-			// Taking it as final rejected events that fit.
-			switch sink.Classify(err) {
-			case sink.Permanent:
-				s.done(Outcome{Item: p.Item, Err: err})
-			case sink.Unhealthy:
-				unhealthy = err
-			default:
-				retry, lastErr = append(retry, p), err
-			}
-		}
-		var be *sink.BatchError
-		switch {
-		case err == nil:
-			for _, p := range todo {
-				handle(p, nil)
-			}
-		case errors.As(err, &be):
-			for i, p := range todo {
-				handle(p, be.Failed(i))
-			}
-		default:
-			for _, p := range todo {
-				handle(p, err)
-			}
-		}
-		if unhealthy != nil {
-			return fmt.Errorf("connection %s refuses us (fix its settings, then run again): %w", s.o.Connection, unhealthy)
-		}
-		if len(retry) == 0 {
-			return nil
-		}
-		delay := s.o.Backoff.Delay(attempt, hint)
-		if time.Since(start)+delay > s.o.RetryBudget {
-			return fmt.Errorf("connection %s still failing after %s (%d attempts): %w", s.o.Connection, time.Since(start).Round(time.Second), attempt, lastErr)
-		}
-		select {
-		case <-s.ctx.Done():
-			return nil
-		case <-time.After(delay):
-		}
-		todo = retry
+	entries := make([][]byte, len(batch))
+	for i, p := range batch {
+		entries[i] = p.entry
 	}
+	attempts := 0
+	bs := delivery.BatchSender{Backoff: s.o.Backoff, RetryBudget: s.o.RetryBudget, SendTimeout: s.o.SendTimeout,
+		Attempted: func(int, time.Duration, error) { attempts++ }}
+	_, why, lastErr := bs.Send(s.ctx, s.o.Sink, entries, func(i int, err error) {
+		p := batch[i]
+		if err == nil {
+			s.done(Outcome{Item: p.Item})
+			return
+		}
+		switch sink.Classify(err) {
+		case sink.Permanent:
+			s.done(Outcome{Item: p.Item, Err: err})
+		case sink.Unhealthy:
+			s.cancel(fmt.Errorf("connection %s refuses us (fix its settings, then run again): %w", s.o.Connection, err))
+		}
+	})
+	if why == delivery.Exhausted {
+		return fmt.Errorf("connection %s still failing after %s (%d attempts): %w", s.o.Connection, time.Since(start).Round(time.Second), attempts, lastErr)
+	}
+	return nil // done, or stopped: nothing more is reported
 }
