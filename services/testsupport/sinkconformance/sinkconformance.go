@@ -30,6 +30,11 @@ import (
 type Entry struct {
 	ID      string // the event's id
 	Account string // the event's account id
+	// Email and IP are the event's actor email and request IP address as
+	// the entry carries them (nil when absent), for the redaction checks.
+	Email, IP any
+	// Raw is the entry as the destination received it.
+	Raw string
 }
 
 // Failures counts the requests a fake answered with a failure, or whose
@@ -110,6 +115,7 @@ func Run(t *testing.T, a Adapter) {
 		{"SlowDestinationTimesOutAndRetries", testSlow},
 		{"TwoInstancesWithRebalanceLoseNothing", testRebalance},
 		{"KilledMidBatchLosesNothing", testKilled},
+		{"FiltersAndRedactionPerConnection", testPolicy},
 	} {
 		t.Run(s.name, func(t *testing.T) { s.run(t, a) })
 	}

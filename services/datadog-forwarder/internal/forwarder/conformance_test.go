@@ -2,6 +2,7 @@ package forwarder
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -56,17 +57,24 @@ func (f *intakeFake) Connection(name, dir string, timeout time.Duration) string 
 
 func (f *intakeFake) Accepted(name string) []sinkconformance.Entry {
 	var out []sinkconformance.Entry
-	for _, log := range f.Logs(name) {
-		id, _ := log["audit-id"].(string)
-		acc := ""
-		if t, ok := log["target"].(map[string]any); ok {
-			if c, ok := t["context"].(map[string]any); ok {
-				if a, ok := c["account"].(map[string]any); ok {
-					acc, _ = a["id"].(string)
-				}
-			}
+	for _, raw := range f.Entries(name) {
+		var log struct {
+			ID     string         `json:"audit-id"`
+			Actor  map[string]any `json:"actor"`
+			Req    map[string]any `json:"request"`
+			Target struct {
+				Context struct {
+					Account struct {
+						ID string `json:"id"`
+					} `json:"account"`
+				} `json:"context"`
+			} `json:"target"`
 		}
-		out = append(out, sinkconformance.Entry{ID: id, Account: acc})
+		if err := json.Unmarshal(raw, &log); err != nil {
+			f.t.Fatalf("accepted log does not decode: %v", err)
+		}
+		out = append(out, sinkconformance.Entry{ID: log.ID, Account: log.Target.Context.Account.ID,
+			Email: log.Actor["email"], IP: log.Req["ip-address"], Raw: string(raw)})
 	}
 	return out
 }

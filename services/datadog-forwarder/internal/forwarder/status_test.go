@@ -10,82 +10,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-	"go.uber.org/zap"
-
 	"github.com/auditstream/auditstream/services/internal/connstatus"
 	"github.com/auditstream/auditstream/services/internal/destinations"
-	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/secretbox"
+	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 )
 
 // statusReader follows the pipeline's status topic as the destinations API
-// does.
-func statusReader(t *testing.T, p *pipeline) *connstatus.Reader {
-	t.Helper()
-	r, err := connstatus.NewReader(context.Background(), p.Cfg.Kafka, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = r.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; r.Close() })
-	return r
-}
+// does (forwardingtest.Pipeline.StatusReader).
+func statusReader(t *testing.T, p *pipeline) *connstatus.Reader { return p.StatusReader() }
 
-// waitStatus waits, on each record the reader applies, until the merged
-// status of conn satisfies cond.
+// waitStatus waits until the merged status of conn satisfies cond.
 func waitStatus(t *testing.T, r *connstatus.Reader, conn, what string, cond func(connstatus.View) bool) connstatus.View {
 	t.Helper()
-	deadline := time.After(30 * time.Second)
-	for {
-		ch := r.Changed()
-		if v := r.Connection(conn); cond(v) {
-			return v
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s of %s; last %+v", what, conn, r.Connection(conn))
-		}
-	}
+	return forwardingtest.WaitStatus(t, r, conn, what, cond)
 }
 
 // statusTopicBytes returns every record of the status topic, key and value.
-func statusTopicBytes(t *testing.T, p *pipeline) string {
-	t.Helper()
-	cl := p.Cluster.Client(kgo.ConsumeTopics(p.Cfg.Kafka.Topics.Status.Name), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	ends, err := kafka.EndOffsets(ctx, cl, p.Cfg.Kafka.Topics.Status.Name, "status topic", zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	read := map[int32]int64{}
-	for !reachedEnds(read, ends) {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("status topic not read to its end: %v", ctx.Err())
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			read[r.Partition] = r.Offset + 1
-			b.Write(r.Key)
-			b.Write(r.Value)
-		})
-	}
-	return b.String()
-}
-
-func reachedEnds(read, ends map[int32]int64) bool {
-	for p, end := range ends {
-		if read[p] < end {
-			return false
-		}
-	}
-	return true
-}
+func statusTopicBytes(t *testing.T, p *pipeline) string { return p.StatusTopicBytes() }
 
 func TestStatusFollowsARefusedKeyAndItsRecovery(t *testing.T) {
 	const key = "dd-key-9f8e7d6c5b4a39281706f5e4d3c2b1a0"

@@ -71,7 +71,12 @@ func (f *busFake) Accepted(name string) []sinkconformance.Entry {
 	var out []sinkconformance.Entry
 	for _, e := range f.Entries(name) {
 		d := parseDetail(f.t, e.Detail)
-		out = append(out, sinkconformance.Entry{ID: d.ID, Account: d.Target.Context.Account.ID})
+		ip := d.Request.IP
+		if ip == nil {
+			ip = d.Request.IPUnderscore
+		}
+		out = append(out, sinkconformance.Entry{ID: d.ID, Account: d.Target.Context.Account.ID,
+			Email: d.Actor["email"], IP: ip, Raw: e.Detail})
 	}
 	return out
 }
@@ -129,9 +134,12 @@ func (f *busFake) CheckRequests(t *testing.T) {
 
 // detail is the part of an entry's Detail the tests read.
 type detail struct {
-	ID      string `json:"id"`
+	ID      string         `json:"id"`
+	Actor   map[string]any `json:"actor"`
 	Request struct {
-		Action string `json:"action"`
+		Action       string `json:"action"`
+		IP           any    `json:"ip-address"`
+		IPUnderscore any    `json:"ip_address"`
 	} `json:"request"`
 	Target struct {
 		Context struct {

@@ -37,12 +37,6 @@ func newPipeline(t *testing.T) *pipeline {
 	return p
 }
 
-// connectionYAML is an EventBridge connection to the fake whose bus is
-// named after the connection, with the test's keys in Secret files.
-func (p *pipeline) connectionYAML(name string) string {
-	return (&busFake{Server: p.bus, t: p.T}).Connection(name, p.DestDir, p.callTimeout)
-}
-
 // writeRoutes writes the destinations file: account → connection names;
 // each connection writes to the fake's bus of its own name.
 func (p *pipeline) writeRoutes(routes map[string][]string) {
