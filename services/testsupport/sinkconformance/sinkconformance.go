@@ -90,6 +90,10 @@ type Adapter struct {
 	// RejectedError is what the dead-letter error header of an entry
 	// refused by RejectAction holds (the destination's code).
 	RejectedError string
+	// OversizeReason and OversizeError are the dead-letter reason and a
+	// part of the error of an event over every limit of the destination
+	// (default encode_failed and entry_too_large: the encoder refuses it).
+	OversizeReason, OversizeError string
 	// Binary is the forwarder's main package, relative to the test's
 	// directory ("../.."), for the scenarios that kill the process.
 	Binary string
