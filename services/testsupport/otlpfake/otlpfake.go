@@ -117,6 +117,7 @@ type Server struct {
 	rejection     Rejection
 	maxBytes      int
 	tally         func(Tally)
+	onAccepted    func(Accepted)
 	inFlight      int
 	maxInFlight   int
 }
@@ -219,6 +220,30 @@ func (s *Server) Count(fn func(Tally)) {
 	s.tally = fn
 }
 
+// Accepted is one record the fake accepted, as OnAccepted hands it on.
+type Accepted struct {
+	Tenant        string // X-Scope-OrgID
+	Authorization string // the request's Authorization header
+	EventID       string // the log.record.uid attribute, "" without one
+	Body          string // the record's body as a string
+	// At is when the answer was written.
+	At time.Time
+	// Unanswered is true when the client had gone before the answer was
+	// written: a client that timed out sends the records again.
+	Unanswered bool
+}
+
+// OnAccepted has fn see every record the fake accepts, once its request is
+// answered, instead of the fake keeping it: with fn set, Records,
+// EventIDs, Accepted and Requests stay empty, so a long run holds only the
+// observer's own state. fn runs on the request's goroutine,
+// outside the fake's lock. nil goes back to keeping records.
+func (s *Server) OnAccepted(fn func(Accepted)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onAccepted = fn
+}
+
 // Records are the records accepted for tenant, in arrival order.
 func (s *Server) Records(tenant string) []Record {
 	s.mu.Lock()
@@ -301,7 +326,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	} else if f, ok := s.always[tenant]; ok {
 		scripted = &f
 	}
-	auth, requireTenant, reject, rejection, maxBytes, tally := s.auth, s.requireTenant, s.reject, s.rejection, s.maxBytes, s.tally
+	auth, requireTenant, reject, rejection, maxBytes, tally, onAccepted := s.auth, s.requireTenant, s.reject, s.rejection, s.maxBytes, s.tally, s.onAccepted
 	s.mu.Unlock()
 
 	wire, rerr := io.ReadAll(io.LimitReader(r.Body, int64(maxBytes)*2+1))
@@ -410,8 +435,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, fmt.Sprintf("%d log records are invalid", rec.Rejected))
 		return
 	}
-	s.record(rec, http.StatusOK, kept)
+	if onAccepted == nil {
+		s.record(rec, http.StatusOK, kept)
+		writeExport(w, jsonBody, rec.Rejected)
+		return
+	}
 	writeExport(w, jsonBody, rec.Rejected)
+	// A client that left before its answer was written never sees it; one
+	// that leaves later may have read it, so only the first counts.
+	at, unanswered := time.Now(), r.Context().Err() != nil
+	for _, x := range kept {
+		onAccepted(Accepted{Tenant: tenant, Authorization: rec.Authorization, EventID: x.EventID, Body: x.Body, At: at, Unanswered: unanswered})
+	}
 }
 
 // writeExport answers 200 with an ExportLogsServiceResponse counting
@@ -437,6 +472,9 @@ func writeExport(w http.ResponseWriter, jsonBody bool, rejected int) {
 func (s *Server) record(rec Request, status int, kept []Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.onAccepted != nil {
+		return // observed, not kept
+	}
 	rec.Status = status
 	rec.At = time.Now()
 	s.requests = append(s.requests, rec)
