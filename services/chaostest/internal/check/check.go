@@ -1,10 +1,10 @@
 // Package check is the chaos run's checker. It judges the pipeline only by
-// what left it: the entries the Datadog and EventBridge fakes accepted, the
-// objects in the archive directory, the topics' bytes and the services'
-// logs, read with encoding/json, compress/gzip and the layout documented in
-// docs/archiver.md and docs/record-format.md. It imports no package of the
-// pipeline, so a bug in the pipeline's codec or layout cannot hide itself
-// by being shared with the checker.
+// what left it: the entries the Datadog, EventBridge and OTLP fakes
+// accepted, the objects in the archive directory, the topics' bytes and
+// the services' logs, read with encoding/json, compress/gzip and the
+// layout documented in docs/archiver.md and docs/record-format.md. It
+// imports no package of the pipeline, so a bug in the pipeline's codec or
+// layout cannot hide itself by being shared with the checker.
 package check
 
 import (
@@ -54,13 +54,13 @@ type event struct {
 	state   State
 }
 
-// Destination is one real-time destination kind (Datadog, EventBridge):
-// which accounts route to it and which connection identity (API key, bus)
-// belongs to which account.
+// Destination is one real-time destination kind (Datadog, EventBridge,
+// OTLP): which accounts route to it and which connection identity (API
+// key, bus, tenant) belongs to which account.
 type Destination struct {
 	Name string
 	// Owner maps a connection identity (a Datadog API key, an EventBridge
-	// bus) to the one account routed to it.
+	// bus, an OTLP tenant) to the one account routed to it.
 	Owner map[string]string
 	// Routed says which accounts have a route to this destination.
 	Routed map[string]bool
@@ -171,6 +171,28 @@ func (c *Checker) EventBridgeEntry(dest, bus string, detail []byte, at time.Time
 	}
 	err := json.Unmarshal(detail, &e)
 	c.entry(dest, bus, detail, e.ID, &e.delivered, err, at)
+}
+
+// OTLPRecord takes one log record an OTLP receiver accepted for tenant
+// (X-Scope-OrgID): its body is the event's JSON with the id first, and its
+// log.record.uid attribute the same id (docs/otlp-forwarder.md). Copies
+// are told apart by that id; a record whose uid is not its body's id is
+// malformed.
+func (c *Checker) OTLPRecord(dest, tenant, uid string, body []byte, at time.Time) {
+	var e struct {
+		ID *string `json:"id"`
+		delivered
+	}
+	err := json.Unmarshal(body, &e)
+	if err == nil && (e.ID == nil || *e.ID != uid) {
+		body := "<none>"
+		if e.ID != nil {
+			body = *e.ID
+		}
+		err = fmt.Errorf("log.record.uid %q, the body's id %q", uid, body)
+		e.ID = nil
+	}
+	c.entry(dest, tenant, body, e.ID, &e.delivered, err, at)
 }
 
 func (c *Checker) entry(name, conn string, raw []byte, id *string, d *delivered, err error, at time.Time) {

@@ -25,6 +25,7 @@ func newChecker() *Checker {
 	return New(
 		Destination{Name: "datadog", Owner: map[string]string{keyA: accA, keyB: accB}, Routed: map[string]bool{accA: true, accB: true}},
 		Destination{Name: "eventbridge", Owner: map[string]string{"bus-a": accA}, Routed: map[string]bool{accA: true}},
+		Destination{Name: "otlp", Owner: map[string]string{"tenant-b": accB}, Routed: map[string]bool{accB: true}},
 	)
 }
 
@@ -93,8 +94,8 @@ func (w *archiveWriter) write(key string, data []byte) {
 }
 
 // healthy builds a run where every property holds: e1 and e2 of account
-// A go to Datadog and EventBridge, e3 of account B to Datadog, all three
-// archived once. Each test breaks one thing and expects exactly that
+// A go to Datadog and EventBridge, e3 of account B to Datadog and OTLP,
+// all three archived once. Each test breaks one thing and expects exactly that
 // failure.
 type run struct {
 	c   *Checker
@@ -116,6 +117,7 @@ func (r *run) deliverAll() {
 		r.c.EventBridgeEntry("eventbridge", "bus-a", eventJSON("id", id, accA, MaskedToken(token(id)), at), at)
 	}
 	r.c.DatadogEntry("datadog", keyB, eventJSON("audit-id", "e3", accB, MaskedToken(token("e3")), at), at)
+	r.c.OTLPRecord("otlp", "tenant-b", "e3", eventJSON("id", "e3", accB, MaskedToken(token("e3")), at), at)
 }
 
 func (r *run) archiveAll() {
@@ -128,7 +130,7 @@ func (r *run) judge(t *testing.T) Report {
 	if err := r.c.ScanArchive(r.arc.dir); err != nil {
 		t.Fatal(err)
 	}
-	return r.c.Judge(map[string]Bound{"datadog": {Allowed: 1}, "eventbridge": {Allowed: 0}})
+	return r.c.Judge(map[string]Bound{"datadog": {Allowed: 1}, "eventbridge": {Allowed: 0}, "otlp": {Allowed: 0}})
 }
 
 func wantFailure(t *testing.T, rep Report, want string) {
@@ -342,4 +344,60 @@ func TestJudgedOnTheFinalAnswer(t *testing.T) {
 	r.deliverAll()
 	r.archiveAll()
 	wantFailure(t, r.judge(t), "datadog: 1 deliveries of rejected events")
+}
+
+// An OTLP record is the event's JSON as its body and its id as
+// log.record.uid: a record that never came is missing, a second copy a
+// duplicate, one under another account's tenant cross-tenant, one whose
+// uid is not its body's id malformed.
+func TestOTLPRecords(t *testing.T) {
+	body := func(id, acc string) []byte { return eventJSON("id", id, acc, MaskedToken(token(id)), at) }
+	t.Run("missing", func(t *testing.T) {
+		r := healthy(t)
+		r.deliverAll()
+		r.archiveAll()
+		r.c.dests["otlp"].got["e3"] = 0 // as if never delivered
+		if done, _ := r.c.Done(); done {
+			t.Fatal("Done = true with an OTLP record missing")
+		}
+		wantFailure(t, r.judge(t), "otlp: 1 accepted events never delivered")
+	})
+	t.Run("duplicate", func(t *testing.T) {
+		r := healthy(t)
+		r.deliverAll()
+		r.archiveAll()
+		r.c.OTLPRecord("otlp", "tenant-b", "e3", body("e3", accB), at)
+		wantFailure(t, r.judge(t), "otlp: 1 duplicates, above the in-flight bound 0")
+	})
+	t.Run("cross-tenant", func(t *testing.T) {
+		r := healthy(t)
+		r.deliverAll()
+		r.archiveAll()
+		r.c.OTLPRecord("otlp", "tenant-b", "e1", body("e1", accA), at)
+		wantFailure(t, r.judge(t), "otlp: 1 cross-tenant deliveries")
+	})
+	t.Run("unknown tenant", func(t *testing.T) {
+		r := healthy(t)
+		r.deliverAll()
+		r.archiveAll()
+		r.c.OTLPRecord("otlp", "tenant-x", "e3", body("e3", accB), at)
+		rep := r.judge(t)
+		if !strings.Contains(strings.Join(rep.Failures, "\n"), "otlp: 1 entries on connections no account routes to") {
+			t.Fatalf("a record of an unknown tenant passed:\n%s", rep)
+		}
+	})
+	t.Run("uid not the body's id", func(t *testing.T) {
+		r := healthy(t)
+		r.deliverAll()
+		r.archiveAll()
+		r.c.OTLPRecord("otlp", "tenant-b", "e1", body("e3", accB), at)
+		wantFailure(t, r.judge(t), "otlp: 1 malformed entries")
+	})
+	t.Run("body not JSON", func(t *testing.T) {
+		r := healthy(t)
+		r.deliverAll()
+		r.archiveAll()
+		r.c.OTLPRecord("otlp", "tenant-b", "e3", []byte("e3"), at)
+		wantFailure(t, r.judge(t), "otlp: 1 malformed entries")
+	})
 }
