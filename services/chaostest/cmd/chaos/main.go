@@ -29,7 +29,7 @@ func run() int {
 	flag.Float64Var(&cfg.Rate, "rate", envFloat("CHAOS_RATE", 150), "events posted per second ($CHAOS_RATE)")
 	flag.IntVar(&cfg.Accounts, "accounts", int(envFloat("CHAOS_ACCOUNTS", 24)), "accounts the events belong to ($CHAOS_ACCOUNTS)")
 	flag.DurationVar(&cfg.KillEvery, "kill-every", envDuration("CHAOS_KILL_EVERY", 4*time.Second), "mean pause between two SIGKILLs ($CHAOS_KILL_EVERY)")
-	flag.DurationVar(&cfg.StormHold, "storm-hold", envDuration("CHAOS_STORM_HOLD", 5*time.Second), "how long a sink storm lasts, and the calm between two ($CHAOS_STORM_HOLD)")
+	flag.DurationVar(&cfg.StormHold, "storm-hold", envDuration("CHAOS_STORM_HOLD", 5*time.Second), "how long a sink storm lasts, twice the calm between two ($CHAOS_STORM_HOLD)")
 	flag.DurationVar(&cfg.BrokerDown, "broker-down", envDuration("CHAOS_BROKER_DOWN", 3*time.Second), "how long the broker stays away when it restarts, half way through ($CHAOS_BROKER_DOWN)")
 	flag.DurationVar(&cfg.DrainTimeout, "drain-timeout", envDuration("CHAOS_DRAIN_TIMEOUT", 3*time.Minute), "how long to wait, after the chaos, for every event to arrive ($CHAOS_DRAIN_TIMEOUT)")
 	flag.BoolVar(&keep, "keep", os.Getenv("CHAOS_KEEP") != "", "keep the run directory after a passing run ($CHAOS_KEEP)")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/auditstream/auditstream/services/testsupport/ddfake"
 	"github.com/auditstream/auditstream/services/testsupport/ebfake"
+	"github.com/auditstream/auditstream/services/testsupport/otlpfake"
 )
 
 // timeline prints and keeps what the controller did, with the time since
@@ -51,8 +52,8 @@ type storm struct {
 }
 
 // storms are the sink troubles the controller injects, in turn, through
-// the fakes' scripting.
-func storms(dd *ddfake.Server, eb *ebfake.Server, ts []tenant) []storm {
+// the fakes' scripting; two in a row trouble different sinks.
+func storms(dd *ddfake.Server, eb *ebfake.Server, ot *otlpfake.Server, ts []tenant) []storm {
 	pick := func(want func(tenant) bool) tenant {
 		var c []tenant
 		for _, t := range ts {
@@ -70,12 +71,17 @@ func storms(dd *ddfake.Server, eb *ebfake.Server, ts []tenant) []storm {
 		{"eventbridge-503", "eventbridge-forwarder", func() func() {
 			return failing(func() { eb.FailNext(20, http.StatusServiceUnavailable, "", "") }, eb.Reset)
 		}},
+		{"otlp-429", "otlp-forwarder", func() func() {
+			// Rate limited as a Loki or Collector is: wait as told.
+			return failing(func() { ot.FailNext(20, http.StatusTooManyRequests, http.Header{"Retry-After": {"1"}}) }, ot.Reset)
+		}},
 		{"slow-answers", "", func() func() {
 			// Around the connections' 2 s timeout: some calls time out and
 			// are sent again, the rest are slow.
 			dd.Slow(1500 * time.Millisecond)
 			eb.Slow(2500 * time.Millisecond)
-			return func() { dd.Slow(0); eb.Slow(0) }
+			ot.Slow(1500 * time.Millisecond)
+			return func() { dd.Slow(0); eb.Slow(0); ot.Slow(0) }
 		}},
 		{"datadog-key-refused", "datadog-forwarder", func() func() {
 			// One account's key is refused (403): its connection turns
@@ -85,11 +91,22 @@ func storms(dd *ddfake.Server, eb *ebfake.Server, ts []tenant) []storm {
 			dd.RemoveKey(t.ddKey)
 			return func() { dd.AddKey(t.ddKey) }
 		}},
+		{"otlp-tenant-refused", "otlp-forwarder", func() func() {
+			// One account's receiver refuses its credentials (401): the
+			// connection turns unhealthy and its events are parked until
+			// a probe succeeds; the other accounts keep flowing.
+			t := pick(func(t tenant) bool { return t.otlp != "" })
+			ot.Always(t.otlpTenant, http.StatusUnauthorized, nil)
+			return func() { ot.Always(t.otlpTenant, 0, nil) }
+		}},
 		{"datadog-503", "datadog-forwarder", func() func() {
 			return failing(func() { dd.FailNext(20, http.StatusServiceUnavailable, nil) }, dd.Reset)
 		}},
 		{"eventbridge-throttled", "eventbridge-forwarder", func() func() {
 			return failing(func() { eb.Throttle(20) }, eb.Reset)
+		}},
+		{"otlp-503", "otlp-forwarder", func() func() {
+			return failing(func() { ot.FailNext(20, http.StatusServiceUnavailable, http.Header{"Retry-After": {"1"}}) }, ot.Reset)
 		}},
 		{"eventbridge-bus-denied", "eventbridge-forwarder", func() func() {
 			t := pick(func(t tenant) bool { return t.eventbridge != "" })
@@ -142,7 +159,7 @@ type controller struct {
 	mu sync.Mutex // one disruptive action at a time
 
 	// storming is the service the current storm troubles ("" for none or
-	// both). It has a lock of its own: the storms keep their pace while a
+	// several). It has a lock of its own: the storms keep their pace while a
 	// kill or the broker's restart holds mu.
 	stormMu  sync.Mutex
 	storming string
@@ -262,9 +279,10 @@ func (c *controller) brokerRestart(ctx context.Context) error {
 }
 
 // stormLoop starts the storms in turn, each held for stormHold, with a calm
-// stretch of the same length between two.
+// stretch half as long between two: so the short run (75 s, 5 s storms)
+// goes through every storm of the three forwarders once.
 func (c *controller) stormLoop(ctx context.Context) {
-	for i := 0; sleep(ctx, c.stormHold); i++ {
+	for i := 0; sleep(ctx, c.stormHold/2); i++ {
 		s := c.storms[i%len(c.storms)]
 		c.tl.add("storm", "%s begins", s.name)
 		end := s.start()

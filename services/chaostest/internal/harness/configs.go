@@ -34,12 +34,19 @@ type tenant struct {
 	// eventbridge is its EventBridge connection, writing to the bus of the
 	// same name; empty when it has none.
 	eventbridge string
+	// otlp is its OTLP connection, sending as tenant otlpTenant
+	// (X-Scope-OrgID) with the bearer token otlpToken; empty when it has
+	// none. otlpJSON and otlpGzip are its encoding and compression.
+	otlp, otlpTenant, otlpToken string
+	otlpJSON, otlpGzip          bool
 }
 
 // tenants gives each of n accounts its own connections: three in four have
-// Datadog, three in four EventBridge (not the same ones), and every
-// account is archived, so the checker sees accounts that must not reach a
-// destination as well as those that must.
+// Datadog, three in four EventBridge, three in four OTLP (not the same
+// ones: each account has two or three), and every account is archived, so
+// the checker sees accounts that must not reach a destination as well as
+// those that must. OTLP connections take turns at JSON and protobuf, with
+// and without gzip.
 func tenants(n int) []tenant {
 	out := make([]tenant, n)
 	for i := range out {
@@ -51,6 +58,12 @@ func tenants(n int) []tenant {
 		}
 		if i%4 != 2 {
 			t.eventbridge = "eb-" + acc
+		}
+		if i%4 != 1 {
+			t.otlp = "otlp-" + acc
+			t.otlpTenant = "tenant-" + acc
+			t.otlpToken = "otlptoken" + randomHex(16)
+			t.otlpJSON, t.otlpGzip = i%2 == 1, i%3 != 2
 		}
 		out[i] = t
 	}
@@ -78,6 +91,7 @@ type files struct {
 	ingest       string
 	datadog      string
 	eventbridge  string
+	otlp         string
 	archiver     string
 	archiveDir   string
 }
@@ -91,12 +105,13 @@ func writeFile(path, content string) error {
 
 // writeConfigs writes the services' configs, the one destinations file
 // every consumer reads, and the secrets it references.
-func writeConfigs(dir, brokerAddr, ddURL, ebURL string, ts []tenant) (files, error) {
+func writeConfigs(dir, brokerAddr, ddURL, ebURL, otlpURL string, ts []tenant) (files, error) {
 	f := files{
 		destinations: filepath.Join(dir, "config", "destinations.yaml"),
 		ingest:       filepath.Join(dir, "config", "ingest.yaml"),
 		datadog:      filepath.Join(dir, "config", "datadog-forwarder.yaml"),
 		eventbridge:  filepath.Join(dir, "config", "eventbridge-forwarder.yaml"),
+		otlp:         filepath.Join(dir, "config", "otlp-forwarder.yaml"),
 		archiver:     filepath.Join(dir, "config", "archiver.yaml"),
 		archiveDir:   filepath.Join(dir, "archive"),
 	}
@@ -116,12 +131,27 @@ func writeConfigs(dir, brokerAddr, ddURL, ebURL string, ts []tenant) (files, err
 			fmt.Fprintf(&d, "  %s:\n    type: eventbridge\n    settings:\n      region: eu-west-1\n      event_bus: %s\n      endpoint: %s\n      prefix: scalr\n      timeout: 2s\n      credentials:\n        access_key_id: {file: %s}\n        secret_access_key: {file: %s}\n",
 				t.eventbridge, t.eventbridge, ebURL, filepath.Join(secrets, "aws-key-id"), filepath.Join(secrets, "aws-secret"))
 		}
+		if t.otlp != "" {
+			tokenFile := filepath.Join(secrets, t.otlp+".token")
+			if err := writeFile(tokenFile, t.otlpToken+"\n"); err != nil {
+				return f, err
+			}
+			encoding, compression := "protobuf", "none"
+			if t.otlpJSON {
+				encoding = "json"
+			}
+			if t.otlpGzip {
+				compression = "gzip"
+			}
+			fmt.Fprintf(&d, "  %s:\n    type: otlp\n    settings:\n      endpoint: %s\n      allow_http: true\n      tenant_id: %s\n      auth:\n        token: {file: %s}\n      encoding: %s\n      compression: %s\n      timeout: 2s\n",
+				t.otlp, otlpURL, t.otlpTenant, tokenFile, encoding, compression)
+		}
 	}
 	fmt.Fprintf(&d, "  archive:\n    type: storage\n    settings:\n      kind: local\n      local: {dir: %s}\n", f.archiveDir)
 	d.WriteString("routes:\n")
 	for _, t := range ts {
 		var conns []string
-		for _, c := range []string{t.datadog, t.eventbridge} {
+		for _, c := range []string{t.datadog, t.eventbridge, t.otlp} {
 			if c != "" {
 				conns = append(conns, c)
 			}
@@ -169,6 +199,9 @@ destinations: {file: %s, poll_interval: 1s}
 		return f, err
 	}
 	if err := writeFile(f.eventbridge, common+delivery); err != nil {
+		return f, err
+	}
+	if err := writeFile(f.otlp, common+delivery); err != nil {
 		return f, err
 	}
 	archiver := fmt.Sprintf(`archive:

@@ -22,6 +22,7 @@ const (
 var groups = map[string][]string{
 	"auditstream-datadog":     {eventsTopic, "audit.events.retry.datadog"},
 	"auditstream-eventbridge": {eventsTopic, "audit.events.retry.eventbridge"},
+	"auditstream-otlp":        {eventsTopic, "audit.events.retry.otlp"},
 	"auditstream-archiver":    {eventsTopic},
 }
 
@@ -126,7 +127,7 @@ func lagText(lag map[string]int64, err error) string {
 // them. It returns the smallest event record (key and value bytes), which
 // sizes the in-flight bound, and what each topic held.
 func scanTopics(ctx context.Context, brokerAddr string, chk *check.Checker) (int, string, error) {
-	topics := []string{eventsTopic, dlqTopic, "audit.events.retry.datadog", "audit.events.retry.eventbridge"}
+	topics := []string{eventsTopic, dlqTopic, "audit.events.retry.datadog", "audit.events.retry.eventbridge", "audit.events.retry.otlp"}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokerAddr))
 	if err != nil {
 		return 0, "", err

@@ -1,6 +1,6 @@
 // Package harness runs the chaos test: the real ingest, forwarders and
 // archiver as child processes (two replicas of each consumer) against an
-// in-process broker and the Datadog and EventBridge fakes, a load
+// in-process broker and the Datadog, EventBridge and OTLP fakes, a load
 // generator posting events of many accounts, and a controller that kills
 // replicas, injects sink storms and restarts the broker. The independent
 // checker (package check) then judges what came out.
@@ -22,6 +22,7 @@ import (
 	"github.com/auditstream/auditstream/services/chaostest/internal/check"
 	"github.com/auditstream/auditstream/services/testsupport/ddfake"
 	"github.com/auditstream/auditstream/services/testsupport/ebfake"
+	"github.com/auditstream/auditstream/services/testsupport/otlpfake"
 )
 
 // Config is one run.
@@ -37,7 +38,7 @@ type Config struct {
 	Accounts int
 	// KillEvery is the mean pause between two kills.
 	KillEvery time.Duration
-	// StormHold is how long each storm lasts, and the calm between two.
+	// StormHold is how long each storm lasts, twice the calm between two.
 	StormHold time.Duration
 	// BrokerDown is how long the broker stays away when it restarts.
 	BrokerDown time.Duration
@@ -61,6 +62,8 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 	var ddKeys []string
 	ddOwner, ddRouted := map[string]string{}, map[string]bool{}
 	ebOwner, ebRouted := map[string]string{}, map[string]bool{}
+	otlpOwner, otlpRouted := map[string]string{}, map[string]bool{}
+	var otlpAuth []string
 	var accounts []string
 	for _, t := range ts {
 		accounts = append(accounts, t.account)
@@ -73,12 +76,23 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 			ebOwner[t.eventbridge] = t.account
 			ebRouted[t.account] = true
 		}
+		if t.otlp != "" {
+			otlpOwner[t.otlpTenant] = t.account
+			otlpRouted[t.account] = true
+			otlpAuth = append(otlpAuth, "Bearer "+t.otlpToken)
+		}
 	}
 	chk := check.New(
 		check.Destination{Name: "datadog", Owner: ddOwner, Routed: ddRouted},
 		check.Destination{Name: "eventbridge", Owner: ebOwner, Routed: ebRouted},
+		check.Destination{Name: "otlp", Owner: otlpOwner, Routed: otlpRouted},
 	)
 	chk.Secrets(append([]string{awsSecret}, ddKeys...)...)
+	for _, t := range ts {
+		if t.otlp != "" {
+			chk.Secrets(t.otlpToken)
+		}
+	}
 
 	dd := ddfake.New(ddKeys...)
 	defer dd.Close()
@@ -99,13 +113,25 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 	eb.RequireKnownKeys(true)
 	eb.KeepEntries(false)
 	eb.OnAccepted(func(e ebfake.Entry) { chk.EventBridgeEntry("eventbridge", e.Bus, []byte(e.Detail), e.Received) })
+	ot := otlpfake.New()
+	defer ot.Close()
+	// Every account's own token, and its tenant: a request without either
+	// is refused (401).
+	ot.RequireAuthorization(otlpAuth...)
+	ot.RequireTenant(true)
+	ot.OnAccepted(func(a otlpfake.Accepted) {
+		chk.OTLPRecord("otlp", a.Tenant, a.EventID, []byte(a.Body), a.At)
+		if a.Unanswered {
+			chk.Resent("otlp", 1)
+		}
+	})
 
 	b, err := startBroker(filepath.Join(cfg.Dir, "kafka"))
 	if err != nil {
 		return check.Report{}, err
 	}
 	defer b.stop()
-	f, err := writeConfigs(cfg.Dir, b.addr(), dd.URL(), eb.URL(), ts)
+	f, err := writeConfigs(cfg.Dir, b.addr(), dd.URL(), eb.URL(), ot.URL(), ts)
 	if err != nil {
 		return check.Report{}, fmt.Errorf("write configs: %w", err)
 	}
@@ -140,7 +166,7 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 	ingest.onExit = onExit
 	var consumers []*replica
 	for _, svc := range []struct{ name, config string }{
-		{"datadog-forwarder", f.datadog}, {"eventbridge-forwarder", f.eventbridge}, {"archiver", f.archiver},
+		{"datadog-forwarder", f.datadog}, {"eventbridge-forwarder", f.eventbridge}, {"otlp-forwarder", f.otlp}, {"archiver", f.archiver},
 	} {
 		for i := range replicasPerConsumer {
 			var env []string
@@ -192,7 +218,7 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 	// Load and chaos.
 	gen := newGenerator("http://"+ingest.addr, accounts, cfg.Rate, chk)
 	ctrl := &controller{
-		tl: tl, consumers: consumers, broker: b, storms: storms(dd, eb, ts),
+		tl: tl, consumers: consumers, broker: b, storms: storms(dd, eb, ot, ts),
 		killEvery: cfg.KillEvery, stormHold: cfg.StormHold,
 		brokerAt: cfg.Duration / 2, brokerDown: cfg.BrokerDown,
 	}
@@ -284,7 +310,7 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 	// join moves partitions) and each broker restart (both replicas'
 	// commits fail while it is away) is one such disruption.
 	bounds := map[string]check.Bound{}
-	for name, svc := range map[string]string{"datadog": "datadog-forwarder", "eventbridge": "eventbridge-forwarder"} {
+	for name, svc := range map[string]string{"datadog": "datadog-forwarder", "eventbridge": "eventbridge-forwarder", "otlp": "otlp-forwarder"} {
 		kills := 0
 		for _, r := range consumers {
 			if r.service == svc {
@@ -312,7 +338,7 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 		fmt.Sprintf("topics: %s", topicText),
 		fmt.Sprintf("chaos: %d kills, %d restarts, %d broker restarts, %d storms (%s)", tl.count("kill"), tl.count("restart"), tl.count("broker-start"), tl.count("storm"), stormNames(tl)),
 	}
-	for _, name := range []string{"datadog", "eventbridge"} {
+	for _, name := range []string{"datadog", "eventbridge", "otlp"} {
 		var parts []string
 		for _, b := range chk.DuplicateBursts(name, 5) {
 			parts = append(parts, fmt.Sprintf("%d at %.0fs", b.Copies, b.At.Sub(tl.start.Truncate(time.Second)).Seconds()))
