@@ -88,6 +88,16 @@ func (p *Policy) Apply(ev *auditlogv1.AuditEvent) (out *auditlogv1.AuditEvent, k
 	return p.redactor.Apply(ev), true, filterErr
 }
 
+// Redact is ev in the form the destination receives it, whatever the
+// filter says: a connection test sends its event even when the filter
+// excludes it. ev is never changed. A nil *Policy returns ev.
+func (p *Policy) Redact(ev *auditlogv1.AuditEvent) *auditlogv1.AuditEvent {
+	if p == nil {
+		return ev
+	}
+	return p.redactor.Apply(ev)
+}
+
 // ApplyTo is Apply for an event that may already be in a policy's form:
 // form is the Version of the policy a parked or dead-lettered record's
 // value was put in the form of ("" for an event as it came). An event
