@@ -29,6 +29,7 @@ import (
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/internal/config"
+	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/objstore"
 	_ "github.com/auditstream/auditstream/services/internal/objstore/all" // every store kind a profile may name
@@ -92,20 +93,29 @@ type verdict struct {
 	Class   string `json:"class,omitempty"`
 	Message string `json:"message"`
 	// DestinationStatus is the destination's HTTP status, when it answered.
-	DestinationStatus int       `json:"destination_status,omitempty"`
-	Name              string    `json:"name"`
-	Type              string    `json:"type"`
-	Enabled           bool      `json:"enabled"`
-	EventID           string    `json:"event_id"`
-	MarkerKey         string    `json:"marker_key,omitempty"`
-	TestedAt          time.Time `json:"tested_at"`
-	DurationMS        int64     `json:"duration_ms"`
+	DestinationStatus int `json:"destination_status,omitempty"`
+	// Attempts is how many times the test event was sent: a retryable
+	// failure is sent again, as delivery would, within the test's time.
+	Attempts int `json:"attempts,omitempty"`
+	// Filter is what the connection's filter says of the test event
+	// (matches, excludes, error), empty without a filter. The event is
+	// sent whatever it says; FilterError is why it could not decide.
+	Filter      string    `json:"filter,omitempty"`
+	FilterError string    `json:"filter_error,omitempty"`
+	Name        string    `json:"name"`
+	Type        string    `json:"type"`
+	Enabled     bool      `json:"enabled"`
+	EventID     string    `json:"event_id"`
+	MarkerKey   string    `json:"marker_key,omitempty"`
+	TestedAt    time.Time `json:"tested_at"`
+	DurationMS  int64     `json:"duration_ms"`
 }
 
 // testOutcome is what a kind's test reports beyond its error.
 type testOutcome struct {
 	markerKey string   // storage: the marker's key in the bucket
 	secrets   []string // the connection's secret values, to keep out of messages
+	attempts  int      // sinks: how many times the event was sent
 }
 
 // settingsError is a stored configuration that could not be decoded (or
@@ -130,7 +140,8 @@ func testDatadog(ctx context.Context, c *destinations.Connection, ev *auditlogv1
 	if err != nil {
 		return out, err
 	}
-	return out, sink.WriteBatch(ctx, [][]byte{entry})
+	out.attempts, err = sendTest(ctx, sink, entry)
+	return out, err
 }
 
 // testEventBridge puts ev on c's bus with the sink the forwarder builds.
@@ -148,7 +159,8 @@ func testEventBridge(ctx context.Context, c *destinations.Connection, ev *auditl
 	if err != nil {
 		return out, err
 	}
-	return out, sink.WriteBatch(ctx, [][]byte{entry})
+	out.attempts, err = sendTest(ctx, sink, entry)
+	return out, err
 }
 
 // testOTLP sends ev to c's receiver with the sink the forwarder builds.
@@ -166,7 +178,43 @@ func testOTLP(ctx context.Context, c *destinations.Connection, ev *auditlogv1.Au
 	if err != nil {
 		return out, err
 	}
-	return out, sink.WriteBatch(ctx, [][]byte{entry})
+	out.attempts, err = sendTest(ctx, sink, entry)
+	return out, err
+}
+
+// maxTestAttempts bounds how often one test sends its event: a throttled
+// or failing destination is tried again as delivery would, a few times.
+const maxTestAttempts = 3
+
+// errAttemptsSpent ends a test's sending after maxTestAttempts.
+var errAttemptsSpent = errors.New("test attempts spent")
+
+// sendTest writes a test's entry with delivery.BatchSender, the loop live
+// delivery, replay and redrive send with: a retryable failure (429, 5xx,
+// no answer) is retried after the delivery backoff, honouring the
+// destination's Retry-After, within half of what is left of
+// api.test_timeout and at most maxTestAttempts times, so a verdict still
+// arrives in time. err is the last attempt's.
+func sendTest(ctx context.Context, s sink.Sink[[]byte], entry []byte) (attempts int, err error) {
+	left := 30 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		left = time.Until(dl)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	bs := delivery.BatchSender{Backoff: sink.DefaultBackoff(), RetryBudget: left / 2, SendTimeout: left,
+		Attempted: func(int, time.Duration, error) { attempts++ },
+		Retrying: func(int) {
+			if attempts >= maxTestAttempts {
+				cancel(errAttemptsSpent)
+			}
+		}}
+	var last error
+	_, why, _ := bs.Send(ctx, s, [][]byte{entry}, func(_ int, err error) { last = err })
+	if why == delivery.Stopped && !errors.Is(context.Cause(ctx), errAttemptsSpent) {
+		return attempts, ctx.Err()
+	}
+	return attempts, last
 }
 
 // testStorage creates a new marker object, holding ev, under MarkerPrefix
@@ -321,19 +369,47 @@ func (a *API) testResource(r *request) (int, any, *apiError) {
 	start := a.now()
 	ev := testEvent(r, action, targetType(r.collection), start)
 	ev.Request.IpAddress = a.clientIP(r.Request)
-	conn := destinations.NewAPIConnection(r.account, r.collection, r.name, res.Type, res.Settings, destinations.SecretboxOpener(a.sealer.box))
-	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.API.TestTimeout)
-	out, err := k.test(ctx, conn, ev)
-	timedOut := ctx.Err() != nil && r.Context().Err() == nil
-	cancel()
+	conn := destinations.NewAPIResourceConnection(r.account, r.collection, r.name, res, destinations.SecretboxOpener(a.sealer.box))
+	// The event goes through the resource's policy as real ones do:
+	// redacted, so the destination receives it in their form and a
+	// misconfigured redaction shows; sent even when the filter excludes
+	// it, since a test must reach the destination, and the verdict says so.
+	var out testOutcome
+	var filter, filterErr string
+	var timedOut bool
+	policy, err := conn.Policy()
+	if err != nil {
+		err = &settingsError{err}
+	} else {
+		if policy.Filter() != "" {
+			_, keep, ferr := policy.Apply(ev)
+			switch {
+			case ferr != nil:
+				filter, filterErr = "error", ferr.Error()
+			case keep:
+				filter = "matches"
+			default:
+				filter = "excludes"
+			}
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.API.TestTimeout)
+		out, err = k.test(ctx, conn, policy.Redact(ev))
+		timedOut = ctx.Err() != nil && r.Context().Err() == nil
+		cancel()
+	}
 
 	v := judge(err, res.Type, timedOut, a.cfg.API.TestTimeout, out.secrets)
 	v.Name, v.Type, v.Enabled, v.EventID, v.MarkerKey = r.name, res.Type, res.Enabled, ev.GetId(), out.markerKey
+	v.Attempts, v.Filter, v.FilterError = out.attempts, filter, cleanMessage(filterErr, out.secrets)
+	if v.Result == resultOK && v.Attempts > 1 {
+		v.Message = fmt.Sprintf("the destination accepted the test on attempt %d of %d", v.Attempts, maxTestAttempts)
+	}
 	v.TestedAt, v.DurationMS = start.UTC(), a.now().Sub(start).Milliseconds()
 
 	a.log.Info("destination tested", zap.String("account", r.account), zap.String("collection", r.collection),
 		zap.String("name", r.name), zap.String("type", res.Type), zap.String("result", v.Result), zap.String("code", v.Code),
-		zap.String("class", v.Class), zap.Int("destination_status", v.DestinationStatus), zap.String("message", v.Message),
+		zap.String("class", v.Class), zap.Int("destination_status", v.DestinationStatus), zap.Int("attempts", v.Attempts),
+		zap.String("filter", v.Filter), zap.String("message", v.Message),
 		zap.Int64("duration_ms", v.DurationMS), zap.String("actor", r.p.Name))
 	if err != nil && v.Code == codeSecretUnavailable {
 		a.log.Warn("a stored secret could not be opened for a test", zap.String("account", r.account),

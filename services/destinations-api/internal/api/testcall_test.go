@@ -122,17 +122,32 @@ func TestDatadogConnectionTest(t *testing.T) {
 		t.Fatalf("destination status %d, want 403", refusedV.DestinationStatus)
 	}
 
-	// 500s: retryable.
-	fake.FailNext(1, http.StatusInternalServerError, nil)
+	if ok.Attempts != 1 || refusedV.Attempts != 1 {
+		t.Fatalf("attempts %d and %d, want 1 each: an accepted or refused event is not sent again", ok.Attempts, refusedV.Attempts)
+	}
+
+	// 500s that go on: retried as delivery would, at most maxTestAttempts
+	// times, and the verdict is the runtime's: retryable.
+	fake.FailNext(maxTestAttempts, http.StatusInternalServerError, nil)
 	_, v500 := h.testOf(good, tokenA)
 	mustVerdict(t, v500, "failed", "destination_error", "retryable")
-
-	// 429: throttled, retryable.
-	fake.FailNext(1, http.StatusTooManyRequests, http.Header{"Retry-After": {"3"}})
-	_, v429 := h.testOf(good, tokenA)
-	mustVerdict(t, v429, "failed", "throttled", "retryable")
+	if v500.Attempts != maxTestAttempts || v500.DestinationStatus != http.StatusInternalServerError {
+		t.Fatalf("a 500 storm: %d attempts, status %d; want %d, 500", v500.Attempts, v500.DestinationStatus, maxTestAttempts)
+	}
 	if n := len(fake.Logs(keyA)); n != 1 {
 		t.Fatalf("the intake holds %d logs after failed tests, want 1", n)
+	}
+
+	// 429, then 200: the test is sent again after the backoff, as delivery
+	// would, and passes.
+	fake.FailNext(1, http.StatusTooManyRequests, nil)
+	_, v429 := h.testOf(good, tokenA)
+	mustVerdict(t, v429, "ok", "ok", "")
+	if v429.Attempts != 2 || !strings.Contains(v429.Message, "attempt 2") {
+		t.Fatalf("429 then 200: %d attempts (%s), want 2", v429.Attempts, v429.Message)
+	}
+	if n := len(fake.Logs(keyA)); n != 2 {
+		t.Fatalf("the intake holds %d logs after a retried test, want 2", n)
 	}
 
 	// Each test is an audit event of the account with its verdict.
@@ -140,7 +155,7 @@ func TestDatadogConnectionTest(t *testing.T) {
 	for _, c := range []struct {
 		v      verdict
 		result string
-	}{{ok, "SUCCESS"}, {refusedV, "FAILURE"}, {v500, "FAILURE"}, {v429, "FAILURE"}} {
+	}{{ok, "SUCCESS"}, {refusedV, "FAILURE"}, {v500, "FAILURE"}, {v429, "SUCCESS"}} {
 		ev := events[c.v.EventID]
 		if ev == nil {
 			t.Fatalf("no audit event for test %s (%s)", c.v.EventID, c.v.Code)
@@ -186,6 +201,15 @@ func TestDatadogTestTimeoutAndUnreachable(t *testing.T) {
 		t.Fatalf("the test took %d ms, over its 300ms bound: %s", v.DurationMS, v.Message)
 	}
 	fake.Slow(0)
+
+	// A Retry-After beyond what is left of the test is not waited for:
+	// the verdict is the throttling, at once.
+	fake.FailNext(1, http.StatusTooManyRequests, http.Header{"Retry-After": {"3"}})
+	_, v = h.testOf(path, tokenA)
+	mustVerdict(t, v, "failed", "throttled", "retryable")
+	if v.Attempts != 1 || v.DurationMS > 2000 {
+		t.Fatalf("a 429 with Retry-After 3 under a 300ms test: %d attempts in %d ms, want 1 at once", v.Attempts, v.DurationMS)
+	}
 
 	// A port nothing listens on.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -241,10 +265,13 @@ func TestEventBridgeConnectionTest(t *testing.T) {
 	mustVerdict(t, v, "failed", "not_found", "unhealthy")
 	fake.FailEntries(nil)
 
-	// Throttled.
-	fake.Throttle(1)
+	// Throttled on every attempt.
+	fake.Throttle(maxTestAttempts)
 	_, v = h.testOf(path, tokenA)
 	mustVerdict(t, v, "failed", "throttled", "retryable")
+	if v.Attempts != maxTestAttempts {
+		t.Fatalf("throttled: %d attempts, want %d", v.Attempts, maxTestAttempts)
+	}
 
 	// A wrong secret key: the signature does not verify.
 	wrong := connPath(accountA, "eb-wrong")
@@ -297,11 +324,11 @@ func TestOTLPConnectionTest(t *testing.T) {
 		t.Fatalf("destination status %d, want 401", v.DestinationStatus)
 	}
 
-	// 503: retryable; 429: throttled.
-	fake.FailNext(1, http.StatusServiceUnavailable, nil)
+	// 503 on every attempt: retryable; 429 on every attempt: throttled.
+	fake.FailNext(maxTestAttempts, http.StatusServiceUnavailable, nil)
 	_, v = h.testOf(good, tokenA)
 	mustVerdict(t, v, "failed", "destination_error", "retryable")
-	fake.FailNext(1, http.StatusTooManyRequests, http.Header{"Retry-After": {"2"}})
+	fake.FailNext(maxTestAttempts, http.StatusTooManyRequests, nil)
 	_, v = h.testOf(good, tokenA)
 	mustVerdict(t, v, "failed", "throttled", "retryable")
 
@@ -643,5 +670,73 @@ func TestHungUpTestIsStillAudited(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("no audit event of the test")
+	}
+}
+
+// A test goes through the connection's policy as real events do: the
+// destination receives the marker redacted, and the marker is sent even
+// when the filter excludes it, with the verdict saying what the filter said.
+func TestConnectionTestAppliesPolicy(t *testing.T) {
+	fake := ddfake.New(keyA)
+	defer fake.Close()
+	h := newHarness(t, customEndpoints)
+	for name, filter := range map[string]string{
+		"dd-excludes": `event.target.type == "runs"`,
+		"dd-matches":  `event.request.action == "` + ActionTestConnection + `"`,
+		"dd-error":    `event.extra["no-such-attribute"] == "x"`,
+	} {
+		b := ddBody(fake.URL(), keyA)
+		b["filter"] = filter
+		b["redact"] = []map[string]any{{"path": "request.user_agent", "action": "drop"}, {"path": "request.ip_address", "action": "mask", "keep": 3}}
+		mustStatus(t, h.do("PUT", connPath(accountA, name), tokenA, b), http.StatusCreated)
+	}
+	plain := connPath(accountA, "dd-plain")
+	mustStatus(t, h.do("PUT", plain, tokenA, ddBody(fake.URL(), keyA)), http.StatusCreated)
+
+	// Without a policy the marker carries the request's user agent and
+	// address, and the verdict says nothing of a filter.
+	_, v := h.testOf(plain, tokenA)
+	mustVerdict(t, v, "ok", "ok", "")
+	if v.Filter != "" || v.FilterError != "" {
+		t.Fatalf("a connection without a filter: filter %q %q", v.Filter, v.FilterError)
+	}
+	logs := fake.Logs(keyA)
+	if len(logs) != 1 {
+		t.Fatalf("the intake received %d logs, want 1", len(logs))
+	}
+	req, _ := logs[0]["request"].(map[string]any)
+	ua, _ := req["user-agent"].(string)
+	ip, _ := req["ip-address"].(string)
+	if ua == "" || ip != "127.0.0.1" {
+		t.Fatalf("the unredacted marker lacks the user agent or address: %v", req)
+	}
+
+	for _, c := range []struct{ name, filter, says string }{
+		{"dd-excludes", "excludes", ""},
+		{"dd-matches", "matches", ""},
+		{"dd-error", "error", "no such key"},
+	} {
+		_, v := h.testOf(connPath(accountA, c.name), tokenA)
+		mustVerdict(t, v, "ok", "ok", "")
+		if v.Filter != c.filter || !strings.Contains(v.FilterError, c.says) || (c.says == "") != (v.FilterError == "") {
+			t.Fatalf("%s: filter %q %q, want %q %q", c.name, v.Filter, v.FilterError, c.filter, c.says)
+		}
+		// Sent whatever the filter said, in the form real events take.
+		var got map[string]any
+		for _, l := range fake.Logs(keyA) {
+			if l["audit-id"] == v.EventID {
+				got = l
+			}
+		}
+		if got == nil {
+			t.Fatalf("%s: the intake did not receive test event %s", c.name, v.EventID)
+		}
+		req, _ := got["request"].(map[string]any)
+		if _, has := req["user-agent"]; has || req["ip-address"] != "...0.1" {
+			t.Fatalf("%s: the marker was not redacted: %v", c.name, req)
+		}
+		if extra, _ := got["extra"].(map[string]any); extra[TestMarker] != "true" {
+			t.Fatalf("%s: the marker lost its mark: %v", c.name, got)
+		}
 	}
 }
