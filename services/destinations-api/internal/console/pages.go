@@ -229,6 +229,9 @@ type verdict struct {
 	Class             string `json:"class"`
 	Message           string `json:"message"`
 	DestinationStatus int    `json:"destination_status"`
+	Attempts          int    `json:"attempts"`
+	Filter            string `json:"filter"`
+	FilterError       string `json:"filter_error"`
 	DurationMS        int64  `json:"duration_ms"`
 }
 

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/auditstream/auditstream/services/destinations-api/internal/api"
 )
 
 // apiDo calls the destinations API of h with the seed admin's token.
@@ -164,5 +166,25 @@ func TestConsoleEditsFilterAndRedaction(t *testing.T) {
 	mustStatus(t, np, http.StatusOK)
 	if !strings.Contains(np.body, `<textarea id="filter"`) || !strings.Contains(np.body, `name="redact.0.path"`) || !strings.Contains(np.body, "deliberately incomplete") {
 		t.Fatalf("the new storage profile form:\n%s", np.body)
+	}
+}
+
+// A test's verdict shows what the filter said of the test event, which is
+// sent all the same.
+func TestConsoleVerdictShowsFilter(t *testing.T) {
+	h := newHarness(t, func(c *api.Config) { c.API.AllowLocalStorage = true })
+	dir := t.TempDir()
+	status, _ := apiDo(t, h, "PUT", "/v1/accounts/"+seedAccount+"/storage-profiles/disk", map[string]any{"type": "storage",
+		"settings": map[string]any{"kind": "local", "local": map[string]any{"dir": dir}},
+		"filter":   `event.target.type == "runs"`})
+	if status != http.StatusCreated {
+		t.Fatalf("PUT answered %d", status)
+	}
+	b := h.browser(nil)
+	tok := b.signIn(tokenSeed)
+	a := b.do("POST", "/console/accounts/"+seedAccount+"/storage-profiles/disk/test", url.Values{"csrf": {tok}})
+	if a.status != http.StatusOK || !strings.Contains(a.body, "Test passed") ||
+		!strings.Contains(a.body, "<dt>Filter</dt><dd>excludes the test event (sent anyway") {
+		t.Fatalf("the verdict of a profile whose filter excludes the test: %d\n%s", a.status, a.body)
 	}
 }
