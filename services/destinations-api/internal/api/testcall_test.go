@@ -596,6 +596,11 @@ func TestSecretThatCannotBeOpened(t *testing.T) {
 	h := newHarness(t, customEndpoints)
 	path := connPath(accountA, "dd-main")
 	mustStatus(t, h.do("PUT", path, tokenA, ddBody(fake.URL(), keyA)), http.StatusCreated)
+	hashed := connPath(accountA, "dd-hashed")
+	b := ddBody(fake.URL(), keyA)
+	b["redact"] = []map[string]any{{"path": "actor.id", "action": "hash"}}
+	b["redaction_key"] = "a-redaction-key-of-the-account"
+	mustStatus(t, h.do("PUT", hashed, tokenA, b), http.StatusCreated)
 	other := filepath.Join(t.TempDir(), "other-keyring.yaml")
 	if err := secretbox.GenerateKeyring(other, "k9"); err != nil {
 		t.Fatal(err)
@@ -607,6 +612,14 @@ func TestSecretThatCannotBeOpened(t *testing.T) {
 	mustVerdict(t, v, "failed", "secret_unavailable", "unhealthy")
 	if strings.Contains(v.Message, other) || !strings.Contains(again.logs.String(), "not in keyring file") {
 		t.Fatalf("the key ring's detail belongs in the log, not the answer: %s", v.Message)
+	}
+
+	// A redaction key that cannot be opened fails the test the same way,
+	// before anything is sent: the event's form could not be known.
+	_, v = again.testOf(hashed, tokenA)
+	mustVerdict(t, v, "failed", "secret_unavailable", "unhealthy")
+	if !strings.Contains(again.logs.String(), "dd-hashed.redaction_key: open") {
+		t.Fatalf("the log does not name the redaction key:\n%s", again.logs.String())
 	}
 	if len(fake.Requests()) != 0 {
 		t.Fatalf("the intake saw %d requests", len(fake.Requests()))
