@@ -31,9 +31,27 @@ type eventSink struct {
 	reject   func(ev *auditlogv1.AuditEvent) bool
 }
 
-func (s *eventSink) Encode(ev *auditlogv1.AuditEvent) ([]byte, error) { return proto.Marshal(ev) }
+func (s *eventSink) EncodeEntry(ev *auditlogv1.AuditEvent) (sink.Entry[[]byte], error) {
+	return marshalEntry(ev)
+}
 
-func (s *eventSink) WriteBatch(_ context.Context, batch [][]byte) error {
+// marshalEntry is ev's protobuf as a sink entry.
+func marshalEntry(ev *auditlogv1.AuditEvent) (sink.Entry[[]byte], error) {
+	b, err := proto.Marshal(ev)
+	return sink.EntryOf(ev, b, len(b)), err
+}
+
+// values is the entries' values.
+func values(entries []sink.Entry[[]byte]) [][]byte {
+	out := make([][]byte, len(entries))
+	for i, e := range entries {
+		out[i] = e.Value
+	}
+	return out
+}
+
+func (s *eventSink) WriteBatch(_ context.Context, entries []sink.Entry[[]byte]) error {
+	batch := values(entries)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.failWith != nil {
@@ -120,7 +138,7 @@ routes:
 	// refuses some events for good, so they are dead-lettered
 	runs.setFail(&sink.SendError{Class: sink.Retryable, Status: 503, Err: fmt.Errorf("intake down")})
 	all.reject = func(ev *auditlogv1.AuditEvent) bool { return ev.GetRequest().GetAction() == "refused" }
-	rg.custom = map[string]EntrySink{"runs": runs, "all": all}
+	rg.custom = map[string]sink.Destination[[]byte]{"runs": runs, "all": all}
 	rg.start()
 
 	wantRuns, wantAll := map[string]bool{}, map[string]bool{}

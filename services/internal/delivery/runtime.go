@@ -13,6 +13,7 @@ import (
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/internal/destinations"
+	"github.com/auditstream/auditstream/services/internal/eventfilter"
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,14 +23,72 @@ import (
 	"golang.org/x/sync/semaphore"
 )
 
-// EntrySink is what a forwarder supplies for one connection: it turns an
-// event into the destination's entry and sends batches of entries under the
-// Sink contract. An Encode error classified Permanent (for example an entry
-// over the destination's size limit) dead-letters the event for that
-// connection.
+// EntrySink is what a forwarder supplies for one connection
+// (NewEntrySink): its encoder, which turns an event into the destination's
+// own entry, and its sink, which sends batches of those entries under the
+// sink.Sink contract. An encoding error classified Permanent (for example
+// an entry over the destination's size limit) dead-letters the event for
+// that connection.
+//
+// The runtime keeps entries typed (a worker per connection, generic over
+// the entry type); Encode and Send are for senders off the hot path
+// (auditctl), to which an entry is opaque.
 type EntrySink interface {
-	Encode(ev *auditlogv1.AuditEvent) ([]byte, error)
-	sink.Sink[[]byte]
+	// Encode turns ev into the sink's entry.
+	Encode(ev *auditlogv1.AuditEvent) (Encoded, error)
+	// Send delivers entries made by Encode through the sink under b's
+	// rules (see Send).
+	Send(ctx context.Context, b BatchSender, entries []Encoded, result func(i int, err error)) (left []int, why Left, lastErr error)
+	newWorker(r *Runtime, name string, policy *eventfilter.Policy, fingerprint string) connWorker
+}
+
+// Encoded is an entry of an EntrySink, opaque to its holder.
+type Encoded struct {
+	entry any
+	// Size is what the entry counts for batching.
+	Size int
+}
+
+// NewEntrySink is the EntrySink of a connection whose encoder makes
+// entries of type E and whose sink sends them.
+func NewEntrySink[E any](enc sink.Encoder[E], s sink.Sink[E]) EntrySink {
+	return entrySink[E]{enc: enc, s: s}
+}
+
+type entrySink[E any] struct {
+	enc sink.Encoder[E]
+	s   sink.Sink[E]
+}
+
+func (es entrySink[E]) Encode(ev *auditlogv1.AuditEvent) (Encoded, error) {
+	e, err := es.enc.EncodeEntry(ev)
+	if err != nil {
+		return Encoded{}, err
+	}
+	return Encoded{entry: e, Size: e.Size}, nil
+}
+
+func (es entrySink[E]) Send(ctx context.Context, b BatchSender, entries []Encoded, result func(i int, err error)) ([]int, Left, error) {
+	typed := make([]sink.Entry[E], 0, len(entries))
+	at := make([]int, 0, len(entries)) // entries' indexes in typed
+	for i, e := range entries {
+		v, ok := e.entry.(sink.Entry[E])
+		if !ok {
+			// made by another EntrySink: no attempt can deliver it
+			result(i, &sink.SendError{Class: sink.Permanent, Err: fmt.Errorf("entry %d (%T) is not one of sink %T", i, e.entry, es.s)})
+			continue
+		}
+		typed, at = append(typed, v), append(at, i)
+	}
+	left, why, lastErr := Send(ctx, b, es.s, typed, func(k int, err error) { result(at[k], err) })
+	for k, i := range left {
+		left[k] = at[i]
+	}
+	return left, why, lastErr
+}
+
+func (es entrySink[E]) newWorker(r *Runtime, name string, policy *eventfilter.Policy, fingerprint string) connWorker {
+	return newWorker(r, name, es, policy, fingerprint)
 }
 
 // Router maps an account to the connections its events go to. It is read
@@ -96,7 +155,7 @@ type Runtime struct {
 
 	mu       sync.Mutex
 	trackers map[string]map[int32]*partitionTracker
-	workers  map[string]*worker
+	workers  map[string]connWorker
 	delayers map[int32]*retryDelayer
 	broken   map[string]*brokenSink // connections whose sink cannot be built
 	workerWG sync.WaitGroup
@@ -138,7 +197,7 @@ func New(o Options) (*Runtime, error) {
 		inflight:      semaphore.NewWeighted(int64(o.Config.MaxInflightBytes)),
 		now:           time.Now,
 		trackers:      map[string]map[int32]*partitionTracker{},
-		workers:       map[string]*worker{},
+		workers:       map[string]connWorker{},
 		delayers:      map[int32]*retryDelayer{},
 		broken:        map[string]*brokenSink{},
 		lastCommitted: map[string]map[int32]int64{},
@@ -260,7 +319,7 @@ func (r *Runtime) bootstrap(ctx context.Context) error {
 // then commits what finished.
 func (r *Runtime) shutdown() {
 	r.mu.Lock()
-	workers := make([]*worker, 0, len(r.workers))
+	workers := make([]connWorker, 0, len(r.workers))
 	for _, w := range r.workers {
 		workers = append(workers, w)
 	}
@@ -470,11 +529,11 @@ func reasonFor(err error) string {
 
 // worker returns the connection's worker, creating it or swapping its sink
 // when the connection's definition changed.
-func (r *Runtime) worker(t *destinations.Connection) (*worker, error) {
+func (r *Runtime) worker(t *destinations.Connection) (connWorker, error) {
 	r.mu.Lock()
 	w := r.workers[t.Name]
 	r.mu.Unlock()
-	if w != nil && w.fingerprint.Load() == t.Fingerprint {
+	if w != nil && w.currentFingerprint() == t.Fingerprint {
 		return w, nil
 	}
 	policy, err := t.Policy()
@@ -488,9 +547,12 @@ func (r *Runtime) worker(t *destinations.Connection) (*worker, error) {
 	r.mu.Lock()
 	recovered := r.sinkBuiltLocked(t.Name)
 	if w = r.workers[t.Name]; w != nil {
-		w.setSink(sink, policy, t.Fingerprint)
+		if err := w.setSink(sink, policy, t.Fingerprint); err != nil {
+			r.mu.Unlock()
+			return nil, err
+		}
 	} else {
-		w = newWorker(r, t.Name, sink, policy, t.Fingerprint)
+		w = sink.newWorker(r, t.Name, policy, t.Fingerprint)
 		r.workers[t.Name] = w
 		r.workerWG.Add(1)
 		go func() {
@@ -516,7 +578,7 @@ func (r *Runtime) shedLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 		r.mu.Lock()
-		workers := make([]*worker, 0, len(r.workers))
+		workers := make([]connWorker, 0, len(r.workers))
 		for _, w := range r.workers {
 			workers = append(workers, w)
 		}
@@ -683,7 +745,7 @@ func (r *Runtime) waitIdle(trackers []*partitionTracker, timeout time.Duration) 
 // (it routed an event to), for the status endpoint and the status topic.
 func (r *Runtime) Status() []ConnectionStatus {
 	r.mu.Lock()
-	workers := make([]*worker, 0, len(r.workers))
+	workers := make([]connWorker, 0, len(r.workers))
 	for _, w := range r.workers {
 		workers = append(workers, w)
 	}

@@ -42,11 +42,13 @@ type memSink struct {
 	reject   func(id string) bool
 }
 
-func (s *memSink) Encode(ev *auditlogv1.AuditEvent) ([]byte, error) {
-	return []byte(ev.GetId()), nil
+func (s *memSink) EncodeEntry(ev *auditlogv1.AuditEvent) (sink.Entry[[]byte], error) {
+	b := []byte(ev.GetId())
+	return sink.EntryOf(ev, b, len(b)), nil
 }
 
-func (s *memSink) WriteBatch(ctx context.Context, batch [][]byte) error {
+func (s *memSink) WriteBatch(ctx context.Context, entries []sink.Entry[[]byte]) error {
+	batch := values(entries)
 	s.mu.Lock()
 	gate := s.gate
 	s.mu.Unlock()
@@ -121,7 +123,7 @@ type rig struct {
 	kcfg    kafka.Config
 	cfg     Config
 	sinks   map[string]*memSink
-	custom  map[string]EntrySink // a connection's sink, instead of sinks'
+	custom  map[string]sink.Destination[[]byte] // a connection's sink, instead of sinks'
 	router  Router
 	logs    *logBuffer // when set, captures the runtime's log lines too
 }
@@ -244,13 +246,13 @@ func (rg *rig) start() (stop func()) {
 		Router: rg.router,
 		NewSink: func(t *destinations.Connection) (EntrySink, error) {
 			if s, ok := custom[t.Name]; ok {
-				return s, nil
+				return NewEntrySink(s, s), nil
 			}
 			s, ok := rg.sinks[t.Name]
 			if !ok {
 				return nil, fmt.Errorf("no sink %s", t.Name)
 			}
-			return s, nil
+			return NewEntrySink(s, s), nil
 		},
 	})
 	if err != nil {
@@ -634,7 +636,7 @@ func TestRuntimeRebalanceBetweenTwoInstancesLosesNothing(t *testing.T) {
 	}
 	gate := make(chan struct{})
 	a := &wireSink{memSink: &memSink{gate: gate}}
-	rg.custom = map[string]EntrySink{"all": a}
+	rg.custom = map[string]sink.Destination[[]byte]{"all": a}
 	stopFirst := rg.start()
 	first := rg.publish(accounts, 200)
 	regA := rg.reg
@@ -646,7 +648,7 @@ func TestRuntimeRebalanceBetweenTwoInstancesLosesNothing(t *testing.T) {
 	sending := a.holdingIDs() // in WriteBatch calls that will not return before the hand-over
 
 	b := &wireSink{memSink: &memSink{}}
-	rg.custom = map[string]EntrySink{"all": b}
+	rg.custom = map[string]sink.Destination[[]byte]{"all": b}
 	stopSecond := rg.start() // a second member joins: partitions move away from the first
 	second := rg.publish(accounts, 200)
 	firstSet := map[string]bool{}
@@ -750,7 +752,7 @@ func TestRuntimeBackPressureBoundsMemory(t *testing.T) {
 	gate := make(chan struct{})
 	rg.sinks["stuck"].gate = gate
 	ws := &wireSink{memSink: rg.sinks["stuck"]}
-	rg.custom = map[string]EntrySink{"stuck": ws}
+	rg.custom = map[string]sink.Destination[[]byte]{"stuck": ws}
 	ids := rg.publish([]string{"acc-a", "acc-b"}, 2000) // ~4000 records, far more than the cap holds
 	want := len(ids["acc-a"]) + len(ids["acc-b"])
 	rg.start()
@@ -803,9 +805,12 @@ type wireSink struct {
 	inCall       map[string]int // ids in WriteBatch calls now
 }
 
-func (s *wireSink) Encode(ev *auditlogv1.AuditEvent) ([]byte, error) { return proto.Marshal(ev) }
+func (s *wireSink) EncodeEntry(ev *auditlogv1.AuditEvent) (sink.Entry[[]byte], error) {
+	return marshalEntry(ev)
+}
 
-func (s *wireSink) WriteBatch(ctx context.Context, batch [][]byte) error {
+func (s *wireSink) WriteBatch(ctx context.Context, entries []sink.Entry[[]byte]) error {
+	batch := values(entries)
 	n := 0
 	ids := make([][]byte, len(batch))
 	for i, e := range batch {
@@ -842,7 +847,7 @@ func (s *wireSink) WriteBatch(ctx context.Context, batch [][]byte) error {
 		s.events -= len(batch)
 		s.mu.Unlock()
 	}()
-	return s.memSink.WriteBatch(ctx, ids)
+	return s.memSink.WriteBatch(ctx, sink.Values(ids))
 }
 
 // holding is the bytes in WriteBatch calls now, and the calls so far.

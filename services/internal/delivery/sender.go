@@ -46,18 +46,18 @@ const (
 	Stopped
 )
 
-// Send delivers entries through s. result is called for every item of
+// Send delivers entries through s under b's rules. result is called for every item of
 // every attempt with its outcome (nil: delivered); the items it is called
 // for with a Permanent or Unhealthy error, or nil, are done. Send returns
 // the indexes of entries not done, why, and the last error they failed
 // with.
-func (b BatchSender) Send(ctx context.Context, s sink.Sink[[]byte], entries [][]byte, result func(i int, err error)) (left []int, why Left, lastErr error) {
+func Send[E any](ctx context.Context, b BatchSender, s sink.Sink[E], entries []sink.Entry[E], result func(i int, err error)) (left []int, why Left, lastErr error) {
 	start := time.Now()
 	pending := make([]int, len(entries))
 	for i := range pending {
 		pending[i] = i
 	}
-	batch := make([][]byte, 0, len(entries))
+	batch := make([]sink.Entry[E], 0, len(entries))
 	for attempt := 1; len(pending) > 0; attempt++ {
 		if ctx.Err() != nil {
 			return pending, Stopped, ctx.Err()

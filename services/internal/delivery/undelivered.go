@@ -198,7 +198,7 @@ func (c *undeliveredCollector) Collect(ch chan<- prometheus.Metric) {
 // when everything routed to it is delivered (or dead-lettered).
 func (r *Runtime) oldestUndelivered() map[string]time.Time {
 	r.mu.Lock()
-	workers := make([]*worker, 0, len(r.workers))
+	workers := make([]connWorker, 0, len(r.workers))
 	for _, w := range r.workers {
 		workers = append(workers, w)
 	}
@@ -215,11 +215,11 @@ func (r *Runtime) oldestUndelivered() map[string]time.Time {
 		out[name] = t
 	}
 	for _, w := range workers {
-		t, ok := out[w.name]
+		t, ok := out[w.connection()]
 		if o := w.oldestUndelivered(); o != nil && (!ok || t.IsZero() || o.Before(t)) {
 			t = *o
 		}
-		out[w.name] = t
+		out[w.connection()] = t
 	}
 	return out
 }

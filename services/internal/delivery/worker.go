@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +20,6 @@ type job struct {
 	conn     string
 	ev       *auditlogv1.AuditEvent // decoded by the poll loop, until encoded; shared, read-only
 	shared   *sharedEvent           // or decoded by the first worker to encode it
-	entry    []byte
 	queuedAt time.Time
 	parked   *parkState // set when read back from the retry topic
 	// policy is the connection's policy when the job was routed: what a
@@ -28,27 +28,48 @@ type job struct {
 	eventTime time.Time
 }
 
-// size is the entry's size, which batches are cut by.
-func (j *job) size() int { return len(j.entry) }
-
 // held is what the job holds of MaxInflightBytes, which queues are capped by.
 func (j *job) held() int { return int(j.t.size) }
 
-// sinkBox is what the worker sends with: the connection's sink and its
-// policy (filter and redaction; nil for none), swapped together when the
-// connection changes.
-type sinkBox struct {
-	sink   EntrySink
+// sinkBox is what the worker sends with: the connection's encoder and
+// sink and its policy (filter and redaction; nil for none), swapped
+// together when the connection changes.
+type sinkBox[E any] struct {
+	sink   entrySink[E]
 	policy *eventfilter.Policy
+}
+
+// connWorker is a connection's worker as the runtime sees it, whatever
+// its sink's entry type.
+type connWorker interface {
+	offer(j *job)
+	flush()
+	stop()
+	shed()
+	run()
+	isUnhealthy() bool
+	connection() string
+	status(now time.Time) ConnectionStatus
+	oldestUndelivered() *time.Time
+	currentPolicy() *eventfilter.Policy
+	currentFingerprint() string
+	setSink(s EntrySink, policy *eventfilter.Policy, fingerprint string) error
+}
+
+// pending is a job encoded for the sink: the entry travels beside the job,
+// by value, so batching an event allocates nothing of its own.
+type pending[E any] struct {
+	j     *job
+	entry sink.Entry[E]
 }
 
 // worker batches and sends one connection's events. Each connection has its
 // own, so a slow or failing destination only ever delays itself; past its
 // queue cap its events are parked instead of filling shared memory.
-type worker struct {
+type worker[E any] struct {
 	r    *Runtime
 	name string
-	sink atomic.Pointer[sinkBox]
+	sink atomic.Pointer[sinkBox[E]]
 	// the connection's metric series, looked up once rather than per event
 	deliveredC  prometheus.Counter
 	endToEnd    prometheus.Observer
@@ -82,32 +103,42 @@ type worker struct {
 	nextSend   uint64
 }
 
-func newWorker(r *Runtime, name string, sink EntrySink, policy *eventfilter.Policy, fingerprint string) *worker {
-	w := &worker{r: r, name: name, wake: make(chan struct{}, 1), flushReq: make(chan struct{}, 1), done: make(chan struct{}),
+func newWorker[E any](r *Runtime, name string, sink entrySink[E], policy *eventfilter.Policy, fingerprint string) *worker[E] {
+	w := &worker[E]{r: r, name: name, wake: make(chan struct{}, 1), flushReq: make(chan struct{}, 1), done: make(chan struct{}),
 		sendingAt:  map[uint64]time.Time{},
 		sending:    make(chan struct{}, r.cfg.RequestsInFlight),
 		deliveredC: r.metrics.delivered.WithLabelValues(name), endToEnd: r.metrics.endToEnd.WithLabelValues(name),
 		batchSize: r.metrics.batchSize.WithLabelValues(name), sendLatency: r.metrics.sendLatency.WithLabelValues(name)}
-	w.setSink(sink, policy, fingerprint)
+	w.sink.Store(&sinkBox[E]{sink: sink, policy: policy})
+	w.fingerprint.Store(fingerprint)
 	r.metrics.healthy.WithLabelValues(name).Set(1)
 	return w
 }
 
-func (w *worker) setSink(s EntrySink, policy *eventfilter.Policy, fingerprint string) {
-	w.sink.Store(&sinkBox{sink: s, policy: policy})
+// setSink swaps the connection's sink for s, which a forwarder builds
+// with the same entry type for every connection.
+func (w *worker[E]) setSink(s EntrySink, policy *eventfilter.Policy, fingerprint string) error {
+	typed, ok := s.(entrySink[E])
+	if !ok {
+		return fmt.Errorf("connection %s: sink %T does not take the entries of the connection's worker", w.name, s)
+	}
+	w.sink.Store(&sinkBox[E]{sink: typed, policy: policy})
 	w.fingerprint.Store(fingerprint)
+	return nil
 }
 
-func (w *worker) currentSink() EntrySink { return w.sink.Load().sink }
+func (w *worker[E]) connection() string { return w.name }
 
-func (w *worker) currentPolicy() *eventfilter.Policy { return w.sink.Load().policy }
+func (w *worker[E]) currentFingerprint() string { return w.fingerprint.Load().(string) }
+
+func (w *worker[E]) currentPolicy() *eventfilter.Policy { return w.sink.Load().policy }
 
 // offer queues a job. Past MaxConnectionBytes it parks the job instead, but
 // only when the connection is unhealthy or has stopped draining (its oldest
 // queued event waited longer than BacklogMaxWait): a healthy connection that
 // is merely busy slows fetching rather than sending its events round the
 // retry topic.
-func (w *worker) offer(j *job) {
+func (w *worker[E]) offer(j *job) {
 	now := time.Now()
 	w.mu.Lock()
 	if w.queuedBytes+j.held() > int(w.r.cfg.MaxConnectionBytes) && (w.stalledLocked(now) || w.isUnhealthy()) {
@@ -128,7 +159,7 @@ func (w *worker) offer(j *job) {
 // stalledLocked reports whether the connection stopped draining: its oldest
 // queued event and its last progress are both older than BacklogMaxWait. A
 // busy connection keeps taking jobs and is never stalled.
-func (w *worker) stalledLocked(now time.Time) bool {
+func (w *worker[E]) stalledLocked(now time.Time) bool {
 	wait := w.r.cfg.BacklogMaxWait
 	return len(w.queue) > 0 && now.Sub(w.queue[0].queuedAt) > wait && now.Sub(w.lastTake) > wait
 }
@@ -136,7 +167,7 @@ func (w *worker) stalledLocked(now time.Time) bool {
 // shed parks queued events beyond MaxConnectionBytes when the connection
 // has stopped draining, so a stuck connection gives back the in-flight bytes
 // the others need (new events are parked by offer from then on).
-func (w *worker) shed() {
+func (w *worker[E]) shed() {
 	now := time.Now()
 	w.mu.Lock()
 	if w.queuedBytes <= int(w.r.cfg.MaxConnectionBytes) || !(w.stalledLocked(now) || (len(w.queue) > 0 && w.isUnhealthy())) {
@@ -159,14 +190,14 @@ func (w *worker) shed() {
 
 // flush asks the worker to send what it has without waiting for the batch
 // policy.
-func (w *worker) flush() {
+func (w *worker[E]) flush() {
 	select {
 	case w.flushReq <- struct{}{}:
 	default:
 	}
 }
 
-func (w *worker) stop() { w.stopOnce.Do(func() { close(w.done) }) }
+func (w *worker[E]) stop() { w.stopOnce.Do(func() { close(w.done) }) }
 
 // takeChunk is how many jobs take moves out of the queue at once: one lock
 // and one clock reading per chunk rather than per event, while a worker
@@ -175,7 +206,7 @@ func (w *worker) stop() { w.stopOnce.Do(func() { close(w.done) }) }
 const takeChunk = 64
 
 // take appends up to takeChunk queued jobs to dst.
-func (w *worker) take(dst []*job) []*job {
+func (w *worker[E]) take(dst []*job) []*job {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n := min(len(w.queue), takeChunk)
@@ -192,7 +223,7 @@ func (w *worker) take(dst []*job) []*job {
 	return dst
 }
 
-func (w *worker) queued() (int, int) {
+func (w *worker[E]) queued() (int, int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.queue), w.queuedBytes
@@ -205,10 +236,8 @@ func (w *worker) queued() (int, int) {
 // entry, so neither the destination nor a retry of the entry sees it.
 // A record that does not decode is dead-lettered once, by whichever of its
 // connections' workers finds out first.
-func (w *worker) encode(j *job) bool {
-	if j.entry != nil {
-		return true
-	}
+func (w *worker[E]) encode(j *job) (sink.Entry[E], bool) {
+	var none sink.Entry[E]
 	ev := j.ev
 	if shared := j.shared; shared != nil {
 		var err error
@@ -217,7 +246,7 @@ func (w *worker) encode(j *job) bool {
 			shared.encoded()
 			j.shared = nil
 			w.r.undecodable(j, shared, err)
-			return false
+			return none, false
 		}
 		j.eventTime = auditevent.EventTime(ev, j.t.rec)
 	}
@@ -238,9 +267,9 @@ func (w *worker) encode(j *job) bool {
 			j.shared = nil
 		}
 		w.r.filteredOut(j)
-		return false
+		return none, false
 	}
-	entry, err := box.sink.Encode(ev)
+	entry, err := box.sink.enc.EncodeEntry(ev)
 	j.ev = nil
 	if j.shared != nil {
 		j.shared.encoded()
@@ -249,14 +278,13 @@ func (w *worker) encode(j *job) bool {
 	if err != nil {
 		w.r.metrics.failed.WithLabelValues(w.name, sink.Classify(err).String()).Inc()
 		w.r.deadLetterParked(j.t, j.parked, w.name, reasonEncode, err)
-		return false
+		return none, false
 	}
-	j.entry = entry
-	return true
+	return entry, true
 }
 
-func (w *worker) run() {
-	batcher := sink.NewBatcher[*job](w.r.cfg.Batch)
+func (w *worker[E]) run() {
+	batcher := sink.NewBatcher[pending[E]](w.r.cfg.Batch)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	taken := make([]*job, 0, takeChunk)
@@ -269,10 +297,11 @@ func (w *worker) run() {
 					j.t.complete()
 					continue
 				}
-				if !w.encode(j) {
+				e, ok := w.encode(j)
+				if !ok {
 					continue
 				}
-				if batcher.Add(j, j.size()) {
+				if batcher.Add(pending[E]{j, e}, e.Size) {
 					w.dispatch(batcher.Flush())
 				}
 			}
@@ -292,8 +321,8 @@ func (w *worker) run() {
 			for taken = w.take(taken[:0]); len(taken) > 0; taken = w.take(taken[:0]) {
 				for i, j := range taken {
 					taken[i] = nil
-					if w.encode(j) {
-						batcher.Add(j, j.size())
+					if e, ok := w.encode(j); ok {
+						batcher.Add(pending[E]{j, e}, e.Size)
 					}
 				}
 			}
@@ -313,15 +342,15 @@ func (w *worker) run() {
 // encoding the next batch overlaps the destination's answer to this one.
 // Batches may then finish out of order; offsets are committed only below the
 // first unfinished record, so that is safe.
-func (w *worker) dispatch(batch []*job) {
+func (w *worker[E]) dispatch(batch []pending[E]) {
 	if len(batch) == 0 {
 		return
 	}
 	w.sending <- struct{}{}
 	w.sends.Add(1)
 	var oldest time.Time
-	for _, j := range batch {
-		if t := undeliveredSince(j); oldest.IsZero() || (!t.IsZero() && t.Before(oldest)) {
+	for _, p := range batch {
+		if t := undeliveredSince(p.j); oldest.IsZero() || (!t.IsZero() && t.Before(oldest)) {
 			oldest = t
 		}
 	}
@@ -347,13 +376,13 @@ func (w *worker) dispatch(batch []*job) {
 // a connection found unhealthy parks its jobs, and so do retries spent.
 // Every job leaves send finished (or unfinished only when the runtime is
 // stopping, in which case its offset is not committed).
-func (w *worker) send(batch []*job) {
+func (w *worker[E]) send(batch []pending[E]) {
 	if len(batch) == 0 {
 		return
 	}
-	entries := make([][]byte, len(batch))
-	for i, j := range batch {
-		entries[i] = j.entry
+	entries := make([]sink.Entry[E], len(batch))
+	for i, p := range batch {
+		entries[i] = p.entry
 	}
 	var unhealthy []*job
 	delivered := 0
@@ -381,8 +410,8 @@ func (w *worker) send(batch []*job) {
 		},
 		Retrying: func(n int) { w.r.metrics.retried.WithLabelValues(w.name).Add(float64(n)) },
 	}
-	left, why, _ := bs.Send(w.r.ctx, w.currentSink(), entries, func(i int, err error) {
-		j := batch[i]
+	left, why, _ := Send(w.r.ctx, bs, w.sink.Load().sink.s, entries, func(i int, err error) {
+		j := batch[i].j
 		if now.IsZero() {
 			now = w.r.now()
 		}
@@ -408,26 +437,26 @@ func (w *worker) send(batch []*job) {
 		reason = parkReasonUnhealthy
 	}
 	for _, i := range left {
-		w.r.park(batch[i], reason)
+		w.r.park(batch[i].j, reason)
 	}
 }
 
 // delivered finishes a job the destination accepted at now; the caller
 // counts it.
-func (w *worker) delivered(j *job, now time.Time) {
+func (w *worker[E]) delivered(j *job, now time.Time) {
 	if !j.eventTime.IsZero() {
 		w.endToEnd.Observe(now.Sub(j.eventTime).Seconds())
 	}
 	j.t.complete()
 }
 
-func (w *worker) parkAll(jobs []*job, reason string) {
+func (w *worker[E]) parkAll(jobs []*job, reason string) {
 	for _, j := range jobs {
 		w.r.park(j, reason)
 	}
 }
 
-func (w *worker) isUnhealthy() bool {
+func (w *worker[E]) isUnhealthy() bool {
 	w.healthMu.Lock()
 	defer w.healthMu.Unlock()
 	return !w.unhealthySince.IsZero()
@@ -435,7 +464,7 @@ func (w *worker) isUnhealthy() bool {
 
 // shouldPark is true while the connection is unhealthy, except once every
 // UnhealthyProbe, when a batch goes through to test whether it healed.
-func (w *worker) shouldPark() bool {
+func (w *worker[E]) shouldPark() bool {
 	w.healthMu.Lock()
 	defer w.healthMu.Unlock()
 	if w.unhealthySince.IsZero() {
@@ -448,7 +477,7 @@ func (w *worker) shouldPark() bool {
 	return true
 }
 
-func (w *worker) markUnhealthy(err error) {
+func (w *worker[E]) markUnhealthy(err error) {
 	w.healthMu.Lock()
 	first := w.unhealthySince.IsZero()
 	if first {
@@ -467,7 +496,7 @@ func (w *worker) markUnhealthy(err error) {
 	}
 }
 
-func (w *worker) markHealthy() {
+func (w *worker[E]) markHealthy() {
 	w.healthMu.Lock()
 	was := !w.unhealthySince.IsZero()
 	w.unhealthySince = time.Time{}
@@ -480,7 +509,7 @@ func (w *worker) markHealthy() {
 	}
 }
 
-func (w *worker) noteError(err error) {
+func (w *worker[E]) noteError(err error) {
 	w.healthMu.Lock()
 	defer w.healthMu.Unlock()
 	w.lastError = err.Error()
@@ -520,7 +549,7 @@ type ConnectionStatus struct {
 }
 
 // oldestUndelivered is the oldest event queued or being sent.
-func (w *worker) oldestUndelivered() *time.Time {
+func (w *worker[E]) oldestUndelivered() *time.Time {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var oldest *time.Time
@@ -533,7 +562,7 @@ func (w *worker) oldestUndelivered() *time.Time {
 	return oldest
 }
 
-func (w *worker) status(now time.Time) ConnectionStatus {
+func (w *worker[E]) status(now time.Time) ConnectionStatus {
 	n, b := w.queued()
 	oldest := w.oldestUndelivered()
 	day, today := w.today.get(now)

@@ -6,7 +6,7 @@ import (
 	"fmt"
 )
 
-// Sink delivers batches to one destination.
+// Sink delivers batches of its own entries (Entry) to one destination.
 //
 // WriteBatch returns once every item of batch has an outcome or ctx has
 // ended. It may split the batch to fit the destination's limits (Split) and
@@ -24,7 +24,7 @@ import (
 // A sink must not keep or modify batch after WriteBatch returns; the caller
 // owns it. An empty batch is a no-op that returns nil.
 type Sink[T any] interface {
-	WriteBatch(ctx context.Context, batch []T) error
+	WriteBatch(ctx context.Context, batch []Entry[T]) error
 }
 
 // BatchError reports which items of a batch failed, by index.

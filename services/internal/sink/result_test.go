@@ -92,7 +92,11 @@ type chunkSink struct {
 	requests           int
 }
 
-func (s *chunkSink) WriteBatch(ctx context.Context, batch []string) error {
+func (s *chunkSink) WriteBatch(ctx context.Context, entries []Entry[string]) error {
+	batch := make([]string, len(entries))
+	for i, e := range entries {
+		batch[i] = e.Value
+	}
 	be := NewBatchError(len(batch))
 	off := 0
 	for _, chunk := range Split(batch, func(v string) int { return len(v) }, s.maxCount, s.maxBytes) {
@@ -144,7 +148,7 @@ func TestSinkContract(t *testing.T) {
 		var dead []string
 		start := time.Now()
 		for attempt := 0; len(pending) > 0; attempt++ {
-			err := sink.WriteBatch(t.Context(), pending)
+			err := sink.WriteBatch(t.Context(), Values(pending))
 			var be *BatchError
 			if err != nil && !errors.As(err, &be) {
 				t.Fatalf("whole-batch failure: %v", err)
@@ -188,7 +192,7 @@ func TestSinkContextEnd(t *testing.T) {
 		sink := &chunkSink{maxCount: 1, latency: time.Second, reject: func(string) error { return nil }}
 		ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
 		defer cancel()
-		err := sink.WriteBatch(ctx, []string{"a", "b", "c"})
+		err := sink.WriteBatch(ctx, Values([]string{"a", "b", "c"}))
 		var be *BatchError
 		if !errors.As(err, &be) {
 			t.Fatalf("WriteBatch = %v, want a BatchError for the undelivered items", err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	"github.com/auditstream/auditstream/services/internal/config"
+	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/internal/sink/otlp"
 	"github.com/auditstream/auditstream/services/testsupport/otlptest"
 	"github.com/auditstream/auditstream/services/testsupport/sinktest"
@@ -67,11 +68,11 @@ func TestSeedThroughCollector(t *testing.T) {
 			ev := sinktest.SeedEvent(t)
 			ev.Id = "evt-seed-1"
 			read := time.Date(2026, 12, 6, 18, 0, 0, 42, time.UTC)
-			entry, err := otlp.NewEncoder(func() time.Time { return read }).Encode(ev)
+			entry, err := otlp.NewEncoder(func() time.Time { return read }).EncodeEntry(ev)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := s.WriteBatch(context.Background(), [][]byte{entry}); err != nil {
+			if err := s.WriteBatch(context.Background(), []sink.Entry[[]byte]{entry}); err != nil {
 				t.Fatal(err)
 			}
 			exports := rcv.Exports()
@@ -122,11 +123,11 @@ func TestBatchThroughCollector(t *testing.T) {
 				t.Fatal(err)
 			}
 			e := otlp.NewEncoder(nil)
-			var entries [][]byte
+			var entries []sink.Entry[[]byte]
 			for i := range 200 {
 				ev := sinktest.Event(i, seedTime.Add(time.Duration(i)*time.Millisecond))
 				ev.Target.Context.Account.Id = fmt.Sprintf("acc-%d", i%2)
-				b, err := e.Encode(ev)
+				b, err := e.EncodeEntry(ev)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -104,7 +104,7 @@ func (d *Destination) NewSink() (delivery.EntrySink, error) {
 		if err != nil {
 			return nil, fmt.Errorf("connection %s: %w", d.Name, err)
 		}
-		return datadogSink{c.Encoder(), sink}, nil
+		return delivery.NewEntrySink(c.Encoder(), sink), nil
 	case destinations.TypeEventBridge:
 		c, err := destinations.DecodeSettings[eventbridge.Config](d.conn)
 		if err != nil {
@@ -114,7 +114,7 @@ func (d *Destination) NewSink() (delivery.EntrySink, error) {
 		if err != nil {
 			return nil, fmt.Errorf("connection %s: %w", d.Name, err)
 		}
-		return eventbridgeSink{c.Encoder(), sink}, nil
+		return delivery.NewEntrySink(c.Encoder(), sink), nil
 	}
 	return nil, fmt.Errorf("connection %s: type %s has no sink", d.Name, d.Type)
 }
@@ -138,14 +138,4 @@ func (d *Destination) check() error {
 		return err
 	}
 	return fmt.Errorf("connection %s: type %s has no sink", d.Name, d.Type)
-}
-
-type datadogSink struct {
-	*datadog.Encoder
-	*datadog.Sink
-}
-
-type eventbridgeSink struct {
-	*eventbridge.Encoder
-	*eventbridge.Sink
 }

@@ -152,7 +152,7 @@ func (s *Sender) run() {
 				s.done(Outcome{Item: it, Err: fmt.Errorf("encode: %w", err)})
 				continue
 			}
-			if batcher.Add(pending{it, entry}, len(entry)) {
+			if batcher.Add(pending{it, entry}, entry.Size) {
 				s.dispatch(batcher.Flush())
 			}
 		case <-timerC:
@@ -170,7 +170,7 @@ func (s *Sender) run() {
 
 type pending struct {
 	Item
-	entry []byte
+	entry delivery.Encoded
 }
 
 func (s *Sender) done(o Outcome) {
@@ -214,14 +214,14 @@ func (s *Sender) send(batch []pending) error {
 		return nil
 	}
 	start := time.Now()
-	entries := make([][]byte, len(batch))
+	entries := make([]delivery.Encoded, len(batch))
 	for i, p := range batch {
 		entries[i] = p.entry
 	}
 	attempts := 0
 	bs := delivery.BatchSender{Backoff: s.o.Backoff, RetryBudget: s.o.RetryBudget, SendTimeout: s.o.SendTimeout,
 		Attempted: func(int, time.Duration, error) { attempts++ }}
-	_, why, lastErr := bs.Send(s.ctx, s.o.Sink, entries, func(i int, err error) {
+	_, why, lastErr := s.o.Sink.Send(s.ctx, bs, entries, func(i int, err error) {
 		p := batch[i]
 		if err == nil {
 			s.done(Outcome{Item: p.Item})

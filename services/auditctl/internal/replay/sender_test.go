@@ -10,6 +10,7 @@ import (
 
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/internal/config"
+	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/internal/sink/datadog"
 	"github.com/auditstream/auditstream/services/testsupport/ddfake"
@@ -34,7 +35,7 @@ func TestSenderRetriesEntriesLeftTooLarge(t *testing.T) {
 		outcomes []Outcome
 	)
 	s := Start(context.Background(), SenderOptions{
-		Connection: "dd", Sink: datadogSink{cfg.Encoder(), dd},
+		Connection: "dd", Sink: delivery.NewEntrySink(cfg.Encoder(), dd),
 		Batch:       sink.BatchPolicy{Count: 4, Bytes: 1 << 20, Period: time.Hour},
 		Backoff:     sink.Backoff{Initial: time.Millisecond, Max: 10 * time.Millisecond, Multiplier: 2},
 		RetryBudget: 10 * time.Second, SendTimeout: 5 * time.Second, InFlight: 1,

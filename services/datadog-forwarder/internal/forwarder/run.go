@@ -67,12 +67,6 @@ func decodeConnection(c *destinations.Connection) (datadog.Config, error) {
 	return destinations.DecodeSettings[datadog.Config](c)
 }
 
-// connectionSink is one connection's encoder and sink.
-type connectionSink struct {
-	*datadog.Encoder
-	*datadog.Sink
-}
-
 func setup(ctx context.Context, env forwarding.Env) (delivery.SinkFactory, error) {
 	atRisk := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "auditstream_datadog_at_risk_total",
@@ -95,7 +89,7 @@ func setup(ctx context.Context, env forwarding.Env) (delivery.SinkFactory, error
 		if err != nil {
 			return nil, err
 		}
-		return connectionSink{dc.Encoder(), sink}, nil
+		return delivery.NewEntrySink(dc.Encoder(), sink), nil
 	}, nil
 }
 

@@ -136,7 +136,7 @@ func testDatadog(ctx context.Context, c *destinations.Connection, ev *auditlogv1
 	if err != nil {
 		return out, &settingsError{err}
 	}
-	entry, err := dc.Encoder().Encode(ev)
+	entry, err := dc.Encoder().EncodeEntry(ev)
 	if err != nil {
 		return out, err
 	}
@@ -155,7 +155,7 @@ func testEventBridge(ctx context.Context, c *destinations.Connection, ev *auditl
 	if err != nil {
 		return out, &settingsError{err}
 	}
-	entry, err := ec.Encoder().Encode(ev)
+	entry, err := ec.Encoder().EncodeEntry(ev)
 	if err != nil {
 		return out, err
 	}
@@ -174,7 +174,7 @@ func testOTLP(ctx context.Context, c *destinations.Connection, ev *auditlogv1.Au
 	if err != nil {
 		return out, &settingsError{err}
 	}
-	entry, err := oc.Encoder().Encode(ev)
+	entry, err := oc.Encoder().EncodeEntry(ev)
 	if err != nil {
 		return out, err
 	}
@@ -195,7 +195,7 @@ var errAttemptsSpent = errors.New("test attempts spent")
 // destination's Retry-After, within half of what is left of
 // api.test_timeout and at most maxTestAttempts times, so a verdict still
 // arrives in time. err is the last attempt's.
-func sendTest(ctx context.Context, s sink.Sink[[]byte], entry []byte) (attempts int, err error) {
+func sendTest[E any](ctx context.Context, s sink.Sink[E], entry sink.Entry[E]) (attempts int, err error) {
 	left := 30 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		left = time.Until(dl)
@@ -210,7 +210,7 @@ func sendTest(ctx context.Context, s sink.Sink[[]byte], entry []byte) (attempts 
 			}
 		}}
 	var last error
-	_, why, _ := bs.Send(ctx, s, [][]byte{entry}, func(_ int, err error) { last = err })
+	_, why, _ := delivery.Send(ctx, bs, s, []sink.Entry[E]{entry}, func(_ int, err error) { last = err })
 	if why == delivery.Stopped && !errors.Is(context.Cause(ctx), errAttemptsSpent) {
 		return attempts, ctx.Err()
 	}

@@ -45,6 +45,7 @@ import (
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	"github.com/auditstream/auditstream/services/internal/config"
+	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/internal/sink/eventbridge"
 	"github.com/auditstream/auditstream/services/testsupport/benchutil"
 	"github.com/auditstream/auditstream/services/testsupport/ebfake"
@@ -94,13 +95,13 @@ func benchConnectionConfig(endpoint string) eventbridge.Config {
 // benchParallel runs work over b.N records on GOMAXPROCS goroutines, in
 // runs of benchBatchEntries, and reports events/s, bytes per entry and
 // memory.
-func benchParallel(b *testing.B, work func(entries [][]byte) error) {
+func benchParallel(b *testing.B, work func(entries []sink.Entry[eventbridge.Entry]) error) {
 	records := benchRecords(b)
 	enc := benchConnectionConfig("").Encoder()
 	var entryBytes atomic.Int64
 	batches := int64((b.N + benchBatchEntries - 1) / benchBatchEntries)
 	elapsed := forwardingtest.BenchWorkers(b, runtime.GOMAXPROCS(0), batches, func() (func(int64) error, error) {
-		entries := make([][]byte, 0, benchBatchEntries)
+		entries := make([]sink.Entry[eventbridge.Entry], 0, benchBatchEntries)
 		return func(batch int64) error {
 			from := int(batch) * benchBatchEntries
 			entries = entries[:0]
@@ -109,7 +110,7 @@ func benchParallel(b *testing.B, work func(entries [][]byte) error) {
 				if err != nil {
 					return err
 				}
-				entry, err := enc.Encode(ev)
+				entry, err := enc.EncodeEntry(ev)
 				if err != nil {
 					return err
 				}
@@ -127,7 +128,7 @@ func benchParallel(b *testing.B, work func(entries [][]byte) error) {
 // with auditevent.DecodeRecord and encoded by the connection's Encoder, on
 // GOMAXPROCS goroutines.
 func BenchmarkEventBridgeEntryOnly(b *testing.B) {
-	benchParallel(b, func([][]byte) error { return nil })
+	benchParallel(b, func([]sink.Entry[eventbridge.Entry]) error { return nil })
 }
 
 // BenchmarkEventBridgeEncodeOnly is the work without the plumbing: b.N
@@ -138,12 +139,12 @@ func BenchmarkEventBridgeEntryOnly(b *testing.B) {
 // Kafka.
 func BenchmarkEventBridgeEncodeOnly(b *testing.B) {
 	var calls, bodyBytes atomic.Int64
-	sink, err := eventbridge.New(benchConnectionConfig("http://127.0.0.1:9"), eventbridge.Options{HTTPClient: benchLocalHTTP{&calls, &bodyBytes}})
+	s, err := eventbridge.New(benchConnectionConfig("http://127.0.0.1:9"), eventbridge.Options{HTTPClient: benchLocalHTTP{&calls, &bodyBytes}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	benchParallel(b, func(entries [][]byte) error { return sink.WriteBatch(ctx, entries) })
+	benchParallel(b, func(entries []sink.Entry[eventbridge.Entry]) error { return s.WriteBatch(ctx, entries) })
 	b.ReportMetric(float64(bodyBytes.Load())/float64(b.N), "wire-B")
 	b.ReportMetric(float64(b.N)/float64(max(calls.Load(), 1)), "entries/call")
 }
@@ -195,25 +196,25 @@ func (h benchLocalHTTP) Do(r *http.Request) (*http.Response, error) {
 func BenchmarkEventBridgeBusOnly(b *testing.B) {
 	bus := newBenchBus(b, nil)
 	capture := &benchCaptureHTTP{}
-	sink, err := eventbridge.New(benchConnectionConfig(bus.URL()), eventbridge.Options{HTTPClient: capture})
+	s, err := eventbridge.New(benchConnectionConfig(bus.URL()), eventbridge.Options{HTTPClient: capture})
 	if err != nil {
 		b.Fatal(err)
 	}
 	records := benchRecords(b)
 	enc := benchConnectionConfig("").Encoder()
-	entries := make([][]byte, 0, benchBatchEntries)
+	entries := make([]sink.Entry[eventbridge.Entry], 0, benchBatchEntries)
 	for i := range benchBatchEntries {
 		ev, err := auditevent.DecodeRecord(records[i])
 		if err != nil {
 			b.Fatal(err)
 		}
-		entry, err := enc.Encode(ev)
+		entry, err := enc.EncodeEntry(ev)
 		if err != nil {
 			b.Fatal(err)
 		}
 		entries = append(entries, entry)
 	}
-	if err := sink.WriteBatch(context.Background(), entries); err != nil {
+	if err := s.WriteBatch(context.Background(), entries); err != nil {
 		b.Fatal(err)
 	}
 	calls := capture.calls

@@ -57,12 +57,6 @@ func decodeConnection(c *destinations.Connection) (eventbridge.Config, error) {
 	return destinations.DecodeSettings[eventbridge.Config](c)
 }
 
-// connectionSink is one connection's encoder and sink.
-type connectionSink struct {
-	*eventbridge.Encoder
-	*eventbridge.Sink
-}
-
 func setup(_ context.Context, env forwarding.Env) (delivery.SinkFactory, error) {
 	chain := eventbridge.NewDefaultChain()
 	return func(c *destinations.Connection) (delivery.EntrySink, error) {
@@ -77,6 +71,6 @@ func setup(_ context.Context, env forwarding.Env) (delivery.SinkFactory, error) 
 		env.Logger.Info("eventbridge connection ready", zap.String("connection", c.Name), zap.String("region", ec.Region),
 			zap.String("event_bus", ec.EventBus), zap.String("credentials", string(ec.Credentials.Mode())),
 			zap.Int("max_concurrent_calls", ec.MaxConcurrentCalls))
-		return connectionSink{ec.Encoder(), sink}, nil
+		return delivery.NewEntrySink(ec.Encoder(), sink), nil
 	}, nil
 }

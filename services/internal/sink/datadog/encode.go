@@ -122,6 +122,13 @@ var encodeStates = sync.Pool{New: func() any {
 	return &encodeState{buf: make([]byte, 0, 4096), tags: make([]byte, 0, 512), msg: make([]byte, 0, 256), tmp: make([]byte, 0, 256)}
 }}
 
+// EncodeEntry is Encode as the sink takes it: the entry with its size and
+// the event's time, which the sink judges Datadog's window by.
+func (e *Encoder) EncodeEntry(ev *auditlogv1.AuditEvent) (sink.Entry[[]byte], error) {
+	b, err := e.Encode(ev)
+	return sink.EntryOf(ev, b, len(b)), err
+}
+
 // Encode returns the event's log entry in a new slice of exactly its size.
 // An entry over MaxEntryBytes is a Permanent *sink.SendError whose Err is
 // a *RejectError with reason entry_too_large.
@@ -176,7 +183,6 @@ func (e *Encoder) appendEntry(st *encodeState, dst []byte, ev *auditlogv1.AuditE
 		w.Key("extra")
 		st.tmp = appendExtra(w, st.tmp, extra)
 	}
-	// Last, so the sink reads it from the entry's end (see olderThan).
 	auditevent.AppendTimestampMember(w, ev)
 	out := append(w.Bytes(), '}')
 	if n := len(out) - start; n > MaxEntryBytes {

@@ -211,22 +211,26 @@ func EntrySize(entry []byte) int { return len(entry) + 1 }
 // the answer's Retry-After or X-RateLimit-Reset asks for. After a Retryable
 // or Unhealthy answer the batch's remaining requests are not tried. An
 // entry over MaxEntryBytes, or empty, fails Permanent without being sent.
-func (s *Sink) WriteBatch(ctx context.Context, entries [][]byte) error {
+func (s *Sink) WriteBatch(ctx context.Context, entries []sink.Entry[[]byte]) error {
 	if len(entries) == 0 {
 		return nil
 	}
 	r := &batchRun{s: s, ctx: ctx, entries: entries, be: sink.NewBatchError(len(entries)), budget: s.maxSplit}
-	cutoff := s.now().Add(-MaxLogAge).UTC().AppendFormat(make([]byte, 0, len(timeLayout)), timeLayout)
+	// Datadog's window is judged to the second, as the entries' timestamps
+	// are read.
+	cutoff := s.now().Add(-MaxLogAge).Truncate(time.Second)
 	atRisk := 0
 	idx := make([]int, 0, len(entries))
-	for i, e := range entries {
-		switch {
+	for i, entry := range entries {
+		switch e := entry.Value; {
 		case len(e) == 0:
 			r.be.Fail(i, permanent(0, ReasonEmptyEntry, "the log entry is empty"))
 		case len(e) > MaxEntryBytes:
 			r.be.Fail(i, permanent(0, ReasonEntryTooLarge, fmt.Sprintf("log entry is %d bytes, over Datadog's %d-byte limit", len(e), MaxEntryBytes)))
 		default:
-			if olderThan(e, cutoff) {
+			// an event without a timestamp gets the time Datadog
+			// receives it, so it is not old
+			if !entry.Time.IsZero() && entry.Time.Before(cutoff) {
 				atRisk++
 			}
 			idx = append(idx, i)
@@ -235,7 +239,7 @@ func (s *Sink) WriteBatch(ctx context.Context, entries [][]byte) error {
 	if atRisk > 0 && s.atRisk != nil {
 		s.atRisk(atRisk)
 	}
-	size := func(i int) int { return EntrySize(entries[i]) }
+	size := func(i int) int { return EntrySize(entries[i].Value) }
 	for _, chunk := range sink.Split(idx, size, MaxEntries, MaxRequestBytes-1) {
 		r.send(chunk, nil)
 	}
@@ -252,7 +256,7 @@ func (s *Sink) WriteBatch(ctx context.Context, entries [][]byte) error {
 type batchRun struct {
 	s         *Sink
 	ctx       context.Context
-	entries   [][]byte
+	entries   []sink.Entry[[]byte]
 	be        *sink.BatchError
 	delivered int
 	budget    int
@@ -344,7 +348,7 @@ func errText(err error) string {
 
 // post sends one request holding the entries at idx and returns nil on a
 // 2xx, a classified *sink.SendError, or ctx's error when ctx ended.
-func (s *Sink) post(ctx context.Context, entries [][]byte, idx []int) error {
+func (s *Sink) post(ctx context.Context, entries []sink.Entry[[]byte], idx []int) error {
 	key, err := s.cfg.APIKey.Value()
 	if err == nil && key == "" {
 		err = errors.New("secret is empty")
@@ -413,7 +417,7 @@ func misdirected(status int) bool {
 // prepare builds the request as SubmitLog does, with the body already
 // encoded (and compressed); the caller releases the body once the request
 // is sent.
-func (s *Sink) prepare(ctx context.Context, entries [][]byte, idx []int) (*http.Request, *sharedBody, error) {
+func (s *Sink) prepare(ctx context.Context, entries []sink.Entry[[]byte], idx []int) (*http.Request, *sharedBody, error) {
 	base, err := s.api.Cfg.ServerURLWithContext(ctx, submitLogOp)
 	if err != nil {
 		return nil, nil, err
@@ -488,7 +492,7 @@ func putBuf(buf *bytes.Buffer) {
 
 // encodeBody writes the JSON array of the entries at idx to buf, through
 // gzip when the connection compresses.
-func (s *Sink) encodeBody(buf *bytes.Buffer, entries [][]byte, idx []int) error {
+func (s *Sink) encodeBody(buf *bytes.Buffer, entries []sink.Entry[[]byte], idx []int) error {
 	buf.Reset()
 	var w io.Writer = buf
 	var zw *gzip.Writer
@@ -503,7 +507,7 @@ func (s *Sink) encodeBody(buf *bytes.Buffer, entries [][]byte, idx []int) error 
 		if _, err := w.Write(sep); err != nil {
 			return err
 		}
-		if _, err := w.Write(entries[i]); err != nil {
+		if _, err := w.Write(entries[i].Value); err != nil {
 			return err
 		}
 		sep[0] = ','
@@ -542,36 +546,4 @@ func describeBody(body []byte, key string) string {
 		b.WriteByte(c)
 	}
 	return b.String()
-}
-
-// timeLayout is how Encoder writes timestamps, up to the seconds.
-const timeLayout = "2006-01-02T15:04:05"
-
-// olderThan reports whether the entry's timestamp member is before cutoff,
-// which is formatted with timeLayout in UTC. Encoder writes timestamps that
-// way (plus an optional fraction), which orders as text, so comparing the
-// first bytes is enough. An entry with no timestamp gets the time Datadog
-// receives it, so it is not old.
-//
-// Encoder writes the timestamp as the entry's last member, so it is read
-// from the end: `"timestamp":"<value>"}`, the value holding no quote. No
-// other string member is last (extra, which may hold an attribute named
-// timestamp, is an object), and an escaped quote inside another string
-// cannot be taken for the value's opening one: the text before it would
-// end in a backslash, not in `"timestamp":"`.
-func olderThan(entry, cutoff []byte) bool {
-	const member = `"timestamp":"`
-	rest, ok := bytes.CutSuffix(entry, []byte(`"}`))
-	if !ok {
-		return false
-	}
-	open := bytes.LastIndexByte(rest, '"')
-	if open < 0 || !bytes.HasSuffix(rest[:open+1], []byte(member)) {
-		return false
-	}
-	ts := rest[open+1:]
-	if len(ts) < len(cutoff) {
-		return false
-	}
-	return bytes.Compare(ts[:len(cutoff)], cutoff) < 0
 }

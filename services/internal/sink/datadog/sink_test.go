@@ -22,7 +22,6 @@ import (
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/testsupport/ddfake"
-	"github.com/auditstream/auditstream/services/testsupport/sinktest"
 )
 
 const testKey = "dd0123456789abcdef0123456789abcd"
@@ -129,11 +128,11 @@ func TestGoldenThroughIntake(t *testing.T) {
 	f := startFake(t, testKey)
 	var atRisk atomic.Int64
 	s := newSink(t, f.URL(), testKey, nil, Options{AtRisk: func(n int) { atRisk.Add(int64(n)) }})
-	entry, err := Config{TagPrefix: "scalr"}.Encoder().Encode(seedEvent(t))
+	entry, err := Config{TagPrefix: "scalr"}.Encoder().EncodeEntry(seedEvent(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.WriteBatch(context.Background(), [][]byte{entry}); err != nil {
+	if err := s.WriteBatch(context.Background(), []sink.Entry[[]byte]{entry}); err != nil {
 		t.Fatal(err)
 	}
 	got := f.Entries(testKey)
@@ -159,7 +158,7 @@ func TestGoldenThroughIntake(t *testing.T) {
 func TestEmptyBatch(t *testing.T) {
 	f := startFake(t, testKey)
 	s := newSink(t, f.URL(), testKey, nil, Options{})
-	if err := s.WriteBatch(context.Background(), nil); err != nil {
+	if err := s.WriteBatch(context.Background(), sink.Values[[]byte](nil)); err != nil {
 		t.Fatal(err)
 	}
 	if len(f.Requests()) != 0 {
@@ -171,7 +170,7 @@ func TestSplitsByCount(t *testing.T) {
 	f := startFake(t, testKey)
 	s := newSink(t, f.URL(), testKey, nil, Options{})
 	batch := entries(t, 2500)
-	if err := s.WriteBatch(context.Background(), batch); err != nil {
+	if err := s.WriteBatch(context.Background(), sink.Values(batch)); err != nil {
 		t.Fatal(err)
 	}
 	var counts []int
@@ -196,10 +195,10 @@ func TestSplitsByBytes(t *testing.T) {
 	}
 	// Exactly 5,000,000 bytes of array fits in one request.
 	exact := [][]byte{padded(t, 100, 999_999), padded(t, 101, 999_999), padded(t, 102, 999_999), padded(t, 103, 999_999), padded(t, 104, 999_998)}
-	if err := s.WriteBatch(context.Background(), batch); err != nil {
+	if err := s.WriteBatch(context.Background(), sink.Values(batch)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.WriteBatch(context.Background(), exact); err != nil {
+	if err := s.WriteBatch(context.Background(), sink.Values(exact)); err != nil {
 		t.Fatal(err)
 	}
 	var counts []int
@@ -224,7 +223,7 @@ func TestTooLargeSplitsInHalves(t *testing.T) {
 	f := startFake(t, testKey)
 	s := newSink(t, f.URL(), testKey, nil, Options{})
 	f.FailNext(2, http.StatusRequestEntityTooLarge, nil) // the batch, then its first half
-	if err := s.WriteBatch(context.Background(), entries(t, 8)); err != nil {
+	if err := s.WriteBatch(context.Background(), sink.Values(entries(t, 8))); err != nil {
 		t.Fatal(err)
 	}
 	var counts []int
@@ -241,7 +240,7 @@ func TestTooLargeSingleEntry(t *testing.T) {
 	f := startFake(t, testKey)
 	s := newSink(t, f.URL(), testKey, nil, Options{})
 	f.FailNext(1, http.StatusRequestEntityTooLarge, nil)
-	err := s.WriteBatch(context.Background(), entries(t, 1))
+	err := s.WriteBatch(context.Background(), sink.Values(entries(t, 1)))
 	se := asSendError(t, err)
 	var re *RejectError
 	if se.Class != sink.Permanent || se.Status != 413 || !errors.As(err, &re) || re.Reason != ReasonEntryTooLarge {
@@ -261,7 +260,7 @@ func TestBadRequestBisection(t *testing.T) {
 	}
 	f.RejectEntries(func(e []byte) bool { return bytes.Contains(e, []byte(`"poison"`)) })
 
-	be := asBatchError(t, s.WriteBatch(context.Background(), batch))
+	be := asBatchError(t, s.WriteBatch(context.Background(), sink.Values(batch)))
 	if got := failedIndexes(be); !slices.Equal(got, bad) {
 		t.Fatalf("failed %v, want %v", got, bad)
 	}
@@ -284,7 +283,7 @@ func TestBadRequestEveryEntry(t *testing.T) {
 	f := startFake(t, testKey)
 	s := newSink(t, f.URL(), testKey, nil, Options{})
 	f.RejectEntries(func([]byte) bool { return true })
-	be := asBatchError(t, s.WriteBatch(context.Background(), entries(t, 8)))
+	be := asBatchError(t, s.WriteBatch(context.Background(), sink.Values(entries(t, 8))))
 	if be.Len() != 8 {
 		t.Errorf("%d failed", be.Len())
 	}
@@ -305,7 +304,7 @@ func TestBisectionBudget(t *testing.T) {
 		batch[i] = bytes.Replace(batch[i], []byte(`"ddsource":"scalr"`), []byte(`"ddsource":"scalr","poison":true`), 1)
 	}
 	f.RejectEntries(func(e []byte) bool { return bytes.Contains(e, []byte(`"poison"`)) })
-	be := asBatchError(t, s.WriteBatch(context.Background(), batch))
+	be := asBatchError(t, s.WriteBatch(context.Background(), sink.Values(batch)))
 	if len(f.Requests()) > 7 {
 		t.Errorf("%d requests with a budget of 6", len(f.Requests()))
 	}
@@ -337,7 +336,7 @@ func TestUnauthorized(t *testing.T) {
 			if status == http.StatusUnauthorized {
 				f.FailNext(1, status, nil)
 			}
-			err := s.WriteBatch(context.Background(), entries(t, 2500))
+			err := s.WriteBatch(context.Background(), sink.Values(entries(t, 2500)))
 			se := asSendError(t, err)
 			if se.Class != sink.Unhealthy || se.Status != status || sink.Classify(err) != sink.Unhealthy {
 				t.Errorf("err = %v", err)
@@ -361,7 +360,7 @@ func TestForbiddenMidBatch(t *testing.T) {
 		return http.DefaultTransport.RoundTrip(r)
 	})}
 	s := newSink(t, f.URL(), testKey, nil, Options{HTTPClient: client})
-	be := asBatchError(t, s.WriteBatch(context.Background(), entries(t, 1500)))
+	be := asBatchError(t, s.WriteBatch(context.Background(), sink.Values(entries(t, 1500))))
 	failed := failedIndexes(be)
 	if len(failed) != 500 || failed[0] != 1000 {
 		t.Fatalf("failed %d items from %v", len(failed), failed[:1])
@@ -381,7 +380,7 @@ func TestRetryableStatuses(t *testing.T) {
 			f := startFake(t, testKey)
 			s := newSink(t, f.URL(), testKey, nil, Options{})
 			f.FailNext(1, status, nil)
-			err := s.WriteBatch(context.Background(), entries(t, 2500))
+			err := s.WriteBatch(context.Background(), sink.Values(entries(t, 2500)))
 			se := asSendError(t, err)
 			if se.Class != sink.Retryable || se.Status != status {
 				t.Errorf("err = %v", err)
@@ -390,7 +389,7 @@ func TestRetryableStatuses(t *testing.T) {
 				t.Errorf("%d requests, %d delivered: the batch should stop at the first failure", len(f.Requests()), f.Count(testKey))
 			}
 			// The next attempt goes through.
-			if err := s.WriteBatch(context.Background(), entries(t, 3)); err != nil {
+			if err := s.WriteBatch(context.Background(), sink.Values(entries(t, 3))); err != nil {
 				t.Error(err)
 			}
 		})
@@ -401,12 +400,12 @@ func TestRateLimitHeaders(t *testing.T) {
 	f := startFake(t, testKey)
 	s := newSink(t, f.URL(), testKey, nil, Options{})
 	f.FailNext(1, http.StatusTooManyRequests, http.Header{"Retry-After": {"7"}})
-	se := asSendError(t, s.WriteBatch(context.Background(), entries(t, 3)))
+	se := asSendError(t, s.WriteBatch(context.Background(), sink.Values(entries(t, 3))))
 	if se.RetryAfter != 7*time.Second {
 		t.Errorf("RetryAfter = %s, want 7s (%v)", se.RetryAfter, se)
 	}
 	f.FailNext(1, http.StatusTooManyRequests, http.Header{"X-Ratelimit-Reset": {"12"}, "X-Ratelimit-Remaining": {"0"}})
-	se = asSendError(t, s.WriteBatch(context.Background(), entries(t, 3)))
+	se = asSendError(t, s.WriteBatch(context.Background(), sink.Values(entries(t, 3))))
 	if se.RetryAfter != 12*time.Second || se.Class != sink.Retryable {
 		t.Errorf("RetryAfter = %s, want 12s (%v)", se.RetryAfter, se)
 	}
@@ -417,7 +416,7 @@ func TestTimeout(t *testing.T) {
 	s := newSink(t, f.URL(), testKey, func(c *Config) { c.Timeout = 100 * time.Millisecond }, Options{})
 	f.Slow(5 * time.Second)
 	begin := time.Now()
-	err := s.WriteBatch(context.Background(), entries(t, 3))
+	err := s.WriteBatch(context.Background(), sink.Values(entries(t, 3)))
 	if d := time.Since(begin); d > 2*time.Second {
 		t.Errorf("took %s", d)
 	}
@@ -433,7 +432,7 @@ func TestContextEnded(t *testing.T) {
 	s := newSink(t, f.URL(), testKey, nil, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err := s.WriteBatch(ctx, entries(t, 3))
+	err := s.WriteBatch(ctx, sink.Values(entries(t, 3)))
 	if !errors.Is(err, context.Canceled) || len(f.Requests()) != 0 {
 		t.Errorf("err = %v, %d requests", err, len(f.Requests()))
 	}
@@ -442,7 +441,7 @@ func TestContextEnded(t *testing.T) {
 	f.Slow(5 * time.Second)
 	ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	err = s.WriteBatch(ctx, entries(t, 3))
+	err = s.WriteBatch(ctx, sink.Values(entries(t, 3)))
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("err = %v", err)
 	}
@@ -453,7 +452,7 @@ func TestNetworkError(t *testing.T) {
 	url := f.URL()
 	f.Close()
 	s := newSink(t, url, testKey, nil, Options{})
-	se := asSendError(t, s.WriteBatch(context.Background(), entries(t, 3)))
+	se := asSendError(t, s.WriteBatch(context.Background(), sink.Values(entries(t, 3))))
 	if se.Class != sink.Retryable || se.Status != 0 {
 		t.Errorf("err = %v", se)
 	}
@@ -467,7 +466,7 @@ func TestRejectsUnsendableEntries(t *testing.T) {
 	batch := entries(t, 4)
 	batch[1] = padded(t, 1, MaxEntryBytes+1)
 	batch[2] = nil
-	be := asBatchError(t, s.WriteBatch(context.Background(), batch))
+	be := asBatchError(t, s.WriteBatch(context.Background(), sink.Values(batch)))
 	if got := failedIndexes(be); !slices.Equal(got, []int{1, 2}) {
 		t.Fatalf("failed %v", got)
 	}
@@ -481,7 +480,7 @@ func TestRejectsUnsendableEntries(t *testing.T) {
 		t.Errorf("delivered %v", ids(f, testKey))
 	}
 	// Exactly 1 MB is fine.
-	if err := s.WriteBatch(context.Background(), [][]byte{padded(t, 7, MaxEntryBytes)}); err != nil {
+	if err := s.WriteBatch(context.Background(), sink.Values([][]byte{padded(t, 7, MaxEntryBytes)})); err != nil {
 		t.Error(err)
 	}
 }
@@ -489,7 +488,7 @@ func TestRejectsUnsendableEntries(t *testing.T) {
 func TestNoCompression(t *testing.T) {
 	f := startFake(t, testKey)
 	s := newSink(t, f.URL(), testKey, func(c *Config) { c.Compression = CompressionNone }, Options{})
-	if err := s.WriteBatch(context.Background(), entries(t, 3)); err != nil {
+	if err := s.WriteBatch(context.Background(), sink.Values(entries(t, 3))); err != nil {
 		t.Fatal(err)
 	}
 	if r := f.Requests()[0]; r.ContentEncoding != "" || r.WireBytes != r.Bytes || f.Count(testKey) != 3 {
@@ -501,7 +500,7 @@ func TestCompressionLevels(t *testing.T) {
 	f := startFake(t, testKey)
 	for _, level := range []int{1, 9} {
 		s := newSink(t, f.URL(), testKey, func(c *Config) { c.CompressionLevel = level }, Options{})
-		if err := s.WriteBatch(context.Background(), entries(t, 50)); err != nil {
+		if err := s.WriteBatch(context.Background(), sink.Values(entries(t, 50))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -516,7 +515,7 @@ func TestAtRisk(t *testing.T) {
 	var calls []int
 	s := newSink(t, f.URL(), testKey, nil, Options{Now: func() time.Time { return now }, AtRisk: func(n int) { calls = append(calls, n) }})
 	enc := NewEncoder("scalr", "")
-	var batch [][]byte
+	var batch []sink.Entry[[]byte]
 	for i, at := range []time.Time{
 		now.Add(-time.Hour),
 		now.Add(-MaxLogAge - time.Second),
@@ -525,20 +524,20 @@ func TestAtRisk(t *testing.T) {
 		now.Add(time.Hour),
 		now.In(time.FixedZone("x", -10*3600)).Add(-17 * time.Hour), // zone does not matter
 	} {
-		e, _ := enc.Encode(event(i, at))
+		e, _ := enc.EncodeEntry(event(i, at))
 		batch = append(batch, e)
 	}
 	noTime := event(9, now)
 	noTime.Timestamp = nil
 	noTime.Extra = map[string]string{"timestamp": "1999-01-01T00:00:00Z"}
-	e, _ := enc.Encode(noTime)
+	e, _ := enc.EncodeEntry(noTime)
 	batch = append(batch, e)
 	// An extra attribute named timestamp is not the log's timestamp.
 	recent, old := event(10, now), event(11, now.Add(-MaxLogAge-time.Minute))
 	recent.Extra = map[string]string{"timestamp": "1999-01-01T00:00:00Z", "a": `"timestamp":"1999`}
 	old.Extra = map[string]string{"timestamp": "2999-01-01T00:00:00Z", "extra": "{"}
 	for _, ev := range []*auditlogv1.AuditEvent{recent, old} {
-		e, _ := enc.Encode(ev)
+		e, _ := enc.EncodeEntry(ev)
 		batch = append(batch, e)
 	}
 	if err := s.WriteBatch(context.Background(), batch); err != nil {
@@ -567,7 +566,7 @@ func TestKeyRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.WriteBatch(context.Background(), entries(t, 2)); err != nil {
+	if err := s.WriteBatch(context.Background(), sink.Values(entries(t, 2))); err != nil {
 		t.Fatal(err)
 	}
 	f.AddKey("key-two")
@@ -575,7 +574,7 @@ func TestKeyRotation(t *testing.T) {
 	if err := os.WriteFile(path, []byte("key-two\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.WriteBatch(context.Background(), entries(t, 3)); err != nil {
+	if err := s.WriteBatch(context.Background(), sink.Values(entries(t, 3))); err != nil {
 		t.Fatal(err)
 	}
 	if f.Count("key-one") != 2 || f.Count("key-two") != 3 {
@@ -584,7 +583,7 @@ func TestKeyRotation(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	se := asSendError(t, s.WriteBatch(context.Background(), entries(t, 1)))
+	se := asSendError(t, s.WriteBatch(context.Background(), sink.Values(entries(t, 1))))
 	if se.Class != sink.Unhealthy || !strings.Contains(se.Error(), path) {
 		t.Errorf("err = %v", se)
 	}
@@ -606,7 +605,7 @@ func TestRedirectNotFollowed(t *testing.T) {
 	}))
 	defer redirect.Close()
 	s := newSink(t, redirect.URL, testKey, nil, Options{})
-	err := s.WriteBatch(context.Background(), entries(t, 1))
+	err := s.WriteBatch(context.Background(), sink.Values(entries(t, 1)))
 	if sink.Classify(err) != sink.Unhealthy || leaked.Load() {
 		t.Errorf("err = %v, key sent to the redirect target: %v", err, leaked.Load())
 	}
@@ -619,14 +618,14 @@ func TestMisdirected(t *testing.T) {
 		f := startFake(t, testKey)
 		s := newSink(t, f.URL(), testKey, nil, Options{})
 		f.FailNext(1, status, nil)
-		se := asSendError(t, s.WriteBatch(context.Background(), entries(t, 10)))
+		se := asSendError(t, s.WriteBatch(context.Background(), sink.Values(entries(t, 10))))
 		if se.Class != sink.Unhealthy || se.Status != status || len(f.Requests()) != 1 {
 			t.Errorf("%d: %v after %d requests", status, se, len(f.Requests()))
 		}
 	}
 	f := startFake(t, testKey)
 	s := newSink(t, f.URL()+"/wrong-prefix", testKey, nil, Options{})
-	if se := asSendError(t, s.WriteBatch(context.Background(), entries(t, 3))); se.Class != sink.Unhealthy || se.Status != 404 {
+	if se := asSendError(t, s.WriteBatch(context.Background(), sink.Values(entries(t, 3)))); se.Class != sink.Unhealthy || se.Status != 404 {
 		t.Errorf("wrong base URL: %v", se)
 	}
 }
@@ -659,7 +658,7 @@ func TestAPIKeyNeverShown(t *testing.T) {
 		}
 		batch := entries(t, 3)
 		batch[1] = padded(t, 1, MaxEntryBytes+1)
-		err := s.WriteBatch(context.Background(), batch)
+		err := s.WriteBatch(context.Background(), sink.Values(batch))
 		if err == nil {
 			t.Errorf("%s: no error", name)
 			return
@@ -704,7 +703,7 @@ func TestConcurrentWriteBatch(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			if err := s.WriteBatch(context.Background(), entries(t, 100)); err != nil {
+			if err := s.WriteBatch(context.Background(), sink.Values(entries(t, 100))); err != nil {
 				t.Error(err)
 			}
 		})
@@ -768,43 +767,5 @@ func TestSharedBodyReturnsBufferOnce(t *testing.T) {
 	second.Close()
 	if got := b.refs.Load(); got != 0 {
 		t.Fatalf("refs at the end = %d, want 0", got)
-	}
-}
-
-func TestOlderThan(t *testing.T) {
-	cutoff := []byte("2025-06-01T00:00:00")
-	for _, tc := range []struct {
-		name  string
-		entry string
-		want  bool
-	}{
-		{"old, no extra", `{"a":"b","timestamp":"2025-05-01T00:00:00Z"}`, true},
-		{"recent, no extra", `{"a":"b","timestamp":"2025-07-01T00:00:00Z"}`, false},
-		{"old, after extra", `{"extra":{"timestamp":"2999-01-01"},"timestamp":"2025-05-01T00:00:00Z"}`, true},
-		{"recent, after an old extra", `{"extra":{"a":"x","timestamp":"1999-01-01"},"timestamp":"2025-07-01T00:00:00Z"}`, false},
-		{"no timestamp, old extra last", `{"a":"b","extra":{"timestamp":"1999-01-01"}}`, false},
-		{"no timestamp, a string holding one", `{"hostname":"x\"timestamp\":\"1999"}`, false},
-		{"no timestamp, a string ending like one", `{"note":"\"timestamp\":\"1999-01-01T00:00:00Z"}`, false},
-		{"no timestamp, another member last", `{"hostname":"h"}`, false},
-		{"no timestamp", `{"a":"b"}`, false},
-		{"short timestamp", `{"timestamp":"2025"}`, false},
-		{"unterminated", `{"timestamp":"2025-05-01T00:00:00`, false},
-		{"empty", ``, false},
-	} {
-		if got := olderThan([]byte(tc.entry), cutoff); got != tc.want {
-			t.Errorf("%s: olderThan(%s) = %v, want %v", tc.name, tc.entry, got, tc.want)
-		}
-	}
-}
-
-func BenchmarkOlderThan(b *testing.B) {
-	entry, err := NewEncoder("scalr", "").Encode(sinktest.SeedEvent(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cutoff := []byte("2025-06-01T00:00:00")
-	b.SetBytes(int64(len(entry)))
-	for b.Loop() {
-		olderThan(entry, cutoff)
 	}
 }

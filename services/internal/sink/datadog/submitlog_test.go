@@ -15,6 +15,7 @@ import (
 
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadog"
 	"github.com/DataDog/datadog-api-client-go/v2/api/datadogV2"
+	"github.com/auditstream/auditstream/services/internal/sink"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -69,7 +70,7 @@ func TestSubmitLogEquivalence(t *testing.T) {
 		t.Fatal(err)
 	}
 	batch := append([][]byte{seed}, entries(t, 20)...)
-	if err := s.WriteBatch(context.Background(), batch); err != nil {
+	if err := s.WriteBatch(context.Background(), sink.Values(batch)); err != nil {
 		t.Fatal(err)
 	}
 	_, resp, err := datadogV2.NewLogsApi(s.api).SubmitLog(keyContext("client-key"), logItems(t, batch), gzipParams())
@@ -140,7 +141,7 @@ func BenchmarkSubmit(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(size))
 		for b.Loop() {
-			if err := s.WriteBatch(context.Background(), batch); err != nil {
+			if err := s.WriteBatch(context.Background(), sink.Values(batch)); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -172,6 +173,7 @@ func BenchmarkRequestBody(b *testing.B) {
 		idx[i] = i
 		size += EntrySize(e)
 	}
+	entries := sink.Values(batch)
 	for _, compression := range []string{CompressionNone, CompressionGzip} {
 		s := newSink(&testing.T{}, "http://127.0.0.1:1", testKey, func(c *Config) { c.Compression = compression }, Options{})
 		b.Run("join/"+compression, func(b *testing.B) {
@@ -179,7 +181,7 @@ func BenchmarkRequestBody(b *testing.B) {
 			b.SetBytes(int64(size))
 			var buf bytes.Buffer
 			for b.Loop() {
-				if err := s.encodeBody(&buf, batch, idx); err != nil {
+				if err := s.encodeBody(&buf, entries, idx); err != nil {
 					b.Fatal(err)
 				}
 			}

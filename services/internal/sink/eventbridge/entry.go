@@ -1,13 +1,10 @@
 package eventbridge
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
@@ -37,9 +34,6 @@ const (
 	// (InvalidArgument, MalformedDetail, RedactionFailure, or a validation
 	// error for a call holding it alone).
 	ReasonRejected = "rejected_by_eventbridge"
-	// ReasonBadEntry: the sink was handed bytes that are no entry of this
-	// package's Encoder.
-	ReasonBadEntry = "bad_entry"
 )
 
 // RejectError says why an entry can never be delivered. It is the Err of a
@@ -71,9 +65,10 @@ func (e *RejectError) Error() string {
 //	Time:       the event's timestamp
 //	Resources:  [target.id] when the target id is an ARN, else none
 //
-// Encode returns it in a compact form of this package (Time, Resources and
-// Detail; Source and DetailType are the sink's) that Sink.WriteBatch turns
-// into a PutEvents request.
+// EncodeEntry returns what of it the event decides (Entry: Resources and
+// Detail; the entry's Time is the event's time, and Source and DetailType
+// are the sink's), which Sink.WriteBatch puts in a PutEvents request as
+// it is.
 type Encoder struct {
 	fixed int // UTF-8 bytes of Source and DetailType
 }
@@ -89,101 +84,25 @@ func (c Config) Encoder() *Encoder {
 	return NewEncoder(c.Source, c.DetailType)
 }
 
-// Entry is an encoded entry read back.
+// Entry is the part of a PutEvents entry an event decides, as the sink
+// takes it (in a sink.Entry, whose Time is the entry's Time).
 type Entry struct {
-	// Time is the event's time; zero when the event had none, in which case
-	// EventBridge uses the time of the call.
-	Time      time.Time
+	// Resources is [target id] when the target id is an ARN, else nil.
 	Resources []string
-	// Detail is the JSON object, a view into the encoded entry.
+	// Detail is the JSON object.
 	Detail []byte
 }
 
-// The encoded form: a version byte, a flags byte, the time as Unix
-// nanoseconds (8 bytes, big-endian; present when flagTime is set), the
-// number of resources and each resource's length (uvarints) and bytes, then
-// the detail JSON to the end.
-const (
-	entryVersion = 1
-	flagTime     = 1
-	headerBytes  = 10
-)
-
-var errBadEntry = errors.New("not an encoded EventBridge entry")
-
-// DecodeEntry reads an encoded entry. Detail and the resources' bytes are
-// views into b's bytes (resources are copied into strings).
-func DecodeEntry(b []byte) (Entry, error) {
-	var e Entry
-	if len(b) < headerBytes || b[0] != entryVersion {
-		return e, errBadEntry
+// EntrySize is the size EventBridge counts for e with this encoder's
+// Source and DetailType: 14 bytes for Time when present, plus the UTF-8
+// bytes of Source, DetailType, Detail and each resource.
+func (enc *Encoder) EntrySize(e sink.Entry[Entry]) int {
+	n := enc.fixed + len(e.Value.Detail)
+	if !e.Time.IsZero() {
+		n += TimeBytes
 	}
-	if b[1]&flagTime != 0 {
-		e.Time = time.Unix(0, int64(binary.BigEndian.Uint64(b[2:10]))).UTC()
-	}
-	rest := b[headerBytes:]
-	n, k := binary.Uvarint(rest)
-	if k <= 0 || n > MaxCallBytes {
-		return e, errBadEntry
-	}
-	rest = rest[k:]
-	if n > 0 {
-		e.Resources = make([]string, 0, n)
-	}
-	for range n {
-		l, k := binary.Uvarint(rest)
-		if k <= 0 || l > uint64(len(rest)-k) {
-			return e, errBadEntry
-		}
-		e.Resources = append(e.Resources, string(rest[k:k+int(l)]))
-		rest = rest[k+int(l):]
-	}
-	if len(rest) < 2 || rest[0] != '{' || rest[len(rest)-1] != '}' {
-		return e, errBadEntry
-	}
-	e.Detail = rest
-	return e, nil
-}
-
-// entrySize is the size EventBridge counts for an encoded entry sent with
-// Source and DetailType of fixed bytes together, without decoding the
-// resources into strings; ok is false for bytes that are no entry.
-func entrySize(b []byte, fixed int) (size int, ok bool) {
-	if len(b) < headerBytes || b[0] != entryVersion {
-		return 0, false
-	}
-	size = fixed
-	if b[1]&flagTime != 0 {
-		size += TimeBytes
-	}
-	rest := b[headerBytes:]
-	n, k := binary.Uvarint(rest)
-	if k <= 0 || n > MaxCallBytes {
-		return 0, false
-	}
-	rest = rest[k:]
-	for range n {
-		l, k := binary.Uvarint(rest)
-		if k <= 0 || l > uint64(len(rest)-k) {
-			return 0, false
-		}
-		size += int(l)
-		rest = rest[k+int(l):]
-	}
-	if len(rest) < 2 || rest[0] != '{' || rest[len(rest)-1] != '}' {
-		return 0, false
-	}
-	return size + len(rest), true
-}
-
-// EntrySize is the size EventBridge counts for the encoded entry b with
-// this encoder's Source and DetailType: 14 bytes for Time when present, plus
-// the UTF-8 bytes of Source, DetailType, Detail and each resource. It is -1
-// for bytes that are no entry.
-func (e *Encoder) EntrySize(b []byte) int {
-	n, ok := entrySize(b, e.fixed)
-	if !ok {
-		return -1
+	for _, r := range e.Value.Resources {
+		n += len(r)
 	}
 	return n
 }
@@ -201,39 +120,28 @@ func putState(st *encodeState) {
 	}
 }
 
-// Encode returns the event's entry in a new slice of exactly its size. An
-// entry over MaxCallBytes (as EntrySize counts) is a Permanent
-// *sink.SendError whose Err is a *RejectError with reason
+// EncodeEntry returns the event's entry, its Detail in a new slice of
+// exactly its size. An entry over MaxCallBytes (as EntrySize counts) is a
+// Permanent *sink.SendError whose Err is a *RejectError with reason
 // entry_too_large: no PutEvents call can carry it.
-func (e *Encoder) Encode(ev *auditlogv1.AuditEvent) ([]byte, error) {
+func (e *Encoder) EncodeEntry(ev *auditlogv1.AuditEvent) (sink.Entry[Entry], error) {
 	st := encodeStates.Get().(*encodeState)
 	defer putState(st)
-	buf := append(st.buf[:0], entryVersion, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-	size := e.fixed
-	if ts := ev.GetTimestamp(); ts != nil {
-		buf[1] |= flagTime
-		binary.BigEndian.PutUint64(buf[2:10], uint64(ts.AsTime().UnixNano()))
-		size += TimeBytes
-	}
+	st.buf, st.tmp = AppendDetail(st.buf[:0], st.tmp, ev)
+	out := sink.EntryOf(ev, Entry{}, 0)
 	if arn := resourceARN(ev); arn != "" {
-		buf = binary.AppendUvarint(buf, 1)
-		buf = binary.AppendUvarint(buf, uint64(len(arn)))
-		buf = append(buf, arn...)
-		size += len(arn)
-	} else {
-		buf = binary.AppendUvarint(buf, 0)
+		out.Value.Resources = []string{arn}
 	}
-	start := len(buf)
-	buf, st.tmp = AppendDetail(buf, st.tmp, ev)
-	st.buf = buf
-	size += len(buf) - start
-	if size > MaxCallBytes {
-		return nil, &sink.SendError{Class: sink.Permanent, Err: &RejectError{
+	out.Value.Detail = st.buf // measured before it is copied
+	out.Size = e.EntrySize(out)
+	if out.Size > MaxCallBytes {
+		return sink.Entry[Entry]{}, &sink.SendError{Class: sink.Permanent, Err: &RejectError{
 			Reason:  ReasonEntryTooLarge,
-			Message: fmt.Sprintf("entry is %d bytes as EventBridge counts it, over the %d-byte PutEvents limit", size, MaxCallBytes),
+			Message: fmt.Sprintf("entry is %d bytes as EventBridge counts it, over the %d-byte PutEvents limit", out.Size, MaxCallBytes),
 		}}
 	}
-	return slices.Clone(buf), nil
+	out.Value.Detail = slices.Clone(st.buf)
+	return out, nil
 }
 
 // AppendDetail appends the event's Detail JSON object to dst: its id, then

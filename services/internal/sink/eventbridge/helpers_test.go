@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/services/internal/config"
+	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/testsupport/ebfake"
 	"github.com/auditstream/auditstream/services/testsupport/sinktest"
 )
@@ -60,13 +61,13 @@ func newSink(t *testing.T, cfg Config) *Sink {
 }
 
 // encodeN encodes n small events with cfg's encoder.
-func encodeN(t *testing.T, cfg Config, n int) [][]byte {
+func encodeN(t *testing.T, cfg Config, n int) []sink.Entry[Entry] {
 	t.Helper()
 	enc := cfg.Encoder()
 	at := time.Date(2024, 2, 16, 12, 58, 38, 577000000, time.UTC)
-	out := make([][]byte, n)
+	out := make([]sink.Entry[Entry], n)
 	for i := range out {
-		b, err := enc.Encode(event(i, at.Add(time.Duration(i)*time.Millisecond)))
+		b, err := enc.EncodeEntry(event(i, at.Add(time.Duration(i)*time.Millisecond)))
 		if err != nil {
 			t.Fatal(err)
 		}

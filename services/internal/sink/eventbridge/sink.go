@@ -37,7 +37,7 @@ type Options struct {
 }
 
 // Sink delivers encoded entries (see Encoder) to one connection's event bus
-// with PutEvents. It implements sink.Sink[[]byte] and is safe for
+// with PutEvents. It implements sink.Sink[Entry] and is safe for
 // concurrent use.
 //
 // Calls go through aws-sdk-go-v2's EventBridge client with the SDK's own
@@ -178,7 +178,7 @@ func (e *CallError) Error() string {
 // After a Retryable or Unhealthy answer for a whole call, calls not yet
 // started fail with the same error without being sent. An entry over
 // MaxCallBytes fails Permanent without being sent.
-func (s *Sink) WriteBatch(ctx context.Context, entries [][]byte) error {
+func (s *Sink) WriteBatch(ctx context.Context, entries []sink.Entry[Entry]) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -186,10 +186,7 @@ func (s *Sink) WriteBatch(ctx context.Context, entries [][]byte) error {
 	sizes := make([]int, len(entries))
 	idx := make([]int, 0, len(entries))
 	for i, e := range entries {
-		n, ok := entrySize(e, s.enc.fixed)
-		switch {
-		case !ok:
-			r.be.Fail(i, permanent(0, ReasonBadEntry, "", "the sink was handed bytes that are not an encoded entry"))
+		switch n := s.enc.EntrySize(e); {
 		case n > MaxCallBytes:
 			r.be.Fail(i, permanent(0, ReasonEntryTooLarge, "", fmt.Sprintf("entry is %d bytes as EventBridge counts it, over the %d-byte PutEvents limit", n, MaxCallBytes)))
 		default:
@@ -212,7 +209,7 @@ func (s *Sink) WriteBatch(ctx context.Context, entries [][]byte) error {
 type batchRun struct {
 	s         *Sink
 	ctx       context.Context
-	entries   [][]byte
+	entries   []sink.Entry[Entry]
 	delivered atomic.Int64
 
 	mu    sync.Mutex
@@ -328,15 +325,12 @@ func errText(err error) string {
 // a call-level error (a classified *sink.SendError, or ctx's error when
 // ctx ended) or one result per entry: nil when accepted, else a classified
 // *sink.SendError.
-func (s *Sink) call(ctx context.Context, entries [][]byte, idx []int) ([]error, error) {
+func (s *Sink) call(ctx context.Context, entries []sink.Entry[Entry], idx []int) ([]error, error) {
 	req := make([]types.PutEventsRequestEntry, len(idx))
 	times := make([]time.Time, len(idx))
 	details := make([]string, len(idx))
 	for k, i := range idx {
-		e, err := DecodeEntry(entries[i])
-		if err != nil { // WriteBatch checked them; never fails here
-			return nil, &sink.SendError{Class: sink.Permanent, Err: err}
-		}
+		e := entries[i].Value
 		// The detail is handed to the SDK without a copy: the batch is the
 		// caller's and unchanged until WriteBatch returns, and the SDK only
 		// reads it while it serialises this call.
@@ -348,8 +342,8 @@ func (s *Sink) call(ctx context.Context, entries [][]byte, idx []int) ([]error, 
 			Detail:       &details[k],
 			Resources:    e.Resources,
 		}
-		if !e.Time.IsZero() {
-			times[k] = e.Time
+		if t := entries[i].Time; !t.IsZero() {
+			times[k] = t
 			req[k].Time = &times[k]
 		}
 	}

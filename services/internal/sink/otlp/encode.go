@@ -96,6 +96,12 @@ var protoMarshaler plog.ProtoMarshaler
 // buffer per event was the encoder's largest allocation.
 var jsonBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
+// EncodeEntry is Encode as the sink takes it, with the entry's size.
+func (e *Encoder) EncodeEntry(ev *auditlogv1.AuditEvent) (sink.Entry[[]byte], error) {
+	b, err := e.Encode(ev)
+	return sink.EntryOf(ev, b, len(b)), err
+}
+
 // Encode returns the event's entry: the protobuf form of an
 // ExportLogsServiceRequest holding one ResourceLogs (the account's
 // resource), one ScopeLogs and one LogRecord. Encode is called when the

@@ -134,14 +134,14 @@ func EntrySize(entry []byte) int { return len(entry) }
 //
 // After a Retryable or Unhealthy answer the batch's remaining requests are
 // not tried.
-func (s *Sink) WriteBatch(ctx context.Context, entries [][]byte) error {
+func (s *Sink) WriteBatch(ctx context.Context, entries []sink.Entry[[]byte]) error {
 	if len(entries) == 0 {
 		return nil
 	}
 	r := &batchRun{s: s, ctx: ctx, be: sink.NewBatchError(len(entries)), budget: s.maxSplit, parts: make([]splicedEntry, len(entries))}
 	idx := make([]int, 0, len(entries))
 	for i, e := range entries {
-		parts, err := parseEntry(e)
+		parts, err := parseEntry(e.Value)
 		if err != nil {
 			r.be.Fail(i, permanent(0, ReasonBadEntry, fmt.Sprintf("entry %d is not an encoded OTLP log: %v", i, err)))
 			continue
@@ -149,7 +149,7 @@ func (s *Sink) WriteBatch(ctx context.Context, entries [][]byte) error {
 		r.parts[i] = parts
 		idx = append(idx, i)
 	}
-	size := func(i int) int { return EntrySize(entries[i]) }
+	size := func(i int) int { return EntrySize(entries[i].Value) }
 	for _, chunk := range sink.Split(idx, size, 0, s.maxBytes) {
 		r.send(chunk, nil)
 	}

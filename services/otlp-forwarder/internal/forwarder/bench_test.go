@@ -47,6 +47,7 @@ import (
 
 	"github.com/auditstream/auditstream/proto/auditevent"
 	"github.com/auditstream/auditstream/services/internal/config"
+	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/internal/sink/otlp"
 	"github.com/auditstream/auditstream/services/testsupport/benchutil"
 	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
@@ -220,7 +221,7 @@ func BenchmarkOTLPEncodeOnly(b *testing.B) {
 	batches := int64((b.N + benchBatchEntries - 1) / benchBatchEntries)
 	b.ReportAllocs()
 	elapsed := forwardingtest.BenchWorkers(b, runtime.GOMAXPROCS(0), batches, func() (func(int64) error, error) {
-		entries := make([][]byte, 0, benchBatchEntries)
+		entries := make([]sink.Entry[[]byte], 0, benchBatchEntries)
 		return func(batch int64) error {
 			from := int(batch) * benchBatchEntries
 			entries = entries[:0]
@@ -229,11 +230,11 @@ func BenchmarkOTLPEncodeOnly(b *testing.B) {
 				if err != nil {
 					return err
 				}
-				entry, err := enc.Encode(ev)
+				entry, err := enc.EncodeEntry(ev)
 				if err != nil {
 					return err
 				}
-				entryBytes.Add(int64(otlp.EntrySize(entry)))
+				entryBytes.Add(int64(otlp.EntrySize(entry.Value)))
 				entries = append(entries, entry)
 			}
 			return s.WriteBatch(ctx, entries)
@@ -253,13 +254,13 @@ func BenchmarkOTLPWriteBatchOnly(b *testing.B) {
 	gen := forwardingtest.NewBenchGen(b, DefaultConfig().Kafka.Topics.Events.Name)
 	at := time.Now()
 	enc := otlp.NewEncoder(nil)
-	entries := make([][]byte, forwardingtest.BenchPool)
+	entries := make([]sink.Entry[[]byte], forwardingtest.BenchPool)
 	for i := range entries {
 		ev, err := auditevent.DecodeRecord(gen.Record(b, i, at.Add(time.Duration(i)*time.Microsecond)))
 		if err != nil {
 			b.Fatal(err)
 		}
-		if entries[i], err = enc.Encode(ev); err != nil {
+		if entries[i], err = enc.EncodeEntry(ev); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -272,7 +273,7 @@ func BenchmarkOTLPWriteBatchOnly(b *testing.B) {
 	ctx := context.Background()
 	batches := int64((b.N + benchBatchEntries - 1) / benchBatchEntries)
 	elapsed := forwardingtest.BenchWorkers(b, runtime.GOMAXPROCS(0), batches, func() (func(int64) error, error) {
-		batch := make([][]byte, 0, benchBatchEntries)
+		batch := make([]sink.Entry[[]byte], 0, benchBatchEntries)
 		return func(n int64) error {
 			from := int(n) * benchBatchEntries
 			batch = batch[:0]

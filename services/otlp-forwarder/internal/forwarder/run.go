@@ -62,12 +62,6 @@ func decodeConnection(c *destinations.Connection) (otlp.Config, error) {
 	return destinations.DecodeSettings[otlp.Config](c)
 }
 
-// connectionSink is one connection's encoder and sink.
-type connectionSink struct {
-	*otlp.Encoder
-	*otlp.Sink
-}
-
 func setup(_ context.Context, env forwarding.Env) (delivery.SinkFactory, error) {
 	return func(c *destinations.Connection) (delivery.EntrySink, error) {
 		oc, err := decodeConnection(c)
@@ -83,6 +77,6 @@ func setup(_ context.Context, env forwarding.Env) (delivery.SinkFactory, error) 
 		env.Logger.Info("otlp connection ready", zap.String("connection", c.Name), zap.String("url", s.URL()),
 			zap.String("auth", oc.Auth.Mode()), zap.String("encoding", oc.Encoding), zap.String("compression", oc.Compression),
 			zap.Bool("tenant", oc.TenantID != ""))
-		return connectionSink{oc.Encoder(), s}, nil
+		return delivery.NewEntrySink(oc.Encoder(), s), nil
 	}, nil
 }
