@@ -17,15 +17,20 @@
 //
 //   - a Config decoded from a connection's settings (with Validate and
 //     WithDefaults; secrets as config.Secret, never logged);
-//   - an encoder, Encode(*auditlogv1.AuditEvent) ([]byte, error), that
-//     turns one event (already filtered and redacted by the connection's
-//     policy) into the destination's entry. An entry the destination can
-//     never take (over its size limit) is a Permanent *SendError: the
-//     runtime dead-letters that event for that connection;
-//   - a Sink[[]byte] whose WriteBatch sends a batch of those entries, cut
+//   - an encoder, EncodeEntry(*auditlogv1.AuditEvent) (Entry[E], error)
+//     (Encoder), that turns one event (already filtered and redacted by
+//     the connection's policy) into the destination's entry: a value of
+//     the destination's own type E, already encoded as the destination
+//     takes it, with its Size and the event's Time and ID (EntryOf). An
+//     entry the destination can never take (over its size limit) is a
+//     Permanent *SendError: the runtime dead-letters that event for that
+//     connection;
+//   - a Sink[E] whose WriteBatch sends a batch of those entries, cut
 //     into requests by the destination's own limits (Split), and reports
 //     each entry's outcome as the Sink comment says: nil, a *BatchError
-//     naming the failed indexes, or one error for the whole batch;
+//     naming the failed indexes, or one error for the whole batch. What
+//     the runtime knows of an entry comes with it, so a sink never
+//     decodes its own entries to learn it;
 //   - the classification of the destination's answers into Class:
 //     Retryable (try again with Backoff, then park), Permanent (dead-letter
 //     the entry), TooLarge (the request was too large; the caller resends,
@@ -35,7 +40,8 @@
 //
 // The retry policy, batching, parking and dead-lettering are the caller's
 // (delivery for the forwarders, auditctl's replay sender), never the
-// sink's. delivery.EntrySink is the encoder and the Sink together;
+// sink's. delivery.NewEntrySink pairs the encoder and the Sink for the
+// runtime, which keeps entries typed (no allocation of its own per event);
 // services/testsupport/sinkconformance is the suite a new destination's
 // forwarder runs with an adapter for its fake.
 package sink
