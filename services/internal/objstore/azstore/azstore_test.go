@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -146,11 +147,16 @@ func TestAzurite(t *testing.T) {
 	})
 
 	t.Run("SAS token without delete", func(t *testing.T) {
-		var tokens []string
+		var (
+			mu     sync.Mutex // the conformance cases make stores in parallel
+			tokens []string
+		)
 		newStore := func(t *testing.T) objstore.Store {
 			cfg := e.newContainer(t)
 			token := e.sasToken(t, cfg.Container)
+			mu.Lock()
 			tokens = append(tokens, token)
+			mu.Unlock()
 			cfg.SharedKey = nil
 			cfg.SASToken = config.SecretLiteral("?" + token)
 			return e.store(t, cfg)
