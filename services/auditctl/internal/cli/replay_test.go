@@ -374,7 +374,7 @@ func TestBadInputReplay(t *testing.T) {
 		{with("--destinations", "/no/such/file.yaml"), "destinations file /no/such/file.yaml: read destinations: open /no/such/file.yaml: no such file or directory"},
 		{[]string{"replay", "--from", "-2h", "--to", "-1h", "--destination", "dd-x", "--destinations", badDests}, "connections.dd-x.settings.site: \"example.com\" is not a Datadog site"},
 		{[]string{"replay", "--config", cfgFile, "--from", "-2h", "--to", "-1h", "--destination", "dd-nope"}, `unknown connection "dd-nope" in ` + dests + " (there are dd-a, dd-c, dd-off)"},
-		{[]string{"replay", "--config", cfgFile, "--from", "-2h", "--to", "-1h", "--destination", "archive"}, "connection archive in " + dests + " is of type storage; events can be sent to datadog or eventbridge connections"},
+		{[]string{"replay", "--config", cfgFile, "--from", "-2h", "--to", "-1h", "--destination", "archive"}, "connection archive in " + dests + " is of type storage; events can be sent to datadog or eventbridge or otlp connections"},
 		{[]string{"replay", "--config", cfgFile, "--from", "-2h", "--to", "-1h", "--destination", "dd-off"}, "connection dd-off is disabled in " + dests},
 		{[]string{"replay", "--config", cfgFile, "--from", "-2h", "--to", "-1h", "--destination", "dd-a", "--account", "acc-c"},
 			"account acc-c does not route to connection dd-a in " + dests + ": replay sends an account's events only to its own connections"},

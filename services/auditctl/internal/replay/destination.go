@@ -7,19 +7,20 @@ package replay
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/eventfilter"
-	"github.com/auditstream/auditstream/services/internal/sink/datadog"
-	"github.com/auditstream/auditstream/services/internal/sink/eventbridge"
+	"github.com/auditstream/auditstream/services/internal/sinks"
+	// Every destination type can be replayed to.
+	_ "github.com/auditstream/auditstream/services/internal/sinks/all"
 )
 
-// Types are the connection types events can be replayed to.
-var Types = []string{destinations.TypeDatadog, destinations.TypeEventBridge}
+// Types are the connection types events can be replayed to: every type
+// registered with sinks.
+func Types() []string { return sinks.Types() }
 
 // Destination is one connection of the destinations file.
 type Destination struct {
@@ -29,6 +30,7 @@ type Destination struct {
 	File  string
 	conn  *destinations.Connection
 	table *destinations.Table
+	kind  sinks.Kind
 }
 
 // OpenDestination reads the destinations file and finds the connection
@@ -53,22 +55,23 @@ func OpenDestinationIn(table *destinations.Table, file, name string) (*Destinati
 	if conn == nil {
 		var known []string
 		for _, c := range table.Connections() {
-			if slices.Contains(Types, c.Type) {
+			if _, ok := sinks.Lookup(c.Type); ok {
 				known = append(known, c.Name)
 			}
 		}
 		if len(known) == 0 {
-			return nil, fmt.Errorf("unknown connection %q: %s has no %s connection", name, file, strings.Join(Types, " or "))
+			return nil, fmt.Errorf("unknown connection %q: %s has no %s connection", name, file, strings.Join(Types(), " or "))
 		}
 		return nil, fmt.Errorf("unknown connection %q in %s (there are %s)", name, file, strings.Join(known, ", "))
 	}
-	if !slices.Contains(Types, conn.Type) {
-		return nil, fmt.Errorf("connection %s in %s is of type %s; events can be sent to %s connections", name, file, conn.Type, strings.Join(Types, " or "))
+	kind, ok := sinks.Lookup(conn.Type)
+	if !ok {
+		return nil, fmt.Errorf("connection %s in %s is of type %s; events can be sent to %s connections", name, file, conn.Type, strings.Join(Types(), " or "))
 	}
 	if !conn.Enabled {
 		return nil, fmt.Errorf("connection %s is disabled in %s", name, file)
 	}
-	d := &Destination{Name: name, Type: conn.Type, File: file, conn: conn, table: table}
+	d := &Destination{Name: name, Type: conn.Type, File: file, conn: conn, table: table, kind: kind}
 	if err := d.check(); err != nil {
 		return nil, err
 	}
@@ -87,37 +90,13 @@ func (d *Destination) Routes(account string) bool {
 }
 
 // AtRisk reports whether an event of time t, delivered now, is older than
-// the destination keeps: Datadog may not index logs older than 18 h.
+// the destination keeps (Datadog may not index logs older than 18 h).
 func (d *Destination) AtRisk(t, now time.Time) bool {
-	return d.Type == destinations.TypeDatadog && !t.IsZero() && now.Sub(t) > datadog.MaxLogAge
+	return d.kind.MaxAge > 0 && !t.IsZero() && now.Sub(t) > d.kind.MaxAge
 }
 
 // NewSink builds the connection's sink, as its forwarder builds it.
-func (d *Destination) NewSink() (delivery.EntrySink, error) {
-	switch d.Type {
-	case destinations.TypeDatadog:
-		c, err := destinations.DecodeSettings[datadog.Config](d.conn)
-		if err != nil {
-			return nil, err
-		}
-		sink, err := datadog.New(c, datadog.Options{})
-		if err != nil {
-			return nil, fmt.Errorf("connection %s: %w", d.Name, err)
-		}
-		return delivery.NewEntrySink(c.Encoder(), sink), nil
-	case destinations.TypeEventBridge:
-		c, err := destinations.DecodeSettings[eventbridge.Config](d.conn)
-		if err != nil {
-			return nil, err
-		}
-		sink, err := eventbridge.New(c, eventbridge.Options{})
-		if err != nil {
-			return nil, fmt.Errorf("connection %s: %w", d.Name, err)
-		}
-		return delivery.NewEntrySink(c.Encoder(), sink), nil
-	}
-	return nil, fmt.Errorf("connection %s: type %s has no sink", d.Name, d.Type)
-}
+func (d *Destination) NewSink() (delivery.EntrySink, error) { return d.kind.New(d.conn) }
 
 // Policy is the connection's filter and redaction, what its forwarder
 // applies to every event (nil for none).
@@ -129,13 +108,5 @@ func (d *Destination) check() error {
 	if _, err := d.conn.Policy(); err != nil {
 		return err
 	}
-	switch d.Type {
-	case destinations.TypeDatadog:
-		_, err := destinations.DecodeSettings[datadog.Config](d.conn)
-		return err
-	case destinations.TypeEventBridge:
-		_, err := destinations.DecodeSettings[eventbridge.Config](d.conn)
-		return err
-	}
-	return fmt.Errorf("connection %s: type %s has no sink", d.Name, d.Type)
+	return d.kind.Check(d.conn)
 }
