@@ -77,7 +77,7 @@ var typeLine = regexp.MustCompile(`(?m)^    type: .*\n`)
 // events commit and show in the status.
 func testPolicy(t *testing.T, a Adapter) {
 	p := newPipeline(t, a)
-	p.timeout = 10 * time.Second
+	p.Timeout = 10 * time.Second
 	p.Cfg.Log.Level = "debug"
 	p.Cfg.Status.Interval = 200 * time.Millisecond
 	logs := captureStderr(t)
@@ -86,7 +86,7 @@ func testPolicy(t *testing.T, a Adapter) {
 		t.Fatal(err)
 	}
 	conn := func(name, policy string) string {
-		c := p.fake.Connection(name, p.DestDir, p.timeout)
+		c := p.Fake.Connection(name, p.DestDir, p.Timeout)
 		loc := typeLine.FindStringIndex(c)
 		if loc == nil {
 			t.Fatalf("the adapter's connection has no type line:\n%s", c)
@@ -104,13 +104,13 @@ func testPolicy(t *testing.T, a Adapter) {
       - {path: request.ip_address, action: hash}
     redaction_key: key-of-all
 `) + "routes:\n  - account: acc-a\n    connections: [conn-runs, conn-all]\n")
-	p.fake.Refuse("conn-runs")
-	p.fake.RejectAction("refused")
+	p.Fake.Refuse("conn-runs")
+	p.Fake.RejectAction("refused")
 	status := p.StatusReader()
-	p.start()
+	p.StartForwarder()
 
 	const n = 60
-	ids := p.publish([]string{"acc-a"}, n, policyEvent)["acc-a"]
+	ids := p.PublishEvents([]string{"acc-a"}, n, policyEvent)["acc-a"]
 	wantRuns, wantAll := map[string]bool{}, map[string]bool{}
 	parkRuns, refused := 0, 0
 	for i, id := range ids {
@@ -131,9 +131,9 @@ func testPolicy(t *testing.T, a Adapter) {
 	if len(parked) < parkRuns {
 		t.Fatalf("parked %d of conn-runs' %d events", len(parked), parkRuns)
 	}
-	p.fake.Allow("conn-runs")
+	p.Fake.Allow("conn-runs")
 	forwardingtest.WaitFor(t, "both connections deliver", 30*time.Second, func() bool {
-		return count(p.fake, "conn-runs") >= len(wantRuns) && count(p.fake, "conn-all") >= len(wantAll)
+		return count(p.Fake, "conn-runs") >= len(wantRuns) && count(p.Fake, "conn-all") >= len(wantAll)
 	})
 	p.WaitCommitted() // the filtered events too
 
@@ -145,7 +145,7 @@ func testPolicy(t *testing.T, a Adapter) {
 		"conn-runs": {wantRuns, nil, "key-of-runs"},
 		"conn-all":  {wantAll, "....org", "key-of-all"},
 	} {
-		got := p.fake.Accepted(name)
+		got := p.Fake.Accepted(name)
 		if len(got) != len(c.want) {
 			t.Errorf("%s received %d entries, want %d", name, len(got), len(c.want))
 		}

@@ -42,11 +42,11 @@ func testEndToEnd(t *testing.T, a Adapter) {
 	// Exactly once holds while no request is given up on: on a loaded
 	// machine (the race detector's) a short request or batch timeout is
 	// hit, and a resend after one is at-least-once's duplicate.
-	p.timeout = 30 * time.Second
+	p.Timeout = 30 * time.Second
 	p.Cfg.Delivery.SendTimeout = time.Minute
-	p.writeRoutes(routes)
-	p.start()
-	sent := p.publish(accounts, 200, nil) // 50 × 200 = 10,000 events
+	p.WriteRoutes(routes)
+	p.StartForwarder()
+	sent := p.PublishEvents(accounts, 200, nil) // 50 × 200 = 10,000 events
 
 	expected := map[string]int{}
 	for c, accs := range want {
@@ -55,12 +55,12 @@ func testEndToEnd(t *testing.T, a Adapter) {
 		}
 	}
 	for c, n := range expected {
-		forwardingtest.WaitFor(t, "delivery to "+c, 60*time.Second, func() bool { return count(p.fake, c) >= n })
+		forwardingtest.WaitFor(t, "delivery to "+c, 60*time.Second, func() bool { return count(p.Fake, c) >= n })
 	}
 	p.WaitCommitted() // a duplicate would have landed by now
 	total := 0
 	for _, c := range conns {
-		got := p.fake.Accepted(c)
+		got := p.Fake.Accepted(c)
 		total += len(got)
 		if len(got) != expected[c] {
 			t.Errorf("%s received %d entries, want %d", c, len(got), expected[c])
@@ -70,7 +70,7 @@ func testEndToEnd(t *testing.T, a Adapter) {
 				t.Fatalf("connection %s received an event of account %s, which does not route to it", c, e.Account)
 			}
 		}
-		seen := forwardingtest.Counts(ids(p.fake, c))
+		seen := forwardingtest.Counts(ids(p.Fake, c))
 		for acc := range want[c] {
 			for _, id := range sent[acc] {
 				if seen[id] != 1 {
@@ -79,28 +79,28 @@ func testEndToEnd(t *testing.T, a Adapter) {
 			}
 		}
 	}
-	p.fake.CheckRequests(t)
-	t.Logf("%d events, %d entries delivered across %d connections (at most %d requests in flight)", 10000, total, len(conns), p.fake.MaxInFlight())
+	p.Fake.CheckRequests(t)
+	t.Logf("%d events, %d entries delivered across %d connections (at most %d requests in flight)", 10000, total, len(conns), p.Fake.MaxInFlight())
 }
 
 // A route added or changed in the destinations file applies to the next
 // events without a restart.
 func testReload(t *testing.T, a Adapter) {
 	p := newPipeline(t, a)
-	p.writeRoutes(map[string][]string{"acc-00": {"conn-a"}})
-	p.start()
-	before := p.publish([]string{"acc-00"}, 50, nil)
-	forwardingtest.WaitFor(t, "first route", 10*time.Second, func() bool { return count(p.fake, "conn-a") >= 50 })
+	p.WriteRoutes(map[string][]string{"acc-00": {"conn-a"}})
+	p.StartForwarder()
+	before := p.PublishEvents([]string{"acc-00"}, 50, nil)
+	forwardingtest.WaitFor(t, "first route", 10*time.Second, func() bool { return count(p.Fake, "conn-a") >= 50 })
 
-	p.writeRoutes(map[string][]string{"acc-00": {"conn-b"}})
+	p.WriteRoutes(map[string][]string{"acc-00": {"conn-b"}})
 	p.WaitDestinations()
-	after := p.publish([]string{"acc-00"}, 50, nil)
-	forwardingtest.WaitFor(t, "new route", 10*time.Second, func() bool { return count(p.fake, "conn-b") >= 50 })
+	after := p.PublishEvents([]string{"acc-00"}, 50, nil)
+	forwardingtest.WaitFor(t, "new route", 10*time.Second, func() bool { return count(p.Fake, "conn-b") >= 50 })
 	p.WaitCommitted()
-	if n := count(p.fake, "conn-a"); n != 50 {
+	if n := count(p.Fake, "conn-a"); n != 50 {
 		t.Fatalf("the old connection received %d entries after the route moved, want 50 (only those before)", n)
 	}
-	got := forwardingtest.Counts(ids(p.fake, "conn-b"))
+	got := forwardingtest.Counts(ids(p.Fake, "conn-b"))
 	for _, id := range after["acc-00"] {
 		if got[id] != 1 {
 			t.Fatalf("event %s after the reload delivered %d times to the new connection", id, got[id])
@@ -118,22 +118,22 @@ func testReload(t *testing.T, a Adapter) {
 // nothing.
 func testStorm(t *testing.T, a Adapter) {
 	p := newPipeline(t, a)
-	p.writeRoutes(map[string][]string{"*": {"conn-a"}})
-	p.fake.ServerErrors(25)
-	p.fake.Throttle(10)
-	p.start()
-	sent := all(p.publish(forwardingtest.Accounts(5), 200, nil))
-	forwardingtest.WaitFor(t, "all events after the storm", 60*time.Second, func() bool { return distinct(p.fake, "conn-a") >= len(sent) })
-	got := forwardingtest.Counts(ids(p.fake, "conn-a"))
+	p.WriteRoutes(map[string][]string{"*": {"conn-a"}})
+	p.Fake.ServerErrors(25)
+	p.Fake.Throttle(10)
+	p.StartForwarder()
+	sent := all(p.PublishEvents(forwardingtest.Accounts(5), 200, nil))
+	forwardingtest.WaitFor(t, "all events after the storm", 60*time.Second, func() bool { return distinct(p.Fake, "conn-a") >= len(sent) })
+	got := forwardingtest.Counts(ids(p.Fake, "conn-a"))
 	for _, id := range sent {
 		if got[id] == 0 {
 			t.Fatalf("lost %s", id)
 		}
 	}
-	if f := p.fake.Failures(); f.ServerErrors != 25 || f.Throttled != 10 {
+	if f := p.Fake.Failures(); f.ServerErrors != 25 || f.Throttled != 10 {
 		t.Fatalf("the fake answered %d server errors and throttled %d, want 25 and 10", f.ServerErrors, f.Throttled)
 	}
-	if dups := count(p.fake, "conn-a") - len(sent); dups != 0 {
+	if dups := count(p.Fake, "conn-a") - len(sent); dups != 0 {
 		t.Errorf("%d duplicates: a failed request delivers nothing, so none are expected", dups)
 	}
 }
@@ -143,12 +143,12 @@ func testStorm(t *testing.T, a Adapter) {
 // dropped or dead-lettered, then delivered once it works.
 func testRefused(t *testing.T, a Adapter) {
 	p := newPipeline(t, a)
-	p.writeRoutes(map[string][]string{"acc-a": {"conn-a"}, "acc-b": {"conn-b"}})
-	p.fake.Refuse("conn-a")
-	p.start()
+	p.WriteRoutes(map[string][]string{"acc-a": {"conn-a"}, "acc-b": {"conn-b"}})
+	p.Fake.Refuse("conn-a")
+	p.StartForwarder()
 	start := time.Now()
-	sent := p.publish([]string{"acc-a", "acc-b"}, 500, nil)
-	forwardingtest.WaitFor(t, "account B delivered", 5*time.Second, func() bool { return count(p.fake, "conn-b") >= 500 })
+	sent := p.PublishEvents([]string{"acc-a", "acc-b"}, 500, nil)
+	forwardingtest.WaitFor(t, "account B delivered", 5*time.Second, func() bool { return count(p.Fake, "conn-b") >= 500 })
 	t.Logf("account B's 500 events arrived %s after publishing while A's connection was refused", time.Since(start).Round(time.Millisecond))
 	parked := kafkatest.ReadAll(t, p.Cluster.Brokers(), p.Cfg.Delivery.RetryTopic.Name, 500, 20*time.Second)
 	parkedIDs := map[string]bool{}
@@ -166,24 +166,24 @@ func testRefused(t *testing.T, a Adapter) {
 	if n := len(kafkatest.ReadAll(t, p.Cluster.Brokers(), p.Cfg.Kafka.Topics.DeadLetter.Name, 1, 300*time.Millisecond)); n != 0 {
 		t.Fatalf("%d records dead-lettered; a refused connection must park", n)
 	}
-	p.fake.Allow("conn-a")
-	forwardingtest.WaitFor(t, "parked events delivered once the connection works", 30*time.Second, func() bool { return distinct(p.fake, "conn-a") >= 500 })
+	p.Fake.Allow("conn-a")
+	forwardingtest.WaitFor(t, "parked events delivered once the connection works", 30*time.Second, func() bool { return distinct(p.Fake, "conn-a") >= 500 })
 }
 
 // Poison records on the topic are dead-lettered with where they came
 // from; the rest is delivered.
 func testPoison(t *testing.T, a Adapter) {
 	p := newPipeline(t, a)
-	p.writeRoutes(map[string][]string{"*": {"conn-a"}})
+	p.WriteRoutes(map[string][]string{"*": {"conn-a"}})
 	topic := p.Cfg.Kafka.Topics.Events.Name
 	p.produce(
 		&kgo.Record{Topic: topic, Key: []byte("acc-00"), Value: []byte{0xff, 0x00, 0x13}},
 		&kgo.Record{Topic: topic, Key: []byte("acc-00"), Value: []byte(`{"target":{"context":{"account":{"id":"acc-00"}}},"timestamp":"yesterday"}`)},
 		&kgo.Record{Topic: topic, Key: []byte("acc-00"), Value: []byte(`{"hostname":"no account"}`)},
 	)
-	p.start()
-	sent := p.publish([]string{"acc-00"}, 100, nil)
-	forwardingtest.WaitFor(t, "good events", 20*time.Second, func() bool { return count(p.fake, "conn-a") >= len(sent["acc-00"]) })
+	p.StartForwarder()
+	sent := p.PublishEvents([]string{"acc-00"}, 100, nil)
+	forwardingtest.WaitFor(t, "good events", 20*time.Second, func() bool { return count(p.Fake, "conn-a") >= len(sent["acc-00"]) })
 	dlq := kafkatest.ReadAll(t, p.Cluster.Brokers(), p.Cfg.Kafka.Topics.DeadLetter.Name, 3, 10*time.Second)
 	if len(dlq) != 3 {
 		t.Fatalf("dead-lettered %d, want 3", len(dlq))
@@ -200,10 +200,10 @@ func testPoison(t *testing.T, a Adapter) {
 // delivers the rest once.
 func testRejected(t *testing.T, a Adapter) {
 	p := newPipeline(t, a)
-	p.writeRoutes(map[string][]string{"*": {"conn-a"}})
-	p.fake.RejectAction("action-3")
-	p.start()
-	sent := p.publish([]string{"acc-00"}, 70, nil)["acc-00"] // actions cycle over 7 values: 10 are refused
+	p.WriteRoutes(map[string][]string{"*": {"conn-a"}})
+	p.Fake.RejectAction("action-3")
+	p.StartForwarder()
+	sent := p.PublishEvents([]string{"acc-00"}, 70, nil)["acc-00"] // actions cycle over 7 values: 10 are refused
 	// Events i with i%7 == 3 carry action-3 (forwardingtest.TestEvent).
 	refused := map[string]bool{}
 	for i, id := range sent {
@@ -211,7 +211,7 @@ func testRejected(t *testing.T, a Adapter) {
 			refused[id] = true
 		}
 	}
-	forwardingtest.WaitFor(t, "good entries", 20*time.Second, func() bool { return count(p.fake, "conn-a") >= 60 })
+	forwardingtest.WaitFor(t, "good entries", 20*time.Second, func() bool { return count(p.Fake, "conn-a") >= 60 })
 	dlq := kafkatest.ReadAll(t, p.Cluster.Brokers(), p.Cfg.Kafka.Topics.DeadLetter.Name, 10, 20*time.Second)
 	if len(dlq) != 10 {
 		t.Fatalf("dead-lettered %d, want the 10 refused entries", len(dlq))
@@ -230,13 +230,13 @@ func testRejected(t *testing.T, a Adapter) {
 		t.Fatalf("%d refused events not dead-lettered", len(refused))
 	}
 	p.WaitCommitted()
-	got := forwardingtest.Counts(ids(p.fake, "conn-a"))
+	got := forwardingtest.Counts(ids(p.Fake, "conn-a"))
 	for i, id := range sent {
 		if want := map[bool]int{true: 0, false: 1}[i%7 == 3]; got[id] != want {
 			t.Fatalf("event %d (%s) delivered %d times, want %d", i, id, got[id], want)
 		}
 	}
-	if n := count(p.fake, "conn-a"); n != 60 {
+	if n := count(p.Fake, "conn-a"); n != 60 {
 		t.Fatalf("delivered %d, want exactly the 60 good entries", n)
 	}
 	// Dead-lettered events are counted for their connection, not as
@@ -257,14 +257,14 @@ func testRejected(t *testing.T, a Adapter) {
 // is never sent, and the events around it are delivered.
 func testOversized(t *testing.T, a Adapter) {
 	p := newPipeline(t, a)
-	p.writeRoutes(map[string][]string{"*": {"conn-a"}})
-	p.start()
-	sent := p.publish([]string{"acc-00"}, 21, func(i int, ev *auditlogv1.AuditEvent) {
+	p.WriteRoutes(map[string][]string{"*": {"conn-a"}})
+	p.StartForwarder()
+	sent := p.PublishEvents([]string{"acc-00"}, 21, func(i int, ev *auditlogv1.AuditEvent) {
 		if i == 10 {
 			ev.Extra = map[string]string{"blob": strings.Repeat(`"`, 600<<10)}
 		}
 	})["acc-00"]
-	forwardingtest.WaitFor(t, "the other events", 20*time.Second, func() bool { return count(p.fake, "conn-a") >= 20 })
+	forwardingtest.WaitFor(t, "the other events", 20*time.Second, func() bool { return count(p.Fake, "conn-a") >= 20 })
 	dlq := kafkatest.ReadAll(t, p.Cluster.Brokers(), p.Cfg.Kafka.Topics.DeadLetter.Name, 1, 10*time.Second)
 	if len(dlq) != 1 {
 		t.Fatalf("dead-lettered %d, want the one oversized event", len(dlq))
@@ -275,11 +275,11 @@ func testOversized(t *testing.T, a Adapter) {
 		t.Fatalf("dead letter of %s: %+v", recordEventID(t, dlq[0]), d)
 	}
 	p.WaitCommitted()
-	got := forwardingtest.Counts(ids(p.fake, "conn-a"))
+	got := forwardingtest.Counts(ids(p.Fake, "conn-a"))
 	if len(got) != 20 || got[sent[10]] != 0 {
 		t.Fatalf("delivered %d distinct events, want the 20 others", len(got))
 	}
-	if f := p.fake.Failures(); f != (Failures{}) {
+	if f := p.Fake.Failures(); f != (Failures{}) {
 		t.Fatalf("requests failed (%+v): the large event must never be sent", f)
 	}
 }
@@ -288,17 +288,17 @@ func testOversized(t *testing.T, a Adapter) {
 // out, are retried, and once it is fast again everything arrives once.
 func testSlow(t *testing.T, a Adapter) {
 	p := newPipeline(t, a)
-	p.writeRoutes(map[string][]string{"*": {"conn-a"}}) // timeout: 2s per request
-	p.fake.Slow(3 * time.Second)
-	p.start()
-	sent := p.publish([]string{"acc-00"}, 30, nil)["acc-00"]
-	forwardingtest.WaitFor(t, "a request the forwarder gave up on", 20*time.Second, func() bool { return p.fake.Failures().Abandoned > 0 })
-	p.fake.Slow(0)
-	forwardingtest.WaitFor(t, "all entries after the destination sped up", 30*time.Second, func() bool { return distinct(p.fake, "conn-a") >= len(sent) })
-	abandoned := p.fake.Failures().Abandoned
+	p.WriteRoutes(map[string][]string{"*": {"conn-a"}}) // timeout: 2s per request
+	p.Fake.Slow(3 * time.Second)
+	p.StartForwarder()
+	sent := p.PublishEvents([]string{"acc-00"}, 30, nil)["acc-00"]
+	forwardingtest.WaitFor(t, "a request the forwarder gave up on", 20*time.Second, func() bool { return p.Fake.Failures().Abandoned > 0 })
+	p.Fake.Slow(0)
+	forwardingtest.WaitFor(t, "all entries after the destination sped up", 30*time.Second, func() bool { return distinct(p.Fake, "conn-a") >= len(sent) })
+	abandoned := p.Fake.Failures().Abandoned
 	// An abandoned request delivered nothing, so its entries, sent again,
 	// each arrive once.
-	got := forwardingtest.Counts(ids(p.fake, "conn-a"))
+	got := forwardingtest.Counts(ids(p.Fake, "conn-a"))
 	for _, id := range sent {
 		if got[id] != 1 {
 			t.Fatalf("event %s delivered %d times after %d timed-out requests, want once", id, got[id], abandoned)
@@ -321,23 +321,23 @@ func testRebalance(t *testing.T, a Adapter) {
 	// for the first instance's slow requests to be answered.
 	p.Cfg.Delivery.Batch = sink.BatchPolicy{Count: 100, Bytes: 4 << 20, Period: 20 * time.Millisecond}
 	p.Cfg.Delivery.RevokeTimeout = 200 * time.Millisecond
-	p.writeRoutes(map[string][]string{"*": {"conn-a"}})
-	fakeA := p.fake
+	p.WriteRoutes(map[string][]string{"*": {"conn-a"}})
+	fakeA := p.Fake
 	fakeA.Slow(1500 * time.Millisecond) // under the 2s request timeout
-	stopFirst := p.start()
+	stopFirst := p.StartForwarder()
 	accs := forwardingtest.Accounts(10)
-	first := p.publish(accs, 300, nil)
+	first := p.PublishEvents(accs, 300, nil)
 	forwardingtest.WaitFor(t, "the first instance to have requests out", 10*time.Second, func() bool { return fakeA.MaxInFlight() > 0 })
 	if n := count(fakeA, "conn-a"); n != 0 {
 		t.Fatalf("the slow fake accepted %d entries before the hand-over; want them all outstanding", n)
 	}
 
 	fakeB := a.NewFake(t)
-	p.fake = fakeB
+	p.Fake = fakeB
 	p.secondDestinations()
-	p.writeRoutes(map[string][]string{"*": {"conn-a"}})
-	stopSecond := p.start() // partitions move away from the first instance
-	second := p.publish(accs, 100, nil)
+	p.WriteRoutes(map[string][]string{"*": {"conn-a"}})
+	stopSecond := p.StartForwarder() // partitions move away from the first instance
+	second := p.PublishEvents(accs, 100, nil)
 	firstSet := map[string]bool{}
 	for _, id := range all(first) {
 		firstSet[id] = true
@@ -363,7 +363,7 @@ func testRebalance(t *testing.T, a Adapter) {
 	}
 	forwardingtest.WaitFor(t, "every event of the first two batches", 60*time.Second, delivered(first, second))
 	stopFirst()
-	third := p.publish(accs, 100, nil)
+	third := p.PublishEvents(accs, 100, nil)
 	forwardingtest.WaitFor(t, "every event after the first instance left", 60*time.Second, delivered(first, second, third))
 	stopSecond()
 
@@ -402,34 +402,34 @@ func testKilled(t *testing.T, a Adapter) {
 	}
 	bin := forwardingtest.BuildBinary(t, a.Binary)
 	p := newPipeline(t, a)
-	p.writeRoutes(map[string][]string{"*": {"conn-a"}})
-	p.fake.Slow(20 * time.Millisecond) // keep requests in flight when the kill lands
-	sent := all(p.publish(forwardingtest.Accounts(10), 600, nil))
+	p.WriteRoutes(map[string][]string{"*": {"conn-a"}})
+	p.Fake.Slow(20 * time.Millisecond) // keep requests in flight when the kill lands
+	sent := all(p.PublishEvents(forwardingtest.Accounts(10), 600, nil))
 	const inflightBytes = 256 << 10
 	cfgFile := p.WriteProcessConfig("127.0.0.1:0", inflightBytes, "")
 	startProcess := func() *exec.Cmd {
 		return forwardingtest.StartProcess(t, nil, &forwardingtest.TestWriter{T: t, Prefix: "forwarder"}, bin, "--config", cfgFile)
 	}
 	first := startProcess()
-	forwardingtest.WaitFor(t, "delivery under way", 30*time.Second, func() bool { return count(p.fake, "conn-a") >= 1500 })
+	forwardingtest.WaitFor(t, "delivery under way", 30*time.Second, func() bool { return count(p.Fake, "conn-a") >= 1500 })
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_ = first.Wait()
-	atKill := count(p.fake, "conn-a")
+	atKill := count(p.Fake, "conn-a")
 	if atKill >= len(sent) {
 		t.Fatalf("everything was delivered before the kill (%d); the test needs a slower fake", atKill)
 	}
 
 	startProcess()
-	forwardingtest.WaitFor(t, "every event after the restart", 60*time.Second, func() bool { return distinct(p.fake, "conn-a") >= len(sent) })
-	got := forwardingtest.Counts(ids(p.fake, "conn-a"))
+	forwardingtest.WaitFor(t, "every event after the restart", 60*time.Second, func() bool { return distinct(p.Fake, "conn-a") >= len(sent) })
+	got := forwardingtest.Counts(ids(p.Fake, "conn-a"))
 	for _, id := range sent {
 		if got[id] == 0 {
 			t.Fatalf("lost %s", id)
 		}
 	}
-	dups := count(p.fake, "conn-a") - len(sent)
+	dups := count(p.Fake, "conn-a") - len(sent)
 	window := a.DuplicateWindow(inflightBytes)
 	t.Logf("%d events; %d delivered before the kill; %d duplicates after restart (window %d)", len(sent), atKill, dups, window)
 	if dups > window {

@@ -125,26 +125,30 @@ func Run(t *testing.T, a Adapter) {
 	}
 }
 
-// pipeline is a broker, a fake and the forwarder's config pointing at
-// both, over real sockets on ephemeral ports.
-type pipeline struct {
+// Pipeline is a broker, a fake and the forwarder's config pointing at
+// both, over real sockets on ephemeral ports: what the suite's scenarios
+// and a forwarder's own tests run against.
+type Pipeline struct {
 	*forwardingtest.Pipeline
-	a    Adapter
-	fake Fake
-	// timeout is the connections' timeout for one request (2s, so that
+	Spec forwarding.Spec
+	Fake Fake
+	// Timeout is the connections' timeout for one request (2s, so that
 	// fault tests give up on a slow fake quickly).
-	timeout time.Duration
+	Timeout time.Duration
 }
 
-func newPipeline(t *testing.T, a Adapter) *pipeline {
+// NewPipeline is a Pipeline for the forwarder of spec, starting from cfg,
+// against fake.
+func NewPipeline(t *testing.T, spec forwarding.Spec, cfg forwarding.Config, fake Fake) *Pipeline {
 	t.Helper()
-	return &pipeline{Pipeline: forwardingtest.NewPipeline(t, a.DefaultConfig), a: a, fake: a.NewFake(t), timeout: 2 * time.Second}
+	return &Pipeline{Pipeline: forwardingtest.NewPipeline(t, cfg), Spec: spec, Fake: fake, Timeout: 2 * time.Second}
 }
 
-// writeRoutes writes the destinations file: account → connection names.
-func (p *pipeline) writeRoutes(routes map[string][]string) {
+// WriteRoutes writes the destinations file: account → connection names,
+// each a connection to the fake (Fake.Connection).
+func (p *Pipeline) WriteRoutes(routes map[string][]string) {
 	p.T.Helper()
-	WriteRoutes(p.Pipeline, p.fake, p.timeout, routes)
+	WriteRoutes(p.Pipeline, p.Fake, p.Timeout, routes)
 }
 
 // WriteRoutes writes p's destinations file: account → connection names,
@@ -171,16 +175,44 @@ func WriteRoutes(p *forwardingtest.Pipeline, fake Fake, timeout time.Duration, r
 	p.WriteDestinations(b.String())
 }
 
-func (p *pipeline) start() (stop func()) {
+// StartForwarder runs the forwarder in this process until stop.
+func (p *Pipeline) StartForwarder() (stop func()) {
 	p.T.Helper()
-	return p.Start(p.a.Spec)
+	return p.Start(p.Spec)
 }
 
-// publish writes n test events for each account and returns their ids by
-// account; change, when set, alters each event first.
-func (p *pipeline) publish(accounts []string, n int, change func(i int, ev *auditlogv1.AuditEvent)) map[string][]string {
+// PublishEvents writes n test events for each account and returns their
+// ids by account; change, when set, alters each event first.
+func (p *Pipeline) PublishEvents(accounts []string, n int, change func(i int, ev *auditlogv1.AuditEvent)) map[string][]string {
 	p.T.Helper()
 	return p.Publish(accounts, n, forwardingtest.TestEvents(change))
+}
+
+// Received returns the event ids and accounts of the entries the fake
+// accepted for connection name, in the order it accepted them.
+func (p *Pipeline) Received(name string) (ids, accounts []string) {
+	for _, e := range p.Fake.Accepted(name) {
+		ids = append(ids, e.ID)
+		accounts = append(accounts, e.Account)
+	}
+	return ids, accounts
+}
+
+// IDs is the ids of the entries the fake accepted for connection name.
+func (p *Pipeline) IDs(name string) []string {
+	ids, _ := p.Received(name)
+	return ids
+}
+
+// pipeline is a Pipeline for a scenario of the suite.
+type pipeline struct {
+	*Pipeline
+	a Adapter
+}
+
+func newPipeline(t *testing.T, a Adapter) *pipeline {
+	t.Helper()
+	return &pipeline{Pipeline: NewPipeline(t, a.Spec, a.DefaultConfig, a.NewFake(t)), a: a}
 }
 
 // ids is the ids of the entries the fake accepted for name.

@@ -21,14 +21,14 @@ func TestDefaultRequestsInFlight(t *testing.T) {
 		t.Fatalf("the Datadog default (%d) is not above the runtime's (%d)", DefaultRequestsInFlight, runtimeDefault)
 	}
 	p := newPipeline(t, "dd-a")
-	p.writeRoutes(map[string][]string{"*": {"dd-a"}})
+	p.WriteRoutes(map[string][]string{"*": {"dd-a"}})
 	// Small batches, so that the backlog is many more batches than can be
 	// out at once; each request waits long enough for the others to start.
 	p.Cfg.Delivery.Batch = sink.BatchPolicy{Count: 20, Bytes: 4 << 20, Period: 20 * time.Millisecond}
 	p.intake.Slow(300 * time.Millisecond)
-	ids := p.publish([]string{"acc-00"}, 400)["acc-00"] // 20 batches
-	p.start()
-	forwardingtest.WaitFor(t, "every event", 30*time.Second, func() bool { return len(forwardingtest.Counts(mustIDs(p, "dd-a"))) >= len(ids) })
+	ids := p.PublishEvents([]string{"acc-00"}, 400, nil)["acc-00"] // 20 batches
+	p.StartForwarder()
+	forwardingtest.WaitFor(t, "every event", 30*time.Second, func() bool { return len(forwardingtest.Counts(p.IDs("dd-a"))) >= len(ids) })
 	if got := p.intake.MaxInFlight(); got != DefaultRequestsInFlight {
 		t.Fatalf("the intake saw at most %d requests at once with the default config; want %d (DefaultRequestsInFlight)", got, DefaultRequestsInFlight)
 	}

@@ -18,7 +18,7 @@ import (
 // 429 with Retry-After: the forwarder waits as told, then delivers all.
 func TestRateLimitedBacksOffAndDelivers(t *testing.T) {
 	p := newPipeline(t, "dd-a")
-	p.writeRoutes(map[string][]string{"*": {"dd-a"}})
+	p.WriteRoutes(map[string][]string{"*": {"dd-a"}})
 	p.intake.FailNext(1, http.StatusTooManyRequests, http.Header{"Retry-After": {"1"}})
 	// When each request was answered, and what was accepted.
 	type answered struct {
@@ -42,8 +42,8 @@ func TestRateLimitedBacksOffAndDelivers(t *testing.T) {
 			got[log.ID]++
 		}
 	})
-	p.start()
-	ids := p.publish([]string{"acc-00"}, 300)["acc-00"]
+	p.StartForwarder()
+	ids := p.PublishEvents([]string{"acc-00"}, 300, nil)["acc-00"]
 	forwardingtest.WaitFor(t, "all events after 429", 30*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -75,13 +75,13 @@ func TestRateLimitedBacksOffAndDelivers(t *testing.T) {
 // 413 for a batch: the forwarder splits it and delivers everything once.
 func TestPayloadTooLargeSplitsAndDelivers(t *testing.T) {
 	p := newPipeline(t, "dd-a")
-	p.writeRoutes(map[string][]string{"*": {"dd-a"}})
+	p.WriteRoutes(map[string][]string{"*": {"dd-a"}})
 	p.intake.FailNext(3, http.StatusRequestEntityTooLarge, nil)
-	p.start()
-	ids := p.publish([]string{"acc-00"}, 400)
+	p.StartForwarder()
+	ids := p.PublishEvents([]string{"acc-00"}, 400, nil)
 	forwardingtest.WaitFor(t, "all entries", 20*time.Second, func() bool { return p.intake.Count("dd-a") >= len(ids["acc-00"]) })
 	p.WaitCommitted()
-	got := forwardingtest.Counts(mustIDs(p, "dd-a"))
+	got := forwardingtest.Counts(p.IDs("dd-a"))
 	if len(got) != 400 || p.intake.Count("dd-a") != 400 {
 		t.Fatalf("delivered %d logs, %d distinct, want 400 exactly once", p.intake.Count("dd-a"), len(got))
 	}

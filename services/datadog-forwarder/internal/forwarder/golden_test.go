@@ -19,8 +19,8 @@ func TestGoldenSeedEventFromIngestToDatadog(t *testing.T) {
 		t.Skip("builds the ingest binary")
 	}
 	p := newPipeline(t, "dd-docs")
-	p.writeRoutes(map[string][]string{"acc-sscctbisjkl3123": {"dd-docs"}})
-	p.start()
+	p.WriteRoutes(map[string][]string{"acc-sscctbisjkl3123": {"dd-docs"}})
+	p.StartForwarder()
 	addr := forwardingtest.StartIngest(t, "../../../ingest", p.Cfg.Kafka.Brokers)
 
 	seed, err := os.ReadFile("../../../../proto/auditevent/testdata/seed-attributes.json")

@@ -13,6 +13,7 @@ import (
 	"github.com/auditstream/auditstream/services/testsupport/ddfake"
 	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
+	"github.com/auditstream/auditstream/services/testsupport/sinkconformance"
 )
 
 // A managed-Kafka pipeline: the ingest binary writes and the forwarder
@@ -22,14 +23,14 @@ func runManagedKafkaPipeline(t *testing.T, cluster *kafkatest.Cluster, configure
 	t.Helper()
 	cfg := DefaultConfig()
 	configure(&cfg.Kafka)
-	p := &pipeline{Pipeline: forwardingtest.NewPipelineOn(t, cluster, cfg)}
-	p.intake = ddfake.New("dd-managed")
-	t.Cleanup(p.intake.Close)
+	f := &intakeFake{Server: ddfake.New("dd-managed"), t: t}
+	t.Cleanup(f.Close)
+	p := &pipeline{Pipeline: &sinkconformance.Pipeline{Pipeline: forwardingtest.NewPipelineOn(t, cluster, cfg), Spec: Spec, Fake: f}, intake: f.Server}
 	if err := p.Cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	p.writeRoutes(map[string][]string{"*": {"dd-managed"}})
-	p.start()
+	p.WriteRoutes(map[string][]string{"*": {"dd-managed"}})
+	p.StartForwarder()
 	addr := forwardingtest.StartIngestWith(t, "../../../ingest", p.Cfg.Kafka.Brokers, ingestKafkaYAML)
 
 	var ids []string
@@ -37,7 +38,7 @@ func runManagedKafkaPipeline(t *testing.T, cluster *kafkatest.Cluster, configure
 		ids = append(ids, forwardingtest.PostEvent(t, addr, auditevent.EncodeJSON(forwardingtest.TestEvent("acc-managed", i))))
 	}
 	forwardingtest.WaitFor(t, "delivery of every event", 30*time.Second, func() bool { return p.intake.Count("dd-managed") >= len(ids) })
-	got, _ := p.received("dd-managed")
+	got, _ := p.Received("dd-managed")
 	seen := forwardingtest.Counts(got)
 	for _, id := range ids {
 		if seen[id] < 1 {

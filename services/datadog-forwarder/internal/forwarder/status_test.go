@@ -50,9 +50,9 @@ routes:
     connections: [dd]
 `, p.intake.URL(), keyFile))
 	r := statusReader(t, p)
-	p.start()
+	p.StartForwarder()
 
-	p.publish([]string{"acc-1"}, 20)
+	p.PublishEvents([]string{"acc-1"}, 20, nil)
 	v := waitStatus(t, r, "dd", "20 delivered", func(v connstatus.View) bool { return v.Delivered == 20 })
 	if v.State != connstatus.StateHealthy || v.DeliveredToday != 20 || v.LastSuccess == nil || v.FailedSince != nil {
 		t.Fatalf("delivering connection: %+v", v)
@@ -63,7 +63,7 @@ routes:
 
 	// The intake refuses the key (403): the connection turns failed.
 	p.intake.RemoveKey(key)
-	p.publish([]string{"acc-1"}, 5)
+	p.PublishEvents([]string{"acc-1"}, 5, nil)
 	v = waitStatus(t, r, "dd", "failed", func(v connstatus.View) bool { return v.State == connstatus.StateFailed })
 	if v.FailedSince == nil || v.LastErrorAt == nil || !strings.Contains(v.LastError, "403") {
 		t.Fatalf("failed connection: want since when and the 403, got %+v", v)
@@ -150,8 +150,8 @@ func TestStatusSaysWhenASecretCannotBeOpened(t *testing.T) {
 	}
 
 	r := statusReader(t, p)
-	p.start()
-	p.publish([]string{account}, 10)
+	p.StartForwarder()
+	p.PublishEvents([]string{account}, 10, nil)
 
 	good := destinations.QualifiedConnection(account, "good")
 	bad := destinations.QualifiedConnection(account, "bad")

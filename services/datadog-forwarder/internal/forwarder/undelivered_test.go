@@ -14,8 +14,8 @@ const oldestUndelivered = "auditstream_delivery_oldest_undelivered_seconds"
 // delivered.
 func TestOldestUndeliveredRisesWhileRefusedAndFallsAfterRecovery(t *testing.T) {
 	p := newPipeline(t, "dd")
-	p.writeRoutes(map[string][]string{"acc-1": {"dd"}})
-	p.start()
+	p.WriteRoutes(map[string][]string{"acc-1": {"dd"}})
+	p.StartForwarder()
 	conn := map[string]string{"connection": "dd"}
 	age := func() float64 {
 		t.Helper()
@@ -30,7 +30,7 @@ func TestOldestUndeliveredRisesWhileRefusedAndFallsAfterRecovery(t *testing.T) {
 		return v
 	}
 
-	p.publish([]string{"acc-1"}, 10)
+	p.PublishEvents([]string{"acc-1"}, 10, nil)
 	forwardingtest.WaitFor(t, "10 delivered", 20*time.Second, func() bool { return p.intake.Count("dd") == 10 })
 	p.WaitCommitted()
 	if a := age(); a != 0 {
@@ -40,7 +40,7 @@ func TestOldestUndeliveredRisesWhileRefusedAndFallsAfterRecovery(t *testing.T) {
 	// The intake refuses the key (403): the connection's events are parked.
 	p.intake.RemoveKey("dd")
 	before := time.Now()
-	p.publish([]string{"acc-1"}, 5)
+	p.PublishEvents([]string{"acc-1"}, 5, nil)
 	after := time.Now()
 	forwardingtest.WaitFor(t, "events parked", 20*time.Second, func() bool { return parked() >= 5 })
 	// Each time they go round the retry topic again, the age is there and

@@ -14,15 +14,15 @@ import (
 // are sent again, and every event ends delivered exactly once.
 func TestPartialFailureResendsOnlyTheFailedEntries(t *testing.T) {
 	p := newPipeline(t)
-	p.writeRoutes(map[string][]string{"*": {"eb-a"}})
+	p.WriteRoutes(map[string][]string{"*": {"eb-a"}})
 	p.bus.FailEntries(func(call, i int, _ ebfake.Entry) string {
 		if call == 0 && (i == 3 || i == 7) {
 			return "ThrottlingException"
 		}
 		return ""
 	})
-	p.start()
-	ids := p.publish([]string{"acc-00"}, 100)["acc-00"]
+	p.StartForwarder()
+	ids := p.PublishEvents([]string{"acc-00"}, 100, nil)["acc-00"]
 	forwardingtest.WaitFor(t, "every event", 20*time.Second, func() bool { return p.bus.Count("eb-a") >= len(ids) })
 	p.WaitCommitted() // a duplicate would have landed by now
 
@@ -56,7 +56,7 @@ func TestPartialFailureResendsOnlyTheFailedEntries(t *testing.T) {
 	if resent != 2 {
 		t.Errorf("failed entries resent %d times, want 2", resent)
 	}
-	got := forwardingtest.Counts(p.ids("eb-a"))
+	got := forwardingtest.Counts(p.IDs("eb-a"))
 	for _, id := range ids {
 		if got[id] != 1 {
 			t.Fatalf("event %s delivered %d times, want exactly once", id, got[id])

@@ -34,8 +34,8 @@ func TestGoldenSeedEventFromIngestToEventBridge(t *testing.T) {
 		t.Skip("builds the ingest binary")
 	}
 	p := newPipeline(t)
-	p.writeRoutes(map[string][]string{"acc-sscctbisjkl3123": {"eb-docs"}})
-	p.start()
+	p.WriteRoutes(map[string][]string{"acc-sscctbisjkl3123": {"eb-docs"}})
+	p.StartForwarder()
 	addr := forwardingtest.StartIngest(t, filepath.Join("..", "..", "..", "ingest"), p.Cfg.Kafka.Brokers)
 
 	seed, err := os.ReadFile(seedAttributesPath)
@@ -155,8 +155,8 @@ func TestDocumentedRulesMatchTheSeedEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := newPipeline(t)
-	p.writeRoutes(map[string][]string{"acc-sscctbisjkl3123": {"eb-docs"}})
-	p.start()
+	p.WriteRoutes(map[string][]string{"acc-sscctbisjkl3123": {"eb-docs"}})
+	p.StartForwarder()
 	res, err := producer.New(p.Cluster.Client(), p.Cfg.Kafka.Topics.Events.Name).Publish(context.Background(), []*auditlogv1.AuditEvent{ev})
 	if err != nil {
 		t.Fatal(err)

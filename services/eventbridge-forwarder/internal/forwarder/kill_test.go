@@ -58,9 +58,9 @@ func TestSecretsNeverLoggedOrReported(t *testing.T) {
 	}
 	bin := forwarderBinary(t)
 	p := newPipeline(t)
-	p.writeRoutes(map[string][]string{"*": {"eb-a"}})
+	p.WriteRoutes(map[string][]string{"*": {"eb-a"}})
 	p.bus.DenyBus("eb-a")
-	p.publish([]string{"acc-00"}, 20)
+	p.PublishEvents([]string{"acc-00"}, 20, nil)
 	addr := forwardingtest.FreeAddr(t)
 	_, out := p.startProcess(t, bin, addr, 1<<20)
 	var status struct {

@@ -65,14 +65,14 @@ func maps(m map[string]bool) map[string]bool {
 // receiver kept them when it answered).
 func TestPartialSuccessDeadLettersTheRejected(t *testing.T) {
 	p := newPipeline(t)
-	p.writeRoutes(map[string][]string{"*": {"otlp-a"}})
+	p.WriteRoutes(map[string][]string{"*": {"otlp-a"}})
 	p.rcv.Reject(action3, otlpfake.PartialSuccess)
-	p.start()
-	ids := p.publish([]string{"acc-00"}, 70)["acc-00"]
+	p.StartForwarder()
+	ids := p.PublishEvents([]string{"acc-00"}, 70, nil)["acc-00"]
 	bad := badIDs(ids)
 	checkDeadLetters(t, p, "otlp-a", bad, "timestamp too old")
 	p.WaitCommitted()
-	got := forwardingtest.Counts(mustIDs(p, "otlp-a"))
+	got := forwardingtest.Counts(p.IDs("otlp-a"))
 	dups := 0
 	for _, id := range ids {
 		switch {

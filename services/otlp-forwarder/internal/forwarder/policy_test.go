@@ -21,7 +21,7 @@ import (
 func TestFiltersAndRedactionReachTheAttributes(t *testing.T) {
 	const rawEmail, rawIP, key = "jane.secret@example.org", "203.0.113.77", "key-of-runs"
 	p := newPipeline(t)
-	p.writeRoutes(map[string][]string{"acc-a": {"otlp-runs"}})
+	p.WriteRoutes(map[string][]string{"acc-a": {"otlp-runs"}})
 	// the file writeRoutes wrote, with a filter and a redaction added
 	dest, err := os.ReadFile(p.Cfg.Destinations.File)
 	if err != nil {
@@ -35,7 +35,7 @@ func TestFiltersAndRedactionReachTheAttributes(t *testing.T) {
     redaction_key: %s
 `, key)
 	p.WriteDestinations(strings.Replace(string(dest), "    type: otlp\n", policy, 1))
-	p.start()
+	p.StartForwarder()
 	ids := p.Publish([]string{"acc-a"}, 30, func(account string, i int) *auditlogv1.AuditEvent {
 		ev := forwardingtest.TestEvent(account, i)
 		ev.Actor.Email, ev.Request.IpAddress = rawEmail, rawIP

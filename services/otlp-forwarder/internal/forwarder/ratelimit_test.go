@@ -12,11 +12,11 @@ import (
 // exactly once.
 func TestRateLimitedBacksOffAndDelivers(t *testing.T) {
 	p := newPipeline(t)
-	p.writeRoutes(map[string][]string{"*": {"otlp-a"}})
+	p.WriteRoutes(map[string][]string{"*": {"otlp-a"}})
 	p.rcv.FailNext(1, http.StatusTooManyRequests, http.Header{"Retry-After": {"1"}})
-	p.start()
-	ids := p.publish([]string{"acc-00"}, 300)["acc-00"]
-	forwardingtest.WaitFor(t, "all events after 429", 30*time.Second, func() bool { return len(forwardingtest.Counts(mustIDs(p, "otlp-a"))) >= len(ids) })
+	p.StartForwarder()
+	ids := p.PublishEvents([]string{"acc-00"}, 300, nil)["acc-00"]
+	forwardingtest.WaitFor(t, "all events after 429", 30*time.Second, func() bool { return len(forwardingtest.Counts(p.IDs("otlp-a"))) >= len(ids) })
 	reqs := p.rcv.Requests()
 	if reqs[0].Status != http.StatusTooManyRequests {
 		t.Fatalf("first answer %d, want 429", reqs[0].Status)
@@ -30,7 +30,7 @@ func TestRateLimitedBacksOffAndDelivers(t *testing.T) {
 	if wait := last.Sub(reqs[0].At); wait < time.Second {
 		t.Fatalf("the last records were accepted %s after the 429; Retry-After asked for 1s", wait)
 	}
-	got := forwardingtest.Counts(mustIDs(p, "otlp-a"))
+	got := forwardingtest.Counts(p.IDs("otlp-a"))
 	for _, id := range ids {
 		if got[id] != 1 {
 			t.Fatalf("event %s delivered %d times: a 429 must not lose or duplicate", id, got[id])
