@@ -296,26 +296,18 @@ func (r *batchRun) send(idx []int, parent *sink.SendError) {
 		r.delivered += len(idx)
 		return
 	}
-	var se *sink.SendError
-	if !errors.As(err, &se) {
+	step, se := sink.NextStep(err, len(idx))
+	switch step {
+	case sink.StepAbort:
 		r.abort = err
 		r.failAll(idx, err)
 		return
-	}
-	switch se.Class {
-	case sink.TooLarge:
-		if len(idx) == 1 {
-			r.be.Fail(idx[0], permanent(se.Status, ReasonEntryTooLarge, "the intake answered 413 for this entry alone: "+errText(se.Err)))
-			return
+	case sink.StepRefuse:
+		reason := ReasonRejected
+		if se.Class == sink.TooLarge {
+			reason = ReasonEntryTooLarge
 		}
-	case sink.Permanent:
-		if len(idx) == 1 {
-			r.be.Fail(idx[0], permanent(se.Status, ReasonRejected, fmt.Sprintf("the intake answered %d for this entry alone: %s", se.Status, errText(se.Err))))
-			return
-		}
-	default: // Retryable, Unhealthy
-		r.abort = se
-		r.failAll(idx, se)
+		r.be.Fail(idx[0], permanent(se.Status, reason, sink.RefusedAlone("the intake", se)))
 		return
 	}
 	h := len(idx) / 2
@@ -337,13 +329,6 @@ func (r *batchRun) unresolved(parent *sink.SendError) error {
 
 func permanent(status int, reason, msg string) error {
 	return &sink.SendError{Class: sink.Permanent, Status: status, Err: &RejectError{Reason: reason, Message: msg}}
-}
-
-func errText(err error) string {
-	if err == nil {
-		return "no detail"
-	}
-	return err.Error()
 }
 
 // post sends one request holding the entries at idx and returns nil on a

@@ -223,26 +223,18 @@ func (r *batchRun) send(idx []int, parent *sink.SendError) {
 		r.isolate(idx, int(min(res.rejected, int64(len(idx)))), res.message)
 		return
 	}
-	var se *sink.SendError
-	if !errors.As(err, &se) {
+	step, se := sink.NextStep(err, len(idx))
+	switch step {
+	case sink.StepAbort:
 		r.abort = err
 		r.failAll(idx, err)
 		return
-	}
-	switch se.Class {
-	case sink.TooLarge:
-		if len(idx) == 1 {
-			r.be.Fail(idx[0], permanent(se.Status, ReasonEntryTooLarge, "the receiver answered 413 for this entry alone: "+errText(se.Err)))
-			return
+	case sink.StepRefuse:
+		reason := ReasonRejected
+		if se.Class == sink.TooLarge {
+			reason = ReasonEntryTooLarge
 		}
-	case sink.Permanent:
-		if len(idx) == 1 {
-			r.be.Fail(idx[0], permanent(se.Status, ReasonRejected, fmt.Sprintf("the receiver answered %d for this entry alone: %s", se.Status, errText(se.Err))))
-			return
-		}
-	default: // Retryable, Unhealthy
-		r.abort = se
-		r.failAll(idx, se)
+		r.be.Fail(idx[0], permanent(se.Status, reason, sink.RefusedAlone("the receiver", se)))
 		return
 	}
 	h := len(idx) / 2
@@ -319,13 +311,6 @@ func (r *batchRun) isolate(idx []int, rejected int, msg string) {
 
 func permanent(status int, reason, msg string) error {
 	return &sink.SendError{Class: sink.Permanent, Status: status, Err: &RejectError{Reason: reason, Message: msg}}
-}
-
-func errText(err error) string {
-	if err == nil {
-		return "no detail"
-	}
-	return err.Error()
 }
 
 // encode builds the request for the entries at idx: their records under

@@ -1,0 +1,53 @@
+package sink
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Step is what a sink that finds the entries a destination refuses by
+// halving the request does after a request failed.
+type Step int
+
+const (
+	// StepAbort: the failure is not the entries' (retryable, unhealthy,
+	// or not a *SendError): the rest of the batch fails with it.
+	StepAbort Step = iota
+	// StepRefuse: the request held one entry and the destination refused
+	// it as too large or for good: it is refused for good.
+	StepRefuse
+	// StepSplit: the request held more, refused as too large or for good:
+	// each half is sent again.
+	StepSplit
+)
+
+// NextStep is the Step after a request of n entries failed with err, and
+// err as a *SendError (nil when it is not one).
+func NextStep(err error, n int) (Step, *SendError) {
+	var se *SendError
+	if !errors.As(err, &se) {
+		return StepAbort, nil
+	}
+	switch se.Class {
+	case TooLarge, Permanent:
+		if n == 1 {
+			return StepRefuse, se
+		}
+		return StepSplit, se
+	default: // Retryable, Unhealthy
+		return StepAbort, se
+	}
+}
+
+// RefusedAlone says why peer (as "the intake") refused an entry sent
+// alone with se.
+func RefusedAlone(peer string, se *SendError) string {
+	detail := "no detail"
+	if se.Err != nil {
+		detail = se.Err.Error()
+	}
+	if se.Class == TooLarge {
+		return peer + " answered 413 for this entry alone: " + detail
+	}
+	return fmt.Sprintf("%s answered %d for this entry alone: %s", peer, se.Status, detail)
+}

@@ -1,0 +1,53 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+// A halving sink sends the halves of a request refused as too large or
+// for good, refuses an entry alone for good, and gives up the batch on any
+// other failure.
+func TestNextStep(t *testing.T) {
+	tooLarge := &SendError{Class: TooLarge, Status: 413}
+	permanent := &SendError{Class: Permanent, Status: 400}
+	for _, c := range []struct {
+		name   string
+		err    error
+		n      int
+		want   Step
+		wantSE *SendError
+	}{
+		{"too large, several", tooLarge, 2, StepSplit, tooLarge},
+		{"too large, alone", tooLarge, 1, StepRefuse, tooLarge},
+		{"permanent, several", permanent, 500, StepSplit, permanent},
+		{"permanent wrapped, alone", fmt.Errorf("post: %w", permanent), 1, StepRefuse, permanent},
+		{"retryable", &SendError{Class: Retryable, Status: 503}, 1, StepAbort, nil},
+		{"unhealthy", &SendError{Class: Unhealthy}, 3, StepAbort, nil},
+		{"not classified", context.Canceled, 1, StepAbort, nil},
+	} {
+		step, se := NextStep(c.err, c.n)
+		if step != c.want {
+			t.Errorf("%s: step %d, want %d", c.name, step, c.want)
+		}
+		if c.wantSE != nil && se != c.wantSE {
+			t.Errorf("%s: SendError %v, want %v", c.name, se, c.wantSE)
+		}
+	}
+}
+
+func TestRefusedAlone(t *testing.T) {
+	for _, c := range []struct {
+		se   *SendError
+		want string
+	}{
+		{&SendError{Class: TooLarge, Status: 413, Err: errors.New("body too big")}, "the intake answered 413 for this entry alone: body too big"},
+		{&SendError{Class: Permanent, Status: 422}, "the intake answered 422 for this entry alone: no detail"},
+	} {
+		if got := RefusedAlone("the intake", c.se); got != c.want {
+			t.Errorf("RefusedAlone = %q, want %q", got, c.want)
+		}
+	}
+}
