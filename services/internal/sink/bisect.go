@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -50,4 +51,40 @@ func RefusedAlone(peer string, se *SendError) string {
 		return peer + " answered 413 for this entry alone: " + detail
 	}
 	return fmt.Sprintf("%s answered %d for this entry alone: %s", peer, se.Status, detail)
+}
+
+// Halving is what a sink that halves refused requests keeps for one
+// batch: the batch's outcome, the split requests it may still send and
+// the failure that gave the rest of the batch up.
+type Halving struct {
+	BE     *BatchError
+	Budget int
+	// Abort, once set, fails every entry not yet sent.
+	Abort error
+}
+
+// NewHalving is the state of a batch of n entries that may send budget
+// split requests.
+func NewHalving(n, budget int) Halving { return Halving{BE: NewBatchError(n), Budget: budget} }
+
+// FailAll fails the entries at idx with err.
+func (h *Halving) FailAll(idx []int, err error) {
+	for _, i := range idx {
+		h.BE.Fail(i, err)
+	}
+}
+
+// GivenUp fails the entries at idx, and says so, once the batch was given
+// up or ctx ended.
+func (h *Halving) GivenUp(ctx context.Context, idx []int) bool {
+	if h.Abort == nil {
+		if err := ctx.Err(); err != nil {
+			h.Abort = err
+		}
+	}
+	if h.Abort != nil {
+		h.FailAll(idx, h.Abort)
+		return true
+	}
+	return false
 }

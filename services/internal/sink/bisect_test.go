@@ -51,3 +51,24 @@ func TestRefusedAlone(t *testing.T) {
 		}
 	}
 }
+
+// Once a batch is given up, or its context ended, every entry not yet sent
+// fails with that failure and nothing more is sent.
+func TestHalvingGivenUp(t *testing.T) {
+	h := NewHalving(4, 2)
+	if h.GivenUp(context.Background(), []int{0}) || h.BE.Len() != 0 {
+		t.Fatalf("a live batch is given up: %v", h.BE)
+	}
+	unhealthy := &SendError{Class: Unhealthy}
+	h.Abort = unhealthy
+	if !h.GivenUp(context.Background(), []int{1, 2}) || h.BE.Failed(1) != unhealthy || h.BE.Failed(2) != unhealthy || h.BE.Failed(0) != nil {
+		t.Fatalf("after Abort: given up entries %v", h.BE)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	h = NewHalving(2, 0)
+	if !h.GivenUp(ctx, []int{0, 1}) || !errors.Is(h.BE.Failed(1), context.Canceled) || h.Abort != context.Canceled {
+		t.Fatalf("after ctx ended: %v, abort %v", h.BE, h.Abort)
+	}
+}

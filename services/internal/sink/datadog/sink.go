@@ -215,7 +215,7 @@ func (s *Sink) WriteBatch(ctx context.Context, entries []sink.Entry[[]byte]) err
 	if len(entries) == 0 {
 		return nil
 	}
-	r := &batchRun{s: s, ctx: ctx, entries: entries, be: sink.NewBatchError(len(entries)), budget: s.maxSplit}
+	r := &batchRun{s: s, ctx: ctx, entries: entries, Halving: sink.NewHalving(len(entries), s.maxSplit)}
 	// Datadog's window is judged to the second, as the entries' timestamps
 	// are read.
 	cutoff := s.now().Add(-MaxLogAge).Truncate(time.Second)
@@ -224,9 +224,9 @@ func (s *Sink) WriteBatch(ctx context.Context, entries []sink.Entry[[]byte]) err
 	for i, entry := range entries {
 		switch e := entry.Value; {
 		case len(e) == 0:
-			r.be.Fail(i, permanent(0, ReasonEmptyEntry, "the log entry is empty"))
+			r.BE.Fail(i, permanent(0, ReasonEmptyEntry, "the log entry is empty"))
 		case len(e) > MaxEntryBytes:
-			r.be.Fail(i, permanent(0, ReasonEntryTooLarge, fmt.Sprintf("log entry is %d bytes, over Datadog's %d-byte limit", len(e), MaxEntryBytes)))
+			r.BE.Fail(i, permanent(0, ReasonEntryTooLarge, fmt.Sprintf("log entry is %d bytes, over Datadog's %d-byte limit", len(e), MaxEntryBytes)))
 		default:
 			// an event without a timestamp gets the time Datadog
 			// receives it, so it is not old
@@ -243,13 +243,13 @@ func (s *Sink) WriteBatch(ctx context.Context, entries []sink.Entry[[]byte]) err
 	for _, chunk := range sink.Split(idx, size, MaxEntries, MaxRequestBytes-1) {
 		r.send(chunk, nil)
 	}
-	if r.be.Len() == 0 {
+	if r.BE.Len() == 0 {
 		return nil
 	}
-	if shared := r.be.Shared(); r.delivered == 0 && shared != nil {
+	if shared := r.BE.Shared(); r.delivered == 0 && shared != nil {
 		return shared
 	}
-	return r.be
+	return r.BE
 }
 
 // batchRun is the state of one WriteBatch.
@@ -257,39 +257,23 @@ type batchRun struct {
 	s         *Sink
 	ctx       context.Context
 	entries   []sink.Entry[[]byte]
-	be        *sink.BatchError
 	delivered int
-	budget    int
-	// abort, once set, fails every entry not yet sent: the connection is
-	// unhealthy, the intake asked us to slow down or ctx ended.
-	abort error
-}
-
-func (r *batchRun) failAll(idx []int, err error) {
-	for _, i := range idx {
-		r.be.Fail(i, err)
-	}
+	sink.Halving
 }
 
 // send posts the entries at idx. parent is the failure of the request
 // they were split from, nil for a request of the batch's own cut; split
 // requests are paid for from the budget.
 func (r *batchRun) send(idx []int, parent *sink.SendError) {
-	if r.abort == nil {
-		if err := r.ctx.Err(); err != nil {
-			r.abort = err
-		}
-	}
-	if r.abort != nil {
-		r.failAll(idx, r.abort)
+	if r.GivenUp(r.ctx, idx) {
 		return
 	}
 	if parent != nil {
-		if r.budget <= 0 {
-			r.failAll(idx, r.unresolved(parent))
+		if r.Budget <= 0 {
+			r.FailAll(idx, r.unresolved(parent))
 			return
 		}
-		r.budget--
+		r.Budget--
 	}
 	err := r.s.post(r.ctx, r.entries, idx)
 	if err == nil {
@@ -299,15 +283,15 @@ func (r *batchRun) send(idx []int, parent *sink.SendError) {
 	step, se := sink.NextStep(err, len(idx))
 	switch step {
 	case sink.StepAbort:
-		r.abort = err
-		r.failAll(idx, err)
+		r.Abort = err
+		r.FailAll(idx, err)
 		return
 	case sink.StepRefuse:
 		reason := ReasonRejected
 		if se.Class == sink.TooLarge {
 			reason = ReasonEntryTooLarge
 		}
-		r.be.Fail(idx[0], permanent(se.Status, reason, sink.RefusedAlone("the intake", se)))
+		r.BE.Fail(idx[0], permanent(se.Status, reason, sink.RefusedAlone("the intake", se)))
 		return
 	}
 	h := len(idx) / 2

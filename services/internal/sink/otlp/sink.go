@@ -138,12 +138,12 @@ func (s *Sink) WriteBatch(ctx context.Context, entries []sink.Entry[[]byte]) err
 	if len(entries) == 0 {
 		return nil
 	}
-	r := &batchRun{s: s, ctx: ctx, be: sink.NewBatchError(len(entries)), budget: s.maxSplit, parts: make([]splicedEntry, len(entries))}
+	r := &batchRun{s: s, ctx: ctx, Halving: sink.NewHalving(len(entries), s.maxSplit), parts: make([]splicedEntry, len(entries))}
 	idx := make([]int, 0, len(entries))
 	for i, e := range entries {
 		parts, err := parseEntry(e.Value)
 		if err != nil {
-			r.be.Fail(i, permanent(0, ReasonBadEntry, fmt.Sprintf("entry %d is not an encoded OTLP log: %v", i, err)))
+			r.BE.Fail(i, permanent(0, ReasonBadEntry, fmt.Sprintf("entry %d is not an encoded OTLP log: %v", i, err)))
 			continue
 		}
 		r.parts[i] = parts
@@ -153,13 +153,13 @@ func (s *Sink) WriteBatch(ctx context.Context, entries []sink.Entry[[]byte]) err
 	for _, chunk := range sink.Split(idx, size, 0, s.maxBytes) {
 		r.send(chunk, nil)
 	}
-	if r.be.Len() == 0 {
+	if r.BE.Len() == 0 {
 		return nil
 	}
-	if shared := r.be.Shared(); r.delivered == 0 && shared != nil {
+	if shared := r.BE.Shared(); r.delivered == 0 && shared != nil {
 		return shared
 	}
-	return r.be
+	return r.BE
 }
 
 // batchRun is the state of one WriteBatch.
@@ -167,49 +167,34 @@ type batchRun struct {
 	s         *Sink
 	ctx       context.Context
 	parts     []splicedEntry
-	be        *sink.BatchError
 	delivered int
-	budget    int
-	// abort, once set, fails every entry not yet sent.
-	abort error
-}
-
-func (r *batchRun) failAll(idx []int, err error) {
-	for _, i := range idx {
-		r.be.Fail(i, err)
-	}
+	sink.Halving
 }
 
 // send posts the entries at idx. parent is the failure of the request they
 // were split from (nil for the batch's own cut); bisection is paid for from
 // the budget, halving for size is not, as it ends after log2(n) steps.
 func (r *batchRun) send(idx []int, parent *sink.SendError) {
-	if r.abort == nil {
-		if err := r.ctx.Err(); err != nil {
-			r.abort = err
-		}
-	}
-	if r.abort != nil {
-		r.failAll(idx, r.abort)
+	if r.GivenUp(r.ctx, idx) {
 		return
 	}
 	if parent != nil && parent.Class != sink.TooLarge {
-		if r.budget <= 0 {
-			r.failAll(idx, &sink.SendError{Class: sink.Retryable, Status: parent.Status,
+		if r.Budget <= 0 {
+			r.FailAll(idx, &sink.SendError{Class: sink.Retryable, Status: parent.Status,
 				Err: fmt.Errorf("rejected entries not isolated within %d split requests; resend in a smaller batch: %w", r.s.maxSplit, parent.Err)})
 			return
 		}
-		r.budget--
+		r.Budget--
 	}
 	body, err := r.s.encode(r.parts, idx)
 	if err != nil {
-		r.abort = &sink.SendError{Class: sink.Unhealthy, Err: fmt.Errorf("encode otlp request: %w", err)}
-		r.failAll(idx, r.abort)
+		r.Abort = &sink.SendError{Class: sink.Unhealthy, Err: fmt.Errorf("encode otlp request: %w", err)}
+		r.FailAll(idx, r.Abort)
 		return
 	}
 	if len(body) > r.s.maxBytes {
 		if len(idx) == 1 {
-			r.be.Fail(idx[0], permanent(0, ReasonEntryTooLarge, fmt.Sprintf("the event's request is %d bytes, over max_request_bytes %d", len(body), r.s.maxBytes)))
+			r.BE.Fail(idx[0], permanent(0, ReasonEntryTooLarge, fmt.Sprintf("the event's request is %d bytes, over max_request_bytes %d", len(body), r.s.maxBytes)))
 			return
 		}
 		tooLarge := &sink.SendError{Class: sink.TooLarge, Err: errors.New("request over max_request_bytes")}
@@ -226,15 +211,15 @@ func (r *batchRun) send(idx []int, parent *sink.SendError) {
 	step, se := sink.NextStep(err, len(idx))
 	switch step {
 	case sink.StepAbort:
-		r.abort = err
-		r.failAll(idx, err)
+		r.Abort = err
+		r.FailAll(idx, err)
 		return
 	case sink.StepRefuse:
 		reason := ReasonRejected
 		if se.Class == sink.TooLarge {
 			reason = ReasonEntryTooLarge
 		}
-		r.be.Fail(idx[0], permanent(se.Status, reason, sink.RefusedAlone("the receiver", se)))
+		r.BE.Fail(idx[0], permanent(se.Status, reason, sink.RefusedAlone("the receiver", se)))
 		return
 	}
 	h := len(idx) / 2
@@ -258,27 +243,27 @@ func (r *batchRun) isolate(idx []int, rejected int, msg string) {
 		r.delivered += len(idx)
 		return
 	case rejected >= len(idx):
-		r.failAll(idx, permanent(http.StatusOK, ReasonPartialSuccess, "the receiver accepted the request but rejected this record (partial success): "+msg))
+		r.FailAll(idx, permanent(http.StatusOK, ReasonPartialSuccess, "the receiver accepted the request but rejected this record (partial success): "+msg))
 		return
 	}
 	// The caller counted this part delivered but for rejected records;
 	// until they are found, resend the part rather than guess.
 	unresolved := func(cause error) {
-		r.failAll(idx, &sink.SendError{Class: sink.Retryable, Status: http.StatusOK,
+		r.FailAll(idx, &sink.SendError{Class: sink.Retryable, Status: http.StatusOK,
 			Err: fmt.Errorf("partial success (%d of %d records rejected: %s) not resolved; resend: %w", rejected, len(idx), msg, cause)})
 	}
-	if r.abort == nil {
-		r.abort = r.ctx.Err()
+	if r.Abort == nil {
+		r.Abort = r.ctx.Err()
 	}
-	if r.abort != nil {
-		unresolved(r.abort)
+	if r.Abort != nil {
+		unresolved(r.Abort)
 		return
 	}
-	if r.budget <= 0 {
+	if r.Budget <= 0 {
 		unresolved(fmt.Errorf("rejected records not isolated within %d split requests", r.s.maxSplit))
 		return
 	}
-	r.budget--
+	r.Budget--
 	h := len(idx) / 2
 	left, right := idx[:h], idx[h:]
 	body, err := r.s.encode(r.parts, left)
@@ -290,12 +275,12 @@ func (r *batchRun) isolate(idx []int, rejected int, msg string) {
 	if err != nil {
 		var se *sink.SendError
 		if errors.As(err, &se) && (se.Class == sink.Retryable || se.Class == sink.Unhealthy) {
-			r.abort = se
-			r.failAll(idx, se)
+			r.Abort = se
+			r.FailAll(idx, se)
 			return
 		}
 		if !errors.As(err, &se) {
-			r.abort = err
+			r.Abort = err
 		}
 		unresolved(err)
 		return
