@@ -88,3 +88,21 @@ func (h *Halving) GivenUp(ctx context.Context, idx []int) bool {
 	}
 	return false
 }
+
+// Failed takes a request of the entries at idx that failed with err
+// (NextStep): it gives the rest of the batch up, or refuses a lone entry
+// for good with the error refuse makes of se, and returns nil; or it
+// returns se, with which each half is to be sent again.
+func (h *Halving) Failed(idx []int, err error, refuse func(se *SendError) error) *SendError {
+	step, se := NextStep(err, len(idx))
+	switch step {
+	case StepAbort:
+		h.Abort = err
+		h.FailAll(idx, err)
+		return nil
+	case StepRefuse:
+		h.BE.Fail(idx[0], refuse(se))
+		return nil
+	}
+	return se
+}

@@ -72,3 +72,23 @@ func TestHalvingGivenUp(t *testing.T) {
 		t.Fatalf("after ctx ended: %v, abort %v", h.BE, h.Abort)
 	}
 }
+
+// Failed refuses a lone entry with the sink's own error, hands back the
+// failure to split a larger request with, and gives up on the rest.
+func TestHalvingFailed(t *testing.T) {
+	refused := errors.New("refused for good")
+	refuse := func(*SendError) error { return refused }
+	permanent := &SendError{Class: Permanent, Status: 400}
+
+	h := NewHalving(3, 1)
+	if se := h.Failed([]int{0, 1}, permanent, refuse); se != permanent || h.BE.Len() != 0 {
+		t.Fatalf("split: got %v, failed %v", se, h.BE)
+	}
+	if se := h.Failed([]int{1}, permanent, refuse); se != nil || h.BE.Failed(1) != refused {
+		t.Fatalf("alone: got %v, entry 1 failed with %v", se, h.BE.Failed(1))
+	}
+	throttled := &SendError{Class: Retryable, Status: 429}
+	if se := h.Failed([]int{2}, throttled, refuse); se != nil || h.Abort != throttled || h.BE.Failed(2) != throttled {
+		t.Fatalf("abort: got %v, abort %v, entry 2 failed with %v", se, h.Abort, h.BE.Failed(2))
+	}
+}

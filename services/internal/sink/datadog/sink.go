@@ -280,23 +280,19 @@ func (r *batchRun) send(idx []int, parent *sink.SendError) {
 		r.delivered += len(idx)
 		return
 	}
-	step, se := sink.NextStep(err, len(idx))
-	switch step {
-	case sink.StepAbort:
-		r.Abort = err
-		r.FailAll(idx, err)
-		return
-	case sink.StepRefuse:
-		reason := ReasonRejected
-		if se.Class == sink.TooLarge {
-			reason = ReasonEntryTooLarge
-		}
-		r.BE.Fail(idx[0], permanent(se.Status, reason, sink.RefusedAlone("the intake", se)))
-		return
+	if se := r.Failed(idx, err, refusedAlone); se != nil {
+		h := len(idx) / 2
+		r.send(idx[:h], se)
+		r.send(idx[h:], se)
 	}
-	h := len(idx) / 2
-	r.send(idx[:h], se)
-	r.send(idx[h:], se)
+}
+
+// refusedAlone is the error of an entry the intake refused when sent alone.
+func refusedAlone(se *sink.SendError) error {
+	if se.Class == sink.TooLarge {
+		return permanent(se.Status, ReasonEntryTooLarge, sink.RefusedAlone("the intake", se))
+	}
+	return permanent(se.Status, ReasonRejected, sink.RefusedAlone("the intake", se))
 }
 
 // unresolved is the error for entries the budget left inside a request
