@@ -61,6 +61,8 @@ type Halving struct {
 	Budget int
 	// Abort, once set, fails every entry not yet sent.
 	Abort error
+	// Delivered counts the entries delivered.
+	Delivered int
 }
 
 // NewHalving is the state of a batch of n entries that may send budget
@@ -105,4 +107,16 @@ func (h *Halving) Failed(idx []int, err error, refuse func(se *SendError) error)
 		return nil
 	}
 	return se
+}
+
+// Err is the batch's outcome: nil when every entry was delivered; the
+// failure all of them share when none was; else BE.
+func (h *Halving) Err() error {
+	if h.BE.Len() == 0 {
+		return nil
+	}
+	if shared := h.BE.Shared(); h.Delivered == 0 && shared != nil {
+		return shared
+	}
+	return h.BE
 }

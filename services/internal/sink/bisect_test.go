@@ -92,3 +92,23 @@ func TestHalvingFailed(t *testing.T) {
 		t.Fatalf("abort: got %v, abort %v, entry 2 failed with %v", se, h.Abort, h.BE.Failed(2))
 	}
 }
+
+// A batch fails whole with the failure its entries share only when none
+// was delivered; otherwise the runtime gets each entry's own outcome.
+func TestHalvingErr(t *testing.T) {
+	unhealthy := &SendError{Class: Unhealthy}
+	h := NewHalving(2, 0)
+	if err := h.Err(); err != nil {
+		t.Fatalf("nothing failed: %v", err)
+	}
+	h.FailAll([]int{0, 1}, unhealthy)
+	if err := h.Err(); err != unhealthy {
+		t.Fatalf("all failed alike, none delivered: %v, want the shared failure", err)
+	}
+	h = NewHalving(2, 0)
+	h.Delivered = 1
+	h.FailAll([]int{1}, unhealthy)
+	if err := h.Err(); err != h.BE {
+		t.Fatalf("one delivered: %v, want the BatchError", err)
+	}
+}

@@ -243,21 +243,14 @@ func (s *Sink) WriteBatch(ctx context.Context, entries []sink.Entry[[]byte]) err
 	for _, chunk := range sink.Split(idx, size, MaxEntries, MaxRequestBytes-1) {
 		r.send(chunk, nil)
 	}
-	if r.BE.Len() == 0 {
-		return nil
-	}
-	if shared := r.BE.Shared(); r.delivered == 0 && shared != nil {
-		return shared
-	}
-	return r.BE
+	return r.Err()
 }
 
 // batchRun is the state of one WriteBatch.
 type batchRun struct {
-	s         *Sink
-	ctx       context.Context
-	entries   []sink.Entry[[]byte]
-	delivered int
+	s       *Sink
+	ctx     context.Context
+	entries []sink.Entry[[]byte]
 	sink.Halving
 }
 
@@ -277,7 +270,7 @@ func (r *batchRun) send(idx []int, parent *sink.SendError) {
 	}
 	err := r.s.post(r.ctx, r.entries, idx)
 	if err == nil {
-		r.delivered += len(idx)
+		r.Delivered += len(idx)
 		return
 	}
 	if se := r.Failed(idx, err, refusedAlone); se != nil {

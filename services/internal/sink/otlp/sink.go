@@ -153,21 +153,14 @@ func (s *Sink) WriteBatch(ctx context.Context, entries []sink.Entry[[]byte]) err
 	for _, chunk := range sink.Split(idx, size, 0, s.maxBytes) {
 		r.send(chunk, nil)
 	}
-	if r.BE.Len() == 0 {
-		return nil
-	}
-	if shared := r.BE.Shared(); r.delivered == 0 && shared != nil {
-		return shared
-	}
-	return r.BE
+	return r.Err()
 }
 
 // batchRun is the state of one WriteBatch.
 type batchRun struct {
-	s         *Sink
-	ctx       context.Context
-	parts     []splicedEntry
-	delivered int
+	s     *Sink
+	ctx   context.Context
+	parts []splicedEntry
 	sink.Halving
 }
 
@@ -236,7 +229,7 @@ func refusedAlone(se *sink.SendError) error {
 func (r *batchRun) isolate(idx []int, rejected int, msg string) {
 	switch {
 	case rejected <= 0:
-		r.delivered += len(idx)
+		r.Delivered += len(idx)
 		return
 	case rejected >= len(idx):
 		r.FailAll(idx, permanent(http.StatusOK, ReasonPartialSuccess, "the receiver accepted the request but rejected this record (partial success): "+msg))
