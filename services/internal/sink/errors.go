@@ -187,3 +187,24 @@ func untrustedCert(err error) bool {
 	return errors.As(err, &verify) || errors.As(err, &unknown) ||
 		errors.As(err, &hostname) || errors.As(err, &invalid)
 }
+
+// Misdirected says whether an HTTP status is no answer a destination's
+// API gives about a request's content, so that the request went to the
+// wrong place: a redirect (not followed: credentials would go with it), or
+// a 4xx other than 400, 401, 403, 408, 413, 422, 425 and 429, such as 404
+// from a wrong endpoint, 407 from a proxy or 415 from a server that does
+// not speak the encoding.
+func Misdirected(status int) bool {
+	switch {
+	case status >= 300 && status <= 399:
+		return true
+	case status < 400 || status > 499:
+		return false
+	}
+	switch status {
+	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestTimeout,
+		http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusTooEarly, http.StatusTooManyRequests:
+		return false
+	}
+	return true
+}

@@ -208,3 +208,16 @@ func TestSendErrorRedactsUserinfoAndBadURLs(t *testing.T) {
 		t.Errorf("without status: %q", got)
 	}
 }
+
+// A redirect or a 4xx no API answers about content says the request went
+// to the wrong place; the answers about content and 5xx do not.
+func TestMisdirected(t *testing.T) {
+	for status, want := range map[int]bool{
+		301: true, 307: true, 404: true, 405: true, 407: true, 415: true,
+		200: false, 400: false, 401: false, 403: false, 408: false, 413: false, 422: false, 425: false, 429: false, 500: false, 503: false,
+	} {
+		if got := Misdirected(status); got != want {
+			t.Errorf("Misdirected(%d) = %v, want %v", status, got, want)
+		}
+	}
+}

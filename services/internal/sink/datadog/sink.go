@@ -343,7 +343,7 @@ func (s *Sink) post(ctx context.Context, entries []sink.Entry[[]byte], idx []int
 	var se *sink.SendError
 	if errors.As(err, &se) {
 		se.Err = fmt.Errorf("POST %s: %s", s.url, describeBody(snippet, key))
-		if misdirected(resp.StatusCode) {
+		if sink.Misdirected(resp.StatusCode) {
 			// Not an answer about the entries: bisecting would dead-letter
 			// every one of them. Park them until the connection is fixed.
 			se.Class = sink.Unhealthy
@@ -351,25 +351,6 @@ func (s *Sink) post(ctx context.Context, entries []sink.Entry[[]byte], idx []int
 		}
 	}
 	return err
-}
-
-// misdirected says whether a status is no answer the Datadog logs intake
-// gives about a request's content: a redirect (not followed: the key
-// header would go with it), or a 4xx other than 400, 401, 403, 408, 413,
-// 422 and 429, such as 404 from a wrong base URL or 407 from a proxy.
-func misdirected(status int) bool {
-	switch {
-	case status >= 300 && status <= 399:
-		return true
-	case status < 400 || status > 499:
-		return false
-	}
-	switch status {
-	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestTimeout,
-		http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusTooEarly, http.StatusTooManyRequests:
-		return false
-	}
-	return true
 }
 
 // prepare builds the request as SubmitLog does, with the body already

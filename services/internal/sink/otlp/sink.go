@@ -341,7 +341,7 @@ func (s *Sink) post(ctx context.Context, body []byte) (exportResult, error) {
 	var se *sink.SendError
 	if errors.As(err, &se) {
 		se.Err = fmt.Errorf("POST %s: %s", s.url, statusMessage(answer, ctype, secrets))
-		if misdirected(resp.StatusCode) {
+		if sink.Misdirected(resp.StatusCode) {
 			se.Class = sink.Unhealthy
 			se.Err = fmt.Errorf("unexpected answer from the OTLP receiver; check the endpoint: %w", se.Err)
 		}
@@ -493,24 +493,4 @@ func printable(s string, secrets []string) string {
 		b.WriteByte(c)
 	}
 	return b.String()
-}
-
-// misdirected says whether a status is no answer an OTLP receiver gives
-// about a request's content: a redirect (not followed: the auth header
-// would go with it), or a 4xx other than 400, 401, 403, 408, 413, 422 and
-// 429, such as 404 from a wrong endpoint or 415 from a receiver that does
-// not speak the encoding.
-func misdirected(status int) bool {
-	switch {
-	case status >= 300 && status <= 399:
-		return true
-	case status < 400 || status > 499:
-		return false
-	}
-	switch status {
-	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestTimeout,
-		http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusTooEarly, http.StatusTooManyRequests:
-		return false
-	}
-	return true
 }
