@@ -208,3 +208,26 @@ func Misdirected(status int) bool {
 	}
 	return true
 }
+
+// MaxAnswerText bounds how much of a destination's answer an error quotes.
+const MaxAnswerText = 300
+
+// AnswerText renders a destination's answer for an error message: trimmed,
+// printable ASCII only (a hostile answer cannot forge log lines), and cut
+// after MaxAnswerText bytes.
+func AnswerText(s string) string {
+	s = strings.TrimSpace(s)
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if i == MaxAnswerText {
+			b.WriteString("...")
+			break
+		}
+		c := s[i]
+		if c < 0x20 || c > 0x7e {
+			c = ' '
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}

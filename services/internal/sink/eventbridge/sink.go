@@ -519,22 +519,8 @@ func unwrapOperation(err error) error {
 // describe renders an answer's message for an error: printable ASCII only,
 // cut short.
 func describe(msg string) string {
-	const limit = 300
-	msg = strings.TrimSpace(msg)
-	if msg == "" {
+	if strings.TrimSpace(msg) == "" {
 		return "no message"
 	}
-	var b strings.Builder
-	for i := 0; i < len(msg); i++ {
-		if i == limit {
-			b.WriteString("...")
-			break
-		}
-		c := msg[i]
-		if c < 0x20 || c > 0x7e {
-			c = ' '
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
+	return sink.AnswerText(msg)
 }

@@ -473,24 +473,10 @@ func isProto(ctype string) bool {
 // printable masks the secrets should a receiver or proxy echo them, keeps
 // printable ASCII only and cuts the text short.
 func printable(s string, secrets []string) string {
-	const limit = 300
 	for _, sec := range secrets {
 		if sec != "" {
 			s = strings.ReplaceAll(s, sec, "[redacted]")
 		}
 	}
-	s = strings.TrimSpace(s)
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if i == limit {
-			b.WriteString("...")
-			break
-		}
-		c := s[i]
-		if c < 0x20 || c > 0x7e {
-			c = ' '
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
+	return sink.AnswerText(s)
 }
