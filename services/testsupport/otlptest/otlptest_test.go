@@ -72,7 +72,7 @@ func TestSeedThroughCollector(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := s.WriteBatch(context.Background(), []sink.Entry[[]byte]{entry}); err != nil {
+			if err := s.WriteBatch(context.Background(), []sink.Entry[otlp.Entry]{entry}); err != nil {
 				t.Fatal(err)
 			}
 			exports := rcv.Exports()
@@ -123,7 +123,7 @@ func TestBatchThroughCollector(t *testing.T) {
 				t.Fatal(err)
 			}
 			e := otlp.NewEncoder(nil)
-			var entries []sink.Entry[[]byte]
+			var entries []sink.Entry[otlp.Entry]
 			for i := range 200 {
 				ev := sinktest.Event(i, seedTime.Add(time.Duration(i)*time.Millisecond))
 				ev.Target.Context.Account.Id = fmt.Sprintf("acc-%d", i%2)

@@ -96,10 +96,18 @@ var protoMarshaler plog.ProtoMarshaler
 // buffer per event was the encoder's largest allocation.
 var jsonBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
-// EncodeEntry is Encode as the sink takes it, with the entry's size.
-func (e *Encoder) EncodeEntry(ev *auditlogv1.AuditEvent) (sink.Entry[[]byte], error) {
+// EncodeEntry is Encode as the sink takes it: the protobuf with where its
+// parts lie, and its size.
+func (e *Encoder) EncodeEntry(ev *auditlogv1.AuditEvent) (sink.Entry[Entry], error) {
 	b, err := e.Encode(ev)
-	return sink.EntryOf(ev, b, len(b)), err
+	if err != nil {
+		return sink.Entry[Entry]{}, err
+	}
+	entry, err := parseEntry(b)
+	if err != nil {
+		return sink.Entry[Entry]{}, &sink.SendError{Class: sink.Permanent, Err: &RejectError{Reason: ReasonBadEntry, Message: fmt.Sprintf("encode event %q: %v", ev.GetId(), err)}}
+	}
+	return sink.EntryOf(ev, entry, len(b)), nil
 }
 
 // Encode returns the event's entry: the protobuf form of an

@@ -142,13 +142,6 @@ func BenchmarkWriteBatch(b *testing.B) {
 	}
 }
 
-// batchOf is the entries of an Encoder's encoded events, as WriteBatch
-// takes them.
-func batchOf(tb testing.TB, raw [][]byte) []sink.Entry[[]byte] {
-	tb.Helper()
-	return sink.Values(raw)
-}
-
 // BenchmarkBuildRequest: one op is WriteBatch's work for 500 entries bar
 // the post: the protobuf request built from the entries.
 func BenchmarkBuildRequest(b *testing.B) {
@@ -163,17 +156,12 @@ func BenchmarkBuildRequest(b *testing.B) {
 }
 
 // buildRequest is the request WriteBatch builds of all of entries.
-func buildRequest(tb testing.TB, entries []sink.Entry[[]byte]) []byte {
-	parts := make([]splicedEntry, len(entries))
+func buildRequest(tb testing.TB, entries []sink.Entry[Entry]) []byte {
 	idx := make([]int, len(entries))
-	for i, e := range entries {
-		p, err := parseEntry(e.Value)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		parts[i], idx[i] = p, i
+	for i := range idx {
+		idx[i] = i
 	}
-	body, err := (&Sink{cfg: Config{Encoding: EncodingProtobuf}}).encode(parts, idx)
+	body, err := (&Sink{cfg: Config{Encoding: EncodingProtobuf}}).encode(entries, idx)
 	if err != nil {
 		tb.Fatal(err)
 	}

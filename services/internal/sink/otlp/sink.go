@@ -42,7 +42,7 @@ type Options struct {
 }
 
 // Sink delivers entries from an Encoder to one OTLP/HTTP logs receiver. It
-// implements sink.Sink[[]byte] and is safe for concurrent use.
+// implements sink.Sink[Entry] and is safe for concurrent use.
 type Sink struct {
 	cfg      Config
 	url      string
@@ -97,7 +97,7 @@ func (s *Sink) GoString() string { return s.String() }
 // EntrySize is what an entry counts against max_request_bytes in protobuf:
 // its own bytes (the ResourceLogs it holds is merged with its account's, so
 // a request is at most the sum). JSON requests are measured once encoded.
-func EntrySize(entry []byte) int { return len(entry) }
+func EntrySize(entry Entry) int { return len(entry.proto) }
 
 // WriteBatch sends entries from an Encoder and reports the outcome under the
 // sink.Sink contract:
@@ -134,19 +134,17 @@ func EntrySize(entry []byte) int { return len(entry) }
 //
 // After a Retryable or Unhealthy answer the batch's remaining requests are
 // not tried.
-func (s *Sink) WriteBatch(ctx context.Context, entries []sink.Entry[[]byte]) error {
+func (s *Sink) WriteBatch(ctx context.Context, entries []sink.Entry[Entry]) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	r := &batchRun{s: s, ctx: ctx, Halving: sink.NewHalving(len(entries), s.maxSplit), parts: make([]splicedEntry, len(entries))}
+	r := &batchRun{s: s, ctx: ctx, Halving: sink.NewHalving(len(entries), s.maxSplit), entries: entries}
 	idx := make([]int, 0, len(entries))
 	for i, e := range entries {
-		parts, err := parseEntry(e.Value)
-		if err != nil {
-			r.BE.Fail(i, permanent(0, ReasonBadEntry, fmt.Sprintf("entry %d is not an encoded OTLP log: %v", i, err)))
+		if len(e.Value.proto) == 0 {
+			r.BE.Fail(i, permanent(0, ReasonBadEntry, fmt.Sprintf("entry %d was not made by the otlp Encoder", i)))
 			continue
 		}
-		r.parts[i] = parts
 		idx = append(idx, i)
 	}
 	size := func(i int) int { return EntrySize(entries[i].Value) }
@@ -158,9 +156,9 @@ func (s *Sink) WriteBatch(ctx context.Context, entries []sink.Entry[[]byte]) err
 
 // batchRun is the state of one WriteBatch.
 type batchRun struct {
-	s     *Sink
-	ctx   context.Context
-	parts []splicedEntry
+	s       *Sink
+	ctx     context.Context
+	entries []sink.Entry[Entry]
 	sink.Halving
 }
 
@@ -179,7 +177,7 @@ func (r *batchRun) send(idx []int, parent *sink.SendError) {
 		}
 		r.Budget--
 	}
-	body, err := r.s.encode(r.parts, idx)
+	body, err := r.s.encode(r.entries, idx)
 	if err != nil {
 		r.Abort = &sink.SendError{Class: sink.Unhealthy, Err: fmt.Errorf("encode otlp request: %w", err)}
 		r.FailAll(idx, r.Abort)
@@ -255,7 +253,7 @@ func (r *batchRun) isolate(idx []int, rejected int, msg string) {
 	r.Budget--
 	h := len(idx) / 2
 	left, right := idx[:h], idx[h:]
-	body, err := r.s.encode(r.parts, left)
+	body, err := r.s.encode(r.entries, left)
 	if err != nil {
 		unresolved(err)
 		return
@@ -290,12 +288,13 @@ func permanent(status int, reason, msg string) error {
 // encode builds the request for the entries at idx: their records under
 // one ResourceLogs per resource (account) and scope, in the body's
 // encoding, uncompressed.
-func (s *Sink) encode(parts []splicedEntry, idx []int) ([]byte, error) {
+func (s *Sink) encode(entries []sink.Entry[Entry], idx []int) ([]byte, error) {
 	size := 0
 	for _, i := range idx {
-		size += len(parts[i].record) + 8
+		r := entries[i].Value.at.record
+		size += int(r.end-r.off) + 8
 	}
-	body := spliceRequest(make([]byte, 0, size+1024), parts, idx)
+	body := spliceRequest(make([]byte, 0, size+1024), entries, idx)
 	if s.cfg.Encoding != EncodingJSON {
 		return body, nil
 	}

@@ -91,7 +91,7 @@ func TestDeliversEveryEncoding(t *testing.T) {
 		for _, comp := range []string{CompressionGzip, CompressionNone} {
 			t.Run(enc+"/"+comp, func(t *testing.T) {
 				f := newFixture(t, func(c *Config) { c.Encoding, c.Compression = enc, comp })
-				if err := f.sink.WriteBatch(context.Background(), sink.Values(f.entries(t, 10))); err != nil {
+				if err := f.sink.WriteBatch(context.Background(), batchOf(t, f.entries(t, 10))); err != nil {
 					t.Fatal(err)
 				}
 				reqs := f.fake.Requests()
@@ -134,7 +134,7 @@ func TestOneResourcePerAccount(t *testing.T) {
 	for i := range entries {
 		idx = append(idx, i)
 	}
-	body, err := f.sink.encode(parseAll(t, entries), idx)
+	body, err := f.sink.encode(batchOf(t, entries), idx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestAuthTenantAndHeaders(t *testing.T) {
 			})
 			f.fake.RequireAuthorization(tc.want)
 			f.fake.RequireTenant(true)
-			if err := f.sink.WriteBatch(context.Background(), sink.Values(f.entries(t, 3))); err != nil {
+			if err := f.sink.WriteBatch(context.Background(), batchOf(t, f.entries(t, 3))); err != nil {
 				t.Fatal(err)
 			}
 			r := f.fake.Requests()[0]
@@ -190,7 +190,7 @@ func TestUnauthorizedIsUnhealthy(t *testing.T) {
 		} else {
 			f.fake.Always("tenant-a", status, nil)
 		}
-		err := f.sink.WriteBatch(context.Background(), sink.Values(f.entries(t, 4)))
+		err := f.sink.WriteBatch(context.Background(), batchOf(t, f.entries(t, 4)))
 		se := sendError(t, err)
 		if se.Class != sink.Unhealthy || se.Status != status {
 			t.Errorf("%d: %v", status, err)
@@ -206,7 +206,7 @@ func TestUnauthorizedIsUnhealthy(t *testing.T) {
 func TestMissingTenant(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.TenantID = "" })
 	f.fake.RequireTenant(true)
-	se := sendError(t, f.sink.WriteBatch(context.Background(), sink.Values(f.entries(t, 2))))
+	se := sendError(t, f.sink.WriteBatch(context.Background(), batchOf(t, f.entries(t, 2))))
 	if se.Class != sink.Unhealthy || !strings.Contains(se.Error(), "no org id") {
 		t.Errorf("got %v", se)
 	}
@@ -216,7 +216,7 @@ func TestRetryAfter(t *testing.T) {
 	for _, status := range []int{429, 502, 503, 504} {
 		f := newFixture(t, nil)
 		f.fake.FailNext(1, status, http.Header{"Retry-After": {"7"}})
-		se := sendError(t, f.sink.WriteBatch(context.Background(), sink.Values(f.entries(t, 5))))
+		se := sendError(t, f.sink.WriteBatch(context.Background(), batchOf(t, f.entries(t, 5))))
 		if se.Class != sink.Retryable || se.RetryAfter != 7*time.Second || se.Status != status {
 			t.Errorf("%d: %v", status, se)
 		}
@@ -233,12 +233,12 @@ func TestStormThenRecovery(t *testing.T) {
 	entries := f.entries(t, 20)
 	f.fake.FailNext(5, http.StatusServiceUnavailable, nil)
 	for i := range 5 {
-		se := sendError(t, f.sink.WriteBatch(context.Background(), sink.Values(entries)))
+		se := sendError(t, f.sink.WriteBatch(context.Background(), batchOf(t, entries)))
 		if se.Class != sink.Retryable {
 			t.Fatalf("call %d: %v", i, se)
 		}
 	}
-	if err := f.sink.WriteBatch(context.Background(), sink.Values(entries)); err != nil {
+	if err := f.sink.WriteBatch(context.Background(), batchOf(t, entries)); err != nil {
 		t.Fatal(err)
 	}
 	ids := f.fake.EventIDs("tenant-a")
@@ -253,7 +253,7 @@ func TestBadRequestBisects(t *testing.T) {
 	for _, enc := range []string{EncodingProtobuf, EncodingJSON} {
 		f := newFixture(t, func(c *Config) { c.Encoding = enc })
 		f.fake.Reject(idSet(13), otlpfake.BadRequest)
-		err := f.sink.WriteBatch(context.Background(), sink.Values(f.entries(t, 32)))
+		err := f.sink.WriteBatch(context.Background(), batchOf(t, f.entries(t, 32)))
 		var be *sink.BatchError
 		if !errors.As(err, &be) || be.Len() != 1 {
 			t.Fatalf("%s: %v", enc, err)
@@ -279,7 +279,7 @@ func TestPartialSuccess(t *testing.T) {
 	for _, enc := range []string{EncodingProtobuf, EncodingJSON} {
 		f := newFixture(t, func(c *Config) { c.Encoding = enc })
 		f.fake.Reject(idSet(3, 17), otlpfake.PartialSuccess)
-		err := f.sink.WriteBatch(context.Background(), sink.Values(f.entries(t, 20)))
+		err := f.sink.WriteBatch(context.Background(), batchOf(t, f.entries(t, 20)))
 		var be *sink.BatchError
 		if !errors.As(err, &be) || be.Len() != 2 {
 			t.Fatalf("%s: %v", enc, err)
@@ -308,7 +308,7 @@ func TestPartialSuccess(t *testing.T) {
 func TestPartialSuccessAll(t *testing.T) {
 	f := newFixture(t, nil)
 	f.fake.Reject(func(otlpfake.Record) bool { return true }, otlpfake.PartialSuccess)
-	se := sendError(t, f.sink.WriteBatch(context.Background(), sink.Values(f.entries(t, 8))))
+	se := sendError(t, f.sink.WriteBatch(context.Background(), batchOf(t, f.entries(t, 8))))
 	if se.Class != sink.Permanent || len(f.fake.Requests()) != 1 {
 		t.Errorf("%v after %d requests", se, len(f.fake.Requests()))
 	}
@@ -318,7 +318,7 @@ func TestPartialSuccessAll(t *testing.T) {
 func TestSlowAnswer(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.Timeout = 100 * time.Millisecond })
 	f.fake.Slow(5 * time.Second)
-	se := sendError(t, f.sink.WriteBatch(context.Background(), sink.Values(f.entries(t, 2))))
+	se := sendError(t, f.sink.WriteBatch(context.Background(), batchOf(t, f.entries(t, 2))))
 	if se.Class != sink.Retryable || !strings.Contains(se.Error(), "no answer within 100ms") {
 		t.Errorf("got %v", se)
 	}
@@ -335,7 +335,7 @@ func TestRequestLimit(t *testing.T) {
 		big := sinktest.Event(400, t0)
 		big.Extra = map[string]string{"blob": strings.Repeat("x", limit)}
 		entries = append(entries, f.encode(t, big))
-		err := f.sink.WriteBatch(context.Background(), sink.Values(entries))
+		err := f.sink.WriteBatch(context.Background(), batchOf(t, entries))
 		var be *sink.BatchError
 		if !errors.As(err, &be) || be.Len() != 1 {
 			t.Fatalf("%s: %v", enc, err)
@@ -365,18 +365,18 @@ func TestMisdirected(t *testing.T) {
 	for _, status := range []int{http.StatusNotFound, http.StatusMovedPermanently, http.StatusUnsupportedMediaType} {
 		f := newFixture(t, nil)
 		f.fake.Always("tenant-a", status, http.Header{"Location": {"https://elsewhere.example"}})
-		se := sendError(t, f.sink.WriteBatch(context.Background(), sink.Values(f.entries(t, 4))))
+		se := sendError(t, f.sink.WriteBatch(context.Background(), batchOf(t, f.entries(t, 4))))
 		if se.Class != sink.Unhealthy || len(f.fake.Requests()) != 1 {
 			t.Errorf("%d: %v after %d requests", status, se, len(f.fake.Requests()))
 		}
 	}
 }
 
-// TestBadEntry: an entry that is no encoded log fails alone, Permanent.
+// TestBadEntry: an entry no Encoder made fails alone, Permanent.
 func TestBadEntry(t *testing.T) {
 	f := newFixture(t, nil)
-	entries := append(f.entries(t, 3), []byte("not protobuf \xff\xff"))
-	err := f.sink.WriteBatch(context.Background(), sink.Values(entries))
+	entries := append(batchOf(t, f.entries(t, 3)), sink.Entry[Entry]{Size: 10, ID: "evt-x"})
+	err := f.sink.WriteBatch(context.Background(), entries)
 	var be *sink.BatchError
 	if !errors.As(err, &be) || be.Len() != 1 || sink.Classify(be.Failed(3)) != sink.Permanent {
 		t.Fatalf("got %v", err)
@@ -402,7 +402,7 @@ func TestStringHidesSecrets(t *testing.T) {
 func TestPartialSuccessResendsOneHalf(t *testing.T) {
 	f := newFixture(t, nil)
 	f.fake.Reject(idSet(40), otlpfake.PartialSuccess)
-	err := f.sink.WriteBatch(context.Background(), sink.Values(f.entries(t, 64)))
+	err := f.sink.WriteBatch(context.Background(), batchOf(t, f.entries(t, 64)))
 	var be *sink.BatchError
 	if !errors.As(err, &be) || be.Len() != 1 || be.Failed(40) == nil {
 		t.Fatalf("got %v", err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/auditstream/auditstream/services/internal/sink"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -33,38 +34,74 @@ const (
 	fieldAnyValueString     = 1 // AnyValue.string_value
 )
 
-// splicedEntry is an entry's parts, each a slice of the entry: the field
-// contents without tag or length; has* say whether the field was there.
-type splicedEntry struct {
-	resource, scope      []byte
+// Entry is an event as the sink takes it: the protobuf form of an
+// ExportLogsServiceRequest holding its one record (what Encode returns),
+// with where in it lie the parts a request is spliced from. They are found
+// once, when the event is encoded, so that WriteBatch and its retries and
+// splits only copy bytes. Only an Encoder makes an Entry; WriteBatch
+// refuses the zero Entry as a bad entry.
+type Entry struct {
+	proto []byte
+	at    entryParts
+}
+
+// Proto is the entry's ExportLogsServiceRequest in protobuf.
+func (e Entry) Proto() []byte { return e.proto }
+
+// span is where a part lies in its entry: offsets, which take less memory
+// than slices for as long as the entry waits in the runtime.
+type span struct{ off, end uint32 }
+
+// entryParts are the parts of an entry: field contents without tag or
+// length; has* say whether the field was there (it may be empty).
+type entryParts struct {
+	resource, scope      span
+	rlSchema, slSchema   span
+	record               span
+	account, serviceName span
 	hasResource          bool
 	hasScope             bool
-	rlSchema, slSchema   []byte
-	record               []byte
-	account, serviceName []byte
 }
+
+func (e *Entry) part(s span) []byte { return e.proto[s.off:s.end] }
+
+// maxEntryBytes keeps every offset of an entry within a span.
+const maxEntryBytes = 1<<32 - 1
 
 // parseEntry splits an entry as Encode makes it. It fails on anything
 // else: bad framing, other than one ResourceLogs, ScopeLogs or LogRecord,
 // or fields it does not know (which it could not carry over as pdata
 // would).
-func parseEntry(b []byte) (splicedEntry, error) {
-	var e splicedEntry
+func parseEntry(b []byte) (Entry, error) {
+	if uint64(len(b)) > maxEntryBytes {
+		return Entry{}, fmt.Errorf("%d bytes, over %d", len(b), maxEntryBytes)
+	}
+	e := Entry{proto: b}
+	// Every part is a slice of b made by reslicing it, so its offset in b
+	// is the capacity it lost; nil is an absent part.
+	at := func(v []byte) span {
+		if v == nil {
+			return span{}
+		}
+		off := uint32(cap(b) - cap(v))
+		return span{off, off + uint32(len(v))}
+	}
 	rl, err := onlyMessage(b, fieldRequestResourceLogs, "resource_logs")
 	if err != nil {
 		return e, err
 	}
-	var sl []byte
+	var sl, resource, record []byte
 	nSL := 0
 	err = eachField(rl, func(num protowire.Number, v []byte) error {
 		switch num {
 		case fieldRLResource:
-			e.resource, e.hasResource = v, true
+			resource, e.at.hasResource = v, true
+			e.at.resource = at(v)
 		case fieldRLScopeLogs:
 			sl = v
 			nSL++
 		case fieldRLSchemaURL:
-			e.rlSchema = v
+			e.at.rlSchema = at(v)
 		default:
 			return fmt.Errorf("resource_logs has unexpected field %d", num)
 		}
@@ -80,12 +117,13 @@ func parseEntry(b []byte) (splicedEntry, error) {
 	err = eachField(sl, func(num protowire.Number, v []byte) error {
 		switch num {
 		case fieldSLScope:
-			e.scope, e.hasScope = v, true
+			e.at.scope, e.at.hasScope = at(v), true
 		case fieldSLLogRecords:
-			e.record = v
+			record = v
+			e.at.record = at(v)
 			nRec++
 		case fieldSLSchemaURL:
-			e.slSchema = v
+			e.at.slSchema = at(v)
 		default:
 			return fmt.Errorf("scope_logs has unexpected field %d", num)
 		}
@@ -97,20 +135,22 @@ func parseEntry(b []byte) (splicedEntry, error) {
 	if nRec != 1 {
 		return e, fmt.Errorf("holds %d log records, not 1", nRec)
 	}
-	if err := eachField(e.record, func(protowire.Number, []byte) error { return nil }); err != nil {
+	if err := eachField(record, func(protowire.Number, []byte) error { return nil }); err != nil {
 		return e, fmt.Errorf("log record: %w", err)
 	}
-	if err := e.readResource(); err != nil {
+	account, service, err := readResource(resource)
+	if err != nil {
 		return e, err
 	}
+	e.at.account, e.at.serviceName = at(account), at(service)
 	return e, nil
 }
 
 // readResource finds the attributes requests are grouped by: the first of
 // each key, a string or else "", as pcommon.Map.Get and Value.Str give.
-func (e *splicedEntry) readResource() error {
+func readResource(resource []byte) (account, service []byte, err error) {
 	var gotAccount, gotService bool
-	return eachField(e.resource, func(num protowire.Number, kv []byte) error {
+	err = eachField(resource, func(num protowire.Number, kv []byte) error {
 		if num != fieldResourceAttributes {
 			return nil
 		}
@@ -130,9 +170,9 @@ func (e *splicedEntry) readResource() error {
 		var dst *[]byte
 		switch {
 		case !gotAccount && string(key) == AttrAccountID:
-			gotAccount, dst = true, &e.account
+			gotAccount, dst = true, &account
 		case !gotService && string(key) == AttrServiceName:
-			gotService, dst = true, &e.serviceName
+			gotService, dst = true, &service
 		default:
 			return nil
 		}
@@ -147,6 +187,7 @@ func (e *splicedEntry) readResource() error {
 			return nil
 		})
 	})
+	return account, service, err
 }
 
 // onlyMessage returns the contents of the one field num of b, which must
@@ -206,7 +247,7 @@ func eachField(b []byte, f func(protowire.Number, []byte) error) error {
 // to dst: one ResourceLogs per account and service.name, in the order of
 // their first entry, each with the first entry's resource and scope and
 // every record in order.
-func spliceRequest(dst []byte, entries []splicedEntry, idx []int) []byte {
+func spliceRequest(dst []byte, entries []sink.Entry[Entry], idx []int) []byte {
 	type group struct {
 		first   int
 		members []int
@@ -215,8 +256,8 @@ func spliceRequest(dst []byte, entries []splicedEntry, idx []int) []byte {
 	byKey := make(map[string]int, 1)
 	var key []byte
 	for _, i := range idx {
-		e := &entries[i]
-		key = append(append(append(key[:0], e.account...), 0), e.serviceName...)
+		e := &entries[i].Value
+		key = append(append(append(key[:0], e.part(e.at.account)...), 0), e.part(e.at.serviceName)...)
 		g, ok := byKey[string(key)]
 		if !ok {
 			g = len(groups)
@@ -226,44 +267,47 @@ func spliceRequest(dst []byte, entries []splicedEntry, idx []int) []byte {
 		groups[g].members = append(groups[g].members, i)
 	}
 	bytesField := func(n int) int { return 1 + protowire.SizeBytes(n) } // field numbers here fit one tag byte
-	optional := func(has bool, v []byte) int {
-		if !has && len(v) == 0 {
+	optional := func(has bool, s span) int {
+		if !has && s.end == s.off {
 			return 0
 		}
-		return bytesField(len(v))
+		return bytesField(int(s.end - s.off))
 	}
 	for _, g := range groups {
-		first := &entries[g.first]
-		slLen := optional(first.hasScope, first.scope) + optional(false, first.slSchema)
+		first := &entries[g.first].Value
+		at := &first.at
+		slLen := optional(at.hasScope, at.scope) + optional(false, at.slSchema)
 		for _, i := range g.members {
-			slLen += bytesField(len(entries[i].record))
+			r := entries[i].Value.at.record
+			slLen += bytesField(int(r.end - r.off))
 		}
-		rlLen := optional(first.hasResource, first.resource) + bytesField(slLen) + optional(false, first.rlSchema)
+		rlLen := optional(at.hasResource, at.resource) + bytesField(slLen) + optional(false, at.rlSchema)
 
 		// pdata writes a message's fields from the last number to the first.
 		dst = protowire.AppendTag(dst, fieldRequestResourceLogs, protowire.BytesType)
 		dst = protowire.AppendVarint(dst, uint64(rlLen))
-		if len(first.rlSchema) > 0 {
+		if at.rlSchema.end > at.rlSchema.off {
 			dst = protowire.AppendTag(dst, fieldRLSchemaURL, protowire.BytesType)
-			dst = protowire.AppendBytes(dst, first.rlSchema)
+			dst = protowire.AppendBytes(dst, first.part(at.rlSchema))
 		}
 		dst = protowire.AppendTag(dst, fieldRLScopeLogs, protowire.BytesType)
 		dst = protowire.AppendVarint(dst, uint64(slLen))
-		if len(first.slSchema) > 0 {
+		if at.slSchema.end > at.slSchema.off {
 			dst = protowire.AppendTag(dst, fieldSLSchemaURL, protowire.BytesType)
-			dst = protowire.AppendBytes(dst, first.slSchema)
+			dst = protowire.AppendBytes(dst, first.part(at.slSchema))
 		}
 		for _, i := range g.members {
+			e := &entries[i].Value
 			dst = protowire.AppendTag(dst, fieldSLLogRecords, protowire.BytesType)
-			dst = protowire.AppendBytes(dst, entries[i].record)
+			dst = protowire.AppendBytes(dst, e.part(e.at.record))
 		}
-		if first.hasScope {
+		if at.hasScope {
 			dst = protowire.AppendTag(dst, fieldSLScope, protowire.BytesType)
-			dst = protowire.AppendBytes(dst, first.scope)
+			dst = protowire.AppendBytes(dst, first.part(at.scope))
 		}
-		if first.hasResource {
+		if at.hasResource {
 			dst = protowire.AppendTag(dst, fieldRLResource, protowire.BytesType)
-			dst = protowire.AppendBytes(dst, first.resource)
+			dst = protowire.AppendBytes(dst, first.part(at.resource))
 		}
 	}
 	return dst

@@ -25,7 +25,7 @@ func init() {
 		s, err := eventbridge.New(c, eventbridge.Options{})
 		return c.Encoder(), s, err
 	}))
-	sinks.Register(destinations.TypeOTLP, sinks.Of(func(c otlp.Config) (sink.Encoder[[]byte], sink.Sink[[]byte], error) {
+	sinks.Register(destinations.TypeOTLP, sinks.Of(func(c otlp.Config) (sink.Encoder[otlp.Entry], sink.Sink[otlp.Entry], error) {
 		s, err := otlp.New(c, otlp.Options{})
 		return c.Encoder(), s, err
 	}))

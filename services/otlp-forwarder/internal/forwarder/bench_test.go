@@ -78,7 +78,7 @@ func BenchmarkOTLPEncodeOnly(b *testing.B) {
 	batches := int64((b.N + benchBatchEntries - 1) / benchBatchEntries)
 	b.ReportAllocs()
 	elapsed := forwardingtest.BenchWorkers(b, runtime.GOMAXPROCS(0), batches, func() (func(int64) error, error) {
-		entries := make([]sink.Entry[[]byte], 0, benchBatchEntries)
+		entries := make([]sink.Entry[otlp.Entry], 0, benchBatchEntries)
 		return func(batch int64) error {
 			from := int(batch) * benchBatchEntries
 			entries = entries[:0]
@@ -110,7 +110,7 @@ func BenchmarkOTLPEncodeOnly(b *testing.B) {
 func BenchmarkOTLPWriteBatchOnly(b *testing.B) {
 	enc := otlp.NewEncoder(nil)
 	records := benchRecords(b)
-	entries := make([]sink.Entry[[]byte], len(records))
+	entries := make([]sink.Entry[otlp.Entry], len(records))
 	for i, rec := range records {
 		ev, err := auditevent.DecodeRecord(rec)
 		if err != nil {
@@ -125,7 +125,7 @@ func BenchmarkOTLPWriteBatchOnly(b *testing.B) {
 	ctx := context.Background()
 	batches := int64((b.N + benchBatchEntries - 1) / benchBatchEntries)
 	elapsed := forwardingtest.BenchWorkers(b, runtime.GOMAXPROCS(0), batches, func() (func(int64) error, error) {
-		batch := make([]sink.Entry[[]byte], 0, benchBatchEntries)
+		batch := make([]sink.Entry[otlp.Entry], 0, benchBatchEntries)
 		return func(n int64) error {
 			from := int(n) * benchBatchEntries
 			batch = batch[:0]
