@@ -96,7 +96,13 @@ func (d *Destination) AtRisk(t, now time.Time) bool {
 }
 
 // NewSink builds the connection's sink, as its forwarder builds it.
-func (d *Destination) NewSink() (delivery.EntrySink, error) { return d.kind.New(d.conn) }
+func (d *Destination) NewSink() (delivery.EntrySink, error) {
+	s, err := d.kind.New(d.conn)
+	if err != nil {
+		return nil, fmt.Errorf("connection %s: %w", d.Name, err)
+	}
+	return s, nil
+}
 
 // Policy is the connection's filter and redaction, what its forwarder
 // applies to every event (nil for none).
