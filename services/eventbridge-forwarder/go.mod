@@ -7,7 +7,6 @@ require (
 	github.com/auditstream/auditstream/services/internal v0.0.0
 	github.com/auditstream/auditstream/services/testsupport v0.0.0
 	github.com/twmb/franz-go v1.22.3
-	go.uber.org/zap v1.28.0
 )
 
 require (
@@ -51,6 +50,7 @@ require (
 	github.com/twmb/franz-go/plugin/kprom v1.5.0 // indirect
 	github.com/twmb/franz-go/plugin/kzap v1.1.2 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
+	go.uber.org/zap v1.28.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/exp v0.0.0-20260813180055-c1d0aacb2297 // indirect
 	golang.org/x/oauth2 v0.37.0 // indirect

@@ -8,7 +8,6 @@ require (
 	github.com/auditstream/auditstream/services/testsupport v0.0.0
 	github.com/twmb/franz-go v1.22.3
 	go.opentelemetry.io/collector/pdata v1.71.0
-	go.uber.org/zap v1.28.0
 )
 
 require (
@@ -56,6 +55,7 @@ require (
 	github.com/twmb/franz-go/plugin/kzap v1.1.2 // indirect
 	go.opentelemetry.io/collector/featuregate v1.71.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
+	go.uber.org/zap v1.28.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.6 // indirect
 	golang.org/x/exp v0.0.0-20260813180055-c1d0aacb2297 // indirect
 	golang.org/x/net v0.62.0 // indirect

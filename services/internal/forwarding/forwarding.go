@@ -1,12 +1,14 @@
 // Package forwarding is the whole of a real-time forwarder but its sink: the
 // command line, configuration, the destinations watcher, the delivery
 // runtime, the status endpoint and signal handling. A forwarder service
-// (Datadog, EventBridge) is a Spec and a thin main.
+// (Datadog, EventBridge, OTLP) is a Spec and a thin main; its sinks are
+// built as the registry (sinks) says for its connection type.
 package forwarding
 
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/kafka"
 	"github.com/auditstream/auditstream/services/internal/logging"
 	"github.com/auditstream/auditstream/services/internal/server"
+	"github.com/auditstream/auditstream/services/internal/sinks"
 	"github.com/auditstream/auditstream/services/internal/version"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -31,21 +34,77 @@ type Spec struct {
 	Name string
 	// Binary is the command's name, e.g. "datadog-forwarder".
 	Binary string
-	// Type is the destinations connection type it delivers to.
+	// Type is the destinations connection type it delivers to; its sinks
+	// are built as sinks.Lookup(Type) says (the forwarder imports the
+	// type's registration, sinks/<type>).
 	Type string
 	// DefaultAddr is the default HTTP listen address.
 	DefaultAddr string
 	// Short and Long describe the command.
 	Short, Long string
-	// Check validates one connection's settings; a destinations file with a
+	// Check, when set, replaces the registered Kind's Check, which
+	// validates one connection's settings; a destinations file with a
 	// connection that fails it is refused as a whole (at start and reload).
 	Check func(c *destinations.Connection) error
-	// Setup runs once at start and returns the factory of per-connection
-	// sinks. Work it starts must end with ctx.
+	// Setup, when set, runs once at start and returns the factory of
+	// per-connection sinks, for a forwarder with more to do than the
+	// registered Kind's New (see NewSinkFactory). Work it starts must end
+	// with ctx.
 	Setup func(ctx context.Context, env Env) (delivery.SinkFactory, error)
 	// DeliveryDefaults, when set, adjusts the runtime's defaults for this
 	// destination before the file and environment apply.
 	DeliveryDefaults func(c *delivery.Config)
+}
+
+// kind is the registered Kind of the spec's type.
+func (spec Spec) kind() (sinks.Kind, error) {
+	k, ok := sinks.Lookup(spec.Type)
+	if !ok {
+		return sinks.Kind{}, fmt.Errorf("%s: no sink is registered for connection type %q (import its registration, sinks/%s)", spec.Binary, spec.Type, spec.Type)
+	}
+	return k, nil
+}
+
+// check is the spec's Check, or its Kind's.
+func (spec Spec) check() (func(c *destinations.Connection) error, error) {
+	if spec.Check != nil {
+		return spec.Check, nil
+	}
+	k, err := spec.kind()
+	if err != nil {
+		return nil, err
+	}
+	return k.Check, nil
+}
+
+// setup is the spec's Setup, or a factory of its Kind's sinks.
+func (spec Spec) setup(ctx context.Context, env Env) (delivery.SinkFactory, error) {
+	if spec.Setup != nil {
+		return spec.Setup(ctx, env)
+	}
+	k, err := spec.kind()
+	if err != nil {
+		return nil, err
+	}
+	return NewSinkFactory(env, spec.Type, k), nil
+}
+
+// NewSinkFactory builds connections' sinks with k.New and logs each one
+// built ("<typ> connection ready") with the fields k.Describe gives, which
+// hold no secret.
+func NewSinkFactory(env Env, typ string, k sinks.Kind) delivery.SinkFactory {
+	return func(c *destinations.Connection) (delivery.EntrySink, error) {
+		s, err := k.New(c)
+		if err != nil {
+			return nil, err
+		}
+		fields := []zap.Field{zap.String("connection", c.Name)}
+		if k.Describe != nil {
+			fields = append(fields, k.Describe(c)...)
+		}
+		env.Logger.Info(typ+" connection ready", fields...)
+		return s, nil
+	}
 }
 
 // Env is what Setup may use.
@@ -107,11 +166,15 @@ func CommandLine(spec Spec) cmdline.Service[Config, *Config] {
 			if cfg.Destinations.File == "" {
 				return nil
 			}
+			check, err := spec.check()
+			if err != nil {
+				return err
+			}
 			table, err := destinations.Load(cfg.Destinations.File)
 			if err != nil {
 				return err
 			}
-			return destinations.CheckType(spec.Type, spec.Check)(table)
+			return destinations.CheckType(spec.Type, check)(table)
 		},
 		Run: func(ctx context.Context, cfg Config) error { return Run(ctx, spec, cfg) },
 	}
@@ -134,9 +197,13 @@ func Run(ctx context.Context, spec Spec, cfg Config) error {
 	defer func() { _ = log.Sync() }()
 	srv := server.New(cfg.HTTP, log)
 
+	check, err := spec.check()
+	if err != nil {
+		return err
+	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	dests, err := destinations.Follow(ctx, cfg.Destinations, cfg.Kafka, []string{spec.Type}, destinations.CheckType(spec.Type, spec.Check), log, srv.Registry)
+	dests, err := destinations.Follow(ctx, cfg.Destinations, cfg.Kafka, []string{spec.Type}, destinations.CheckType(spec.Type, check), log, srv.Registry)
 	if err != nil {
 		return err
 	}
@@ -147,7 +214,7 @@ func Run(ctx context.Context, spec Spec, cfg Config) error {
 			zap.String("destinations_file", cfg.Destinations.File))
 	}
 
-	newSink, err := spec.Setup(ctx, Env{Logger: log, Registry: srv.Registry})
+	newSink, err := spec.setup(ctx, Env{Logger: log, Registry: srv.Registry})
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/forwarding"
 	"github.com/auditstream/auditstream/services/internal/sink/datadog"
+	ddkind "github.com/auditstream/auditstream/services/internal/sinks/datadog"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
@@ -32,10 +33,8 @@ Datadog connections its account routes to (see the destinations file), as
 logs in the shape of Scalr's audit-log example. Settings come from --config
 (YAML) and AUDITSTREAM_* environment variables. SIGHUP reloads the
 destinations file at once (it is also polled for changes).`,
-	Check: func(c *destinations.Connection) error {
-		_, err := decodeConnection(c)
-		return err
-	},
+	// Check is the registered Kind's (sinks/datadog); Setup counts the
+	// events sent past Datadog's ingestion window.
 	Setup: setup,
 	// One Datadog request carries a whole batch and the intake is a WAN
 	// round trip away: with 2 batches out, a connection at 100 ms would top
@@ -62,11 +61,6 @@ func Execute(ctx context.Context, args, env []string, stdout, stderr io.Writer) 
 	return forwarding.Execute(ctx, Spec, args, env, stdout, stderr)
 }
 
-// decodeConnection reads a Datadog connection's settings strictly.
-func decodeConnection(c *destinations.Connection) (datadog.Config, error) {
-	return destinations.DecodeSettings[datadog.Config](c)
-}
-
 func setup(ctx context.Context, env forwarding.Env) (delivery.SinkFactory, error) {
 	atRisk := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "auditstream_datadog_at_risk_total",
@@ -77,20 +71,12 @@ func setup(ctx context.Context, env forwarding.Env) (delivery.SinkFactory, error
 	}
 	var pending atomic.Int64
 	go reportAtRisk(ctx, env.Logger, &pending)
-	return func(c *destinations.Connection) (delivery.EntrySink, error) {
-		dc, err := decodeConnection(c)
-		if err != nil {
-			return nil, err
-		}
-		sink, err := datadog.New(dc, datadog.Options{AtRisk: func(n int) {
-			atRisk.Add(float64(n))
-			pending.Add(int64(n))
-		}})
-		if err != nil {
-			return nil, err
-		}
-		return delivery.NewEntrySink(dc.Encoder(), sink), nil
-	}, nil
+	// The registered Kind, but for the at-risk count its sinks report.
+	k := ddkind.Kind(datadog.Options{AtRisk: func(n int) {
+		atRisk.Add(float64(n))
+		pending.Add(int64(n))
+	}})
+	return forwarding.NewSinkFactory(env, destinations.TypeDatadog, k), nil
 }
 
 // reportAtRisk logs, at most once a minute, how many events were sent older

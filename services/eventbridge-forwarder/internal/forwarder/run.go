@@ -6,11 +6,10 @@ import (
 	"context"
 	"io"
 
-	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/forwarding"
-	"github.com/auditstream/auditstream/services/internal/sink/eventbridge"
-	"go.uber.org/zap"
+	// its sinks, built as the registry says
+	_ "github.com/auditstream/auditstream/services/internal/sinks/eventbridge"
 )
 
 // Name names this forwarder in metrics, headers, its consumer group
@@ -31,11 +30,6 @@ with PutEvents: Detail is the event's JSON, Source and DetailType are set per
 connection. Settings come from --config (YAML) and AUDITSTREAM_* environment
 variables. SIGHUP reloads the destinations file at once (it is also polled
 for changes).`,
-	Check: func(c *destinations.Connection) error {
-		_, err := decodeConnection(c)
-		return err
-	},
-	Setup: setup,
 }
 
 // Config is the forwarder's configuration file.
@@ -50,27 +44,4 @@ func Run(ctx context.Context, cfg Config) error { return forwarding.Run(ctx, Spe
 // Execute runs the command line and returns the exit code.
 func Execute(ctx context.Context, args, env []string, stdout, stderr io.Writer) int {
 	return forwarding.Execute(ctx, Spec, args, env, stdout, stderr)
-}
-
-// decodeConnection reads an EventBridge connection's settings strictly.
-func decodeConnection(c *destinations.Connection) (eventbridge.Config, error) {
-	return destinations.DecodeSettings[eventbridge.Config](c)
-}
-
-func setup(_ context.Context, env forwarding.Env) (delivery.SinkFactory, error) {
-	chain := eventbridge.NewDefaultChain()
-	return func(c *destinations.Connection) (delivery.EntrySink, error) {
-		ec, err := decodeConnection(c)
-		if err != nil {
-			return nil, err
-		}
-		sink, err := eventbridge.New(ec, eventbridge.Options{DefaultChain: chain})
-		if err != nil {
-			return nil, err
-		}
-		env.Logger.Info("eventbridge connection ready", zap.String("connection", c.Name), zap.String("region", ec.Region),
-			zap.String("event_bus", ec.EventBus), zap.String("credentials", string(ec.Credentials.Mode())),
-			zap.Int("max_concurrent_calls", ec.MaxConcurrentCalls))
-		return delivery.NewEntrySink(ec.Encoder(), sink), nil
-	}, nil
 }

@@ -9,8 +9,8 @@ import (
 	"github.com/auditstream/auditstream/services/internal/delivery"
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/forwarding"
-	"github.com/auditstream/auditstream/services/internal/sink/otlp"
-	"go.uber.org/zap"
+	// its sinks, built as the registry says
+	_ "github.com/auditstream/auditstream/services/internal/sinks/otlp"
 )
 
 // Name names this forwarder in metrics, headers, its consumer group
@@ -35,11 +35,6 @@ OpenTelemetry log record, to the OTLP/HTTP receivers its account routes to
 Collector or any backend that takes OTLP. Settings come from --config (YAML)
 and AUDITSTREAM_* environment variables. SIGHUP reloads the destinations file
 at once (it is also polled for changes).`,
-	Check: func(c *destinations.Connection) error {
-		_, err := decodeConnection(c)
-		return err
-	},
-	Setup:            setup,
 	DeliveryDefaults: func(c *delivery.Config) { c.RequestsInFlight = DefaultRequestsInFlight },
 }
 
@@ -55,28 +50,4 @@ func Run(ctx context.Context, cfg Config) error { return forwarding.Run(ctx, Spe
 // Execute runs the command line and returns the exit code.
 func Execute(ctx context.Context, args, env []string, stdout, stderr io.Writer) int {
 	return forwarding.Execute(ctx, Spec, args, env, stdout, stderr)
-}
-
-// decodeConnection reads an OTLP connection's settings strictly.
-func decodeConnection(c *destinations.Connection) (otlp.Config, error) {
-	return destinations.DecodeSettings[otlp.Config](c)
-}
-
-func setup(_ context.Context, env forwarding.Env) (delivery.SinkFactory, error) {
-	return func(c *destinations.Connection) (delivery.EntrySink, error) {
-		oc, err := decodeConnection(c)
-		if err != nil {
-			return nil, err
-		}
-		s, err := otlp.New(oc, otlp.Options{})
-		if err != nil {
-			return nil, err
-		}
-		oc = oc.WithDefaults()
-		// The URL holds no secret (Validate refuses credentials in it).
-		env.Logger.Info("otlp connection ready", zap.String("connection", c.Name), zap.String("url", s.URL()),
-			zap.String("auth", oc.Auth.Mode()), zap.String("encoding", oc.Encoding), zap.String("compression", oc.Compression),
-			zap.Bool("tenant", oc.TenantID != ""))
-		return delivery.NewEntrySink(oc.Encoder(), s), nil
-	}, nil
 }
