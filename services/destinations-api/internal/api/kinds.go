@@ -29,12 +29,17 @@ type kind struct {
 	// check decodes and validates the settings exactly as the consumer of
 	// the type does, then applies the API's rules.
 	check func(c *destinations.Connection, s Settings) error
-	// test proves the destination works now (see test.go).
+	// test proves the destination works now (see test.go): a connection
+	// through its registered sink (testSink), a storage profile with a
+	// marker object (testStorage).
 	test func(ctx context.Context, c *destinations.Connection, ev *auditlogv1.AuditEvent) (testOutcome, error)
 }
 
-func newKind[T interface{ WithDefaults() T }](typ, collection string, rules func(T, Settings, *config.Errors),
-	test func(context.Context, *destinations.Connection, *auditlogv1.AuditEvent) (testOutcome, error)) *kind {
+func newKind[T interface{ WithDefaults() T }](typ, collection string, rules func(T, Settings, *config.Errors)) *kind {
+	test := testSink
+	if collection == destinations.CollectionStorageProfiles {
+		test = testStorage
+	}
 	return &kind{
 		typ:        typ,
 		collection: collection,
@@ -57,11 +62,11 @@ func newKind[T interface{ WithDefaults() T }](typ, collection string, rules func
 // type of storage profiles.
 var (
 	connectionKinds = map[string]*kind{
-		destinations.TypeDatadog:     newKind(destinations.TypeDatadog, destinations.CollectionConnections, datadogRules, testDatadog),
-		destinations.TypeEventBridge: newKind(destinations.TypeEventBridge, destinations.CollectionConnections, eventBridgeRules, testEventBridge),
-		destinations.TypeOTLP:        newKind(destinations.TypeOTLP, destinations.CollectionConnections, otlpRules, testOTLP),
+		destinations.TypeDatadog:     newKind(destinations.TypeDatadog, destinations.CollectionConnections, datadogRules),
+		destinations.TypeEventBridge: newKind(destinations.TypeEventBridge, destinations.CollectionConnections, eventBridgeRules),
+		destinations.TypeOTLP:        newKind(destinations.TypeOTLP, destinations.CollectionConnections, otlpRules),
 	}
-	storageKind = newKind(destinations.TypeStorage, destinations.CollectionStorageProfiles, storageRules, testStorage)
+	storageKind = newKind(destinations.TypeStorage, destinations.CollectionStorageProfiles, storageRules)
 )
 
 func connectionTypes() []string {

@@ -35,9 +35,9 @@ import (
 	_ "github.com/auditstream/auditstream/services/internal/objstore/all" // every store kind a profile may name
 	"github.com/auditstream/auditstream/services/internal/secretbox"
 	"github.com/auditstream/auditstream/services/internal/sink"
-	"github.com/auditstream/auditstream/services/internal/sink/datadog"
 	"github.com/auditstream/auditstream/services/internal/sink/eventbridge"
-	"github.com/auditstream/auditstream/services/internal/sink/otlp"
+	"github.com/auditstream/auditstream/services/internal/sinks"
+	_ "github.com/auditstream/auditstream/services/internal/sinks/all" // every connection type can be tested
 )
 
 // Test calls prove a destination works now, through the sink code the
@@ -125,60 +125,28 @@ type settingsError struct{ err error }
 func (e *settingsError) Error() string { return e.err.Error() }
 func (e *settingsError) Unwrap() error { return e.err }
 
-// testDatadog sends ev with the Datadog sink the forwarder builds for c.
-func testDatadog(ctx context.Context, c *destinations.Connection, ev *auditlogv1.AuditEvent) (testOutcome, error) {
-	dc, err := destinations.DecodeSettings[datadog.Config](c)
+// testSink sends ev to c with the sink its forwarder builds, as the
+// registry (sinks) builds it for c's type: every registered type is tested
+// this one way.
+func testSink(ctx context.Context, c *destinations.Connection, ev *auditlogv1.AuditEvent) (testOutcome, error) {
+	k, ok := sinks.Lookup(c.Type)
+	if !ok {
+		return testOutcome{}, fmt.Errorf("no sink is registered for connection type %q", c.Type)
+	}
+	settings, err := k.Settings(c)
 	if err != nil {
 		return testOutcome{}, &settingsError{err}
 	}
-	out := testOutcome{secrets: secretValues(dc)}
-	sink, err := datadog.New(dc, datadog.Options{})
+	out := testOutcome{secrets: secretValues(settings)}
+	s, err := k.New(c)
 	if err != nil {
 		return out, &settingsError{err}
 	}
-	entry, err := dc.Encoder().EncodeEntry(ev)
+	entry, err := s.Encode(ev)
 	if err != nil {
 		return out, err
 	}
-	out.attempts, err = sendTest(ctx, sink, entry)
-	return out, err
-}
-
-// testEventBridge puts ev on c's bus with the sink the forwarder builds.
-func testEventBridge(ctx context.Context, c *destinations.Connection, ev *auditlogv1.AuditEvent) (testOutcome, error) {
-	ec, err := destinations.DecodeSettings[eventbridge.Config](c)
-	if err != nil {
-		return testOutcome{}, &settingsError{err}
-	}
-	out := testOutcome{secrets: secretValues(ec)}
-	sink, err := eventbridge.New(ec, eventbridge.Options{})
-	if err != nil {
-		return out, &settingsError{err}
-	}
-	entry, err := ec.Encoder().EncodeEntry(ev)
-	if err != nil {
-		return out, err
-	}
-	out.attempts, err = sendTest(ctx, sink, entry)
-	return out, err
-}
-
-// testOTLP sends ev to c's receiver with the sink the forwarder builds.
-func testOTLP(ctx context.Context, c *destinations.Connection, ev *auditlogv1.AuditEvent) (testOutcome, error) {
-	oc, err := destinations.DecodeSettings[otlp.Config](c)
-	if err != nil {
-		return testOutcome{}, &settingsError{err}
-	}
-	out := testOutcome{secrets: secretValues(oc)}
-	sink, err := otlp.New(oc, otlp.Options{})
-	if err != nil {
-		return out, &settingsError{err}
-	}
-	entry, err := oc.Encoder().EncodeEntry(ev)
-	if err != nil {
-		return out, err
-	}
-	out.attempts, err = sendTest(ctx, sink, entry)
+	out.attempts, err = sendTest(ctx, s, entry)
 	return out, err
 }
 
@@ -195,7 +163,7 @@ var errAttemptsSpent = errors.New("test attempts spent")
 // destination's Retry-After, within half of what is left of
 // api.test_timeout and at most maxTestAttempts times, so a verdict still
 // arrives in time. err is the last attempt's.
-func sendTest[E any](ctx context.Context, s sink.Sink[E], entry sink.Entry[E]) (attempts int, err error) {
+func sendTest(ctx context.Context, s delivery.EntrySink, entry delivery.Encoded) (attempts int, err error) {
 	left := 30 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		left = time.Until(dl)
@@ -210,7 +178,7 @@ func sendTest[E any](ctx context.Context, s sink.Sink[E], entry sink.Entry[E]) (
 			}
 		}}
 	var last error
-	_, why, _ := delivery.Send(ctx, bs, s, []sink.Entry[E]{entry}, func(_ int, err error) { last = err })
+	_, why, _ := s.Send(ctx, bs, []delivery.Encoded{entry}, func(_ int, err error) { last = err })
 	if why == delivery.Stopped && !errors.Is(context.Cause(ctx), errAttemptsSpent) {
 		return attempts, ctx.Err()
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/auditstream/auditstream/services/internal/destinations"
 	"github.com/auditstream/auditstream/services/internal/objstore"
 	"github.com/auditstream/auditstream/services/internal/secretbox"
+	"github.com/auditstream/auditstream/services/internal/sinks"
 	"github.com/auditstream/auditstream/services/testsupport/ddfake"
 	"github.com/auditstream/auditstream/services/testsupport/ebfake"
 	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
@@ -347,6 +348,51 @@ func TestOTLPConnectionTest(t *testing.T) {
 	}
 	if strings.Contains(h.logs.String(), token) || strings.Contains(h.logs.String(), wrongToken) {
 		t.Fatal("a token leaked into the log")
+	}
+}
+
+// A connection type known to the registry alone, with no test function or
+// switch case of its own, gets the test call: testSink builds its sink by
+// type, reaches its destination and keeps its secret out of messages.
+func TestRegisteredTypeIsTestedThroughTheRegistry(t *testing.T) {
+	const typ, token = "otlp-registered-by-test", "registry-token-never-shown-0000REG"
+	otlpKind, ok := sinks.Lookup(destinations.TypeOTLP)
+	if !ok {
+		t.Fatal("otlp is not registered")
+	}
+	sinks.Register(typ, otlpKind)
+	fake := otlpfake.New()
+	defer fake.Close()
+	fake.RequireAuthorization("Bearer " + token)
+	settings, err := json.Marshal(otlpBody(fake.URL(), token, "tenant-r")["settings"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := destinations.NewAPIConnection(accountA, destinations.CollectionConnections, "reg", typ, settings, nil)
+	now := time.Now()
+	ev := &auditlogv1.AuditEvent{Service: "audit-log", Request: &auditlogv1.Request{Action: ActionTestConnection},
+		Target:    &auditlogv1.Target{Context: &auditlogv1.Context{Account: &auditlogv1.Ref{Id: accountA}}},
+		Timestamp: timestamppb.New(now), Extra: map[string]string{TestMarker: "true"}}
+	if err := auditevent.Prepare(ev, now); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := testSink(ctx, conn, ev)
+	if err != nil {
+		t.Fatalf("test of a %s connection: %v", typ, err)
+	}
+	if recs := fake.Records("tenant-r"); len(recs) != 1 || recs[0].EventID != ev.GetId() || out.attempts != 1 {
+		t.Fatalf("after %d attempts the receiver holds %+v, want the one test event %s", out.attempts, recs, ev.GetId())
+	}
+	if !slices.Contains(out.secrets, token) {
+		t.Fatalf("the secrets kept out of messages are %d values without the token", len(out.secrets))
+	}
+
+	// A type the registry does not know is not tested.
+	conn = destinations.NewAPIConnection(accountA, destinations.CollectionConnections, "unreg", "no-such-type", settings, nil)
+	if _, err := testSink(ctx, conn, ev); err == nil || !strings.Contains(err.Error(), "no-such-type") {
+		t.Fatalf("test of an unregistered type: %v, want an error naming it", err)
 	}
 }
 
