@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -17,7 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
-	"github.com/auditstream/auditstream/services/internal/secretbox"
+	"github.com/auditstream/auditstream/services/destinations-api/internal/e2eharness"
 	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 )
 
@@ -418,12 +417,8 @@ func TestNameDefinedInTheFileIsRefused(t *testing.T) {
 // Until the destinations topic is read to its end, every call is answered
 // 503: a resource not read yet would otherwise read as missing.
 func TestNotReadyAnswers503(t *testing.T) {
-	c := kafkatest.New(t)
-	keyring := filepath.Join(t.TempDir(), "keyring.yaml")
-	if err := secretbox.GenerateKeyring(keyring, "k1"); err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig(t, c, keyring)
+	in := e2eharness.NewInstallation(t)
+	cfg := testConfig(t, in.Cluster, in.Keyring)
 	cfg.Kafka.Topics.Bootstrap = false // the topic never appears
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, err := New(ctx, cfg, zap.NewNop(), prometheus.NewRegistry())

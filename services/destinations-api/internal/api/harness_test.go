@@ -3,18 +3,12 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -22,10 +16,9 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
+	"github.com/auditstream/auditstream/services/destinations-api/internal/e2eharness"
 	"github.com/auditstream/auditstream/services/internal/bearer"
-	"github.com/auditstream/auditstream/services/internal/secretbox"
 	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 )
 
@@ -39,11 +32,6 @@ const (
 	accountB      = "acc-b"
 )
 
-func hashOf(tok string) string {
-	s := sha256.Sum256([]byte(tok))
-	return hex.EncodeToString(s[:])
-}
-
 // harness is a running API against an in-process broker, with a key ring
 // of its own; every request and answer is checked against openapi.json.
 type harness struct {
@@ -52,36 +40,17 @@ type harness struct {
 	cfg     Config
 	svc     *Service
 	url     string
-	logs    *syncBuffer
+	logs    *e2eharness.Log
 	router  routers.Router
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func testConfig(t testing.TB, c *kafkatest.Cluster, keyring string) Config {
 	cfg := DefaultConfig()
-	cfg.Kafka.Brokers = c.Brokers()
-	cfg.Kafka.Topics.Events.Partitions = 2
-	cfg.Kafka.Topics.Destinations.Partitions = 2
+	e2eharness.UseCluster(&cfg.Kafka, c)
 	cfg.Auth.Tokens = []bearer.Token{
-		{Name: "operator", SHA256: hashOf(tokenOperator), Accounts: []string{"*"}},
-		{Name: "admin-a", SHA256: hashOf(tokenA), Accounts: []string{accountA}},
-		{Name: "admin-b", SHA256: hashOf(tokenB), Accounts: []string{accountB}},
+		e2eharness.Token("operator", tokenOperator, "*"),
+		e2eharness.Token("admin-a", tokenA, accountA),
+		e2eharness.Token("admin-b", tokenB, accountB),
 	}
 	cfg.Encryption.KeyringFile = keyring
 	return cfg
@@ -89,41 +58,25 @@ func testConfig(t testing.TB, c *kafkatest.Cluster, keyring string) Config {
 
 func newHarness(t testing.TB, change ...func(*Config)) *harness {
 	t.Helper()
-	c := kafkatest.New(t)
-	keyring := filepath.Join(t.TempDir(), "keyring.yaml")
-	if err := secretbox.GenerateKeyring(keyring, "k1"); err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig(t, c, keyring)
+	in := e2eharness.NewInstallation(t)
+	cfg := testConfig(t, in.Cluster, in.Keyring)
 	for _, fn := range change {
 		fn(&cfg)
 	}
-	return startHarness(t, c, cfg)
+	return startHarness(t, in.Cluster, cfg)
 }
 
 func startHarness(t testing.TB, c *kafkatest.Cluster, cfg Config) *harness {
 	t.Helper()
-	h := &harness{t: t, cluster: c, cfg: cfg, logs: &syncBuffer{}}
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(h.logs), zap.DebugLevel))
-	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := New(ctx, cfg, log, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait := svc.Start(ctx, log)
-	srv := httptest.NewServer(svc.API.Handler())
-	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		wait()
-		svc.Close()
+	h := &harness{t: t, cluster: c, cfg: cfg, logs: &e2eharness.Log{}}
+	h.url = e2eharness.Serve(t, h.logs, func(ctx context.Context, log *zap.Logger) (e2eharness.Service, http.Handler, error) {
+		svc, err := New(ctx, cfg, log, prometheus.NewRegistry())
+		if err != nil {
+			return nil, nil, err
+		}
+		h.svc = svc
+		return svc, svc.API.Handler(), nil
 	})
-	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer rcancel()
-	if err := svc.store.WaitReady(rctx); err != nil {
-		t.Fatal(err)
-	}
-	h.svc, h.url = svc, srv.URL
 	doc, err := openapi3.NewLoader().LoadFromData(openAPIDocument)
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +84,7 @@ func startHarness(t testing.TB, c *kafkatest.Cluster, cfg Config) *harness {
 	if err := doc.Validate(context.Background()); err != nil {
 		t.Fatalf("openapi.json is not a valid OpenAPI document: %v", err)
 	}
-	doc.Servers = openapi3.Servers{{URL: srv.URL}}
+	doc.Servers = openapi3.Servers{{URL: h.url}}
 	if h.router, err = legacy.NewRouter(doc); err != nil {
 		t.Fatal(err)
 	}

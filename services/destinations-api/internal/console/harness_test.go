@@ -1,33 +1,23 @@
 package console_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/auditstream/auditstream/services/destinations-api/internal/api"
 	"github.com/auditstream/auditstream/services/destinations-api/internal/console"
 	"github.com/auditstream/auditstream/services/destinations-api/internal/e2eharness"
 	"github.com/auditstream/auditstream/services/internal/bearer"
-	"github.com/auditstream/auditstream/services/internal/secretbox"
-	"github.com/auditstream/auditstream/services/testsupport/kafkatest"
 )
 
 // Tokens of the test installation: an operator, an admin of the seed's
@@ -40,85 +30,45 @@ const (
 	otherAccount  = "acc-other"
 )
 
-func hashOf(tok string) string {
-	s := sha256.Sum256([]byte(tok))
-	return hex.EncodeToString(s[:])
-}
-
 // harness is the API and its console on one test server, against an
 // in-process broker with a key ring of its own.
 type harness struct {
 	t    testing.TB
 	cfg  api.Config
 	url  string
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *e2eharness.Log
 }
 
 func newHarness(t testing.TB, change ...func(*api.Config)) *harness {
 	t.Helper()
-	c := kafkatest.New(t)
-	keyring := filepath.Join(t.TempDir(), "keyring.yaml")
-	if err := secretbox.GenerateKeyring(keyring, "k1"); err != nil {
-		t.Fatal(err)
-	}
+	in := e2eharness.NewInstallation(t)
 	cfg := api.DefaultConfig()
-	cfg.Kafka.Brokers = c.Brokers()
-	cfg.Kafka.Topics.Events.Partitions = 2
-	cfg.Kafka.Topics.Destinations.Partitions = 2
+	e2eharness.UseCluster(&cfg.Kafka, in.Cluster)
 	cfg.Auth.Tokens = []bearer.Token{
-		{Name: "operator", SHA256: hashOf(tokenOperator), Accounts: []string{"*"}},
-		{Name: "seed-admin", SHA256: hashOf(tokenSeed), Accounts: []string{seedAccount}},
-		{Name: "other-admin", SHA256: hashOf(tokenOther), Accounts: []string{otherAccount}},
+		e2eharness.Token("operator", tokenOperator, "*"),
+		e2eharness.Token("seed-admin", tokenSeed, seedAccount),
+		e2eharness.Token("other-admin", tokenOther, otherAccount),
 	}
-	cfg.Encryption.KeyringFile = keyring
+	cfg.Encryption.KeyringFile = in.Keyring
 	for _, fn := range change {
 		fn(&cfg)
 	}
-	h := &harness{t: t, cfg: cfg, logs: &syncBuffer{}}
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(h.logs), zap.DebugLevel))
-	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := api.New(ctx, cfg, log, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	con, err := console.New(cfg.Console, svc.API, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait := svc.Start(ctx, log)
-	mux := http.NewServeMux()
-	mux.Handle("/v1/", svc.API.Handler())
-	mux.Handle(console.Prefix, con.Handler())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		wait()
-		svc.Close()
+	h := &harness{t: t, cfg: cfg, logs: &e2eharness.Log{}}
+	h.url = e2eharness.Serve(t, h.logs, func(ctx context.Context, log *zap.Logger) (e2eharness.Service, http.Handler, error) {
+		svc, err := api.New(ctx, cfg, log, prometheus.NewRegistry())
+		if err != nil {
+			return nil, nil, err
+		}
+		con, err := console.New(cfg.Console, svc.API, log)
+		if err != nil {
+			svc.Close()
+			return nil, nil, err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/v1/", svc.API.Handler())
+		mux.Handle(console.Prefix, con.Handler())
+		return svc, mux, nil
 	})
-	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer rcancel()
-	if err := svc.WaitReady(rctx); err != nil {
-		t.Fatal(err)
-	}
-	h.url = srv.URL
 	return h
 }
 
