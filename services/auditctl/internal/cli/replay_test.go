@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/services/auditctl/internal/replay"
 	"github.com/auditstream/auditstream/services/testsupport/ddfake"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -158,60 +156,6 @@ func groupState(t *testing.T, k *testKafka) string {
 		fmt.Fprintf(&b, "%s:%v ", g.Group, k.committed(t, g.Group))
 	}
 	return b.String()
-}
-
-func TestReplayToDatadog(t *testing.T) {
-	k := newTwoDays(t)
-	k.commit(t, "auditstream-datadog", map[int32]int64{0: 100, 1: 200, 2: 300})
-	before := groupState(t, k.testKafka)
-	if len(k.inRange["acc-a"]) != 25 || len(k.inRange["acc-b"]) != 25 { // 24 on the grid + late-inside / just-before-to
-		t.Fatalf("fixture: %d and %d events in range", len(k.inRange["acc-a"]), len(k.inRange["acc-b"]))
-	}
-
-	for _, c := range []struct {
-		name     string
-		accounts []string
-		want     []string
-	}{
-		{"every routed account", nil, sortedConcat(k.inRange["acc-a"], k.inRange["acc-b"])},
-		{"one account", []string{"acc-b"}, sortedConcat(k.inRange["acc-b"])},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			intake := ddfake.New("dd-a", "dd-c")
-			t.Cleanup(intake.Close)
-			cfgFile := testConfig(t, ddDestinations(t, intake))
-			args := []string{"replay", "--config", cfgFile, "--brokers", k.addr, "--destination", "dd-a",
-				"--from", replayFrom.Format(time.RFC3339), "--to", replayTo.Format(time.RFC3339), "-o", "json"}
-			for _, a := range c.accounts {
-				args = append(args, "--account", a)
-			}
-			r := mustCtl(t, args...)
-			if got := ddIDs(intake, "dd-a"); !slices.Equal(got, c.want) {
-				t.Errorf("dd-a received %d events:\n%v\nwant %d:\n%v", len(got), got, len(c.want), c.want)
-			}
-			if n := intake.Count("dd-c"); n != 0 {
-				t.Errorf("dd-c received %d events; replay to dd-a must send nothing elsewhere", n)
-			}
-			var sum replay.Summary
-			if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil {
-				t.Fatalf("summary is not JSON: %v\n%s", err, r.stdout)
-			}
-			if sum.Matched != int64(len(c.want)) || sum.Delivered != sum.Matched || sum.Rejected != 0 || sum.Error != "" {
-				t.Errorf("summary: %+v", sum)
-			}
-			// acc-c does not route to dd-a; with --account it is one of the
-			// other accounts first.
-			if sum.Skipped.OutsideTimeRange == 0 || (c.accounts == nil) != (sum.Skipped.NotRouted > 0) || (c.accounts != nil) != (sum.Skipped.OtherAccounts > 0) {
-				t.Errorf("skipped: %+v", sum.Skipped)
-			}
-			if sum.AtRisk != int64(len(c.want)) {
-				t.Errorf("%d events counted older than Datadog's window, want all %d", sum.AtRisk, len(c.want))
-			}
-		})
-	}
-	if after := groupState(t, k.testKafka); after != before {
-		t.Errorf("replay moved consumer groups:\nbefore %s\nafter  %s", before, after)
-	}
 }
 
 func TestReplayRecoversFromFailures(t *testing.T) {
