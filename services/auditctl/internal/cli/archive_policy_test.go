@@ -2,8 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -17,7 +15,6 @@ import (
 	"github.com/auditstream/auditstream/proto/auditevent"
 	auditlogv1 "github.com/auditstream/auditstream/proto/auditlog/v1"
 	"github.com/auditstream/auditstream/services/internal/archive"
-	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 )
 
 // policyFilter and the redaction below are the storage profile's policy.
@@ -34,7 +31,7 @@ type policyArchive struct {
 
 func newPolicyArchive(t *testing.T) *policyArchive {
 	t.Helper()
-	bin := forwardingtest.BuildBinary(t, "../../../archiver")
+	bin := buildArchiver(t)
 	k := newTestKafka(t)
 	dir := t.TempDir()
 	a := &policyArchive{store: filepath.Join(dir, "archive"), day: archive.DayBefore(time.Now().Add(-time.Minute))}
@@ -55,29 +52,8 @@ routes:
   - account: "*"
     connections: [bucket]
 `, policyFilter, keyFile, a.store))
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	signing := filepath.Join(dir, "signing.pem")
-	if err := os.WriteFile(signing, archive.MarshalSigningKey(priv), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a.cfgFile = writeFile(t, "archiver.yaml", fmt.Sprintf(`log: {level: warn, format: json}
-http: {addr: %q}
-kafka:
-  brokers: [%s]
-  topics:
-    events: {name: audit.events, partitions: 3}
-    dead_letter: {name: audit.events.dlq, partitions: 1}
-destinations: {file: %q, poll_interval: 100ms}
-archive:
-  group: rotation-test
-  window: 3h
-  grace: 1m
-  late_flush_after: 1s
-  spool_dir: %q
-  commit_interval: 50ms
-  digest_interval: 100ms
-  signing_key: {file: %q}
-`, forwardingtest.FreeAddr(t), k.addr, a.destFile, t.TempDir(), signing))
+	signing, _, _ := writeSigningKey(t, dir, "signing")
+	a.cfgFile = archiverConfig(t, k, a.destFile, signing)
 	var recs []*kgo.Record
 	for i := range 12 {
 		at := a.day.Add(time.Duration(i)*40*time.Minute + time.Minute)

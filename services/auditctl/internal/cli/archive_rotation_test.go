@@ -1,82 +1,18 @@
 package cli
 
 import (
-	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/auditstream/auditstream/services/internal/archive"
-	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 )
-
-// runArchiverOnce runs the archiver binary with cfgFile until it has
-// committed every record of the topic and written the digests named, then
-// stops it.
-func runArchiverOnce(t *testing.T, k *testKafka, bin, cfgFile, dir string, digests ...string) {
-	t.Helper()
-	cmd := forwardingtest.StartProcess(t, nil, &forwardingtest.TestWriter{T: t, Prefix: "archiver"}, bin, "--config", cfgFile)
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-	}()
-	adm := kadm.NewClient(k.Client())
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	forwardingtest.WaitFor(t, "the archiver to commit every record", 90*time.Second, func() bool {
-		committed, err := adm.FetchOffsets(ctx, "rotation-test")
-		if err != nil {
-			return false
-		}
-		done := true
-		ends.Each(func(e kadm.ListedOffset) {
-			c, ok := committed.Lookup(topic, e.Partition)
-			// a partition without records has nothing to commit
-			done = done && (e.Offset == 0 || ok && c.At == e.Offset)
-		})
-		return done
-	})
-	forwardingtest.WaitFor(t, fmt.Sprintf("the archiver to write the digests %v", digests), 90*time.Second, func() bool {
-		for _, key := range digests {
-			if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(key))); err != nil {
-				return false
-			}
-		}
-		return true
-	})
-}
-
-// listFiles returns the keys of every file under dir.
-func listFiles(t *testing.T, dir string) []string {
-	t.Helper()
-	var out []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, path)
-		out = append(out, filepath.ToSlash(rel))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // The signing key is rotated between two runs of the archiver: the
 // manifests and the day's digest written before are signed with the old
@@ -84,7 +20,7 @@ func listFiles(t *testing.T, dir string) []string {
 // the digest addendum it brings) with the new one. verify takes both keys
 // and passes; given one key only, it names each day signed by the other.
 func TestArchiveVerifyAcrossAKeyRotation(t *testing.T) {
-	bin := forwardingtest.BuildBinary(t, "../../../archiver")
+	bin := buildArchiver(t)
 	k := newTestKafka(t)
 	dir := t.TempDir()
 	store := filepath.Join(dir, "archive")
@@ -98,40 +34,8 @@ routes:
   - account: "*"
     connections: [bucket]
 `, store))
-	keyFile := func(name string) (string, string, ed25519.PublicKey) {
-		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-		private := filepath.Join(dir, name+".pem")
-		if err := os.WriteFile(private, archive.MarshalSigningKey(priv), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		public := filepath.Join(dir, name+".pub.pem")
-		if err := os.WriteFile(public, archive.MarshalPublicKey(pub), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return private, public, pub
-	}
-	oldPriv, oldPub, oldKey := keyFile("old")
-	newPriv, newPub, newKey := keyFile("new")
-	config := func(signingKey string) string {
-		return writeFile(t, "archiver.yaml", fmt.Sprintf(`log: {level: warn, format: json}
-http: {addr: %q}
-kafka:
-  brokers: [%s]
-  topics:
-    events: {name: audit.events, partitions: 3}
-    dead_letter: {name: audit.events.dlq, partitions: 1}
-destinations: {file: %q, poll_interval: 100ms}
-archive:
-  group: rotation-test
-  window: 3h
-  grace: 1m
-  late_flush_after: 1s
-  spool_dir: %q
-  commit_interval: 50ms
-  digest_interval: 100ms
-  signing_key: {file: %q}
-`, forwardingtest.FreeAddr(t), k.addr, destFile, t.TempDir(), signingKey))
-	}
+	oldPriv, oldPub, oldKey := writeSigningKey(t, dir, "old")
+	newPriv, newPub, newKey := writeSigningKey(t, dir, "new")
 
 	// The archiver runs on the real clock: the last closed day is the
 	// digested one, the days before it are archived but before the chain.
@@ -144,7 +48,7 @@ archive:
 		recs = append(recs, r)
 	}
 	k.produce(t, recs...)
-	runArchiverOnce(t, k, bin, config(oldPriv), store, archive.DigestKey("acc-a", digestDay, 0))
+	runArchiverOnce(t, k, bin, archiverConfig(t, k, destFile, oldPriv), store, archive.DigestKey("acc-a", digestDay, 0))
 
 	// The key is rotated: the next run signs with the new one.
 	recs = recs[:0]
@@ -158,7 +62,7 @@ archive:
 	late.Timestamp = time.Now()
 	k.produce(t, append(recs, late)...)
 	addendum := archive.DigestKey("acc-a", digestDay, 1)
-	runArchiverOnce(t, k, bin, config(newPriv), store, addendum)
+	runArchiverOnce(t, k, bin, archiverConfig(t, k, destFile, newPriv), store, addendum)
 
 	// Which key signed what, as written.
 	signedBy := map[string]string{} // key id → days it signed

@@ -23,7 +23,6 @@ import (
 
 	"github.com/auditstream/auditstream/services/auditctl/internal/rebuild"
 	"github.com/auditstream/auditstream/services/internal/archive"
-	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 )
 
 // archivePartition puts acc-a and acc-b on partition 0 (their groups hold
@@ -47,7 +46,7 @@ type archived struct {
 
 func newArchived(t *testing.T) *archived {
 	t.Helper()
-	bin := forwardingtest.BuildBinary(t, "../../../archiver")
+	bin := buildArchiver(t)
 	a := &archived{testKafka: newTestKafka(t), dir: filepath.Join(t.TempDir(), "archive")}
 	// Days in the past (the archiver runs on the real clock): every window
 	// is closed, so each group is cut a second after it opens.
@@ -55,59 +54,11 @@ func newArchived(t *testing.T) *archived {
 	a.day2 = a.day1.Add(24 * time.Hour)
 
 	dir := t.TempDir()
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	a.pub = pub
-	a.keyFile = filepath.Join(dir, "signing.pem")
-	if err := os.WriteFile(a.keyFile, archive.MarshalSigningKey(priv), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a.destFile = filepath.Join(dir, "destinations.yaml")
-	if err := os.WriteFile(a.destFile, []byte(fmt.Sprintf(`connections:
-  bucket:
-    type: storage
-    settings:
-      kind: local
-      local: {dir: %q}
-  old-bucket:
-    type: storage
-    enabled: false
-    settings:
-      kind: local
-      local: {dir: %q}
-  dd-x:
-    type: datadog
-    settings:
-      api_key: x
-routes:
-  - account: "*"
-    connections: [bucket]
-`, a.dir, filepath.Join(dir, "old"))), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	a.keyFile, _, a.pub = writeSigningKey(t, dir, "signing")
+	a.destFile = storageDestinations(t, a.dir, filepath.Join(dir, "old"))
 	// max_future_skew is 2h, not the default 1h: one event below depends on
 	// it, so a rebuild that ignored the file would build other bytes.
-	a.cfgFile = filepath.Join(dir, "archiver.yaml")
-	if err := os.WriteFile(a.cfgFile, []byte(fmt.Sprintf(`log: {level: warn, format: json}
-http: {addr: %q}
-kafka:
-  brokers: [%s]
-  topics:
-    events: {name: audit.events, partitions: 3}
-    dead_letter: {name: audit.events.dlq, partitions: 1}
-destinations: {file: %q, poll_interval: 100ms}
-archive:
-  group: rebuild-test
-  window: 3h
-  grace: 1m
-  late_flush_after: 1s
-  max_future_skew: 2h
-  spool_dir: %q
-  commit_interval: 50ms
-  digest_interval: 100ms
-  signing_key: {file: %q}
-`, forwardingtest.FreeAddr(t), a.addr, a.destFile, t.TempDir(), a.keyFile)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	a.cfgFile = archiverConfig(t, a.testKafka, a.destFile, a.keyFile, "max_future_skew: 2h")
 
 	var recs []*kgo.Record
 	add := func(account, id string, eventTime, recordTime time.Time) {
@@ -134,39 +85,14 @@ archive:
 	slices.SortStableFunc(recs, func(x, y *kgo.Record) int { return x.Timestamp.Compare(y.Timestamp) })
 	a.produce(t, recs...)
 
-	cmd := forwardingtest.StartProcess(t, nil, &forwardingtest.TestWriter{T: t, Prefix: "archiver"}, bin, "--config", a.cfgFile)
-	adm := kadm.NewClient(a.Client())
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	forwardingtest.WaitFor(t, "the archiver to commit every record", 90*time.Second, func() bool {
-		committed, err := adm.FetchOffsets(ctx, "rebuild-test")
-		if err != nil {
-			return false
-		}
-		done := true
-		ends.Each(func(e kadm.ListedOffset) {
-			c, ok := committed.Lookup(topic, e.Partition)
-			done = done && ok && c.At == e.Offset
-		})
-		return done
-	})
 	// The last closed day's digests: the chains start there (the archived
 	// days are older), each saying the day had no events.
 	a.digestDay = archive.DayBefore(time.Now().Add(-time.Minute))
-	forwardingtest.WaitFor(t, "the archiver to write the digests of "+a.digestDay.Format(time.DateOnly), 90*time.Second, func() bool {
-		for acc := range archivePartition {
-			if _, err := os.Stat(a.path(archive.DigestKey(acc, a.digestDay, 0))); err != nil {
-				return false
-			}
-		}
-		return true
-	})
-	_ = cmd.Process.Signal(os.Interrupt)
-	_ = cmd.Wait()
+	var digests []string
+	for _, acc := range slices.Sorted(maps.Keys(archivePartition)) {
+		digests = append(digests, archive.DigestKey(acc, a.digestDay, 0))
+	}
+	runArchiverOnce(t, a.testKafka, bin, a.cfgFile, a.dir, digests...)
 	return a
 }
 
@@ -538,26 +464,7 @@ func TestArchiveRebuildAndVerify(t *testing.T) {
 
 func TestBadInputArchive(t *testing.T) {
 	dir := t.TempDir()
-	dest := writeFile(t, "destinations.yaml", fmt.Sprintf(`connections:
-  bucket:
-    type: storage
-    settings:
-      kind: local
-      local: {dir: %q}
-  old-bucket:
-    type: storage
-    enabled: false
-    settings:
-      kind: local
-      local: {dir: %q}
-  dd-x:
-    type: datadog
-    settings:
-      api_key: x
-routes:
-  - account: "*"
-    connections: [bucket]
-`, filepath.Join(dir, "a"), filepath.Join(dir, "b")))
+	dest := storageDestinations(t, filepath.Join(dir, "a"), filepath.Join(dir, "b"))
 	noStorage := writeFile(t, "dd-only.yaml", "connections:\n  dd-x:\n    type: datadog\n    settings:\n      api_key: x\nroutes: []\n")
 	badWindow := writeFile(t, "archiver.yaml", "archive:\n  window: 7m\n")
 	badKey := writeFile(t, "bad.pem", "not a key\n")
