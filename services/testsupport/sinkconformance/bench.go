@@ -299,11 +299,11 @@ func BenchEndToEndLatency(b *testing.B, a BenchAdapter) {
 }
 
 // RunBenchReport prints one comparison of a benchmark run against a
-// forwarder's targets, made by report. It reads the `go test -bench`
+// forwarder's targets (s.Report). It reads the `go test -bench`
 // output named by AUDITSTREAM_BENCH_OUTPUT and fails without it. It fails
 // only when the output lacks a result, or, with
 // AUDITSTREAM_BENCH_STRICT=1, when a target is missed.
-func RunBenchReport(t *testing.T, report func(benchutil.Output) (text string, below int, err error)) {
+func RunBenchReport(t *testing.T, s BenchReportSpec) {
 	path := os.Getenv("AUDITSTREAM_BENCH_OUTPUT")
 	if path == "" {
 		t.Fatal("set AUDITSTREAM_BENCH_OUTPUT to a `go test -bench` output (make bench does)")
@@ -320,7 +320,7 @@ func RunBenchReport(t *testing.T, report func(benchutil.Output) (text string, be
 	if len(out.Failures) > 0 {
 		t.Errorf("the benchmark run failed: %s", out.Failures[0])
 	}
-	text, below, err := report(out)
+	text, below, err := s.Report(out)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,18 +4,144 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/auditstream/auditstream/services/internal/config"
+	"github.com/auditstream/auditstream/services/internal/forwarding"
 	"github.com/auditstream/auditstream/services/testsupport/benchutil"
 	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 )
 
-// BenchReport lays out a forwarder's benchmark run against its targets:
-// the passes it is measured against and the forwarder runs (median over
-// -count runs), their memory, the latency, and a verdict per target. A
-// forwarder's report names its passes and targets; the layout is shared.
-type BenchReport struct {
+// BenchPass is a benchmark a forwarder's report reads besides its
+// forwarder runs: Benchmark<prefix><Name>, and its label in the report.
+type BenchPass struct{ Name, Label string }
+
+// BenchReportSpec is what a forwarder's benchmark report says of its own:
+// the names of its passes, their captions and its targets. The layout and
+// the verdicts every forwarder has are BenchReportSpec.Report's.
+type BenchReportSpec struct {
+	// Prefix starts every benchmark name ("Datadog"): the report reads
+	// <Prefix>ConsumeCeiling, the Passes, <Prefix>Forwarder/max-inflight=…
+	// at each of BenchInflightSettings(Spec), <Prefix>ForwarderCPUSplit and
+	// <Prefix>EndToEndLatency.
+	Prefix string
+	Spec   forwarding.Spec
+	// Title and Setup head the throughput table.
+	Title, Setup string
+	// Passes are the rows between the ceiling and the forwarder runs, in
+	// the table's order; the one named EncodeOnly is what the forwarder is
+	// measured against.
+	Passes []BenchPass
+	// Peer is the fake as the CPU split names it ("Datadog intake");
+	// BoundPeer as the bound's verdict line does ("intake").
+	Peer, BoundPeer string
+	// MinEventsPerSec, when not 0, is the default run's target rate.
+	MinEventsPerSec float64
+	// MinOfEncodeOnly is the default run's target share of encode-only.
+	MinOfEncodeOnly float64
+	// MaxP99 is the end-to-end latency's target p99.
+	MaxP99 time.Duration
+	// Note, when set, adds lines of the sink's own after the throughput
+	// table, from the passes' results (by Name) and the default run.
+	Note func(passes map[string]benchutil.Result, fwd benchutil.Result) string
+	// Against are passes (by Name) the default run is set against without
+	// a target, each a verdict line of its Label.
+	Against []BenchPass
+}
+
+// The benchmarks every forwarder has, after the prefix.
+const (
+	benchCeiling  = "ConsumeCeiling"
+	benchEncode   = "EncodeOnly"
+	benchSplit    = "ForwarderCPUSplit"
+	benchLatency  = "EndToEndLatency"
+	ceilingLabel  = "raw franz-go consume ceiling"
+	benchNoTarget = "(no target)"
+)
+
+// Report lays out a run's results (out) against s's targets: the ceiling,
+// the passes and the forwarder runs (median over -count runs), their
+// memory, the latency, and a verdict per target. It returns the text and
+// how many targets were missed; the error names a result out lacks.
+func (s BenchReportSpec) Report(out benchutil.Output) (text string, below int, err error) {
+	settings := BenchInflightSettings(s.Spec)
+	r := newBenchReport(out)
+	ceiling := r.get(s.Prefix + benchCeiling)
+	labels := []string{ceilingLabel}
+	results := []benchutil.Result{ceiling}
+	passes := map[string]benchutil.Result{}
+	for _, p := range s.Passes {
+		passes[p.Name] = r.get(s.Prefix + p.Name)
+		labels = append(labels, p.Label)
+		results = append(results, passes[p.Name])
+	}
+	fwds, fwdRuns := r.forwarders(s.Prefix, settings)
+	latency := r.get(s.Prefix + benchLatency)
+	split := r.get(s.Prefix + benchSplit)
+	if r.err != nil {
+		return "", 0, r.err
+	}
+	encode, ok := passes[benchEncode]
+	if !ok {
+		return "", 0, fmt.Errorf("the %s report has no %s pass", s.Prefix, benchEncode)
+	}
+
+	r.throughput(s.Title, s.Setup, labels, results, settings, fwds, encode, split, s.Peer)
+	fwd := fwds[0]
+	if s.Note != nil {
+		r.text.WriteString(s.Note(passes, fwd))
+	}
+	r.memory(latency)
+
+	// The first verdict on the default run says what it parked.
+	parked := Parked(fwd)
+	if s.MinEventsPerSec > 0 {
+		rate := fwd.Metrics["events/s"]
+		r.verdict(fmt.Sprintf("forwarder >= %s events/s", benchutil.FormatValue(s.MinEventsPerSec)),
+			rate >= s.MinEventsPerSec, benchutil.FormatValue(rate)+" events/s"+parked)
+		parked = ""
+	}
+	of, txt := Ratio(fwd, "events/s", encode)
+	r.verdict(fmt.Sprintf("forwarder >= %s of encode-only", benchutil.FormatPercent(s.MinOfEncodeOnly)), of >= s.MinOfEncodeOnly, txt+parked)
+	r.commonVerdicts(s.MaxP99, latency, settings, fwds, fwdRuns, encode, ceiling)
+	for _, p := range s.Against {
+		_, txt := Ratio(fwd, "events/s", passes[p.Name])
+		r.line(p.Label, benchNoTarget, txt)
+	}
+	r.bound(encode, fwd, split, s.BoundPeer)
+	return r.textOf(), r.below, nil
+}
+
+// CheckBenchReport fails t unless s's report of the benchmark output
+// output holds every line of want and misses below targets, and unless a
+// report of an output without results is an error.
+func CheckBenchReport(t *testing.T, s BenchReportSpec, output string, want []string, below int) {
+	t.Helper()
+	out, err := benchutil.Parse(strings.NewReader(output), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, n, err := s.Report(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range want {
+		if !strings.Contains(text, w) {
+			t.Errorf("report lacks %q:\n%s", w, text)
+		}
+	}
+	if n != below {
+		t.Errorf("%d targets below, want %d:\n%s", n, below, text)
+	}
+	if _, _, err := s.Report(benchutil.Output{}); err == nil {
+		t.Error("no error for an output without results")
+	}
+}
+
+// benchReport is BenchReportSpec.Report's layout, filled in as it reads
+// results.
+type benchReport struct {
 	out  benchutil.Output
 	err  error
 	runs int
@@ -24,16 +150,16 @@ type BenchReport struct {
 	verdicts strings.Builder
 	labels   []string
 	results  []benchutil.Result
-	// Below counts the targets missed.
-	Below int
+	// below counts the targets missed.
+	below int
 }
 
-// NewBenchReport reads results from out.
-func NewBenchReport(out benchutil.Output) *BenchReport { return &BenchReport{out: out} }
+// newBenchReport reads results from out.
+func newBenchReport(out benchutil.Output) *benchReport { return &benchReport{out: out} }
 
-// Get returns the median of the runs of Benchmark<name>; a missing one is
-// the report's error (Err).
-func (r *BenchReport) Get(name string) benchutil.Result {
+// get returns the median of the runs of Benchmark<name>; a missing one is
+// the report's error.
+func (r *benchReport) get(name string) benchutil.Result {
 	res, runs := r.out.Median(name)
 	if runs == 0 && r.err == nil {
 		r.err = fmt.Errorf("no result for Benchmark%s in the benchmark output", name)
@@ -44,9 +170,9 @@ func (r *BenchReport) Get(name string) benchutil.Result {
 	return res
 }
 
-// Forwarders returns the forwarder runs of prefix at each of settings, and
+// forwarders returns the forwarder runs of prefix at each of settings, and
 // how many runs each had.
-func (r *BenchReport) Forwarders(prefix string, settings []config.ByteSize) ([]benchutil.Result, []int) {
+func (r *benchReport) forwarders(prefix string, settings []config.ByteSize) ([]benchutil.Result, []int) {
 	fwds := make([]benchutil.Result, len(settings))
 	runs := make([]int, len(settings))
 	for i, inflight := range settings {
@@ -58,9 +184,6 @@ func (r *BenchReport) Forwarders(prefix string, settings []config.ByteSize) ([]b
 	}
 	return fwds, runs
 }
-
-// Err is the first result missing.
-func (r *BenchReport) Err() error { return r.err }
 
 // Metric formats res's metric unit, "-" when it has none.
 func Metric(res benchutil.Result, unit string) string {
@@ -81,11 +204,11 @@ func Ratio(res benchutil.Result, unit string, of benchutil.Result) (float64, str
 	return a / b, benchutil.FormatPercent(a / b)
 }
 
-// Throughput writes, under title and setup, the table of passes (labels and results, the ceiling
+// throughput writes, under title and setup, the table of passes (labels and results, the ceiling
 // first, the encode-only pass among them) and forwarder runs at settings,
 // each against the ceiling and the forwarders against encode-only, then
 // the CPU bound of the default run beside the broker and the fake (peer).
-func (r *BenchReport) Throughput(title, setup string, labels []string, results []benchutil.Result, settings []config.ByteSize, fwds []benchutil.Result, encode, split benchutil.Result, peer string) {
+func (r *benchReport) throughput(title, setup string, labels []string, results []benchutil.Result, settings []config.ByteSize, fwds []benchutil.Result, encode, split benchutil.Result, peer string) {
 	firstForwarder := len(results)
 	ceiling := results[0]
 	for i, inflight := range settings {
@@ -117,12 +240,9 @@ func (r *BenchReport) Throughput(title, setup string, labels []string, results [
 	r.text.WriteString(forwardingtest.BenchBound(encode, fwds[0], split, peer))
 }
 
-// Printf adds a line of the sink's own to the report.
-func (r *BenchReport) Printf(format string, args ...any) { fmt.Fprintf(&r.text, format, args...) }
-
-// Memory writes the memory of every pass and run of the throughput table
+// memory writes the memory of every pass and run of the throughput table
 // and of the latency run, and the latency.
-func (r *BenchReport) Memory(latency benchutil.Result) {
+func (r *benchReport) memory(latency benchutil.Result) {
 	r.text.WriteString("\nmemory (MB): peak is the whole process (benchutil: heap and stacks, garbage included); over-base is above the\nheap in use before the run (the broker holding the loaded topic, the event pool); live is the live heap's peak above its own\n")
 	mt := &benchutil.Table{}
 	mt.Row("", "max_inflight", "live over base", "peak over base", "peak")
@@ -136,19 +256,19 @@ func (r *BenchReport) Memory(latency benchutil.Result) {
 		Metric(latency, "produced-events/s"), Metric(latency, "p50-ms"), Metric(latency, "p99-ms"), Metric(latency, "max-ms"))
 }
 
-// Line adds a line without a target to the verdicts.
-func (r *BenchReport) Line(target, verdict, got string) {
+// line adds a line without a target to the verdicts.
+func (r *benchReport) line(target, verdict, got string) {
 	fmt.Fprintf(&r.verdicts, "  %-46s %-13s %s\n", target, verdict, got)
 }
 
-// Verdict adds a target's verdict.
-func (r *BenchReport) Verdict(target string, pass bool, got string) {
+// verdict adds a target's verdict.
+func (r *benchReport) verdict(target string, pass bool, got string) {
 	v := "PASS"
 	if !pass {
 		v = "BELOW TARGET"
-		r.Below++
+		r.below++
 	}
-	r.Line(target, v, got)
+	r.line(target, v, got)
 }
 
 // Parked says how many events the run parked and the rate of the rest,
@@ -160,30 +280,30 @@ func Parked(fwd benchutil.Result) string {
 	return fmt.Sprintf(" (%s parked; the rest at %s events/s)", Metric(fwd, "parked"), Metric(fwd, "unparked-events/s"))
 }
 
-// CommonVerdicts judges the targets every forwarder has (latency p99,
+// commonVerdicts judges the targets every forwarder has (latency p99,
 // memory set by config) and adds the default run's steady rate against
 // encode-only and its rate against the ceiling.
-func (r *BenchReport) CommonVerdicts(p99Target time.Duration, latency benchutil.Result, settings []config.ByteSize, fwds []benchutil.Result, fwdRuns []int, encode, ceiling benchutil.Result) {
+func (r *benchReport) commonVerdicts(p99Target time.Duration, latency benchutil.Result, settings []config.ByteSize, fwds []benchutil.Result, fwdRuns []int, encode, ceiling benchutil.Result) {
 	p99, ok := latency.Metrics["p99-ms"]
-	r.Verdict(fmt.Sprintf("end-to-end p99 < %s at 1k events/s", p99Target), ok && p99 < benchutil.Millis(p99Target), Metric(latency, "p99-ms")+" ms")
+	r.verdict(fmt.Sprintf("end-to-end p99 < %s at 1k events/s", p99Target), ok && p99 < benchutil.Millis(p99Target), Metric(latency, "p99-ms")+" ms")
 	pass, got, backlog := forwardingtest.BenchMemoryVerdict(settings, fwds, fwdRuns)
-	r.Verdict(fmt.Sprintf("memory set by config (backlog %s MB)", benchutil.FormatValue(backlog)), pass, got)
+	r.verdict(fmt.Sprintf("memory set by config (backlog %s MB)", benchutil.FormatValue(backlog)), pass, got)
 	_, txt := Ratio(fwds[0], "steady-events/s", encode)
-	r.Line("steady forwarder / encode-only", "(no target)", txt)
+	r.line("steady forwarder / encode-only", benchNoTarget, txt)
 	_, txt = Ratio(fwds[0], "events/s", ceiling)
-	r.Line("forwarder / consume ceiling", "(no target)", txt)
+	r.line("forwarder / consume ceiling", benchNoTarget, txt)
 }
 
-// Bound adds the rate the default run could reach beside the broker and
+// bound adds the rate the default run could reach beside the broker and
 // the fake (peer), from its CPU split.
-func (r *BenchReport) Bound(encode, fwd, split benchutil.Result, peer string) {
+func (r *benchReport) bound(encode, fwd, split benchutil.Result, peer string) {
 	if bound, ok := forwardingtest.BenchBoundRate(encode, fwd, split); ok {
-		r.Line("bound beside the broker and "+peer, "(no target)",
+		r.line("bound beside the broker and "+peer, benchNoTarget,
 			fmt.Sprintf("%s events/s = %s of encode-only", benchutil.FormatValue(bound), benchutil.FormatPercent(bound/encode.Metrics["events/s"])))
 	}
 }
 
-// Text is the report with its verdicts.
-func (r *BenchReport) Text() string {
+// textOf is the report with its verdicts.
+func (r *benchReport) textOf() string {
 	return r.text.String() + "\ntargets (2-core machine)\n" + r.verdicts.String()
 }

@@ -313,58 +313,27 @@ func BenchmarkEventBridgeEndToEndLatency(b *testing.B) {
 	sinkconformance.BenchEndToEndLatency(b, benchAdapter)
 }
 
-// Targets of the EventBridge forwarder (the issue's, on a 2-core machine).
-const (
-	benchTargetOfEncodeOnly = 0.70
-	benchTargetP99          = time.Second
-)
-
-type benchReport struct {
-	text  string
-	below int
-}
-
-// Names of the benchmark results the report reads.
-const (
-	benchNameCeiling = "EventBridgeConsumeCeiling"
-	benchNameEntry   = "EventBridgeEntryOnly"
-	benchNameEncode  = "EventBridgeEncodeOnly"
-	benchNameBus     = "EventBridgeBusOnly"
-	benchNameLatency = "EventBridgeEndToEndLatency"
-	benchNameSplit   = "EventBridgeForwarderCPUSplit"
-)
-
-// eventBridgeBenchReport lays out the ceiling, the entry-only and
-// encode-only passes and the forwarder runs (median over -count runs),
-// their memory, the latency, and a verdict per target.
-func eventBridgeBenchReport(out benchutil.Output) (benchReport, error) {
-	r := sinkconformance.NewBenchReport(out)
-	ceiling := r.Get(benchNameCeiling)
-	entry := r.Get(benchNameEntry)
-	encode := r.Get(benchNameEncode)
-	bus := r.Get(benchNameBus)
-	fwds, fwdRuns := r.Forwarders("EventBridge", benchInflightSettings)
-	latency := r.Get(benchNameLatency)
-	split := r.Get(benchNameSplit)
-	if err := r.Err(); err != nil {
-		return benchReport{}, err
-	}
-
-	r.Throughput("EventBridge forwarder against its ceilings", "1 KB records, broker and EventBridge fake in this process",
-		[]string{"raw franz-go consume ceiling", "entry-only (decode, EventBridge entry)", "encode-only (+ SDK PutEvents calls, signed)", "bus-only (the fake taking signed calls)"},
-		[]benchutil.Result{ceiling, entry, encode, bus}, benchInflightSettings, fwds, encode, split, "EventBridge fake")
-	fwd := fwds[0]
-	r.Printf("entries a call: encode-only %s, forwarder %s; entries resent after a lost answer: %s\n",
-		sinkconformance.Metric(encode, "entries/call"), sinkconformance.Metric(fwd, "entries/call"), sinkconformance.Metric(fwd, "resent"))
-	r.Memory(latency)
-
-	of, txt := sinkconformance.Ratio(fwd, "events/s", encode)
-	r.Verdict(fmt.Sprintf("forwarder >= %s of encode-only", benchutil.FormatPercent(benchTargetOfEncodeOnly)), of >= benchTargetOfEncodeOnly, txt+sinkconformance.Parked(fwd))
-	r.CommonVerdicts(benchTargetP99, latency, benchInflightSettings, fwds, fwdRuns, encode, ceiling)
-	_, txt = sinkconformance.Ratio(fwd, "events/s", entry)
-	r.Line("forwarder / entry-only", "(no target)", txt)
-	r.Bound(encode, fwd, split, "fake")
-	return benchReport{text: r.Text(), below: r.Below}, nil
+// benchReportSpec is the EventBridge forwarder's report: its passes and
+// its targets (the issue's, on a 2-core machine).
+var benchReportSpec = sinkconformance.BenchReportSpec{
+	Prefix: "EventBridge",
+	Spec:   Spec,
+	Title:  "EventBridge forwarder against its ceilings",
+	Setup:  "1 KB records, broker and EventBridge fake in this process",
+	Passes: []sinkconformance.BenchPass{
+		{Name: "EntryOnly", Label: "entry-only (decode, EventBridge entry)"},
+		{Name: "EncodeOnly", Label: "encode-only (+ SDK PutEvents calls, signed)"},
+		{Name: "BusOnly", Label: "bus-only (the fake taking signed calls)"},
+	},
+	Peer:            "EventBridge fake",
+	BoundPeer:       "fake",
+	MinOfEncodeOnly: 0.70,
+	MaxP99:          time.Second,
+	Note: func(passes map[string]benchutil.Result, fwd benchutil.Result) string {
+		return fmt.Sprintf("entries a call: encode-only %s, forwarder %s; entries resent after a lost answer: %s\n",
+			sinkconformance.Metric(passes["EncodeOnly"], "entries/call"), sinkconformance.Metric(fwd, "entries/call"), sinkconformance.Metric(fwd, "resent"))
+	},
+	Against: []sinkconformance.BenchPass{{Name: "EntryOnly", Label: "forwarder / entry-only"}},
 }
 
 // The report reads the benchmarks' result lines and judges each target.
@@ -379,15 +348,7 @@ BenchmarkEventBridgeForwarderCPUSplit-2    	  200000	      9000 ns/op	    90000 
 BenchmarkEventBridgeEndToEndLatency-2                	       1	5000000000 ns/op	      1000 produced-events/s	     150.0 p50-ms	    1200 p99-ms	      1300 max-ms	 80.0 peak-MB
 PASS
 `
-	out, err := benchutil.Parse(strings.NewReader(output), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := eventBridgeBenchReport(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{
+	sinkconformance.CheckBenchReport(t, benchReportSpec, output, []string{
 		"forwarder >= 70.0 % of encode-only             PASS          80.0 % (10.0 parked; the rest at 85,000 events/s)",
 		"end-to-end p99 < 1s at 1k events/s             BELOW TARGET  1,200 ms",
 		"memory set by config (backlog 205 MB)          PASS          live 50.0 MB at 16 MiB (allowed 198), live 120 MB at 64 MiB (allowed 601)",
@@ -399,15 +360,5 @@ PASS
 		"bus-only (the fake taking signed calls)",
 		fmt.Sprintf("bound beside the broker and fake               (no target)   %s events/s = %s of encode-only",
 			benchutil.FormatValue(float64(runtime.NumCPU())*1e9/29000), benchutil.FormatPercent(float64(runtime.NumCPU())*1e9/29000/100000)),
-	} {
-		if !strings.Contains(rep.text, want) {
-			t.Errorf("report lacks %q:\n%s", want, rep.text)
-		}
-	}
-	if rep.below != 1 {
-		t.Errorf("%d targets below, want 1:\n%s", rep.below, rep.text)
-	}
-	if _, err := eventBridgeBenchReport(benchutil.Output{}); err == nil {
-		t.Error("no error for an output without results")
-	}
+	}, 1)
 }

@@ -5,7 +5,6 @@ package forwarder
 import (
 	"testing"
 
-	"github.com/auditstream/auditstream/services/testsupport/benchutil"
 	"github.com/auditstream/auditstream/services/testsupport/sinkconformance"
 )
 
@@ -13,11 +12,6 @@ import (
 // bench (-tags benchreport), which hands it the run's output: it is not a
 // test that skips itself everywhere else.
 
-// TestEventBridgeBenchReport prints one comparison of a benchmark run against the
-// targets (sinkconformance.RunBenchReport).
-func TestEventBridgeBenchReport(t *testing.T) {
-	sinkconformance.RunBenchReport(t, func(out benchutil.Output) (string, int, error) {
-		rep, err := eventBridgeBenchReport(out)
-		return rep.text, rep.below, err
-	})
-}
+// TestEventBridgeBenchReport prints one comparison of a benchmark run against
+// the targets.
+func TestEventBridgeBenchReport(t *testing.T) { sinkconformance.RunBenchReport(t, benchReportSpec) }

@@ -35,7 +35,6 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -167,54 +166,21 @@ func BenchmarkOTLPEndToEndLatency(b *testing.B) {
 	sinkconformance.BenchEndToEndLatency(b, benchAdapter)
 }
 
-// Targets of the OTLP forwarder (2-core machine), as for the other
-// forwarders.
-const (
-	benchTargetOfEncodeOnly = 0.70
-	benchTargetP99          = time.Second
-)
-
-type benchReport struct {
-	text  string
-	below int
-}
-
-// Names of the benchmark results the report reads.
-const (
-	benchNameCeiling    = "OTLPConsumeCeiling"
-	benchNameEncode     = "OTLPEncodeOnly"
-	benchNameWriteBatch = "OTLPWriteBatchOnly"
-	benchNameLatency    = "OTLPEndToEndLatency"
-	benchNameSplit      = "OTLPForwarderCPUSplit"
-)
-
-// otlpBenchReport lays out the ceiling, the encode-only and
-// WriteBatch-only passes and the forwarder runs (median over -count runs),
-// their memory, the latency, and a verdict per target.
-func otlpBenchReport(out benchutil.Output) (benchReport, error) {
-	r := sinkconformance.NewBenchReport(out)
-	ceiling := r.Get(benchNameCeiling)
-	encode := r.Get(benchNameEncode)
-	writeBatch := r.Get(benchNameWriteBatch)
-	fwds, fwdRuns := r.Forwarders("OTLP", benchInflightSettings)
-	latency := r.Get(benchNameLatency)
-	split := r.Get(benchNameSplit)
-	if err := r.Err(); err != nil {
-		return benchReport{}, err
-	}
-
-	r.Throughput("OTLP forwarder against its ceilings", "1 KB records, protobuf, gzip, broker and OTLP fake in this process",
-		[]string{"raw franz-go consume ceiling", "encode-only (decode, OTLP record, request, gzip)", "WriteBatch-only (request and gzip of encoded entries)"},
-		[]benchutil.Result{ceiling, encode, writeBatch}, benchInflightSettings, fwds, encode, split, "OTLP fake")
-	r.Memory(latency)
-
-	fwd := fwds[0]
-	of, txt := sinkconformance.Ratio(fwd, "events/s", encode)
-	r.Verdict(fmt.Sprintf("forwarder >= %s of encode-only", benchutil.FormatPercent(benchTargetOfEncodeOnly)),
-		of >= benchTargetOfEncodeOnly, txt+sinkconformance.Parked(fwd))
-	r.CommonVerdicts(benchTargetP99, latency, benchInflightSettings, fwds, fwdRuns, encode, ceiling)
-	r.Bound(encode, fwd, split, "OTLP fake")
-	return benchReport{text: r.Text(), below: r.Below}, nil
+// benchReportSpec is the OTLP forwarder's report: its passes and its
+// targets (2-core machine), as for the other forwarders.
+var benchReportSpec = sinkconformance.BenchReportSpec{
+	Prefix: "OTLP",
+	Spec:   Spec,
+	Title:  "OTLP forwarder against its ceilings",
+	Setup:  "1 KB records, protobuf, gzip, broker and OTLP fake in this process",
+	Passes: []sinkconformance.BenchPass{
+		{Name: "EncodeOnly", Label: "encode-only (decode, OTLP record, request, gzip)"},
+		{Name: "WriteBatchOnly", Label: "WriteBatch-only (request and gzip of encoded entries)"},
+	},
+	Peer:            "OTLP fake",
+	BoundPeer:       "OTLP fake",
+	MinOfEncodeOnly: 0.70,
+	MaxP99:          time.Second,
 }
 
 // The report reads the benchmarks' result lines and judges each target.
@@ -228,15 +194,7 @@ BenchmarkOTLPForwarderCPUSplit-2    	  200000	      9000 ns/op	    50000 events/
 BenchmarkOTLPEndToEndLatency-2                	       1	5000000000 ns/op	      1000 produced-events/s	     150.0 p50-ms	    900 p99-ms	      1300 max-ms	 80.0 peak-MB
 PASS
 `
-	out, err := benchutil.Parse(strings.NewReader(output), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := otlpBenchReport(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{
+	sinkconformance.CheckBenchReport(t, benchReportSpec, output, []string{
 		"forwarder >= 70.0 % of encode-only             BELOW TARGET  65.0 % (10.0 parked; the rest at 70,000 events/s)",
 		"end-to-end p99 < 1s at 1k events/s             PASS          900 ms",
 		"memory set by config (backlog 205 MB)          BELOW TARGET  live 50.0 MB at 16 MiB (allowed 198), live 700 MB at 64 MiB (allowed 601)",
@@ -247,15 +205,5 @@ PASS
 		"the forwarder itself, with the garbage collector, 22.5 µs, of which the encode-only work (20.0 µs) is 88.9 %",
 		fmt.Sprintf("bound beside the broker and OTLP fake          (no target)   %s events/s = %s of encode-only",
 			benchutil.FormatValue(float64(runtime.NumCPU())*1e9/27500), benchutil.FormatPercent(float64(runtime.NumCPU())*1e9/27500/100000)),
-	} {
-		if !strings.Contains(rep.text, want) {
-			t.Errorf("report lacks %q:\n%s", want, rep.text)
-		}
-	}
-	if rep.below != 2 {
-		t.Errorf("%d targets below, want 2:\n%s", rep.below, rep.text)
-	}
-	if _, err := otlpBenchReport(benchutil.Output{}); err == nil {
-		t.Error("no error for an output without results")
-	}
+	}, 2)
 }
