@@ -34,83 +34,58 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/proto/auditevent"
+	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/internal/sink/datadog"
 	"github.com/auditstream/auditstream/services/testsupport/benchutil"
 	"github.com/auditstream/auditstream/services/testsupport/ddfake"
-	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 	"github.com/auditstream/auditstream/services/testsupport/sinkconformance"
 	"github.com/klauspost/compress/gzip"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-const (
-	// benchBodyEntries is how many entries one request body holds: the
-	// default delivery batch.
-	benchBodyEntries = 500
-	// benchDeliverTimeout bounds a throughput run.
-	benchDeliverTimeout = 3 * time.Minute
-)
-
-// BenchmarkDatadogConsumeCeiling is the ceiling: a franz-go group consumer
-// with the runtime's consumer and fetch options (no decoding, no delivery)
-// polling b.N pre-loaded records, from a cold start (group join included,
-// as for the forwarder).
-func BenchmarkDatadogConsumeCeiling(b *testing.B) {
-	cluster, cfg := forwardingtest.BenchBroker(b, Spec)
-	forwardingtest.BenchConsumeCeiling(b, cluster, cfg, benchDeliverTimeout)
-}
+// BenchmarkDatadogConsumeCeiling is the ceiling
+// (sinkconformance.BenchConsumeCeiling).
+func BenchmarkDatadogConsumeCeiling(b *testing.B) { sinkconformance.BenchConsumeCeiling(b, Spec) }
 
 // BenchmarkDatadogEncodeOnly is the work without the plumbing: b.N
-// records decoded with auditevent.DecodeRecord, encoded by the connection's
-// datadog.Encoder, and joined into JSON-array request bodies of
-// benchBodyEntries entries gzipped at the connection's level (what
-// Sink.encodeBody does), on GOMAXPROCS goroutines, sent nowhere.
+// records decoded and encoded by the connection's datadog.Encoder, and
+// joined into JSON-array request bodies of
+// sinkconformance.BenchBatchEntries entries gzipped at the connection's
+// level (what Sink.encodeBody does), on GOMAXPROCS goroutines, sent
+// nowhere (sinkconformance.BenchEncode).
 func BenchmarkDatadogEncodeOnly(b *testing.B) {
-	records := benchRecords(b)
-	var entryBytes, wireBytes atomic.Int64
-	bodies := int64((b.N + benchBodyEntries - 1) / benchBodyEntries)
-	elapsed := forwardingtest.BenchWorkers(b, runtime.GOMAXPROCS(0), bodies, func() (func(int64) error, error) {
-		enc, err := newBenchBodyEncoder()
-		if err != nil {
-			return nil, err
-		}
-		return func(body int64) error {
-			from := int(body) * benchBodyEntries
-			raw, err := enc.encode(records, from, min(from+benchBodyEntries, b.N))
-			entryBytes.Add(raw)
-			wireBytes.Add(int64(enc.body.Len()))
-			return err
-		}, nil
-	})
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
-	b.ReportMetric(float64(entryBytes.Load())/float64(b.N), "entry-B")
+	var wireBytes atomic.Int64
+	sinkconformance.BenchEncode(b, Spec, benchConnectionConfig().Encoder(), benchEntrySize,
+		func() (func([]sink.Entry[[]byte]) error, error) {
+			body, err := newBenchBody()
+			if err != nil {
+				return nil, err
+			}
+			return func(entries []sink.Entry[[]byte]) error {
+				err := body.encode(entries)
+				wireBytes.Add(int64(body.Len()))
+				return err
+			}, nil
+		})
 	b.ReportMetric(float64(wireBytes.Load())/float64(b.N), "wire-B")
 }
 
-// benchRecords is forwardingtest.BenchPool records as the broker holds them.
-func benchRecords(b *testing.B) []*kgo.Record {
-	gen := forwardingtest.NewBenchGen(b, DefaultConfig().Kafka.Topics.Events.Name)
-	at := time.Now()
-	records := make([]*kgo.Record, forwardingtest.BenchPool)
-	for i := range records {
-		records[i] = gen.Record(b, i, at.Add(time.Duration(i)*time.Microsecond))
-	}
-	return records
+// benchConnectionConfig is a benchmark connection's settings.
+func benchConnectionConfig() datadog.Config {
+	return datadog.Config{TagPrefix: benchTagPrefix}.WithDefaults()
 }
 
-// benchBodyEncoder makes request bodies as a connection with the default
+// benchEntrySize is an entry's size as Datadog counts it.
+func benchEntrySize(e sink.Entry[[]byte]) int { return datadog.EntrySize(e.Value) }
+
+// benchBody makes request bodies as a connection with the default
 // settings does.
-type benchBodyEncoder struct {
-	enc     *datadog.Encoder
-	level   int
-	zw      *gzip.Writer
-	body    bytes.Buffer
-	entries [][]byte
+type benchBody struct {
+	bytes.Buffer
+	zw *gzip.Writer
 }
 
-func newBenchBodyEncoder() (*benchBodyEncoder, error) {
-	dc := datadog.Config{TagPrefix: benchTagPrefix}.WithDefaults()
+func newBenchBody() (*benchBody, error) {
+	dc := benchConnectionConfig()
 	if dc.Compression != datadog.CompressionGzip {
 		return nil, fmt.Errorf("default compression is %q, want gzip", dc.Compression)
 	}
@@ -118,88 +93,58 @@ func newBenchBodyEncoder() (*benchBodyEncoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &benchBodyEncoder{enc: dc.Encoder(), level: dc.CompressionLevel, zw: zw, entries: make([][]byte, 0, benchBodyEntries)}, nil
+	return &benchBody{zw: zw}, nil
 }
 
-// encode decodes and encodes events from to to (records cycled) into body
-// and returns the entries' size as Datadog counts it.
-func (e *benchBodyEncoder) encode(records []*kgo.Record, from, to int) (int64, error) {
-	e.entries = e.entries[:0]
-	for i := from; i < to; i++ {
-		ev, err := auditevent.DecodeRecord(records[i%len(records)])
-		if err != nil {
-			return 0, err
-		}
-		entry, err := e.enc.Encode(ev)
-		if err != nil {
-			return 0, err
-		}
-		e.entries = append(e.entries, entry)
-	}
-	e.body.Reset()
-	e.zw.Reset(&e.body)
-	var raw int64
+// encode makes the body of entries.
+func (body *benchBody) encode(entries []sink.Entry[[]byte]) error {
+	body.Reset()
+	body.zw.Reset(&body.Buffer)
 	sep := []byte{'['}
-	for _, entry := range e.entries {
-		_, _ = e.zw.Write(sep)
-		_, _ = e.zw.Write(entry)
+	for _, entry := range entries {
+		_, _ = body.zw.Write(sep)
+		_, _ = body.zw.Write(entry.Value)
 		sep[0] = ','
-		raw += int64(datadog.EntrySize(entry))
 	}
-	_, _ = e.zw.Write([]byte{']'})
-	return raw, e.zw.Close()
+	_, _ = body.zw.Write([]byte{']'})
+	return body.zw.Close()
 }
 
 // BenchmarkDatadogIntakeOnly is what the fake intake costs on the CPUs it
-// shares with the forwarder: request bodies of benchBodyEntries entries,
-// encoded before the timer as the encode-only pass encodes them, POSTed by
-// a bare net/http client with as many requests out as the forwarder has
-// (benchConnections connections, requests_in_flight each), until the fake
-// has accepted b.N entries. The forwarder's CPU per event is at least this
-// pass's, the encode-only pass's and the consume ceiling's together.
+// shares with the forwarder: request bodies of
+// sinkconformance.BenchBatchEntries entries, encoded before the timer as
+// the encode-only pass encodes them, POSTed by a bare net/http client with
+// as many requests out as the forwarder has (benchConnections connections,
+// requests_in_flight each), until the fake has accepted b.N entries
+// (sinkconformance.BenchReplay). The forwarder's CPU per event is at least
+// this pass's, the encode-only pass's and the consume ceiling's together.
 func BenchmarkDatadogIntakeOnly(b *testing.B) {
-	records := benchRecords(b)
-	enc, err := newBenchBodyEncoder()
-	if err != nil {
-		b.Fatal(err)
-	}
-	bodies := make([][]byte, 64)
-	for i := range bodies {
-		if _, err := enc.encode(records, i*benchBodyEntries, (i+1)*benchBodyEntries); err != nil {
+	entries := sinkconformance.BenchEntries(b, Spec, benchConnectionConfig().Encoder())
+	in := newBenchIntake(b, nil)
+	requests := make([]sinkconformance.BenchRequest, 64)
+	for i := range requests {
+		body, err := newBenchBody()
+		if err != nil {
 			b.Fatal(err)
 		}
-		bodies[i] = bytes.Clone(enc.body.Bytes())
+		batch := make([]sink.Entry[[]byte], sinkconformance.BenchBatchEntries)
+		for j := range batch {
+			batch[j] = entries[(i*len(batch)+j)%len(entries)]
+		}
+		if err := body.encode(batch); err != nil {
+			b.Fatal(err)
+		}
+		requests[i] = sinkconformance.BenchRequest{URL: in.URL() + ddfake.LogsPath, Body: body.Bytes(), Header: http.Header{
+			"Content-Type":     {"application/json"},
+			"Content-Encoding": {"gzip"},
+			"Dd-Api-Key":       {benchConnName(i % benchConnections)},
+		}}
 	}
-	in := newBenchIntake(b, nil)
-	transport := &http.Transport{MaxIdleConnsPerHost: 64}
-	b.Cleanup(transport.CloseIdleConnections)
-	client := &http.Client{Transport: transport}
-	requests := int64((b.N + benchBodyEntries - 1) / benchBodyEntries)
-	post := func(i int64) error {
-		req, err := http.NewRequest(http.MethodPost, in.URL()+ddfake.LogsPath, bytes.NewReader(bodies[i%int64(len(bodies))]))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Content-Encoding", "gzip")
-		req.Header.Set("DD-API-KEY", benchConnName(int(i)%benchConnections))
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			return fmt.Errorf("the intake answered %s", resp.Status)
-		}
-		return nil
-	}
-	elapsed := forwardingtest.BenchWorkers(b, benchConnections*DefaultConfig().Delivery.RequestsInFlight, requests,
-		func() (func(int64) error, error) { return post, nil })
+	sinkconformance.BenchReplay(b, requests, benchConnections*DefaultConfig().Delivery.RequestsInFlight,
+		sinkconformance.BenchBatchEntries, http.StatusAccepted)
 	if got := in.Delivered(); got < int64(b.N) {
 		b.Fatalf("the intake accepted %d of %d entries", got, b.N)
 	}
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 }
 
 // BenchmarkDatadogForwarder runs the forwarder in this process with the

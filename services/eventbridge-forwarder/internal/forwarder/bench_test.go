@@ -43,46 +43,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/proto/auditevent"
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/internal/sink/eventbridge"
 	"github.com/auditstream/auditstream/services/testsupport/benchutil"
 	"github.com/auditstream/auditstream/services/testsupport/ebfake"
-	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 	"github.com/auditstream/auditstream/services/testsupport/sinkconformance"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-const (
-	// benchBatchEntries is the default delivery batch: what one WriteBatch
-	// gets, cut into calls of 10.
-	benchBatchEntries = 500
-	// benchDeliverTimeout bounds a throughput run. A run that parks events
-	// waits out park_delay (1 minute by default) before they come back.
-	benchDeliverTimeout = 3 * time.Minute
-)
-
-// BenchmarkEventBridgeConsumeCeiling is the ceiling: a franz-go group
-// consumer with the runtime's consumer and fetch options (no decoding, no
-// delivery) polling b.N pre-loaded records, from a cold start (group join
-// included, as for the forwarder).
-func BenchmarkEventBridgeConsumeCeiling(b *testing.B) {
-	cluster, cfg := forwardingtest.BenchBroker(b, Spec)
-	forwardingtest.BenchConsumeCeiling(b, cluster, cfg, benchDeliverTimeout)
-}
-
-// benchRecords returns the forwardingtest.BenchPool records the encode benchmarks cycle
-// through.
-func benchRecords(b *testing.B) []*kgo.Record {
-	gen := forwardingtest.NewBenchGen(b, DefaultConfig().Kafka.Topics.Events.Name)
-	at := time.Now()
-	records := make([]*kgo.Record, forwardingtest.BenchPool)
-	for i := range records {
-		records[i] = gen.Record(b, i, at.Add(time.Duration(i)*time.Microsecond))
-	}
-	return records
-}
+// BenchmarkEventBridgeConsumeCeiling is the ceiling
+// (sinkconformance.BenchConsumeCeiling).
+func BenchmarkEventBridgeConsumeCeiling(b *testing.B) { sinkconformance.BenchConsumeCeiling(b, Spec) }
 
 // benchConnectionConfig is a benchmark connection's settings.
 func benchConnectionConfig(endpoint string) eventbridge.Config {
@@ -92,43 +63,20 @@ func benchConnectionConfig(endpoint string) eventbridge.Config {
 	}.WithDefaults()
 }
 
-// benchParallel runs work over b.N records on GOMAXPROCS goroutines, in
-// runs of benchBatchEntries, and reports events/s, bytes per entry and
-// memory.
-func benchParallel(b *testing.B, work func(entries []sink.Entry[eventbridge.Entry]) error) {
-	records := benchRecords(b)
+// benchEncode runs b.N records decoded and encoded by the connection's
+// Encoder through write in batches of sinkconformance.BenchBatchEntries on
+// GOMAXPROCS goroutines (sinkconformance.BenchEncode).
+func benchEncode(b *testing.B, write func(entries []sink.Entry[eventbridge.Entry]) error) {
 	enc := benchConnectionConfig("").Encoder()
-	var entryBytes atomic.Int64
-	batches := int64((b.N + benchBatchEntries - 1) / benchBatchEntries)
-	elapsed := forwardingtest.BenchWorkers(b, runtime.GOMAXPROCS(0), batches, func() (func(int64) error, error) {
-		entries := make([]sink.Entry[eventbridge.Entry], 0, benchBatchEntries)
-		return func(batch int64) error {
-			from := int(batch) * benchBatchEntries
-			entries = entries[:0]
-			for i := from; i < min(from+benchBatchEntries, b.N); i++ {
-				ev, err := auditevent.DecodeRecord(records[i%len(records)])
-				if err != nil {
-					return err
-				}
-				entry, err := enc.EncodeEntry(ev)
-				if err != nil {
-					return err
-				}
-				entryBytes.Add(int64(enc.EntrySize(entry)))
-				entries = append(entries, entry)
-			}
-			return work(entries)
-		}, nil
-	})
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
-	b.ReportMetric(float64(entryBytes.Load())/float64(b.N), "entry-B")
+	sinkconformance.BenchEncode(b, Spec, enc, enc.EntrySize,
+		func() (func([]sink.Entry[eventbridge.Entry]) error, error) { return write, nil })
 }
 
 // BenchmarkEventBridgeEntryOnly is the mapping alone: b.N records decoded
 // with auditevent.DecodeRecord and encoded by the connection's Encoder, on
 // GOMAXPROCS goroutines.
 func BenchmarkEventBridgeEntryOnly(b *testing.B) {
-	benchParallel(b, func([]sink.Entry[eventbridge.Entry]) error { return nil })
+	benchEncode(b, func([]sink.Entry[eventbridge.Entry]) error { return nil })
 }
 
 // BenchmarkEventBridgeEncodeOnly is the work without the plumbing: b.N
@@ -144,7 +92,7 @@ func BenchmarkEventBridgeEncodeOnly(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	benchParallel(b, func(entries []sink.Entry[eventbridge.Entry]) error { return s.WriteBatch(ctx, entries) })
+	benchEncode(b, func(entries []sink.Entry[eventbridge.Entry]) error { return s.WriteBatch(ctx, entries) })
 	b.ReportMetric(float64(bodyBytes.Load())/float64(b.N), "wire-B")
 	b.ReportMetric(float64(b.N)/float64(max(calls.Load(), 1)), "entries/call")
 }
@@ -190,9 +138,9 @@ func (h benchLocalHTTP) Do(r *http.Request) (*http.Response, error) {
 // connection's Sink before the timer (captured on their way out), sent
 // again and again by a bare net/http client with as many calls out as the
 // forwarder has (benchConnections connections, max_concurrent_calls each),
-// until the fake has accepted b.N entries, every signature verified. The
-// forwarder's CPU per event is at least this pass's, the encode-only
-// pass's and the consume ceiling's together.
+// until the fake has accepted b.N entries, every signature verified
+// (sinkconformance.BenchReplay). The forwarder's CPU per event is at least
+// this pass's, the encode-only pass's and the consume ceiling's together.
 func BenchmarkEventBridgeBusOnly(b *testing.B) {
 	bus := newBenchBus(b, nil)
 	capture := &benchCaptureHTTP{}
@@ -200,73 +148,23 @@ func BenchmarkEventBridgeBusOnly(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	records := benchRecords(b)
-	enc := benchConnectionConfig("").Encoder()
-	entries := make([]sink.Entry[eventbridge.Entry], 0, benchBatchEntries)
-	for i := range benchBatchEntries {
-		ev, err := auditevent.DecodeRecord(records[i])
-		if err != nil {
-			b.Fatal(err)
-		}
-		entry, err := enc.EncodeEntry(ev)
-		if err != nil {
-			b.Fatal(err)
-		}
-		entries = append(entries, entry)
-	}
-	if err := s.WriteBatch(context.Background(), entries); err != nil {
+	entries := sinkconformance.BenchEntries(b, Spec, benchConnectionConfig("").Encoder())
+	if err := s.WriteBatch(context.Background(), entries[:sinkconformance.BenchBatchEntries]); err != nil {
 		b.Fatal(err)
 	}
-	calls := capture.calls
-	if len(calls) == 0 {
-		b.Fatal("the sink made no call")
-	}
-	transport := &http.Transport{MaxIdleConnsPerHost: 128}
-	b.Cleanup(transport.CloseIdleConnections)
-	client := &http.Client{Transport: transport}
-	send := func(c benchCall) error {
-		req, err := http.NewRequest(http.MethodPost, c.url, bytes.NewReader(c.body))
-		if err != nil {
-			return err
-		}
-		req.Header = c.header.Clone()
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("the fake answered %s", resp.Status)
-		}
-		return nil
-	}
-	perCall := eventbridge.MaxEntries
-	total := int64((b.N + perCall - 1) / perCall)
 	before := bus.Stats()
-	elapsed := forwardingtest.BenchWorkers(b, benchConnections*eventbridge.DefaultMaxConcurrentCalls, total,
-		func() (func(int64) error, error) {
-			return func(i int64) error { return send(calls[i%int64(len(calls))]) }, nil
-		})
+	sinkconformance.BenchReplay(b, capture.calls, benchConnections*eventbridge.DefaultMaxConcurrentCalls, eventbridge.MaxEntries, http.StatusOK)
 	st := bus.Stats()
 	if got := st.Accepted - before.Accepted; got < b.N || st.Failed > 0 {
 		b.Fatalf("the fake accepted %d of %d entries, %d failed", got, b.N, st.Failed)
 	}
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
-}
-
-// benchCall is a signed PutEvents request as the SDK sent it.
-type benchCall struct {
-	url    string
-	header http.Header
-	body   []byte
 }
 
 // benchCaptureHTTP keeps every request the SDK sends and answers it as the
 // fake would when every entry is accepted.
 type benchCaptureHTTP struct {
 	mu    sync.Mutex
-	calls []benchCall
+	calls []sinkconformance.BenchRequest
 }
 
 func (h *benchCaptureHTTP) Do(r *http.Request) (*http.Response, error) {
@@ -276,7 +174,7 @@ func (h *benchCaptureHTTP) Do(r *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	h.mu.Lock()
-	h.calls = append(h.calls, benchCall{url: r.URL.String(), header: r.Header.Clone(), body: body})
+	h.calls = append(h.calls, sinkconformance.BenchRequest{URL: r.URL.String(), Header: r.Header.Clone(), Body: body})
 	h.mu.Unlock()
 	var calls, size atomic.Int64
 	r.Body = io.NopCloser(bytes.NewReader(body))

@@ -19,10 +19,8 @@ import (
 
 	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/sink/otlp"
-	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 	"github.com/auditstream/auditstream/services/testsupport/otlpfake"
 	"github.com/auditstream/auditstream/services/testsupport/sinkconformance"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 )
 
@@ -119,17 +117,6 @@ var benchAdapter = sinkconformance.BenchAdapter{
 	ConnectionBytes: func(inflight config.ByteSize) config.ByteSize {
 		return min(DefaultConfig().Delivery.MaxConnectionBytes, inflight/4)
 	},
-}
-
-// benchRecords is forwardingtest.BenchPool records as the broker holds them.
-func benchRecords(b *testing.B) []*kgo.Record {
-	gen := forwardingtest.NewBenchGen(b, DefaultConfig().Kafka.Topics.Events.Name)
-	at := time.Now()
-	records := make([]*kgo.Record, forwardingtest.BenchPool)
-	for i := range records {
-		records[i] = gen.Record(b, i, at.Add(time.Duration(i)*time.Microsecond))
-	}
-	return records
 }
 
 // benchLocalHTTP answers export requests in memory, as the receiver does

@@ -39,65 +39,32 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/proto/auditevent"
 	"github.com/auditstream/auditstream/services/internal/sink"
 	"github.com/auditstream/auditstream/services/internal/sink/otlp"
 	"github.com/auditstream/auditstream/services/testsupport/benchutil"
-	"github.com/auditstream/auditstream/services/testsupport/forwardingtest"
 	"github.com/auditstream/auditstream/services/testsupport/sinkconformance"
 )
 
-const (
-	// benchBatchEntries is the default delivery batch: what one WriteBatch
-	// gets.
-	benchBatchEntries = 500
-	// benchDeliverTimeout bounds a throughput run.
-	benchDeliverTimeout = 3 * time.Minute
-)
+// BenchmarkOTLPConsumeCeiling is the ceiling
+// (sinkconformance.BenchConsumeCeiling).
+func BenchmarkOTLPConsumeCeiling(b *testing.B) { sinkconformance.BenchConsumeCeiling(b, Spec) }
 
-// BenchmarkOTLPConsumeCeiling is the ceiling: a franz-go group consumer
-// with the runtime's consumer and fetch options polling b.N pre-loaded
-// records, from a cold start.
-func BenchmarkOTLPConsumeCeiling(b *testing.B) {
-	cluster, cfg := forwardingtest.BenchBroker(b, Spec)
-	forwardingtest.BenchConsumeCeiling(b, cluster, cfg, benchDeliverTimeout)
-}
+// benchEntrySize is an entry's size as the sink counts it.
+func benchEntrySize(e sink.Entry[otlp.Entry]) int { return otlp.EntrySize(e.Value) }
 
 // BenchmarkOTLPEncodeOnly is the work without the plumbing: b.N records
 // decoded and encoded by the connection's Encoder on GOMAXPROCS
 // goroutines, each 500-entry batch handed to the connection's Sink, which
 // merges, marshals and gzips its request and reads the answer made in
-// memory: no socket, no server, no Kafka.
+// memory: no socket, no server, no Kafka (sinkconformance.BenchEncode).
 func BenchmarkOTLPEncodeOnly(b *testing.B) {
-	records := benchRecords(b)
-	var requests, wire, entryBytes atomic.Int64
+	var requests, wire atomic.Int64
 	s := newBenchSink(b, &requests, &wire)
-	enc := otlp.NewEncoder(nil)
 	ctx := context.Background()
-	batches := int64((b.N + benchBatchEntries - 1) / benchBatchEntries)
-	b.ReportAllocs()
-	elapsed := forwardingtest.BenchWorkers(b, runtime.GOMAXPROCS(0), batches, func() (func(int64) error, error) {
-		entries := make([]sink.Entry[otlp.Entry], 0, benchBatchEntries)
-		return func(batch int64) error {
-			from := int(batch) * benchBatchEntries
-			entries = entries[:0]
-			for i := from; i < min(from+benchBatchEntries, b.N); i++ {
-				ev, err := auditevent.DecodeRecord(records[i%len(records)])
-				if err != nil {
-					return err
-				}
-				entry, err := enc.EncodeEntry(ev)
-				if err != nil {
-					return err
-				}
-				entryBytes.Add(int64(otlp.EntrySize(entry.Value)))
-				entries = append(entries, entry)
-			}
-			return s.WriteBatch(ctx, entries)
-		}, nil
-	})
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
-	b.ReportMetric(float64(entryBytes.Load())/float64(b.N), "entry-B")
+	sinkconformance.BenchEncode(b, Spec, otlp.NewEncoder(nil), benchEntrySize,
+		func() (func([]sink.Entry[otlp.Entry]) error, error) {
+			return func(entries []sink.Entry[otlp.Entry]) error { return s.WriteBatch(ctx, entries) }, nil
+		})
 	b.ReportMetric(float64(wire.Load())/float64(b.N), "wire-B")
 	b.ReportMetric(float64(b.N)/float64(max(requests.Load(), 1)), "records/request")
 }
@@ -107,34 +74,20 @@ func BenchmarkOTLPEncodeOnly(b *testing.B) {
 // batches to the connection's Sink (entries read, grouped per account,
 // marshalled, gzipped, answered in memory) on GOMAXPROCS goroutines.
 func BenchmarkOTLPWriteBatchOnly(b *testing.B) {
-	enc := otlp.NewEncoder(nil)
-	records := benchRecords(b)
-	entries := make([]sink.Entry[otlp.Entry], len(records))
-	for i, rec := range records {
-		ev, err := auditevent.DecodeRecord(rec)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if entries[i], err = enc.EncodeEntry(ev); err != nil {
-			b.Fatal(err)
-		}
-	}
+	entries := sinkconformance.BenchEntries(b, Spec, otlp.NewEncoder(nil))
 	var requests, wire atomic.Int64
 	s := newBenchSink(b, &requests, &wire)
 	ctx := context.Background()
-	batches := int64((b.N + benchBatchEntries - 1) / benchBatchEntries)
-	elapsed := forwardingtest.BenchWorkers(b, runtime.GOMAXPROCS(0), batches, func() (func(int64) error, error) {
-		batch := make([]sink.Entry[otlp.Entry], 0, benchBatchEntries)
-		return func(n int64) error {
-			from := int(n) * benchBatchEntries
+	sinkconformance.BenchBatches(b, func() (func(from, to int) error, error) {
+		batch := make([]sink.Entry[otlp.Entry], 0, sinkconformance.BenchBatchEntries)
+		return func(from, to int) error {
 			batch = batch[:0]
-			for i := from; i < min(from+benchBatchEntries, b.N); i++ {
+			for i := from; i < to; i++ {
 				batch = append(batch, entries[i%len(entries)])
 			}
 			return s.WriteBatch(ctx, batch)
 		}, nil
 	})
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(wire.Load())/float64(b.N), "wire-B")
 }
 
