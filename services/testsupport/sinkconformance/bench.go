@@ -68,7 +68,8 @@ type BenchAdapter struct {
 	// event time, and when the fake accepted it.
 	NewFake func(b *testing.B, onAccepted func(id string, eventTime, at time.Time)) BenchFake
 	// ConnectionBytes is max_connection_bytes for a run with
-	// max_inflight_bytes inflight.
+	// max_inflight_bytes inflight; nil is a quarter of inflight, at most
+	// the default.
 	ConnectionBytes func(inflight config.ByteSize) config.ByteSize
 }
 
@@ -120,6 +121,15 @@ func BenchForwarders(b *testing.B, a BenchAdapter) {
 	}
 }
 
+// BenchForwarderCPUSplit is the default forwarder run again, under a CPU
+// profile that tells the forwarder's CPU from what the broker and the fake
+// take of each event (forwardingtest.StartBenchUsageSplit). Profiling slows
+// the run, so its throughput is not the forwarder's; the report takes only
+// the split from it.
+func BenchForwarderCPUSplit(b *testing.B, a BenchAdapter) {
+	BenchForwarder(b, a, forwarding.DefaultConfig(a.Spec).Delivery.MaxInflightBytes, true)
+}
+
 // BenchStart runs the forwarder of spec in this process, under the label
 // the CPU split counts as the forwarder's; stop ends it and waits.
 func BenchStart(b *testing.B, spec forwarding.Spec, cfg forwarding.Config) (stop func()) {
@@ -143,7 +153,10 @@ func BenchStart(b *testing.B, spec forwarding.Spec, cfg forwarding.Config) (stop
 func BenchForwarder(b *testing.B, a BenchAdapter, inflight config.ByteSize, split bool) {
 	cluster, cfg := forwardingtest.BenchBroker(b, a.Spec)
 	cfg.Delivery.MaxInflightBytes = inflight
-	cfg.Delivery.MaxConnectionBytes = a.ConnectionBytes(inflight)
+	cfg.Delivery.MaxConnectionBytes = min(cfg.Delivery.MaxConnectionBytes, inflight/4)
+	if a.ConnectionBytes != nil {
+		cfg.Delivery.MaxConnectionBytes = a.ConnectionBytes(inflight)
+	}
 	cfg.Delivery.ParkDelay = benchParkDelay
 	if err := cfg.Validate(); err != nil {
 		b.Fatal(err)

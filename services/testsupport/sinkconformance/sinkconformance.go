@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -101,6 +102,36 @@ type Adapter struct {
 	// with max_inflight_bytes inflightBytes: what the cap lets be out plus
 	// what finishes between two commits.
 	DuplicateWindow func(inflightBytes int) int
+}
+
+// BatchRequestWindow is the DuplicateWindow of a sink that sends a batch
+// in one request: what max_inflight_bytes lets be out (encoded test
+// records of about entryBytes each), plus requestsInFlight batches of 200
+// for each of the 4 rounds that can finish between two commits (a 50 ms
+// commit interval and its own round trip, against the suite's 20 ms fake).
+func BatchRequestWindow(entryBytes, requestsInFlight int) func(inflightBytes int) int {
+	return func(inflightBytes int) int { return inflightBytes/entryBytes + requestsInFlight*4*200 }
+}
+
+// StatusFailures is Failures of requests answered over HTTP with
+// status(r): serverError counts as a server error, 429 as throttled, 0
+// (no answer) as abandoned, ok as no failure and any other as other.
+func StatusFailures[R any](requests []R, status func(R) int, serverError, ok int) Failures {
+	var out Failures
+	for _, r := range requests {
+		switch status(r) {
+		case serverError:
+			out.ServerErrors++
+		case http.StatusTooManyRequests:
+			out.Throttled++
+		case 0:
+			out.Abandoned++
+		case ok:
+		default:
+			out.Other++
+		}
+	}
+	return out
 }
 
 // Run runs every scenario of the suite as a subtest.

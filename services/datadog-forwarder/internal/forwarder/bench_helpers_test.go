@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/proto/auditevent"
-	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/testsupport/ddfake"
 	"github.com/auditstream/auditstream/services/testsupport/sinkconformance"
 )
@@ -142,11 +141,9 @@ func (in *benchIntake) ReportMetrics(b *testing.B) {
 }
 
 // benchAdapter runs the shared forwarder and latency benchmarks against
-// the intake. max_connection_bytes stays at its default.
+// the intake (max_connection_bytes a quarter of max_inflight_bytes, at
+// most its default).
 var benchAdapter = sinkconformance.BenchAdapter{
 	Spec:    Spec,
 	NewFake: newBenchFake,
-	ConnectionBytes: func(inflight config.ByteSize) config.ByteSize {
-		return min(DefaultConfig().Delivery.MaxConnectionBytes, inflight/4)
-	},
 }

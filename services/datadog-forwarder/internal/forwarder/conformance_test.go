@@ -28,13 +28,8 @@ func TestConformance(t *testing.T) {
 		// sink finds the entry by splitting.
 		RejectedError: "400",
 		Binary:        "../..",
-		// An encoded test record is ~450 bytes. With requests_in_flight
-		// batches of 200 out at once and a 20 ms intake, a 50 ms commit
-		// interval (plus the commit's own round trip, under one more intake
-		// period) sees at most 4 rounds finish.
-		DuplicateWindow: func(inflightBytes int) int {
-			return inflightBytes/450 + DefaultConfig().Delivery.RequestsInFlight*4*200
-		},
+		// An encoded test record is ~450 bytes; a request is a batch.
+		DuplicateWindow: sinkconformance.BatchRequestWindow(450, DefaultConfig().Delivery.RequestsInFlight),
 	})
 }
 
@@ -96,21 +91,8 @@ func (f *intakeFake) RejectAction(action string) {
 }
 
 func (f *intakeFake) Failures() sinkconformance.Failures {
-	var out sinkconformance.Failures
-	for _, r := range f.Requests() {
-		switch r.Status {
-		case http.StatusInternalServerError:
-			out.ServerErrors++
-		case http.StatusTooManyRequests:
-			out.Throttled++
-		case 0:
-			out.Abandoned++
-		case http.StatusAccepted:
-		default:
-			out.Other++
-		}
-	}
-	return out
+	return sinkconformance.StatusFailures(f.Requests(), func(r ddfake.Request) int { return r.Status },
+		http.StatusInternalServerError, http.StatusAccepted)
 }
 
 // CheckRequests: every request the intake took was gzipped, as the

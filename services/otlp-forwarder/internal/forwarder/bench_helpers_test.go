@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditstream/auditstream/services/internal/config"
 	"github.com/auditstream/auditstream/services/internal/sink/otlp"
 	"github.com/auditstream/auditstream/services/testsupport/otlpfake"
 	"github.com/auditstream/auditstream/services/testsupport/sinkconformance"
@@ -109,14 +108,11 @@ func (r *benchReceiver) ReportMetrics(b *testing.B) {
 }
 
 // benchAdapter runs the shared forwarder and latency benchmarks against
-// the fake. max_connection_bytes stays at most a quarter of
-// max_inflight_bytes, as in the defaults.
+// the fake (max_connection_bytes a quarter of max_inflight_bytes, at most
+// its default).
 var benchAdapter = sinkconformance.BenchAdapter{
 	Spec:    Spec,
 	NewFake: newBenchFake,
-	ConnectionBytes: func(inflight config.ByteSize) config.ByteSize {
-		return min(DefaultConfig().Delivery.MaxConnectionBytes, inflight/4)
-	},
 }
 
 // benchLocalHTTP answers export requests in memory, as the receiver does

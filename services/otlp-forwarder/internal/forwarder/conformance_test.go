@@ -35,12 +35,8 @@ func TestConformance(t *testing.T) {
 		OversizeReason: "rejected",
 		OversizeError:  "over max_request_bytes",
 		Binary:         "../..",
-		// As for the Datadog forwarder: an encoded test record is ~450
-		// bytes, requests_in_flight batches of 200 out, at most 4 rounds
-		// finishing between two commits.
-		DuplicateWindow: func(inflightBytes int) int {
-			return inflightBytes/450 + DefaultConfig().Delivery.RequestsInFlight*4*200
-		},
+		// An encoded test record is ~450 bytes; a request is a batch.
+		DuplicateWindow: sinkconformance.BatchRequestWindow(450, DefaultConfig().Delivery.RequestsInFlight),
 	})
 }
 
@@ -95,22 +91,10 @@ func (f *receiverFake) RejectAction(action string) {
 	f.Reject(func(r otlpfake.Record) bool { return r.Attrs["event.name"] == action }, otlpfake.BadRequest)
 }
 
+// Failures: 503 is the suite's server error.
 func (f *receiverFake) Failures() sinkconformance.Failures {
-	var out sinkconformance.Failures
-	for _, r := range f.Requests() {
-		switch r.Status {
-		case http.StatusServiceUnavailable:
-			out.ServerErrors++
-		case http.StatusTooManyRequests:
-			out.Throttled++
-		case 0:
-			out.Abandoned++
-		case http.StatusOK:
-		default:
-			out.Other++
-		}
-	}
-	return out
+	return sinkconformance.StatusFailures(f.Requests(), func(r otlpfake.Request) int { return r.Status },
+		http.StatusServiceUnavailable, http.StatusOK)
 }
 
 // CheckRequests: every request was within the limit and carried its
