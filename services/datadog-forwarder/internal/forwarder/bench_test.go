@@ -41,6 +41,10 @@ import (
 	"github.com/klauspost/compress/gzip"
 )
 
+// BenchmarkDatadogConsumeCeiling is the ceiling, run first
+// (sinkconformance.BenchConsumeCeiling).
+func BenchmarkDatadogConsumeCeiling(b *testing.B) { sinkconformance.BenchConsumeCeiling(b, Spec) }
+
 // BenchmarkDatadogEncodeOnly is the work without the plumbing: b.N
 // records decoded and encoded by the connection's datadog.Encoder, and
 // joined into JSON-array request bodies of
@@ -142,12 +146,11 @@ func BenchmarkDatadogIntakeOnly(b *testing.B) {
 	}
 }
 
-// The benchmarks every forwarder has, run against the fake intake through
-// benchAdapter (sinkconformance): the consume ceiling, the forwarder at
-// each max_inflight_bytes setting, the default run under a CPU profile,
-// and the end-to-end latency at 1k events/s.
-func BenchmarkDatadogConsumeCeiling(b *testing.B) { sinkconformance.BenchConsumeCeiling(b, Spec) }
-func BenchmarkDatadogForwarder(b *testing.B)      { sinkconformance.BenchForwarders(b, benchAdapter) }
+// The other benchmarks every forwarder has (sinkconformance), against the
+// fake intake through benchAdapter: the forwarder at each
+// max_inflight_bytes setting, the default run under a CPU profile, and the
+// end-to-end latency at 1k events/s.
+func BenchmarkDatadogForwarder(b *testing.B) { sinkconformance.BenchForwarders(b, benchAdapter) }
 func BenchmarkDatadogForwarderCPUSplit(b *testing.B) {
 	sinkconformance.BenchForwarderCPUSplit(b, benchAdapter)
 }
