@@ -98,6 +98,21 @@ func writeBenchDestinations(b *testing.B, cfg forwarding.Config, fake BenchFake)
 	}
 }
 
+// WriteBenchSecret writes a connection's secret file as a mounted Secret
+// is, well before the service starts: a file modified within seconds of
+// being read is read again at every use (config's racy-file rule), which
+// would make a benchmark measure the file system instead of the sink.
+func WriteBenchSecret(b *testing.B, path, value string) {
+	b.Helper()
+	if err := os.WriteFile(path, []byte(value+"\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	old := time.Now().Add(-time.Minute)
+	if err := os.Chtimes(path, old, old); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // BenchInflightSettings are the max_inflight_bytes the forwarder benchmark
 // runs with: the default first, then four times as much.
 func BenchInflightSettings(spec forwarding.Spec) []config.ByteSize {

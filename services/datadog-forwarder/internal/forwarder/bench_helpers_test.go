@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -36,15 +35,7 @@ func benchConnName(i int) string { return fmt.Sprintf("dd-bench-%d", i) }
 func (in *benchIntake) Connection(b *testing.B, i int, dir string) (name, yaml string) {
 	name = benchConnName(i)
 	keyFile := filepath.Join(dir, name+".key")
-	if err := os.WriteFile(keyFile, []byte(name+"\n"), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	// Written well before the service starts, as a mounted Secret is: a
-	// file modified within seconds is read again at every use.
-	old := time.Now().Add(-time.Minute)
-	if err := os.Chtimes(keyFile, old, old); err != nil {
-		b.Fatal(err)
-	}
+	sinkconformance.WriteBenchSecret(b, keyFile, name)
 	return name, fmt.Sprintf("  %s:\n    type: datadog\n    settings:\n      base_url: %s\n      api_key: {file: %s}\n      tag_prefix: %s\n      timeout: 10s\n",
 		name, in.URL(), keyFile, benchTagPrefix)
 }

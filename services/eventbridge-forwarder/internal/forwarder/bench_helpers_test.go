@@ -7,7 +7,6 @@ package forwarder
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
@@ -37,12 +36,8 @@ func benchConnName(i int) string { return fmt.Sprintf("eb-bench-%d", i) }
 func (f *benchBus) Connection(b *testing.B, i int, dir string) (name, yaml string) {
 	name = benchConnName(i)
 	idFile, keyFile := filepath.Join(dir, "key-id"), filepath.Join(dir, "secret-key")
-	if err := os.WriteFile(idFile, []byte(testKeyID+"\n"), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, []byte(testSecret+"\n"), 0o600); err != nil {
-		b.Fatal(err)
-	}
+	sinkconformance.WriteBenchSecret(b, idFile, testKeyID)
+	sinkconformance.WriteBenchSecret(b, keyFile, testSecret)
 	return name, fmt.Sprintf("  %s:\n    type: eventbridge\n    settings:\n      region: eu-west-1\n      event_bus: %s\n      endpoint: %s\n      prefix: %s\n"+
 		"      credentials: {access_key_id: {file: %s}, secret_access_key: {file: %s}}\n", name, name, f.URL(), benchPrefix, idFile, keyFile)
 }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -73,9 +72,7 @@ func (r *benchReceiver) accept(x otlpfake.Tally) {
 // bearer token in a Secret file.
 func (r *benchReceiver) Connection(b *testing.B, i int, dir string) (name, yaml string) {
 	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte(benchToken+"\n"), 0o600); err != nil {
-		b.Fatal(err)
-	}
+	sinkconformance.WriteBenchSecret(b, tokenFile, benchToken)
 	name = benchConnName(i)
 	return name, fmt.Sprintf("  %s:\n    type: otlp\n    settings:\n      endpoint: %s\n      allow_http: true\n      tenant_id: %s\n      auth: {token: {file: %s}}\n",
 		name, r.rcv.URL(), name, tokenFile)
