@@ -77,6 +77,9 @@ type Request struct {
 	// ContentEncoding and UserAgent are the request's headers.
 	ContentEncoding string
 	UserAgent       string
+	// At is when the answer was written, or the client was found gone
+	// (Status 0).
+	At time.Time
 }
 
 type failure struct {
@@ -109,8 +112,6 @@ type Observed struct {
 	// Entries are the accepted entries (Status 202 only); they are valid
 	// only during the call.
 	Entries [][]byte
-	// At is when the answer was written.
-	At time.Time
 	// Unanswered is true when the client had gone before the answer was
 	// written: a client that timed out sends accepted entries again.
 	Unanswered bool
@@ -378,11 +379,11 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, observe func(Obs
 	if status != 0 {
 		answer(w, status, msg)
 	}
-	rec.Status = status
+	rec.Status, rec.At = status, time.Now()
 	if status != http.StatusAccepted {
 		entries = nil
 	}
-	observe(Observed{Request: rec, Entries: entries, At: time.Now(), Unanswered: unanswered})
+	observe(Observed{Request: rec, Entries: entries, Unanswered: unanswered})
 }
 
 // read checks the body and returns the status to answer, an error message,
@@ -513,7 +514,7 @@ func putBuf(b *bytes.Buffer) {
 }
 
 func (s *Server) record(rec Request, status int, key string, entries [][]byte, trunc int) {
-	rec.Status = status
+	rec.Status, rec.At = status, time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = append(s.requests, rec)

@@ -436,3 +436,38 @@ func testKilled(t *testing.T, a Adapter) {
 		t.Fatalf("%d duplicates, more than one in-flight window (%d)", dups, window)
 	}
 }
+
+// A throttled answer asking for 1s (429 with Retry-After: 1) to the first
+// request: the refused entries are accepted no sooner than asked, and
+// every event is delivered exactly once.
+func testRetryAfter(t *testing.T, a Adapter) {
+	p := newPipeline(t, a)
+	f := p.Fake.(RetryAfterFake) // newPipeline checked it
+	p.WriteRoutes(map[string][]string{"*": {"conn-a"}})
+	const retryAfter = time.Second
+	f.ThrottleRetryAfter(1, retryAfter)
+	p.StartForwarder()
+	sent := p.PublishEvents([]string{"acc-00"}, 300, nil)["acc-00"]
+	forwardingtest.WaitFor(t, "all events after the throttled answer", 30*time.Second, func() bool { return distinct(p.Fake, "conn-a") >= len(sent) })
+	answers := f.Answers()
+	if !answers[0].Throttled {
+		t.Fatalf("first answer %+v, want throttled", answers[0])
+	}
+	// The refused entries were sent again no sooner than Retry-After
+	// asked, and the last accepted request carried some of them.
+	var last time.Time
+	for _, an := range answers[1:] {
+		if an.Accepted && an.At.After(last) {
+			last = an.At
+		}
+	}
+	if wait := last.Sub(answers[0].At); wait < retryAfter {
+		t.Fatalf("the last entries were accepted %s after the throttled answer; Retry-After asked for %s", wait, retryAfter)
+	}
+	got := forwardingtest.Counts(ids(p.Fake, "conn-a"))
+	for _, id := range sent {
+		if got[id] != 1 {
+			t.Fatalf("event %s delivered %d times: a throttled answer must not lose or duplicate", id, got[id])
+		}
+	}
+}

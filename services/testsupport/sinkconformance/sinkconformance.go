@@ -7,6 +7,13 @@
 //
 // Every scenario runs the real forwarder (forwarding.Run, or its binary)
 // against a kfake broker and the fake over 127.0.0.1 sockets.
+//
+// Most scenarios run for every forwarder (scenarios). Those that need a
+// destination feature not every destination has run only for the
+// adapters that opt in, and Run logs the ones it leaves out and why:
+//   - retryAfterScenarios need Adapter.RetryAfter and a RetryAfterFake: a
+//     destination that tells a throttled sender when to come back (HTTP
+//     429 with Retry-After; Datadog, OTLP). EventBridge gives no such hint.
 package sinkconformance
 
 import (
@@ -16,6 +23,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +89,25 @@ type Fake interface {
 	CheckRequests(t *testing.T)
 }
 
+// RetryAfterFake is a Fake whose destination tells a throttled sender
+// when to come back, for retryAfterScenarios.
+type RetryAfterFake interface {
+	Fake
+	// ThrottleRetryAfter answers the next n requests as throttled, asking
+	// the sender to come back after d (whole seconds).
+	ThrottleRetryAfter(n int, d time.Duration)
+	// Answers returns every request the fake answered (or found its
+	// client gone), in the order it did.
+	Answers() []Answer
+}
+
+// Answer is one request as a RetryAfterFake answered it.
+type Answer struct {
+	At        time.Time // when the answer was written
+	Throttled bool      // answered as throttled
+	Accepted  bool      // accepted (whole, or but for entries refused for good)
+}
+
 // Adapter is what a forwarder hands the suite.
 type Adapter struct {
 	// Spec is the forwarder's; DefaultConfig its default configuration.
@@ -102,6 +129,11 @@ type Adapter struct {
 	// with max_inflight_bytes inflightBytes: what the cap lets be out plus
 	// what finishes between two commits.
 	DuplicateWindow func(inflightBytes int) int
+	// RetryAfter says the destination tells a throttled sender when to
+	// come back and the sink honours it: NewFake returns a RetryAfterFake
+	// and retryAfterScenarios run. Every scenario checks that the fake
+	// agrees.
+	RetryAfter bool
 }
 
 // BatchRequestWindow is the DuplicateWindow of a sink that sends a batch
@@ -134,26 +166,62 @@ func StatusFailures[R any](requests []R, status func(R) int, serverError, ok int
 	return out
 }
 
-// Run runs every scenario of the suite as a subtest.
+// RetryAfterHeader is the header of an HTTP 429 asking the sender to come
+// back after d, in whole seconds (RFC 9110 delay-seconds).
+func RetryAfterHeader(d time.Duration) http.Header {
+	return http.Header{"Retry-After": {strconv.Itoa(int(d.Round(time.Second) / time.Second))}}
+}
+
+// StatusAnswers is Answers of requests answered over HTTP with status(r)
+// at at(r): 429 is throttled and ok accepted.
+func StatusAnswers[R any](requests []R, status func(R) int, at func(R) time.Time, ok int) []Answer {
+	out := make([]Answer, 0, len(requests))
+	for _, r := range requests {
+		out = append(out, Answer{At: at(r), Throttled: status(r) == http.StatusTooManyRequests, Accepted: status(r) == ok})
+	}
+	return out
+}
+
+// Run runs every scenario of the suite the adapter opts into as a subtest,
+// and logs those it does not run.
 func Run(t *testing.T, a Adapter) {
-	for _, s := range []struct {
-		name string
-		run  func(*testing.T, Adapter)
-	}{
-		{"EndToEndEveryEventReachesExactlyItsAccountsConnections", testEndToEnd},
-		{"DestinationsReloadWithoutRestart", testReload},
-		{"ServerErrorAndThrottleStormThenRecovery", testStorm},
-		{"RefusedConnectionDoesNotStallOtherAccounts", testRefused},
-		{"PoisonRecordsAreDeadLettered", testPoison},
-		{"RejectedEntriesAreDeadLettered", testRejected},
-		{"OversizedEventIsDeadLetteredWithReason", testOversized},
-		{"SlowDestinationTimesOutAndRetries", testSlow},
-		{"TwoInstancesWithRebalanceLoseNothing", testRebalance},
-		{"KilledMidBatchLosesNothing", testKilled},
-		{"FiltersAndRedactionPerConnection", testPolicy},
-	} {
+	run := scenarios
+	if a.RetryAfter {
+		run = append(slices.Clip(run), retryAfterScenarios...)
+	} else {
+		for _, s := range retryAfterScenarios {
+			t.Logf("not run: %s (the destination gives no Retry-After; Adapter.RetryAfter is unset)", s.name)
+		}
+	}
+	for _, s := range run {
 		t.Run(s.name, func(t *testing.T) { s.run(t, a) })
 	}
+}
+
+// scenario is one scenario of the suite, run as a subtest of its name.
+type scenario struct {
+	name string
+	run  func(*testing.T, Adapter)
+}
+
+// scenarios run for every adapter.
+var scenarios = []scenario{
+	{"EndToEndEveryEventReachesExactlyItsAccountsConnections", testEndToEnd},
+	{"DestinationsReloadWithoutRestart", testReload},
+	{"ServerErrorAndThrottleStormThenRecovery", testStorm},
+	{"RefusedConnectionDoesNotStallOtherAccounts", testRefused},
+	{"PoisonRecordsAreDeadLettered", testPoison},
+	{"RejectedEntriesAreDeadLettered", testRejected},
+	{"OversizedEventIsDeadLetteredWithReason", testOversized},
+	{"SlowDestinationTimesOutAndRetries", testSlow},
+	{"TwoInstancesWithRebalanceLoseNothing", testRebalance},
+	{"KilledMidBatchLosesNothing", testKilled},
+	{"FiltersAndRedactionPerConnection", testPolicy},
+}
+
+// retryAfterScenarios run for an adapter with RetryAfter set.
+var retryAfterScenarios = []scenario{
+	{"RateLimitedWithRetryAfterBacksOffAndDelivers", testRetryAfter},
 }
 
 // Pipeline is a broker, a fake and the forwarder's config pointing at
@@ -243,7 +311,11 @@ type pipeline struct {
 
 func newPipeline(t *testing.T, a Adapter) *pipeline {
 	t.Helper()
-	return &pipeline{Pipeline: NewPipeline(t, a.Spec, a.DefaultConfig, a.NewFake(t)), a: a}
+	f := a.NewFake(t)
+	if _, ok := f.(RetryAfterFake); ok != a.RetryAfter {
+		t.Fatalf("Adapter.RetryAfter is %t, but the fake (%T) is a RetryAfterFake: %t", a.RetryAfter, f, ok)
+	}
+	return &pipeline{Pipeline: NewPipeline(t, a.Spec, a.DefaultConfig, f), a: a}
 }
 
 // ids is the ids of the entries the fake accepted for name.

@@ -30,8 +30,12 @@ func TestConformance(t *testing.T) {
 		Binary:        "../..",
 		// An encoded test record is ~450 bytes; a request is a batch.
 		DuplicateWindow: sinkconformance.BatchRequestWindow(450, DefaultConfig().Delivery.RequestsInFlight),
+		// The intake answers 429 with Retry-After, and the sink honours it.
+		RetryAfter: true,
 	})
 }
+
+var _ sinkconformance.RetryAfterFake = (*intakeFake)(nil)
 
 // intakeFake is the Datadog intake fake as the suite drives it: a
 // connection's name is its API key.
@@ -79,6 +83,15 @@ func (f *intakeFake) ServerErrors(n int) { f.FailNext(n, http.StatusInternalServ
 // Throttle answers 429 without a Retry-After: the sink backs off on its
 // own schedule.
 func (f *intakeFake) Throttle(n int) { f.FailNext(n, http.StatusTooManyRequests, nil) }
+
+func (f *intakeFake) ThrottleRetryAfter(n int, d time.Duration) {
+	f.FailNext(n, http.StatusTooManyRequests, sinkconformance.RetryAfterHeader(d))
+}
+
+func (f *intakeFake) Answers() []sinkconformance.Answer {
+	return sinkconformance.StatusAnswers(f.Requests(), func(r ddfake.Request) int { return r.Status },
+		func(r ddfake.Request) time.Time { return r.At }, http.StatusAccepted)
+}
 
 // Refuse answers 403, as for a revoked API key.
 func (f *intakeFake) Refuse(name string) { f.Always(name, http.StatusForbidden, nil) }

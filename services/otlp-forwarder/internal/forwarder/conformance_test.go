@@ -37,8 +37,13 @@ func TestConformance(t *testing.T) {
 		Binary:         "../..",
 		// An encoded test record is ~450 bytes; a request is a batch.
 		DuplicateWindow: sinkconformance.BatchRequestWindow(450, DefaultConfig().Delivery.RequestsInFlight),
+		// OTLP/HTTP receivers answer 429 with Retry-After, and the sink
+		// honours it.
+		RetryAfter: true,
 	})
 }
+
+var _ sinkconformance.RetryAfterFake = (*receiverFake)(nil)
 
 // receiverFake is the OTLP receiver fake as the suite drives it: each
 // connection is a tenant of its own (tenant_id = its name) with a bearer
@@ -79,6 +84,15 @@ func (f *receiverFake) Accepted(name string) []sinkconformance.Entry {
 func (f *receiverFake) ServerErrors(n int) { f.FailNext(n, http.StatusServiceUnavailable, nil) }
 
 func (f *receiverFake) Throttle(n int) { f.FailNext(n, http.StatusTooManyRequests, nil) }
+
+func (f *receiverFake) ThrottleRetryAfter(n int, d time.Duration) {
+	f.FailNext(n, http.StatusTooManyRequests, sinkconformance.RetryAfterHeader(d))
+}
+
+func (f *receiverFake) Answers() []sinkconformance.Answer {
+	return sinkconformance.StatusAnswers(f.Requests(), func(r otlpfake.Request) int { return r.Status },
+		func(r otlpfake.Request) time.Time { return r.At }, http.StatusOK)
+}
 
 // Refuse answers 401, as for a revoked token.
 func (f *receiverFake) Refuse(name string) { f.Always(name, http.StatusUnauthorized, nil) }
