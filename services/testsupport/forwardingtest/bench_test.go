@@ -31,8 +31,8 @@ func TestBenchMemoryVerdict(t *testing.T) {
 		{"near the caps, under the backlog", 190, 240, true},
 	}
 	for _, c := range cases {
-		pass, got, backlog := BenchMemoryVerdict(settings, []benchutil.Result{run(c.small), run(c.large)}, []int{3, 3})
-		if pass != c.pass {
+		pass, judged, got, backlog := BenchMemoryVerdict(settings, []benchutil.Result{run(c.small), run(c.large)}, []int{3, 3})
+		if pass != c.pass || !judged {
 			t.Errorf("%s: pass = %v, want %v (%s)", c.name, pass, c.pass, got)
 		}
 		if backlog < 204 || backlog > 206 {
@@ -41,6 +41,18 @@ func TestBenchMemoryVerdict(t *testing.T) {
 		if !strings.Contains(got, "at 16 MiB") || !strings.Contains(got, "at 64 MiB") {
 			t.Errorf("%s: %q names not both settings", c.name, got)
 		}
+	}
+	// A shortened run: 100,000 records (102 MB) are within what 16 MiB
+	// allows (198 MB), so a heap above the backlog proves nothing.
+	short := func(live float64) benchutil.Result {
+		return benchutil.Result{Iterations: 300_000, Metrics: map[string]float64{"live-over-base-MB": live}}
+	}
+	pass, judged, got, backlog := BenchMemoryVerdict(settings, []benchutil.Result{short(134), short(146)}, []int{3, 3})
+	if judged || !pass || backlog > 103 {
+		t.Errorf("short run: pass %v, judged %v, backlog %v MB (%s): want passed within the caps, not judged against the backlog", pass, judged, backlog, got)
+	}
+	if pass, _, _, _ := BenchMemoryVerdict(settings, []benchutil.Result{short(210), short(146)}, []int{3, 3}); pass {
+		t.Error("short run past what the small cap allows passed")
 	}
 }
 

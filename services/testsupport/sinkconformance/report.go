@@ -291,8 +291,13 @@ func Parked(fwd benchutil.Result) string {
 func (r *benchReport) commonVerdicts(p99Target time.Duration, latency benchutil.Result, settings []config.ByteSize, fwds []benchutil.Result, fwdRuns []int, encode, ceiling benchutil.Result) {
 	p99, ok := latency.Metrics["p99-ms"]
 	r.verdict(fmt.Sprintf("end-to-end p99 < %s at 1k events/s", p99Target), ok && p99 < benchutil.Millis(p99Target), Metric(latency, "p99-ms")+" ms")
-	pass, got, backlog := forwardingtest.BenchMemoryVerdict(settings, fwds, fwdRuns)
-	r.verdict(fmt.Sprintf("memory set by config (backlog %s MB)", benchutil.FormatValue(backlog)), pass, got)
+	pass, judged, got, backlog := forwardingtest.BenchMemoryVerdict(settings, fwds, fwdRuns)
+	target := fmt.Sprintf("memory set by config (backlog %s MB)", benchutil.FormatValue(backlog))
+	if pass && !judged {
+		r.line(target, "RUN TOO SHORT", got+"; a backlog under what the smallest cap allows cannot show it is not held")
+	} else {
+		r.verdict(target, pass, got)
+	}
 	_, txt := Ratio(fwds[0], "steady-events/s", encode)
 	r.line("steady forwarder / encode-only", benchNoTarget, txt)
 	_, txt = Ratio(fwds[0], "events/s", ceiling)
