@@ -423,13 +423,17 @@ func testKilled(t *testing.T, a Adapter) {
 
 	startProcess()
 	forwardingtest.WaitFor(t, "every event after the restart", 60*time.Second, func() bool { return distinct(p.Fake, "conn-a") >= len(sent) })
-	got := forwardingtest.Counts(ids(p.Fake, "conn-a"))
+	accepted := ids(p.Fake, "conn-a")
+	if n := count(p.Fake, "conn-a"); n != len(accepted) {
+		t.Fatalf("the adapter's AcceptedCount says %d, its Accepted has %d entries", n, len(accepted))
+	}
+	got := forwardingtest.Counts(accepted)
 	for _, id := range sent {
 		if got[id] == 0 {
 			t.Fatalf("lost %s", id)
 		}
 	}
-	dups := count(p.Fake, "conn-a") - len(sent)
+	dups := len(accepted) - len(sent)
 	window := a.DuplicateWindow(inflightBytes)
 	t.Logf("%d events; %d delivered before the kill; %d duplicates after restart (window %d)", len(sent), atKill, dups, window)
 	if dups > window {

@@ -66,6 +66,11 @@ type Fake interface {
 	// Accepted returns the entries the fake accepted for connection name,
 	// in the order it accepted them, duplicates included.
 	Accepted(name string) []Entry
+	// AcceptedCount is len(Accepted(name)) without decoding the entries:
+	// what the scenarios poll while delivery is under way, where decoding
+	// thousands of entries a poll (slow under -race) let a whole backlog be
+	// delivered between a poll that saw a part of it and the kill.
+	AcceptedCount(name string) int
 	// ServerErrors answers the next n requests with a server error.
 	ServerErrors(n int)
 	// Throttle answers the next n requests as throttled (rate limited).
@@ -328,7 +333,7 @@ func ids(f Fake, name string) []string {
 }
 
 // count is how many entries the fake accepted for name.
-func count(f Fake, name string) int { return len(f.Accepted(name)) }
+func count(f Fake, name string) int { return f.AcceptedCount(name) }
 
 // distinct is how many events the fake accepted for name, each once.
 func distinct(f Fake, name string) int { return len(forwardingtest.Counts(ids(f, name))) }

@@ -54,6 +54,8 @@ func (f *intakeFake) Connection(name, dir string, timeout time.Duration) string 
 		name, f.URL(), keyFile, timeout)
 }
 
+func (f *intakeFake) AcceptedCount(name string) int { return f.Count(name) }
+
 func (f *intakeFake) Accepted(name string) []sinkconformance.Entry {
 	var out []sinkconformance.Entry
 	for _, raw := range f.Entries(name) {

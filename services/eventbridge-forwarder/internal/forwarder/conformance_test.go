@@ -72,6 +72,8 @@ func (f *busFake) Connection(name, dir string, timeout time.Duration) string {
 `, name, name, f.URL(), timeout, filepath.Join(dir, "key-id"), filepath.Join(dir, "secret-key"), filepath.Join(dir, "session-token"))
 }
 
+func (f *busFake) AcceptedCount(name string) int { return f.Count(name) }
+
 func (f *busFake) Accepted(name string) []sinkconformance.Entry {
 	var out []sinkconformance.Entry
 	for _, e := range f.Entries(name) {

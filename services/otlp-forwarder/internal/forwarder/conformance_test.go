@@ -70,6 +70,8 @@ func (f *receiverFake) Connection(name, dir string, timeout time.Duration) strin
 		name, f.URL(), name, tokenFile, timeout, conformanceMaxRequestBytes)
 }
 
+func (f *receiverFake) AcceptedCount(name string) int { return f.Server.Accepted(name) }
+
 func (f *receiverFake) Accepted(name string) []sinkconformance.Entry {
 	var out []sinkconformance.Entry
 	for _, r := range f.Records(name) {
