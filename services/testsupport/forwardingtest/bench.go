@@ -15,6 +15,7 @@ import (
 	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -155,6 +156,17 @@ func BenchAccount(i int) string { return fmt.Sprintf("acc-bench%04d", i) }
 // BenchID is a UUID-shaped id, unique per record and of fixed length.
 func BenchID(n int) string {
 	return fmt.Sprintf("0190b1c2-%04x-7%03x-8%03x-%012x", n>>24&0xffff, n>>12&0xfff, n&0xfff, n)
+}
+
+// BenchIDNumber is n of an id made by BenchID(n); ok is false for any
+// other id.
+func BenchIDNumber(id string) (n int, ok bool) {
+	const prefix = "0190b1c2-"
+	if len(id) != 36 || id[:len(prefix)] != prefix {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(id[24:], 16, 63)
+	return int(v), err == nil
 }
 
 func benchRandString(rng *rand.Rand, n int) string {

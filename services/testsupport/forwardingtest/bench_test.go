@@ -104,3 +104,16 @@ func TestSplitCPU(t *testing.T) {
 		t.Errorf("forwarder share %.2f, want about 0.75", share)
 	}
 }
+
+func TestBenchIDNumber(t *testing.T) {
+	for _, n := range []int{0, 1, 4095, 4096, 1<<24 + 5, 1<<40 - 1} {
+		if got, ok := BenchIDNumber(BenchID(n)); !ok || got != n {
+			t.Errorf("BenchIDNumber(BenchID(%d)) = %d, %v", n, got, ok)
+		}
+	}
+	for _, id := range []string{"", "acc-00-0001", "0190b1c2-0000-7000-8000-00000000000g", "0290b1c2-0000-7000-8000-000000000001"} {
+		if n, ok := BenchIDNumber(id); ok {
+			t.Errorf("BenchIDNumber(%q) = %d, want not a bench id", id, n)
+		}
+	}
+}

@@ -8,8 +8,6 @@ package forwarder
 import (
 	"fmt"
 	"path/filepath"
-	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,50 +55,17 @@ func newBenchBus(b *testing.B, onAccepted func(e ebfake.Entry)) *ebfake.Server {
 	return f
 }
 
-// benchTally counts the entries the fake accepts, each event once: an
-// entry accepted a second time (its call's answer lost to a timeout, so the
-// sink sent it again) counts as resent. Events are told apart by the
-// number in their forwardingtest.BenchID, read from the start of the Detail the encoder
-// writes ({"id":"<id>",...}).
-type benchTally struct {
-	seen     []atomic.Uint64 // bit n: event n was accepted
-	distinct atomic.Int64
-	resent   atomic.Int64
-	other    atomic.Int64 // entries without a bench id (warm-up)
-}
-
-func newBenchTally(n int) *benchTally {
-	return &benchTally{seen: make([]atomic.Uint64, (n+63)/64)}
-}
-
-func (t *benchTally) accept(e ebfake.Entry) {
-	n, ok := benchIDNumber(e.Detail)
-	if !ok || n >= len(t.seen)*64 {
-		t.other.Add(1)
-		return
-	}
-	w, bit := &t.seen[n/64], uint64(1)<<(n%64)
-	for {
-		old := w.Load()
-		if old&bit != 0 {
-			t.resent.Add(1)
+// benchAccept hands the id at the start of a Detail the encoder writes
+// ({"id":"<id>",...}) to tally.
+func benchAccept(tally *sinkconformance.BenchTally) func(e ebfake.Entry) {
+	return func(e ebfake.Entry) {
+		const prefix = `{"id":"`
+		if len(e.Detail) < len(prefix)+36 || e.Detail[:len(prefix)] != prefix {
+			tally.Accept("")
 			return
 		}
-		if w.CompareAndSwap(old, old|bit) {
-			t.distinct.Add(1)
-			return
-		}
+		tally.Accept(e.Detail[len(prefix) : len(prefix)+36])
 	}
-}
-
-// benchIDNumber reads n back from a Detail starting {"id":"<forwardingtest.BenchID(n)>".
-func benchIDNumber(detail string) (int, bool) {
-	const prefix = `{"id":"`
-	if len(detail) < len(prefix)+36 || detail[:len(prefix)] != prefix {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(detail[len(prefix)+24:len(prefix)+36], 16, 63)
-	return int(n), err == nil
 }
 
 // benchBus is the EventBridge fake as the shared benchmarks drive it,
@@ -108,13 +73,13 @@ func benchIDNumber(detail string) (int, bool) {
 // counts for itself).
 type benchBus struct {
 	*ebfake.Server
-	tally *benchTally
+	tally *sinkconformance.BenchTally
 }
 
 func newBenchFake(b *testing.B, onAccepted func(id string, eventTime, at time.Time)) sinkconformance.BenchFake {
 	if onAccepted == nil {
-		tally := newBenchTally(b.N)
-		return &benchBus{Server: newBenchBus(b, tally.accept), tally: tally}
+		tally := sinkconformance.NewBenchTally(b.N)
+		return &benchBus{Server: newBenchBus(b, benchAccept(tally)), tally: tally}
 	}
 	return &benchBus{Server: newBenchBus(b, func(e ebfake.Entry) {
 		var d struct {
@@ -134,8 +99,8 @@ func newBenchFake(b *testing.B, onAccepted func(id string, eventTime, at time.Ti
 	})}
 }
 
-func (f *benchBus) Delivered() int64 { return f.tally.distinct.Load() }
-func (f *benchBus) Resent() int64    { return f.tally.resent.Load() }
+func (f *benchBus) Delivered() int64 { return f.tally.Distinct() }
+func (f *benchBus) Resent() int64    { return f.tally.Resent() }
 
 func (f *benchBus) Refused() int64 {
 	st := f.Stats()

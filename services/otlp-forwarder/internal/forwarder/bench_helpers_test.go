@@ -29,22 +29,20 @@ func benchConnName(i int) string { return fmt.Sprintf("otlp-bench-%d", i) }
 
 // benchReceiver is the OTLP fake in counting mode (a long run must not
 // keep every record in the memory the benchmark measures), requiring the
-// token and a tenant. It counts distinct events accepted and those
+// token and a tenant. It tallies distinct events accepted and those
 // accepted again, and hands each accepted record's id and time to
 // onAccepted (when set) with the time the fake decoded it.
 type benchReceiver struct {
-	rcv        *otlpfake.Server
-	onAccepted func(id string, eventTime, at time.Time)
+	rcv   *otlpfake.Server
+	tally *sinkconformance.BenchTally
 
-	mu       sync.Mutex
-	seen     map[string]bool
-	distinct atomic.Int64
-	resent   atomic.Int64
+	mu         sync.Mutex // serialises onAccepted
+	onAccepted func(id string, eventTime, at time.Time)
 }
 
 func newBenchFake(b *testing.B, onAccepted func(id string, eventTime, at time.Time)) sinkconformance.BenchFake {
 	b.Helper()
-	r := &benchReceiver{rcv: otlpfake.New(), onAccepted: onAccepted, seen: make(map[string]bool, b.N)}
+	r := &benchReceiver{rcv: otlpfake.New(), onAccepted: onAccepted, tally: sinkconformance.NewBenchTally(b.N)}
 	b.Cleanup(r.rcv.Close)
 	r.rcv.RequireAuthorization("Bearer " + benchToken)
 	r.rcv.RequireTenant(true)
@@ -53,18 +51,16 @@ func newBenchFake(b *testing.B, onAccepted func(id string, eventTime, at time.Ti
 }
 
 func (r *benchReceiver) accept(x otlpfake.Tally) {
+	for _, id := range x.IDs {
+		r.tally.Accept(id)
+	}
+	if r.onAccepted == nil {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i, id := range x.IDs {
-		if r.seen[id] {
-			r.resent.Add(1)
-		} else {
-			r.seen[id] = true
-			r.distinct.Add(1)
-		}
-		if r.onAccepted != nil {
-			r.onAccepted(id, x.Times[i], x.At)
-		}
+		r.onAccepted(id, x.Times[i], x.At)
 	}
 }
 
@@ -78,8 +74,8 @@ func (r *benchReceiver) Connection(b *testing.B, i int, dir string) (name, yaml 
 		name, r.rcv.URL(), name, tokenFile)
 }
 
-func (r *benchReceiver) Delivered() int64 { return r.distinct.Load() }
-func (r *benchReceiver) Resent() int64    { return r.resent.Load() }
+func (r *benchReceiver) Delivered() int64 { return r.tally.Distinct() }
+func (r *benchReceiver) Resent() int64    { return r.tally.Resent() }
 
 // Refused counts the requests the fake answered other than 200 (or found
 // their client gone).
