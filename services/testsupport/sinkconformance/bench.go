@@ -101,7 +101,7 @@ func writeBenchDestinations(b *testing.B, cfg forwarding.Config, fake BenchFake)
 // BenchTally counts the events a bench fake accepts, each once, in a
 // bitset by the number of their forwardingtest.BenchID: a set of the ids
 // themselves would grow with the backlog, in the heap the benchmarks
-// measure (about 280 bytes an event, which made a 500,000-event OTLP run
+// measure (about 200 bytes an event, which made a 500,000-event OTLP run
 // look as if its forwarder held the backlog). An event accepted a second
 // time (its request's answer lost, so the sink sent it again) counts as
 // resent; an id that is no BenchID of the run (warm-up), as other.
