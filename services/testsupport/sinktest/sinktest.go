@@ -56,3 +56,37 @@ func Event(n int, at time.Time) *auditlogv1.AuditEvent {
 		Timestamp: timestamppb.New(at),
 	}
 }
+
+// SeedOTLPResource and SeedOTLPAttributes are the seed's example event as
+// an OTLP log record's resource and attributes, the mapping
+// docs/otlp-forwarder.md documents, with the id ingest gives it
+// ("evt-seed-1").
+var (
+	SeedOTLPResource = map[string]any{
+		"service.name":      "audit-log",
+		"service.namespace": "acc-sscctbisjkl3123",
+		"audit.account.id":  "acc-sscctbisjkl3123",
+	}
+	SeedOTLPAttributes = map[string]any{
+		"log.record.uid":            "evt-seed-1",
+		"event.name":                "discard-run",
+		"user.id":                   "user-stp8qjepev3a123",
+		"user.email":                "[email protected]",
+		"audit.actor.type":          "user",
+		"client.address":            "69.206.111.123",
+		"user_agent.original":       "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/121.0.0.0 Safari/537.36",
+		"server.address":            "docs.scalr.io",
+		"audit.request.id":          "a3a473d725c730382558c25d52bd1234",
+		"audit.request.source":      "ui",
+		"audit.outcome.result":      "SUCCESS",
+		"http.response.status_code": int64(202),
+		"audit.target.id":           "run-v0o370pcff0e53",
+		"audit.target.type":         "runs",
+		"audit.target.name":         "run-v0o370pcff0e53123",
+		"audit.account.name":        "docs",
+		"audit.environment.id":      "org-sscctbkdgkdrqg0",
+		"audit.environment.name":    "CS-M",
+		"audit.workspace.id":        "ws-v0o370ouv5kbjmk9h",
+		"audit.workspace.name":      "demo-ws",
+	}
+)

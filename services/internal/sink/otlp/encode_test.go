@@ -12,37 +12,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 )
 
-// seedAttributes is the documented mapping of the seed's example event
-// (docs/otlp-forwarder.md), with the id ingest gives it.
-var seedAttributes = map[string]any{
-	"log.record.uid":            "evt-seed-1",
-	"event.name":                "discard-run",
-	"user.id":                   "user-stp8qjepev3a123",
-	"user.email":                "[email protected]",
-	"audit.actor.type":          "user",
-	"client.address":            "69.206.111.123",
-	"user_agent.original":       "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/121.0.0.0 Safari/537.36",
-	"server.address":            "docs.scalr.io",
-	"audit.request.id":          "a3a473d725c730382558c25d52bd1234",
-	"audit.request.source":      "ui",
-	"audit.outcome.result":      "SUCCESS",
-	"http.response.status_code": int64(202),
-	"audit.target.id":           "run-v0o370pcff0e53",
-	"audit.target.type":         "runs",
-	"audit.target.name":         "run-v0o370pcff0e53123",
-	"audit.account.name":        "docs",
-	"audit.environment.id":      "org-sscctbkdgkdrqg0",
-	"audit.environment.name":    "CS-M",
-	"audit.workspace.id":        "ws-v0o370ouv5kbjmk9h",
-	"audit.workspace.name":      "demo-ws",
-}
-
-var seedResource = map[string]any{
-	"service.name":      "audit-log",
-	"service.namespace": "acc-sscctbisjkl3123",
-	"audit.account.id":  "acc-sscctbisjkl3123",
-}
-
 func TestEncodeSeed(t *testing.T) {
 	ev := sinktest.SeedEvent(t)
 	ev.Id = "evt-seed-1"
@@ -56,7 +25,7 @@ func TestEncodeSeed(t *testing.T) {
 		t.Fatalf("entry: %v, %d records", err, logs.LogRecordCount())
 	}
 	rl := logs.ResourceLogs().At(0)
-	if got := rl.Resource().Attributes().AsRaw(); !maps.Equal(got, seedResource) {
+	if got := rl.Resource().Attributes().AsRaw(); !maps.Equal(got, sinktest.SeedOTLPResource) {
 		t.Errorf("resource %v", got)
 	}
 	sl := rl.ScopeLogs().At(0)
@@ -64,7 +33,7 @@ func TestEncodeSeed(t *testing.T) {
 		t.Errorf("scope %s %s", sl.Scope().Name(), sl.Scope().Version())
 	}
 	lr := sl.LogRecords().At(0)
-	if got := lr.Attributes().AsRaw(); !maps.EqualFunc(got, seedAttributes, func(a, b any) bool { return a == b }) {
+	if got := lr.Attributes().AsRaw(); !maps.EqualFunc(got, sinktest.SeedOTLPAttributes, func(a, b any) bool { return a == b }) {
 		gj, _ := json.MarshalIndent(got, "", " ")
 		t.Errorf("attributes:\n%s", gj)
 	}
