@@ -215,11 +215,15 @@ const MaxAnswerText = 300
 // AnswerText renders a destination's answer for an error message: trimmed,
 // printable ASCII only (a hostile answer cannot forge log lines), and cut
 // after MaxAnswerText bytes.
-func AnswerText(s string) string {
-	s = strings.TrimSpace(s)
+func AnswerText(s string) string { return Printable(strings.TrimSpace(s), MaxAnswerText) }
+
+// Printable is s with every byte outside printable ASCII made a space, cut
+// after max bytes (marked "..."): text from outside, safe to quote in a
+// message, a log line or an answer.
+func Printable(s string, max int) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
-		if i == MaxAnswerText {
+		if i == max {
 			b.WriteString("...")
 			break
 		}

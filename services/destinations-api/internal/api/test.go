@@ -612,17 +612,5 @@ func cleanMessage(msg string, secrets []string) string {
 			msg = strings.ReplaceAll(msg, s, "[redacted]")
 		}
 	}
-	var b strings.Builder
-	for i := 0; i < len(msg); i++ {
-		if b.Len() >= maxVerdictMessage {
-			b.WriteString("...")
-			break
-		}
-		c := msg[i]
-		if c < 0x20 || c > 0x7e {
-			c = ' '
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
+	return sink.Printable(msg, maxVerdictMessage)
 }
